@@ -1,0 +1,112 @@
+//! Building and running the server: `Application::build` binds the port (0 picks a free one,
+//! which is how the tests start real servers side by side) and `run_until_stopped` serves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::core::{Core, StartupError, now_ms};
+use crate::http::{AppState, router};
+use crate::store;
+
+/// How often a node re-reads the signing keys to pick up `brama keys rotate` from any node.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    listener: TcpListener,
+    core: Arc<Core>,
+}
+
+/// Opens the configured database (creating the data dir for the default SQLite file) and
+/// runs its migrations; `brama migrate` is this and nothing more.
+pub async fn open_store(config: &Config) -> Result<store::DynStore, StartupError> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                format!(
+                    "invalid setting `data_dir`: cannot create {}: {e}",
+                    parent.display()
+                )
+            })?;
+        }
+    }
+    store::connect(&url).await.map_err(|e| {
+        format!("invalid setting `database_url`: cannot open the database: {e}").into()
+    })
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let addr = config.listen_addr()?;
+        let store = open_store(&config).await?;
+        let core = Core::build(config, store).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("invalid setting `listen`: cannot bind {addr}: {e}"))?;
+        Ok(Application { listener, core })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn core(&self) -> Arc<Core> {
+        Arc::clone(&self.core)
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let core = Arc::clone(&self.core);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = core.keys.reload(&core.store, now_ms()).await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+            }
+        });
+        let app = router(AppState { core: self.core });
+        tracing::info!(address = %self.listener.local_addr()?, "brama listening");
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,119 @@
+//! The command line: `brama serve | migrate | user create | keys rotate`.
+
+use std::io::BufRead;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{Application, open_store};
+use crate::config::{Config, Overrides};
+use crate::core::{Core, Role, StartupError, now_ms};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "brama",
+    version,
+    about = "Self-hosted authentication server and member registry"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account in the default organization. The password is read from the first line
+    /// of standard input, so it never appears in the process list or shell history.
+    Create(UserCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreate {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: String,
+    /// user, moderator, admin or owner.
+    #[arg(long, default_value = "user")]
+    pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key. Nodes sign with it within 30 s; the old public key stays in the
+    /// JWKS until every token it signed has expired.
+    Rotate,
+}
+
+/// Runs a parsed command line; the error is printed by `main`.
+pub async fn run(cli: Cli) -> Result<(), StartupError> {
+    let config = Config::load(&cli.overrides)?;
+    match cli.command {
+        Command::Serve => {
+            crate::telemetry::init(config.log_format);
+            let app = Application::build(config).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            println!("database is up to date ({})", store.backend());
+        }
+        Command::User(UserCommand::Create(args)) => {
+            let Some(role) = Role::parse(&args.role) else {
+                return Err(format!(
+                    "--role must be user, moderator, admin or owner, not {:?}",
+                    args.role
+                )
+                .into());
+            };
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let store = open_store(&config).await?;
+            let core = Core::build(config, store).await?;
+            let account = core
+                .create_account(&args.username, &args.email, password, role)
+                .await
+                .map_err(|e| format!("could not create the account: {}", describe(&e)))?;
+            println!(
+                "created {} ({}) with role {}",
+                account.id, args.username, account.role
+            );
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = open_store(&config).await?;
+            let kid = crate::crypto::jwt::rotate(&store, now_ms()).await?;
+            println!("new signing key {kid}; running nodes switch to it within 30 s");
+        }
+    }
+    Ok(())
+}
+
+fn describe(e: &crate::core::CoreError) -> String {
+    use crate::core::CoreError;
+    match e {
+        CoreError::Validation(fields) => fields
+            .iter()
+            .map(|f| crate::i18n::problem_text(f.field, f.problem, crate::i18n::Lang::En))
+            .collect::<Vec<_>>()
+            .join("; "),
+        CoreError::UsernameTaken => "username is already in use".into(),
+        CoreError::EmailTaken => "email is already in use".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,342 @@
+//! Settings: defaults, then `brama.toml`, then `BRAMA_*` environment variables, then flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::PasswordPolicy;
+
+/// Every setting brama reads. Field names are the `brama.toml` keys; the environment variable is
+/// the same name upper-cased with a `BRAMA_` prefix (`failed_logins_per_ip` ->
+/// `BRAMA_FAILED_LOGINS_PER_IP`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the HTTP server binds.
+    pub listen: String,
+    /// Directory for the SQLite file.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; empty means `brama.db` inside `data_dir`.
+    pub database_url: Option<String>,
+    /// Redis for rate limits shared by several nodes (used from issue 6 on).
+    pub redis_url: Option<String>,
+    /// Where people reach brama; used in email links, and `https` turns on Secure cookies + HSTS.
+    /// Empty means `http://{listen}`.
+    pub public_url: Option<String>,
+    /// `iss` claim of access tokens; empty means the public URL.
+    pub issuer: Option<String>,
+    /// `aud` claim of access tokens.
+    pub audience: String,
+    /// Access-token lifetime, 5 to 15 minutes (seed 002).
+    pub access_token_minutes: u32,
+    /// Refresh-token (and session) lifetime in days.
+    pub refresh_token_days: u32,
+    /// Seconds after a rotation during which a repeat of the old refresh token is answered
+    /// `refresh_token_rotated` instead of revoking the session.
+    pub refresh_reuse_grace: u64,
+    /// Live sessions one account may hold; a new login above it revokes the oldest.
+    pub max_sessions_per_account: u32,
+    /// Check the session on every access-token request (cached at most 1 s).
+    pub strict_revocation: bool,
+    /// Make the first account registered in the default organization its owner.
+    pub bootstrap_first_user: bool,
+    /// `seed` (seed 002's composition rule) or `nist` (length over composition).
+    pub password_policy: PasswordPolicy,
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// argon2id lanes (OWASP: 1).
+    pub argon2_parallelism: u32,
+    /// Threads hashing passwords; 0 means one per core.
+    pub hash_workers: usize,
+    /// Hash jobs that may wait for a thread; beyond it the answer is 503 + Retry-After.
+    pub hash_queue: usize,
+    /// Failed logins allowed per account within `failed_login_window_secs`.
+    pub failed_logins_per_account: u32,
+    /// Failed logins allowed per client IP within `failed_login_window_secs`.
+    pub failed_logins_per_ip: u32,
+    /// Window of the failed-login limits, in seconds (15 minutes).
+    pub failed_login_window_secs: u64,
+    /// Registrations (and company signups) per client IP per hour.
+    pub registrations_per_ip_per_hour: u32,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Origins allowed by CORS; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    /// Members returned by the list without `page`/`limit`.
+    pub members_max_unpaged: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            redis_url: None,
+            public_url: None,
+            issuer: None,
+            audience: "brama".into(),
+            access_token_minutes: 10,
+            refresh_token_days: 30,
+            refresh_reuse_grace: 0,
+            max_sessions_per_account: 1,
+            strict_revocation: false,
+            bootstrap_first_user: true,
+            password_policy: PasswordPolicy::Seed,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_workers: 0,
+            hash_queue: 64,
+            failed_logins_per_account: 10,
+            failed_logins_per_ip: 100,
+            failed_login_window_secs: 15 * 60,
+            registrations_per_ip_per_hour: 20,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            log_format: LogFormat::Text,
+            members_max_unpaged: 10_000,
+        }
+    }
+}
+
+/// The settings that also have a command-line flag. `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Path of brama.toml [default: ./brama.toml if it exists]
+    #[arg(long, global = true, env = "BRAMA_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Directory for the SQLite database [default: ./data]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://... or postgres://... [default: SQLite in the data dir]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// redis://... for rate limits shared between nodes
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// URL people use to reach brama (email links; https turns on Secure cookies and HSTS)
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+/// A setting that stops start-up, with the name of the setting in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, reason: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads every layer. The file is `--config`/`BRAMA_CONFIG`, or `./brama.toml` if present.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let explicit = overrides.config.clone();
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("brama.toml"));
+        if explicit.is_some() && !path.is_file() {
+            return Err(ConfigError::new(
+                "config",
+                format!("file {} not found", path.display()),
+            ));
+        }
+        let known = known_keys();
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&path))
+            .merge(
+                Env::prefixed("BRAMA_")
+                    .filter(move |key| known.iter().any(|k| key.as_str().eq_ignore_ascii_case(k))),
+            )
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| {
+            let setting = e.path.last().cloned().unwrap_or_else(|| "config".into());
+            let mut reason = e.kind.to_string();
+            if let Some(meta) = &e.metadata {
+                reason.push_str(&format!(" (from {})", meta.name));
+            }
+            ConfigError::new(&setting, reason)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot say.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if !(5..=15).contains(&self.access_token_minutes) {
+            return Err(ConfigError::new(
+                "access_token_minutes",
+                "must be between 5 and 15",
+            ));
+        }
+        if !(1..=365).contains(&self.refresh_token_days) {
+            return Err(ConfigError::new(
+                "refresh_token_days",
+                "must be between 1 and 365",
+            ));
+        }
+        if self.max_sessions_per_account == 0 {
+            return Err(ConfigError::new(
+                "max_sessions_per_account",
+                "must be at least 1",
+            ));
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism.max(1) {
+            return Err(ConfigError::new(
+                "argon2_memory_kib",
+                "must be at least 8 KiB per lane",
+            ));
+        }
+        if self.argon2_iterations == 0 {
+            return Err(ConfigError::new("argon2_iterations", "must be at least 1"));
+        }
+        if self.argon2_parallelism == 0 {
+            return Err(ConfigError::new("argon2_parallelism", "must be at least 1"));
+        }
+        if self.hash_queue == 0 {
+            return Err(ConfigError::new("hash_queue", "must be at least 1"));
+        }
+        if self.failed_login_window_secs == 0 {
+            return Err(ConfigError::new(
+                "failed_login_window_secs",
+                "must be at least 1",
+            ));
+        }
+        let public = self.public_url();
+        let parsed = url::Url::parse(&public)
+            .map_err(|e| ConfigError::new("public_url", format!("{public:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(ConfigError::new(
+                "public_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        match self.database_url.as_deref() {
+            None | Some("") => {}
+            Some(u)
+                if u.starts_with("sqlite:")
+                    || u.starts_with("postgres://")
+                    || u.starts_with("postgresql://") => {}
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "database_url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        for origin in &self.cors_origins {
+            url::Url::parse(origin)
+                .map_err(|e| ConfigError::new("cors_origins", format!("{origin:?}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "listen",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:8080",
+                    self.listen
+                ),
+            )
+        })
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match self.public_url.as_deref() {
+            Some(u) if !u.is_empty() => u.trim_end_matches('/').to_string(),
+            _ => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn issuer(&self) -> String {
+        match self.issuer.as_deref() {
+            Some(i) if !i.is_empty() => i.to_string(),
+            _ => self.public_url(),
+        }
+    }
+
+    /// Secure cookies and HSTS only make sense when people reach brama over https.
+    pub fn https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match self.database_url.as_deref() {
+            Some(u) if !u.is_empty() => u.to_string(),
+            _ => format!("sqlite://{}", self.data_dir.join("brama.db").display()),
+        }
+    }
+}
+
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn known_keys_cover_every_field() {
+        let keys = known_keys();
+        assert!(keys.contains(&"failed_logins_per_account".to_string()));
+        assert!(keys.contains(&"database_url".to_string()));
+        assert!(keys.contains(&"public_url".to_string()));
+    }
+
+    #[test]
+    fn out_of_range_lifetime_names_the_setting() {
+        let config = Config {
+            access_token_minutes: 30,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.setting, "access_token_minutes");
+    }
+}

@@ -1,0 +1,72 @@
+//! What can go wrong in the core, in terms a surface can render in its own envelope and language.
+
+use crate::crypto::hasher::HashError;
+use crate::domain::FieldError;
+use crate::store::{StoreError, UniqueField};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("email taken")]
+    EmailTaken,
+    #[error("phone taken")]
+    PhoneTaken,
+    /// Unknown user, wrong password, or an account that may not log in: one answer for all.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The current password given to a password change was wrong.
+    #[error("wrong current password")]
+    WrongPassword,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// The password-hashing queue is full.
+    #[error("busy")]
+    Busy { retry_after_secs: u64 },
+    #[error("no access token")]
+    NoToken,
+    #[error("access token expired")]
+    TokenExpired,
+    #[error("access token invalid")]
+    TokenInvalid,
+    #[error("refresh token unknown")]
+    RefreshUnknown,
+    #[error("refresh token expired")]
+    RefreshExpired,
+    #[error("refresh token reused")]
+    RefreshReused,
+    #[error("refresh token already rotated")]
+    RefreshRotated,
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unique(UniqueField::Username) => CoreError::UsernameTaken,
+            StoreError::Unique(UniqueField::Email) => CoreError::EmailTaken,
+            StoreError::Unique(UniqueField::Phone) => CoreError::PhoneTaken,
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HashError> for CoreError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => CoreError::Busy {
+                retry_after_secs: 1,
+            },
+            HashError::Failed(m) => CoreError::Internal(m),
+        }
+    }
+}

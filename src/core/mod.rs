@@ -1,0 +1,115 @@
+//! The rules: accounts, sessions and tokens, rate limits, audit. Knows nothing of HTTP.
+
+pub mod accounts;
+pub mod error;
+pub mod limits;
+pub mod sessions;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use error::{CoreError, CoreResult};
+
+use crate::config::Config;
+use crate::crypto::csrf::CsrfKey;
+use crate::crypto::hasher::{HashParams, PasswordHasher};
+use crate::crypto::jwt::KeyRing;
+use crate::store::{AuditEvent, DynStore};
+use limits::RateLimiter;
+
+/// Roles in rising order of power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    User,
+    Moderator,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "moderator" => Some(Role::Moderator),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Who is asking, as far as the transport can tell.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Everything the rules need, shared by every surface and request.
+pub struct Core {
+    pub config: Config,
+    pub store: DynStore,
+    pub hasher: PasswordHasher,
+    pub keys: KeyRing,
+    pub csrf: CsrfKey,
+    pub limiter: Arc<dyn RateLimiter>,
+    /// `strict_revocation`: session liveness seen in the last second, by session id.
+    session_cache: Mutex<HashMap<String, (bool, Instant)>>,
+    /// Last time an unknown `kid` made us re-read the keys, to bound reloads.
+    last_key_reload: Mutex<Option<Instant>>,
+}
+
+impl Core {
+    /// Starts the hashing threads and loads keys and secrets from the store.
+    pub async fn build(config: Config, store: DynStore) -> Result<Arc<Core>, StartupError> {
+        let params = HashParams {
+            memory_kib: config.argon2_memory_kib,
+            iterations: config.argon2_iterations,
+            parallelism: config.argon2_parallelism,
+        };
+        let hasher = PasswordHasher::start(params, config.hash_workers, config.hash_queue)?;
+        let keys = KeyRing::load(&store, &config.issuer(), &config.audience, now_ms()).await?;
+        let csrf_secret = store
+            .secret_or_insert("csrf", &crate::crypto::random_token(), now_ms())
+            .await?;
+        let csrf = CsrfKey::new(csrf_secret.into_bytes());
+        let limiter: Arc<dyn RateLimiter> = Arc::new(limits::MemoryLimiter::default());
+        Ok(Arc::new(Core {
+            config,
+            store,
+            hasher,
+            keys,
+            csrf,
+            limiter,
+            session_cache: Mutex::new(HashMap::new()),
+            last_key_reload: Mutex::new(None),
+        }))
+    }
+
+    /// Writes an audit event; a failure is logged, not returned, so it never undoes the action.
+    pub async fn audit(&self, event: AuditEvent) {
+        let action = event.action;
+        if let Err(e) = self.store.record_audit(event, now_ms()).await {
+            tracing::error!(error = %e, action, "could not record audit event");
+        }
+    }
+}
+
+/// Anything that stops start-up; printed with its message and the process exits.
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;

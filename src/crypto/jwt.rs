@@ -1,0 +1,200 @@
+//! Access tokens: Ed25519-signed JWTs with keys kept in the database, so every node signs and
+//! verifies with the same set, and a JWKS document for other services.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{DynStore, SigningKeyRecord, StoreError};
+
+/// How long a replaced key's public half stays published: the longest access-token lifetime
+/// (15 minutes) plus the verification leeway, plus a minute for clocks and in-flight reloads.
+const RETIRED_KEY_KEEP_MS: i64 = (15 * 60 + 30 + 60) * 1000;
+/// Clock skew accepted on `exp` (SPEC §3: no more than 30 s).
+pub const LEEWAY_SECS: u64 = 30;
+
+/// The claims of an access token (SPEC §3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// Account id.
+    pub sub: String,
+    /// Organization id.
+    pub org: String,
+    /// Role names, lower-case (`user`, `moderator`, `admin`, `owner`).
+    pub roles: Vec<String>,
+    /// Session id.
+    pub sid: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("access token expired")]
+    Expired,
+    #[error("access token invalid")]
+    Invalid,
+    #[error("access token signed by an unknown key")]
+    UnknownKey,
+}
+
+struct Ring {
+    kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    jwks: Arc<serde_json::Value>,
+}
+
+/// The signing key in use and every public key still accepted.
+pub struct KeyRing {
+    ring: RwLock<Arc<Ring>>,
+    validation: Validation,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one on a fresh database.
+    pub async fn load(
+        store: &DynStore,
+        issuer: &str,
+        audience: &str,
+        now_ms: i64,
+    ) -> Result<Self, StoreError> {
+        let ring = build_ring(store, now_ms).await?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        Ok(Self {
+            ring: RwLock::new(Arc::new(ring)),
+            validation,
+        })
+    }
+
+    /// Re-reads the keys, picking up a `brama keys rotate` done on any node.
+    pub async fn reload(&self, store: &DynStore, now_ms: i64) -> Result<(), StoreError> {
+        let ring = build_ring(store, now_ms).await?;
+        if let Ok(mut guard) = self.ring.write() {
+            *guard = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Ring> {
+        match self.ring.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        let ring = self.current();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(ring.kid.clone());
+        jsonwebtoken::encode(&header, claims, &ring.signing)
+    }
+
+    /// Checks signature (EdDSA only), `iss`, `aud` and `exp`.
+    pub fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(VerifyError::Invalid);
+        }
+        let Some(kid) = header.kid else {
+            return Err(VerifyError::Invalid);
+        };
+        let ring = self.current();
+        let Some(key) = ring.verifying.get(&kid) else {
+            return Err(VerifyError::UnknownKey);
+        };
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => VerifyError::Expired,
+                _ => VerifyError::Invalid,
+            })
+    }
+
+    /// The JWKS document (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> Arc<serde_json::Value> {
+        Arc::clone(&self.current().jwks)
+    }
+}
+
+/// Adds a new signing key; nodes switch to it at their next reload (`brama keys rotate`).
+pub async fn rotate(store: &DynStore, now_ms: i64) -> Result<String, StoreError> {
+    let record = generate(now_ms)?;
+    let kid = record.kid.clone();
+    store.insert_signing_key(record).await?;
+    Ok(kid)
+}
+
+fn generate(now_ms: i64) -> Result<SigningKeyRecord, StoreError> {
+    let key = SigningKey::generate(&mut OsRng);
+    let der = key
+        .to_pkcs8_der()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(SigningKeyRecord {
+        kid: uuid::Uuid::now_v7().simple().to_string(),
+        private_key: STANDARD.encode(der.as_bytes()),
+        public_key: STANDARD.encode(key.verifying_key().as_bytes()),
+        created_at: now_ms,
+    })
+}
+
+async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
+    let mut keys = store.signing_keys().await?;
+    if keys.is_empty() {
+        // Two nodes starting on an empty database may both insert; both then sign with the
+        // newest, and both keys verify.
+        store.insert_signing_key(generate(now_ms)?).await?;
+        keys = store.signing_keys().await?;
+    }
+    let Some(newest) = keys.first() else {
+        return Err(StoreError::Corrupt(
+            "no signing key after inserting one".into(),
+        ));
+    };
+    let private = STANDARD
+        .decode(&newest.private_key)
+        .map_err(|e| StoreError::Corrupt(format!("signing key {}: {e}", newest.kid)))?;
+    let signing = EncodingKey::from_ed_der(&private);
+
+    let mut verifying = HashMap::new();
+    let mut published = Vec::new();
+    // keys are newest first: a key stays while the key that replaced it is younger than the
+    // longest token lifetime, so every token it signed can still be checked.
+    let mut replaced_at: Option<i64> = None;
+    for key in &keys {
+        if let Some(t) = replaced_at {
+            if now_ms - t > RETIRED_KEY_KEEP_MS {
+                break;
+            }
+        }
+        let public = STANDARD
+            .decode(&key.public_key)
+            .map_err(|e| StoreError::Corrupt(format!("public key {}: {e}", key.kid)))?;
+        let x = URL_SAFE_NO_PAD.encode(&public);
+        verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
+        published.push(serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": key.kid, "x": x,
+        }));
+        replaced_at = Some(key.created_at);
+    }
+    Ok(Ring {
+        kid: newest.kid.clone(),
+        signing,
+        verifying,
+        jwks: Arc::new(serde_json::json!({ "keys": published })),
+    })
+}

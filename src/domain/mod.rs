@@ -1,0 +1,152 @@
+//! Parse-don't-validate types for everything a client sends
+
+pub mod company;
+pub mod email;
+pub mod password;
+pub mod username;
+
+pub use company::{CompanyEmail, Phone};
+pub use email::AccountEmail;
+pub use password::{Password, PasswordPolicy};
+pub use username::Username;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Why a value was refused. The core never formats text for a person; surfaces render this in en/pl/ru.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// Missing, or empty after trimming.
+    Required,
+    /// The character count (chars, not bytes) is outside `min..=max`.
+    Length { min: usize, max: usize },
+    /// A character outside the allowed set.
+    Characters,
+    /// Only allowed characters, but in the wrong shape (an email without `@` and the like).
+    Format,
+    /// Seed policy: missing an upper-case letter, a lower-case letter, a digit or a symbol.
+    PasswordClasses,
+    /// In the shipped list of common passwords.
+    CommonPassword,
+}
+
+/// A refused field: `field` is the JSON name the client sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub problem: Problem,
+}
+
+/// The form used to compare usernames, emails and phones for uniqueness: trimmed, Unicode NFKC, lower-case.
+pub fn normalize_key(s: &str) -> String {
+    let lowered: String = s.trim().nfkc().flat_map(char::to_lowercase).collect();
+    // Lower-casing can leave text that NFKC composes further ("Ϊ\u{301}" -> "ϊ\u{301}" -> "ΐ"), and
+    // NFKC can turn a spacing accent into a space plus a combining mark ("¨" -> " \u{308}"). Without
+    // the second pass and trim a stored key would not be its own key, and lookups would miss it.
+    lowered.nfkc().collect::<String>().trim().to_owned()
+}
+
+/// Refuses a value whose character count falls outside `min..=max`.
+///
+/// Counting chars rather than bytes keeps the limits the same for "ä" and "a", which is what a
+/// person reading "3–32 characters" expects.
+fn check_length(s: &str, min: usize, max: usize) -> Result<(), Problem> {
+    let count = s.chars().count();
+    if (min..=max).contains(&count) {
+        Ok(())
+    } else {
+        Err(Problem::Length { min, max })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalize_key_trims_folds_width_and_case() {
+        assert_eq!(normalize_key("  ÄDAM "), normalize_key("ädam"));
+        assert_eq!(normalize_key("  ÄDAM "), "ädam");
+        assert_eq!(normalize_key("ｕｓｅｒ"), "user");
+        assert_eq!(normalize_key("User@Example.COM"), "user@example.com");
+        // "A" followed by a combining diaeresis composes to the same key as the precomposed form.
+        assert_eq!(normalize_key("A\u{0308}dam"), normalize_key("Ädam"));
+        assert_eq!(normalize_key(""), "");
+        assert_eq!(normalize_key(" \t\n "), "");
+    }
+
+    #[test]
+    fn normalize_key_is_its_own_key_for_known_tricky_inputs() {
+        for s in ["Ϊ\u{301}", "ᾼ\u{301}", "¨", "´\u{301}", "ẞ", "İ", "ﬀ"] {
+            let once = normalize_key(s);
+            assert_eq!(normalize_key(&once), once, "input {s:?}");
+        }
+        assert_eq!(normalize_key("Ϊ\u{301}"), "ΐ");
+        assert_eq!(normalize_key("¨"), "\u{308}");
+    }
+
+    #[test]
+    fn check_length_counts_chars_not_bytes() {
+        assert_eq!(check_length("ääa", 3, 3), Ok(()));
+        assert_eq!(
+            check_length("ää", 3, 3),
+            Err(Problem::Length { min: 3, max: 3 })
+        );
+        assert_eq!(
+            check_length("äääa", 3, 3),
+            Err(Problem::Length { min: 3, max: 3 })
+        );
+    }
+
+    #[test]
+    fn problem_serializes_with_a_kind_tag() {
+        let json = |p: Problem| serde_json::to_value(p).expect("Problem always serializes");
+        assert_eq!(
+            json(Problem::Required),
+            serde_json::json!({"kind": "required"})
+        );
+        assert_eq!(
+            json(Problem::Length { min: 3, max: 32 }),
+            serde_json::json!({"kind": "length", "min": 3, "max": 32})
+        );
+        assert_eq!(
+            json(Problem::Characters),
+            serde_json::json!({"kind": "characters"})
+        );
+        assert_eq!(json(Problem::Format), serde_json::json!({"kind": "format"}));
+        assert_eq!(
+            json(Problem::PasswordClasses),
+            serde_json::json!({"kind": "password_classes"})
+        );
+        assert_eq!(
+            json(Problem::CommonPassword),
+            serde_json::json!({"kind": "common_password"})
+        );
+    }
+
+    #[test]
+    fn field_error_serializes_field_and_problem() {
+        let err = FieldError {
+            field: "username",
+            problem: Problem::Length { min: 3, max: 32 },
+        };
+        assert_eq!(
+            serde_json::to_value(&err).expect("FieldError always serializes"),
+            serde_json::json!({"field": "username", "problem": {"kind": "length", "min": 3, "max": 32}})
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_key_is_idempotent(s in any::<String>()) {
+            let once = normalize_key(&s);
+            prop_assert_eq!(normalize_key(&once), once);
+        }
+
+        #[test]
+        fn normalize_key_ignores_surrounding_whitespace(s in "\\PC*") {
+            prop_assert_eq!(normalize_key(&format!("  {s}\t\n")), normalize_key(&s));
+        }
+    }
+}

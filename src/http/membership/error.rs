@@ -1,0 +1,167 @@
+//! The Membership API's error envelope: `{"message", "code"}`, plus `errors` for validation.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::core::CoreError;
+use crate::domain::FieldError;
+use crate::http::current_lang;
+use crate::i18n::{Msg, problem_text};
+
+/// An error on its way to the client; rendered in the request's language.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub msg: Msg,
+    /// Replaces `msg` for errors whose text comes from elsewhere (a JSON parser's detail).
+    pub detail: Option<String>,
+    pub fields: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, msg: Msg) -> Self {
+        Self {
+            status,
+            code,
+            msg,
+            detail: None,
+            fields: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", Msg::NotFound)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct FieldBody<'a> {
+    field: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let lang = current_lang();
+        let errors: Vec<FieldBody> = self
+            .fields
+            .iter()
+            .map(|f| FieldBody {
+                field: f.field,
+                message: problem_text(f.field, f.problem, lang),
+            })
+            .collect();
+        let message = match (&self.detail, errors.as_slice()) {
+            (Some(detail), _) => detail.clone(),
+            (None, []) => self.msg.text(lang).to_string(),
+            (None, many) => many
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, "request failed");
+        } else {
+            tracing::debug!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "request refused"
+            );
+        }
+        let mut response = (
+            self.status,
+            Json(Body {
+                message,
+                code: self.code,
+                errors,
+            }),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        use StatusCode as S;
+        match e {
+            CoreError::Validation(fields) => ApiError {
+                fields,
+                ..ApiError::new(S::BAD_REQUEST, "validation_failed", Msg::ValidationFailed)
+            },
+            CoreError::UsernameTaken => {
+                ApiError::new(S::BAD_REQUEST, "username_taken", Msg::UsernameTaken)
+            }
+            CoreError::EmailTaken => ApiError::new(S::BAD_REQUEST, "email_taken", Msg::EmailTaken),
+            CoreError::PhoneTaken => ApiError::new(S::BAD_REQUEST, "phone_taken", Msg::PhoneTaken),
+            CoreError::InvalidCredentials => ApiError::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                Msg::InvalidCredentials,
+            ),
+            CoreError::WrongPassword => {
+                ApiError::new(S::UNAUTHORIZED, "wrong_password", Msg::WrongPassword)
+            }
+            CoreError::RateLimited { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", Msg::RateLimited)
+            },
+            CoreError::Busy { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
+            },
+            CoreError::NoToken => ApiError::new(S::FORBIDDEN, "no_token", Msg::NoToken),
+            CoreError::TokenExpired => {
+                ApiError::new(S::UNAUTHORIZED, "token_expired", Msg::TokenExpired)
+            }
+            CoreError::TokenInvalid => {
+                ApiError::new(S::UNAUTHORIZED, "unauthorized", Msg::Unauthorized)
+            }
+            CoreError::RefreshUnknown => {
+                ApiError::new(S::FORBIDDEN, "refresh_token_not_found", Msg::RefreshUnknown)
+            }
+            CoreError::RefreshExpired => {
+                ApiError::new(S::FORBIDDEN, "refresh_token_expired", Msg::RefreshExpired)
+            }
+            CoreError::RefreshReused => {
+                ApiError::new(S::UNAUTHORIZED, "refresh_token_reused", Msg::RefreshReused)
+            }
+            CoreError::RefreshRotated => ApiError::new(
+                S::UNAUTHORIZED,
+                "refresh_token_rotated",
+                Msg::RefreshRotated,
+            ),
+            CoreError::NotFound => ApiError::not_found(),
+            CoreError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", Msg::Forbidden),
+            CoreError::Internal(detail) => {
+                // The detail goes to the log only; the client gets the generic sentence.
+                tracing::error!(error = %detail, "internal error");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", Msg::Internal)
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Seed 001's surface: `/api/auth/*` with the seed's messages, status codes and field names.
+
+pub mod error;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::core::accounts::Registration;
+use crate::core::sessions::IssuedSession;
+use crate::http::AppState;
+use crate::http::extract::{
+    AppJson, AuthUser, CSRF_COOKIE, ClientInfo, OptionalJson, TOKEN_COOKIE, TokenSource,
+    access_token, browser_mode, check_csrf,
+};
+use crate::i18n::Msg;
+use crate::store::{AccountRecord, SessionRecord};
+use error::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refreshtoken", post(refresh_token))
+        .route("/api/auth/csrf", get(csrf))
+        .route("/api/auth/me", get(me))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/logout-all", post(logout_all))
+        .route("/api/auth/sessions", get(sessions))
+        .route("/api/auth/sessions/{id}", delete(revoke_session))
+        .route("/api/auth/password", post(change_password))
+}
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+fn message(msg: Msg) -> Json<serde_json::Value> {
+    Json(json!({ "message": msg.text(crate::http::current_lang()) }))
+}
+
+/// Browser mode: the access token travels in an HttpOnly cookie and stays out of the body.
+fn token_cookie(state: &AppState, issued: &IssuedSession) -> Cookie<'static> {
+    Cookie::build((TOKEN_COOKIE, issued.access_token.clone()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.core.config.https())
+        .path("/")
+        .max_age(time::Duration::seconds(issued.access_ttl_secs))
+        .build()
+}
+
+fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
+    Cookie::build((name, ""))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.core.config.https())
+        .path("/")
+        .max_age(time::Duration::ZERO)
+        .build()
+}
+
+/// `ROLE_USER`, `ROLE_ADMIN`, ... as the seed's clients expect.
+fn role_names(account: &AccountRecord) -> Vec<String> {
+    vec![format!("ROLE_{}", account.role.to_ascii_uppercase())]
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    AppJson(body): AppJson<RegisterBody>,
+) -> ApiResult {
+    let browser = browser_mode(&jar);
+    if browser {
+        check_csrf(&headers, &jar, &state)?;
+    }
+    let input = Registration {
+        username: body.username.as_deref(),
+        email: body.email.as_deref(),
+        password: body.password.as_deref(),
+    };
+    let account = state.core.register(input, &client).await?;
+    if !browser {
+        return Ok(message(Msg::Registered).into_response());
+    }
+    // The seed's page logs the new user straight in.
+    let issued = state.core.start_session(&account, &client).await?;
+    let mut body = account_body(&account, &issued, false);
+    body["message"] = json!(Msg::Registered.text(crate::http::current_lang()));
+    Ok((jar.add(token_cookie(&state, &issued)), Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+fn account_body(
+    account: &AccountRecord,
+    issued: &IssuedSession,
+    with_access: bool,
+) -> serde_json::Value {
+    let mut body = json!({
+        "id": account.id,
+        "username": account.username,
+        "email": account.email,
+        "roles": role_names(account),
+        "refreshToken": issued.refresh_token,
+    });
+    if with_access {
+        body["accessToken"] = json!(issued.access_token);
+    }
+    body
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    AppJson(body): AppJson<LoginBody>,
+) -> ApiResult {
+    let browser = browser_mode(&jar);
+    if browser {
+        check_csrf(&headers, &jar, &state)?;
+    }
+    let (account, issued) = state
+        .core
+        .login(body.username.as_deref(), body.password.as_deref(), &client)
+        .await?;
+    let body = account_body(&account, &issued, !browser);
+    if browser {
+        Ok((jar.add(token_cookie(&state, &issued)), Json(body)).into_response())
+    } else {
+        Ok(Json(body).into_response())
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    #[serde(rename = "refreshToken")]
+    refresh_token: Option<String>,
+}
+
+/// Seed 001 gives this route two meanings: with a refresh token it rotates it; with only an
+/// access token it says whether that token is still valid.
+async fn refresh_token(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    OptionalJson(body): OptionalJson<RefreshBody>,
+) -> ApiResult {
+    let from_header = headers
+        .get("refreshtoken")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let refresh = from_header
+        .or(body.and_then(|b| b.refresh_token))
+        .filter(|t| !t.is_empty());
+    if let Some(refresh) = refresh {
+        let browser = browser_mode(&jar);
+        if browser {
+            check_csrf(&headers, &jar, &state)?;
+        }
+        let issued = state.core.refresh(&refresh, &client).await?;
+        return Ok(if browser {
+            (
+                jar.add(token_cookie(&state, &issued)),
+                Json(json!({ "refreshToken": issued.refresh_token })),
+            )
+                .into_response()
+        } else {
+            Json(
+                json!({ "accessToken": issued.access_token, "refreshToken": issued.refresh_token }),
+            )
+            .into_response()
+        });
+    }
+    let Some((token, source)) = access_token(&headers, &jar) else {
+        return Err(crate::core::CoreError::NoToken.into());
+    };
+    if source == TokenSource::Cookie {
+        check_csrf(&headers, &jar, &state)?;
+    }
+    state.core.authenticate(&token).await?;
+    Ok(message(Msg::Authorized).into_response())
+}
+
+async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoResponse {
+    let pair = state.core.csrf.issue();
+    let cookie = Cookie::build((CSRF_COOKIE, pair.cookie))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.core.config.https())
+        .path("/")
+        .build();
+    (
+        jar.add(cookie),
+        Json(json!({ "sessionId": pair.session_id })),
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MeBody {
+    id: String,
+    username: Option<String>,
+    email: String,
+    name: String,
+    surname: String,
+    roles: Vec<String>,
+    organization: String,
+    created_at: String,
+}
+
+async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<MeBody>> {
+    let account = state.core.me(&user.claims).await?;
+    Ok(Json(MeBody {
+        roles: role_names(&account),
+        id: account.id,
+        username: account.username,
+        email: account.email,
+        name: account.name,
+        surname: account.surname,
+        organization: account.organization_id,
+        created_at: rfc3339(account.created_at),
+    }))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    jar: CookieJar,
+    user: AuthUser,
+) -> ApiResult {
+    state.core.logout(&user.claims, &client).await?;
+    Ok(cleared(&state, jar, Msg::LoggedOut))
+}
+
+async fn logout_all(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    jar: CookieJar,
+    user: AuthUser,
+) -> ApiResult {
+    state.core.logout_all(&user.claims, &client).await?;
+    Ok(cleared(&state, jar, Msg::LoggedOutAll))
+}
+
+/// Logging out clears both cookies; the page fetches a new CSRF pair before its next login.
+fn cleared(state: &AppState, jar: CookieJar, msg: Msg) -> Response {
+    let jar = jar
+        .add(expired_cookie(state, TOKEN_COOKIE))
+        .add(expired_cookie(state, CSRF_COOKIE));
+    (jar, message(msg)).into_response()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionBody {
+    id: String,
+    created_at: String,
+    last_used_at: String,
+    expires_at: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    current: bool,
+}
+
+async fn sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<Vec<SessionBody>>> {
+    let list: Vec<SessionRecord> = state.core.sessions(&user.claims).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|s| SessionBody {
+                current: s.id == user.claims.sid,
+                id: s.id,
+                created_at: rfc3339(s.created_at),
+                last_used_at: rfc3339(s.last_used_at),
+                expires_at: rfc3339(s.expires_at),
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect(),
+    ))
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult {
+    state
+        .core
+        .revoke_own_session(&user.claims, &id, &client)
+        .await?;
+    Ok(message(Msg::SessionRevoked).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordBody {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    user: AuthUser,
+    AppJson(body): AppJson<PasswordBody>,
+) -> ApiResult {
+    state
+        .core
+        .change_password(
+            &user.claims,
+            body.current_password.as_deref(),
+            body.new_password.as_deref(),
+            &client,
+        )
+        .await?;
+    Ok(message(Msg::PasswordChanged).into_response())
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,233 @@
+//! Persistence: one `Store` trait, implemented for SQLite and PostgreSQL from the same SQL text.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Id of the organization that exists from first start; the Membership API registers accounts there.
+pub const DEFAULT_ORGANIZATION: &str = "00000000-0000-0000-0000-000000000000";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrganizationRecord {
+    pub id: String,
+    pub name: String,
+    pub state: i64,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRecord {
+    pub id: String,
+    pub organization_id: String,
+    pub username: Option<String>,
+    pub email: String,
+    pub phone: Option<String>,
+    pub name: String,
+    pub surname: String,
+    pub password_hash: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What `insert_account` needs; the `*_norm` fields are the uniqueness keys.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: String,
+    pub organization_id: String,
+    pub username: Option<String>,
+    pub username_norm: Option<String>,
+    pub email: String,
+    pub email_norm: String,
+    pub phone: Option<String>,
+    pub phone_norm: Option<String>,
+    pub name: String,
+    pub surname: String,
+    pub password_hash: Option<String>,
+    /// Role when the account is not the organization's first.
+    pub role: String,
+    /// Give the organization's first account the owner role.
+    pub first_is_owner: bool,
+    pub status: String,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: String,
+    pub account_id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+}
+
+/// A refresh token as stored: only the SHA-256 of the value the client holds.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
+    /// Raw 32-byte Ed25519 public key, base64.
+    pub public_key: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub organization_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: &'static str,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The result of presenting a refresh token, decided inside one transaction.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was live: it is now used, and the new one is stored in the same session.
+    Rotated {
+        session: SessionRecord,
+        account: AccountRecord,
+    },
+    /// No such token, or its session was revoked or has ended.
+    Unknown,
+    /// The token was never used but is past its expiry.
+    Expired,
+    /// Already used, within `refresh_reuse_grace` of its use: refused, the session is kept.
+    RotatedRecently,
+    /// Already used, outside the grace: the whole session was revoked.
+    Reused {
+        session_id: String,
+        account_id: String,
+    },
+}
+
+/// A unique key that an insert collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    Username,
+    Email,
+    Phone,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique constraint on {0:?}")]
+    Unique(UniqueField),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the core asks of a database. Times are Unix milliseconds.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord>;
+    async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>>;
+    /// Looks an account up by its username or email key.
+    async fn account_by_login(&self, key: &str) -> StoreResult<Option<AccountRecord>>;
+    async fn set_password_hash(&self, account_id: &str, hash: &str, now: i64) -> StoreResult<()>;
+
+    /// Starts a session with its first refresh token and revokes the account's oldest live
+    /// sessions beyond `keep`, all in one transaction.
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        token: NewRefreshToken,
+        keep: u32,
+    ) -> StoreResult<()>;
+    /// Uses `token_hash` once and stores `next` in its place; see [`Rotation`].
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        next: NewRefreshToken,
+        now: i64,
+        grace_ms: i64,
+    ) -> StoreResult<Rotation>;
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Live sessions of an account, newest first.
+    async fn live_sessions(&self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
+    /// Revokes one of the account's sessions; false if it was not live.
+    async fn revoke_session(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Revokes every live session of the account except `keep`; returns how many.
+    async fn revoke_sessions(
+        &self,
+        account_id: &str,
+        keep: Option<&str>,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn insert_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
+    /// Stores `value` under `name` unless a value exists, and returns the stored one, so that
+    /// every node ends up with the same secret.
+    async fn secret_or_insert(&self, name: &str, value: &str, now: i64) -> StoreResult<String>;
+
+    async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens (creating if needed) the database the URL names and runs its migrations.
+pub async fn connect(url: &str) -> StoreResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}
+
+/// Which unique key a database error names, if it is a unique violation.
+fn unique_violation(err: &sqlx::Error) -> Option<UniqueField> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    if !db.is_unique_violation() {
+        return None;
+    }
+    // PostgreSQL names the constraint, SQLite only the column in its message.
+    let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+    Some(if text.contains("username_norm") {
+        UniqueField::Username
+    } else if text.contains("email_norm") {
+        UniqueField::Email
+    } else if text.contains("phone_norm") {
+        UniqueField::Phone
+    } else {
+        UniqueField::Other
+    })
+}

@@ -1,0 +1,386 @@
+//! The SQL shared by both backends: `sql_store!` implements `Store` for a pool type.
+//!
+//! The statements use `$N` placeholders, `RETURNING` and `ON CONFLICT`, which SQLite (3.35+) and
+//! PostgreSQL read the same way, so each rule lives once. The backends differ only in how they
+//! connect, which lives in `sqlite.rs` and `postgres.rs`.
+
+/// Implements `Store` for `$store`, a struct with a `pool: sqlx::Pool<$db>` field.
+macro_rules! sql_store {
+    ($store:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
+                let mut tx = self.pool.begin().await?;
+                let mut role = new.role.clone();
+                if new.first_is_owner {
+                    // The flag flips once per organization; the row lock (PostgreSQL) or the
+                    // write lock (SQLite) makes exactly one concurrent first account the owner.
+                    let flipped = sqlx::query(
+                        "UPDATE organizations SET owner_bootstrapped = 1 \
+                         WHERE id = $1 AND owner_bootstrapped = 0",
+                    )
+                    .bind(&new.organization_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if flipped.rows_affected() == 1 {
+                        role = "owner".into();
+                    }
+                }
+                let inserted = sqlx::query_as::<_, AccountRecord>(
+                    "INSERT INTO accounts (id, organization_id, username, username_norm, email, \
+                     email_norm, phone, phone_norm, name, surname, password_hash, role, status, \
+                     created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+                     RETURNING id, organization_id, username, email, phone, name, surname, \
+                     password_hash, role, status, created_at, updated_at",
+                )
+                .bind(&new.id)
+                .bind(&new.organization_id)
+                .bind(&new.username)
+                .bind(&new.username_norm)
+                .bind(&new.email)
+                .bind(&new.email_norm)
+                .bind(&new.phone)
+                .bind(&new.phone_norm)
+                .bind(&new.name)
+                .bind(&new.surname)
+                .bind(&new.password_hash)
+                .bind(&role)
+                .bind(&new.status)
+                .bind(new.now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_unique)?;
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
+                Ok(sqlx::query_as::<_, AccountRecord>(concat!(
+                    "SELECT ", account_columns!(), " FROM accounts WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn account_by_login(&self, key: &str) -> StoreResult<Option<AccountRecord>> {
+                // A username cannot contain '@' and an email must, so at most one row matches.
+                Ok(sqlx::query_as::<_, AccountRecord>(concat!(
+                    "SELECT ", account_columns!(),
+                    " FROM accounts WHERE username_norm = $1 OR email_norm = $1 LIMIT 1"
+                ))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn set_password_hash(&self, account_id: &str, hash: &str, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                    .bind(hash)
+                    .bind(now)
+                    .bind(account_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_session(
+                &self,
+                session: SessionRecord,
+                token: NewRefreshToken,
+                keep: u32,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
+                     user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6)",
+                )
+                .bind(&session.id)
+                .bind(&session.account_id)
+                .bind(session.created_at)
+                .bind(session.expires_at)
+                .bind(&session.user_agent)
+                .bind(&session.ip)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&token.token_hash)
+                .bind(&session.id)
+                .bind(session.created_at)
+                .bind(token.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = 'session_limit' \
+                     WHERE account_id = $2 AND revoked_at IS NULL AND id NOT IN (\
+                       SELECT id FROM sessions WHERE account_id = $2 AND revoked_at IS NULL \
+                       AND expires_at > $1 ORDER BY created_at DESC, id DESC LIMIT $3)",
+                )
+                .bind(session.created_at)
+                .bind(&session.account_id)
+                .bind(i64::from(keep))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                token_hash: &str,
+                next: NewRefreshToken,
+                now: i64,
+                grace_ms: i64,
+            ) -> StoreResult<Rotation> {
+                let mut tx = self.pool.begin().await?;
+                // The conditional UPDATE is the whole race: whichever transaction flips
+                // `used_at` first wins; every other one matches no row.
+                let claimed: Option<(String,)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $1 \
+                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING session_id",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((session_id,)) = claimed {
+                    let session = sqlx::query_as::<_, SessionRecord>(
+                        "UPDATE sessions SET last_used_at = $1 \
+                         WHERE id = $2 AND revoked_at IS NULL AND expires_at > $1 \
+                         RETURNING id, account_id, created_at, last_used_at, expires_at, \
+                         user_agent, ip, revoked_at, revoke_reason",
+                    )
+                    .bind(now)
+                    .bind(&session_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(session) = session else {
+                        tx.rollback().await?;
+                        return Ok(Rotation::Unknown);
+                    };
+                    let account = sqlx::query_as::<_, AccountRecord>(concat!(
+                        "SELECT ", account_columns!(), " FROM accounts WHERE id = $1 AND status = 'active'"
+                    ))
+                    .bind(&session.account_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(account) = account else {
+                        tx.rollback().await?;
+                        return Ok(Rotation::Unknown);
+                    };
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&next.token_hash)
+                    .bind(&session.id)
+                    .bind(now)
+                    .bind(next.expires_at.min(session.expires_at))
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Rotation::Rotated { session, account });
+                }
+                tx.rollback().await?;
+
+                let known: Option<(String, Option<i64>, String, Option<i64>)> = sqlx::query_as(
+                    "SELECT s.id, t.used_at, s.account_id, s.revoked_at FROM refresh_tokens t \
+                     JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((session_id, used_at, account_id, revoked_at)) = known else {
+                    return Ok(Rotation::Unknown);
+                };
+                let Some(used_at) = used_at else {
+                    // Unused but not claimable: it is past its expiry.
+                    return Ok(if revoked_at.is_some() { Rotation::Unknown } else { Rotation::Expired });
+                };
+                if now - used_at <= grace_ms && revoked_at.is_none() {
+                    return Ok(Rotation::RotatedRecently);
+                }
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = 'refresh_token_reused' \
+                     WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(&session_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(Rotation::Reused { session_id, account_id })
+            }
+
+            async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+                Ok(sqlx::query_as::<_, SessionRecord>(
+                    "SELECT id, account_id, created_at, last_used_at, expires_at, user_agent, ip, \
+                     revoked_at, revoke_reason FROM sessions WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn live_sessions(&self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
+                Ok(sqlx::query_as::<_, SessionRecord>(
+                    "SELECT id, account_id, created_at, last_used_at, expires_at, user_agent, ip, \
+                     revoked_at, revoke_reason FROM sessions \
+                     WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                     ORDER BY created_at DESC, id DESC",
+                )
+                .bind(account_id)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn revoke_session(
+                &self,
+                account_id: &str,
+                session_id: &str,
+                reason: &str,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                     WHERE id = $3 AND account_id = $4 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(session_id)
+                .bind(account_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_sessions(
+                &self,
+                account_id: &str,
+                keep: Option<&str>,
+                reason: &str,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                     WHERE account_id = $3 AND revoked_at IS NULL AND id <> $4",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(account_id)
+                .bind(keep.unwrap_or(""))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+                Ok(sqlx::query_as::<_, SigningKeyRecord>(
+                    "SELECT kid, private_key, public_key, created_at FROM signing_keys \
+                     ORDER BY created_at DESC, kid DESC",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn insert_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, private_key, public_key, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&key.kid)
+                .bind(&key.private_key)
+                .bind(&key.public_key)
+                .bind(key.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn secret_or_insert(&self, name: &str, value: &str, now: i64) -> StoreResult<String> {
+                sqlx::query(
+                    "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(value)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                let (stored,): (String,) = sqlx::query_as("SELECT value FROM secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(stored)
+            }
+
+            async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO audit_events (id, organization_id, actor_id, action, target, ip, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&event.organization_id)
+                .bind(&event.actor_id)
+                .bind(event.action)
+                .bind(&event.target)
+                .bind(&event.ip)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+
+        impl $store {
+            /// Creates the default organization if this is a fresh database.
+            async fn seed_defaults(&self, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO organizations (id, name, state, status, created_at) \
+                     VALUES ($1, 'default', 0, 'active', $2) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind($crate::store::DEFAULT_ORGANIZATION)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+macro_rules! account_columns {
+    () => {
+        "id, organization_id, username, email, phone, name, surname, password_hash, role, status, \
+         created_at, updated_at"
+    };
+}
+
+pub(crate) use {account_columns, sql_store};
+
+/// Turns a unique violation into the field it concerns; other errors pass through.
+pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {
+    match super::unique_violation(&err) {
+        Some(field) => super::StoreError::Unique(field),
+        None => super::StoreError::Database(err),
+    }
+}
+
+/// Unix milliseconds now; the stores stamp rows with the time the core passes in, except here.
+pub(crate) fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}

@@ -1,0 +1,42 @@
+//! SQLite backend: one file, WAL, foreign keys on; the default for a single machine.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::sql::{account_columns, map_unique, now_ms, sql_store};
+use super::*;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens or creates the file, then migrates. The parent directory must exist.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        // synchronous=NORMAL in WAL mode survives a killed process (the OS holds the pages);
+        // only a power cut can lose the last transactions, which FULL would add an fsync for.
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))?;
+        let store = Self { pool };
+        store.seed_defaults(now_ms()).await?;
+        Ok(store)
+    }
+}
+
+sql_store!(SqliteStore, "sqlite");
