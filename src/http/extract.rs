@@ -94,23 +94,33 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = T::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    value.map_err(|e| {
+    let parsed = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => de.end().map(|()| v).map_err(|e| (String::new(), e)),
+        Err(e) => Err((e.path().to_string(), e.into_inner())),
+    };
+    parsed.map_err(|(path, inner)| {
         use serde_json::error::Category;
-        let code = match e.classify() {
-            Category::Data => "invalid_field",
-            Category::Syntax | Category::Eof | Category::Io => "invalid_json",
-        };
-        // serde's text says what and where ("invalid type: integer `5`, expected a string at
-        // line 1 column 14"); it echoes only what the client itself sent.
-        let detail = match e.classify() {
-            Category::Data => e.to_string(),
-            _ => format!(
-                "{} ({e})",
-                Msg::InvalidJson.text(crate::http::current_lang())
-            ),
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, code, Msg::InvalidJson).with_detail(detail)
+        match inner.classify() {
+            // serde says what and where ("invalid type: integer `5`, expected a string"); it
+            // echoes only what the client itself sent. Prefixed with the field's JSON name.
+            Category::Data => {
+                let detail = if path.is_empty() || path == "." {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", Msg::InvalidJson)
+                    .with_detail(detail)
+            }
+            _ => {
+                let detail = format!(
+                    "{} ({inner})",
+                    Msg::InvalidJson.text(crate::http::current_lang())
+                );
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", Msg::InvalidJson)
+                    .with_detail(detail)
+            }
+        }
     })
 }
 

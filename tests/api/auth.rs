@@ -1,0 +1,689 @@
+//! SPEC §4 auth routes: every success and failure row, with the seed's exact bodies.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD};
+use crate::{app, both_backends};
+
+both_backends!(
+    register_answers_the_seed_message,
+    register_refuses_taken_username_and_email,
+    register_validates_every_field,
+    first_account_is_owner_the_rest_users,
+    login_answers_the_seed_shape,
+    unknown_user_and_wrong_password_look_the_same,
+    login_accepts_case_and_width_variants_of_username,
+    check_token_mode_of_refreshtoken,
+    refresh_rotates_and_old_token_is_reuse,
+    refresh_unknown_and_expired_tokens,
+    me_returns_own_account,
+    me_without_token_and_with_bad_token,
+    logout_revokes_the_session,
+    logout_all_revokes_every_session,
+    sessions_list_and_revoke,
+    password_change_rules,
+    second_login_revokes_first_session,
+    max_sessions_keeps_newest,
+    disabled_bootstrap_makes_first_account_a_user,
+    strict_revocation_stops_access_tokens_at_once,
+    reuse_grace_answers_rotated_without_revoking,
+    failed_logins_are_limited_per_account,
+    failed_logins_are_limited_per_ip,
+    registrations_are_limited_per_ip,
+    jwks_publishes_the_signing_key,
+);
+
+async fn register_answers_the_seed_message(backend: Backend) {
+    let app = app!(backend);
+    let r = app.register("alice").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body,
+        json!({ "message": "User was registered successfully!" })
+    );
+}
+
+async fn register_refuses_taken_username_and_email(backend: Backend) {
+    let app = app!(backend);
+    assert_eq!(app.register("alice").await.status, 200);
+    // Same username in another case and with surrounding spaces is the same username.
+    let r = app
+        .post(
+            "/api/auth/register",
+            json!({ "username": " ALICE ", "email": "other@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.message(), "Failed! Username is already in use!");
+    assert_eq!(r.code(), "username_taken");
+    let r = app
+        .post(
+            "/api/auth/register",
+            json!({ "username": "bob", "email": "Alice@Example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.message(), "Failed! Email is already in use!");
+    assert_eq!(r.code(), "email_taken");
+}
+
+async fn register_validates_every_field(backend: Backend) {
+    let app = app!(backend);
+    let r = app
+        .post(
+            "/api/auth/register",
+            json!({ "username": "x", "email": "not-an-email", "password": "short" }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.code(), "validation_failed");
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["username", "email", "password"]);
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "username: must be 3 to 32 characters long"
+    );
+    assert!(r.message().starts_with("username: "));
+
+    let r = app.post("/api/auth/register", json!({})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["errors"][2]["message"], "password: is required");
+
+    // The seed's own example password is on the common list.
+    let r = app
+        .post(
+            "/api/auth/register",
+            json!({ "username": "carol", "email": "carol@example.com", "password": "Password1!" }),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "password: is too common; choose another"
+    );
+    // Composition rule of seed 002.
+    let r = app.post("/api/auth/register", json!({ "username": "carol", "email": "carol@example.com", "password": "alllowercase1!" })).await;
+    assert_eq!(r.body["errors"][0]["field"], "password");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upper-case")
+    );
+
+    // Messages follow Accept-Language.
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/register",
+            Some(json!({ "username": "x", "email": "carol@example.com", "password": PASSWORD })),
+            &[("accept-language", "pl-PL,pl;q=0.9")],
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "username: musi mieć od 3 do 32 znaków"
+    );
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            Some(json!({ "username": "nobody", "password": "Whatever1!" })),
+            &[("accept-language", "ru")],
+        )
+        .await;
+    assert_eq!(r.message(), "Неверное имя пользователя или пароль");
+}
+
+async fn first_account_is_owner_the_rest_users(backend: Backend) {
+    let app = app!(backend);
+    let owner = app.user("first").await;
+    assert_eq!(owner["roles"], json!(["ROLE_OWNER"]));
+    let user = app.user("second").await;
+    assert_eq!(user["roles"], json!(["ROLE_USER"]));
+}
+
+async fn disabled_bootstrap_makes_first_account_a_user(backend: Backend) {
+    let app = app!(backend, |c| c.bootstrap_first_user = false);
+    assert_eq!(app.user("first").await["roles"], json!(["ROLE_USER"]));
+}
+
+async fn login_answers_the_seed_shape(backend: Backend) {
+    let app = app!(backend);
+    app.register("alice").await;
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.body.as_object().unwrap();
+    let mut keys: Vec<&str> = body.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "accessToken",
+            "email",
+            "id",
+            "refreshToken",
+            "roles",
+            "username"
+        ]
+    );
+    assert_eq!(body["username"], "alice");
+    assert_eq!(body["email"], "alice@example.com");
+    // 256-bit refresh token, base64url.
+    assert_eq!(body["refreshToken"].as_str().unwrap().len(), 43);
+    // The access token carries the SPEC §3 claims.
+    let claims = app
+        .core
+        .keys
+        .verify(body["accessToken"].as_str().unwrap())
+        .expect("valid token");
+    assert_eq!(claims.sub, body["id"].as_str().unwrap());
+    assert_eq!(claims.aud, "brama");
+    assert_eq!(claims.roles, ["owner"]);
+    assert_eq!(claims.exp - claims.iat, 600);
+    assert!(!claims.sid.is_empty() && !claims.jti.is_empty());
+    // No cookie outside browser mode.
+    assert!(r.set_cookie("token").is_none());
+}
+
+async fn unknown_user_and_wrong_password_look_the_same(backend: Backend) {
+    let app = app!(backend);
+    app.register("alice").await;
+    let wrong = app.login("alice", "Wrong#pass1").await;
+    let unknown = app.login("nobody", "Wrong#pass1").await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.status, unknown.status);
+    assert_eq!(wrong.text, unknown.text);
+    assert_eq!(
+        wrong.body,
+        json!({ "message": "Invalid username or password", "code": "invalid_credentials" })
+    );
+}
+
+async fn login_accepts_case_and_width_variants_of_username(backend: Backend) {
+    let app = app!(backend);
+    app.register("alice").await;
+    assert_eq!(app.login("  ALICE", PASSWORD).await.status, 200);
+    // Fullwidth letters normalise (NFKC) to the same name.
+    assert_eq!(app.login("ａｌｉｃｅ", PASSWORD).await.status, 200);
+    // The email works as a login name too.
+    assert_eq!(app.login("alice@example.com", PASSWORD).await.status, 200);
+}
+
+async fn check_token_mode_of_refreshtoken(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap();
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/refreshtoken",
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, json!({ "message": "Authorized" }));
+    let bearer = format!("Bearer {access}");
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/refreshtoken",
+            None,
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(r.body, json!({ "message": "Authorized" }));
+
+    let r = app
+        .request("POST", "/api/auth/refreshtoken", None, &[])
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.message(), "No token provided!");
+
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/refreshtoken",
+            None,
+            &[("x-access-token", "not.a.jwt")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.message(), "Unauthorized!");
+}
+
+async fn refresh_rotates_and_old_token_is_reuse(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let first = login["refreshToken"].as_str().unwrap();
+    let r = app.refresh(first).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let second = r.body["refreshToken"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    assert!(
+        app.core
+            .keys
+            .verify(r.body["accessToken"].as_str().unwrap())
+            .is_ok()
+    );
+    // The header form works as well (seed 001 sends it as a header).
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/refreshtoken",
+            None,
+            &[("refreshToken", &second)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let third = r.body["refreshToken"].as_str().unwrap().to_string();
+
+    // Presenting a used token revokes the family: 401 now, and the newest token is dead too.
+    let r = app.refresh(first).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.code(), "refresh_token_reused");
+    let r = app.refresh(&third).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.message(), "This refresh token doesn't exist in database");
+}
+
+async fn refresh_unknown_and_expired_tokens(backend: Backend) {
+    let app = app!(backend);
+    let r = app
+        .refresh("c29tZXRoaW5nLXRoYXQtd2FzLW5ldmVyLWlzc3VlZA")
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.body,
+        json!({ "message": "This refresh token doesn't exist in database", "code": "refresh_token_not_found" })
+    );
+
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    // Age the token in the database as 30 days would.
+    app.expire_refresh_token(token).await;
+    let r = app.refresh(token).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.message(),
+        "Refresh token was expired. Please make a new signin request"
+    );
+    assert_eq!(r.code(), "refresh_token_expired");
+}
+
+async fn me_returns_own_account(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap();
+    let r = app.get("/api/auth/me", &[("x-access-token", access)]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["id"], login["id"]);
+    assert_eq!(r.body["username"], "alice");
+    assert_eq!(r.body["email"], "alice@example.com");
+    assert_eq!(r.body["roles"], json!(["ROLE_OWNER"]));
+    assert_eq!(r.body["organization"], brama::store::DEFAULT_ORGANIZATION);
+    assert!(r.body["createdAt"].as_str().unwrap().starts_with("20"));
+    assert_eq!(r.body["name"], "");
+    assert_eq!(r.body["surname"], "");
+    assert!(r.body.get("password_hash").is_none() && !r.text.contains("argon2"));
+}
+
+async fn me_without_token_and_with_bad_token(backend: Backend) {
+    let app = app!(backend);
+    let r = app.get("/api/auth/me", &[]).await;
+    assert_eq!((r.status, r.message()), (403, "No token provided!"));
+    let r = app
+        .get("/api/auth/me", &[("x-access-token", "garbage")])
+        .await;
+    assert_eq!((r.status, r.message()), (401, "Unauthorized!"));
+}
+
+async fn logout_revokes_the_session(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap();
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.message(), "You've been signed out!");
+    assert!(r.set_cookie_header("token").unwrap().contains("Max-Age=0"));
+    let r = app.refresh(login["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = app
+        .get("/api/auth/sessions", &[("x-access-token", access)])
+        .await;
+    assert_eq!(r.body, json!([]));
+}
+
+async fn logout_all_revokes_every_session(backend: Backend) {
+    let app = app!(backend, |c| c.max_sessions_per_account = 5);
+    let first = app.user("alice").await;
+    let second = app.login("alice", PASSWORD).await.body;
+    let access = second["accessToken"].as_str().unwrap();
+    let r = app
+        .get("/api/auth/sessions", &[("x-access-token", access)])
+        .await;
+    assert_eq!(r.body.as_array().unwrap().len(), 2);
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/logout-all",
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.message(), "You've been signed out of every session!");
+    for login in [&first, &second] {
+        let r = app.refresh(login["refreshToken"].as_str().unwrap()).await;
+        assert_eq!(r.status, 403);
+    }
+}
+
+async fn sessions_list_and_revoke(backend: Backend) {
+    let app = app!(backend, |c| c.max_sessions_per_account = 5);
+    let first = app.user("alice").await;
+    let second = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            Some(json!({ "username": "alice", "password": PASSWORD })),
+            &[("user-agent", "phone-app/1.0")],
+        )
+        .await
+        .body;
+    let access = second["accessToken"].as_str().unwrap();
+    let r = app
+        .get("/api/auth/sessions", &[("x-access-token", access)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let list = r.body.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[0]["userAgent"], "phone-app/1.0");
+    assert_eq!(list[0]["ip"], "127.0.0.1");
+    assert_eq!(list[1]["current"], false);
+    for key in ["id", "createdAt", "lastUsedAt", "expiresAt"] {
+        assert!(list[1][key].is_string(), "{key}");
+    }
+    let other = list[1]["id"].as_str().unwrap();
+
+    let r = app
+        .request(
+            "DELETE",
+            &format!("/api/auth/sessions/{other}"),
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.message(), "Session was ended");
+    assert_eq!(
+        app.refresh(first["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        403
+    );
+    // Again: it is no longer live.
+    let r = app
+        .request(
+            "DELETE",
+            &format!("/api/auth/sessions/{other}"),
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.code(), "not_found");
+
+    // Another account's session is not found, and stays alive.
+    let bob = app.user("bob").await;
+    let bob_sessions = app
+        .get(
+            "/api/auth/sessions",
+            &[("x-access-token", bob["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    let bob_sid = bob_sessions.body[0]["id"].as_str().unwrap();
+    let r = app
+        .request(
+            "DELETE",
+            &format!("/api/auth/sessions/{bob_sid}"),
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        app.refresh(bob["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+}
+
+async fn password_change_rules(backend: Backend) {
+    let app = app!(backend, |c| c.max_sessions_per_account = 5);
+    let other = app.user("alice").await;
+    let login = app.login("alice", PASSWORD).await.body;
+    let access = login["accessToken"].as_str().unwrap();
+    let h = [("x-access-token", access)];
+
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/password",
+            Some(json!({ "currentPassword": "Wrong#pass1", "newPassword": "New!pass42x" })),
+            &h,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (401, "wrong_password"));
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/password",
+            Some(json!({ "currentPassword": PASSWORD, "newPassword": "weak" })),
+            &h,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    assert_eq!(r.body["errors"][0]["field"], "newPassword");
+
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/password",
+            Some(json!({ "currentPassword": PASSWORD, "newPassword": "New!pass42x" })),
+            &h,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.message(), "Password was changed successfully!");
+    // Other sessions are gone, this one stays.
+    assert_eq!(
+        app.refresh(other["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.refresh(login["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.login("alice", PASSWORD).await.status, 401);
+    assert_eq!(app.login("alice", "New!pass42x").await.status, 200);
+}
+
+async fn second_login_revokes_first_session(backend: Backend) {
+    let app = app!(backend);
+    let first = app.user("alice").await;
+    let second = app.login("alice", PASSWORD).await.body;
+    let r = app.refresh(first["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.message(), "This refresh token doesn't exist in database");
+    let sessions = app
+        .get(
+            "/api/auth/sessions",
+            &[("x-access-token", second["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(sessions.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.refresh(second["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+}
+
+async fn max_sessions_keeps_newest(backend: Backend) {
+    let app = app!(backend, |c| c.max_sessions_per_account = 2);
+    let a = app.user("alice").await;
+    let b = app.login("alice", PASSWORD).await.body;
+    let c = app.login("alice", PASSWORD).await.body;
+    assert_eq!(
+        app.refresh(a["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.refresh(b["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.refresh(c["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+}
+
+async fn strict_revocation_stops_access_tokens_at_once(backend: Backend) {
+    let app = app!(backend, |c| c.strict_revocation = true);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/auth/me", &[("x-access-token", access)])
+            .await
+            .status,
+        200
+    );
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = app.get("/api/auth/me", &[("x-access-token", access)]).await;
+    assert_eq!((r.status, r.message()), (401, "Unauthorized!"));
+}
+
+async fn reuse_grace_answers_rotated_without_revoking(backend: Backend) {
+    let app = app!(backend, |c| c.refresh_reuse_grace = 30);
+    let login = app.user("alice").await;
+    let first = login["refreshToken"].as_str().unwrap();
+    let next = app.refresh(first).await.body["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.refresh(first).await;
+    assert_eq!((r.status, r.code()), (401, "refresh_token_rotated"));
+    // The family lives on.
+    assert_eq!(app.refresh(&next).await.status, 200);
+}
+
+async fn failed_logins_are_limited_per_account(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_account = 3);
+    app.register("alice").await;
+    for _ in 0..3 {
+        assert_eq!(app.login("alice", "Wrong#pass1").await.status, 401);
+    }
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.code(), "rate_limited");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 900);
+    // Another account is not affected.
+    app.register("bob").await;
+    assert_eq!(app.login("bob", PASSWORD).await.status, 200);
+}
+
+async fn failed_logins_are_limited_per_ip(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_ip = 4);
+    app.register("alice").await;
+    for n in 0..4 {
+        assert_eq!(
+            app.login(&format!("ghost{n}"), "Wrong#pass1").await.status,
+            401
+        );
+    }
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn registrations_are_limited_per_ip(backend: Backend) {
+    let app = app!(backend, |c| c.registrations_per_ip_per_hour = 2);
+    // Invalid requests do not count.
+    assert_eq!(
+        app.post("/api/auth/register", json!({ "username": "x" }))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(app.register("alice").await.status, 200);
+    assert_eq!(app.register("bob").await.status, 200);
+    let r = app.register("carol").await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn jwks_publishes_the_signing_key(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let r = app.get("/.well-known/jwks.json", &[]).await;
+    assert_eq!(r.status, 200);
+    let key = &r.body["keys"][0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    // Another service verifies our token with nothing but the JWKS.
+    let decoding =
+        jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(login["accessToken"].as_str().unwrap()).unwrap();
+    assert_eq!(header.kid.as_deref(), key["kid"].as_str());
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["brama"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(
+        login["accessToken"].as_str().unwrap(),
+        &decoding,
+        &validation,
+    );
+    assert!(data.is_ok(), "{data:?}");
+}

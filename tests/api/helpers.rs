@@ -1,0 +1,466 @@
+//! Test harness: starts the real application on a free port against a fresh SQLite file or a
+//! fresh PostgreSQL database, talks HTTP to it, and checks that no secret the test saw ever
+//! reached the log.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use brama::core::Core;
+use brama::{Application, Config};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+/// A password that passes the seed policy and is not in the common list.
+pub const PASSWORD: &str = "Zx8!quokka";
+
+/// Every log line of the test process, at DEBUG for brama.
+static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    LOG.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buffer.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=debug,hyper=info,h2=info,reqwest=info")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    })
+    .clone()
+}
+
+/// The text logged so far by this test process.
+pub fn log_text() -> String {
+    String::from_utf8_lossy(&capture_logs().lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server for tests, from `BRAMA_TEST_POSTGRES_URL`. Without it the PostgreSQL
+/// leg is skipped, except under `CI=true`, where that is a failure.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("BRAMA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but BRAMA_TEST_POSTGRES_URL is not set: the PostgreSQL leg cannot be skipped"
+            );
+            eprintln!("skipping PostgreSQL leg: BRAMA_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A database made for one test and dropped after it.
+pub struct TestDb {
+    pub url: String,
+    dir: PathBuf,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let dir =
+            std::env::temp_dir().join(format!("brama-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.join("brama.db").display());
+                Some(TestDb { url, dir, pg: None })
+            }
+            Backend::Postgres => {
+                let admin = postgres_url()?;
+                let name = format!("brama_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx_connect(&admin).await;
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("CREATE DATABASE");
+                let url = with_database(&admin, &name);
+                Some(TestDb {
+                    url,
+                    dir,
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    pub fn dir(&self) -> &PathBuf {
+        &self.dir
+    }
+}
+
+async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    match sqlx::PgConnection::connect(url).await {
+        Ok(c) => c,
+        Err(e) => panic!("PostgreSQL at BRAMA_TEST_POSTGRES_URL is not reachable: {e}"),
+    }
+}
+
+/// The admin URL with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("BRAMA_TEST_POSTGRES_URL is a URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs outside any runtime guarantee, so use a short-lived one of our own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let mut conn = sqlx_connect(&admin).await;
+                    let _ = sqlx::Executor::execute(
+                        &mut conn,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                    )
+                    .await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings for tests: cheap argon2 (the real parameters are exercised by the hasher's own
+/// tests and the benchmarks), generous limits unless a test lowers them.
+pub fn test_config(db: &TestDb) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: db.dir().clone(),
+        database_url: Some(db.url.clone()),
+        argon2_memory_kib: 256,
+        argon2_iterations: 1,
+        failed_logins_per_account: 1000,
+        failed_logins_per_ip: 1000,
+        registrations_per_ip_per_hour: 1000,
+        ..Config::default()
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// The `message` field of the body.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+    /// The value of a cookie the response sets, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookie_header(name)
+            .and_then(|h| h.split(';').next().map(str::to_owned))
+            .and_then(|kv| kv.split_once('=').map(|(_, v)| v.to_owned()))
+    }
+    /// The whole `Set-Cookie` header for a cookie, attributes included.
+    pub fn set_cookie_header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub core: Arc<Core>,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    secrets: Mutex<Vec<String>>,
+    _db: TestDb,
+}
+
+impl TestApp {
+    /// Starts brama on `backend`; `None` when that backend is skipped (PostgreSQL without a URL).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        capture_logs();
+        let db = TestDb::create(backend).await?;
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        let app = Application::build(config)
+            .await
+            .expect("application builds");
+        let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
+        let core = app.core();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Some(TestApp {
+            addr,
+            core,
+            client,
+            backend,
+            secrets: Mutex::new(Vec::new()),
+            _db: db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Remembers a value that must never appear in the log.
+    pub fn secret(&self, value: &str) {
+        if value.len() >= 8 {
+            self.secrets.lock().unwrap().push(value.to_string());
+        }
+    }
+
+    /// Sends a request with optional JSON body and extra headers.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, HeaderValue::from_str(v).expect("header value"));
+        }
+        if let Some(body) = &body {
+            self.remember_secrets(body);
+            req = req.json(body);
+        }
+        let response = req.send().await.expect("request sent");
+        self.read(response).await
+    }
+
+    pub async fn read(&self, response: reqwest::Response) -> Resp {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        self.remember_secrets(&body);
+        for cookie in headers.get_all(reqwest::header::SET_COOKIE) {
+            if let Some(v) = cookie
+                .to_str()
+                .ok()
+                .and_then(|c| c.split(';').next())
+                .and_then(|kv| kv.split_once('='))
+            {
+                self.secret(v.1);
+            }
+        }
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    fn remember_secrets(&self, body: &Value) {
+        for key in [
+            "password",
+            "currentPassword",
+            "newPassword",
+            "accessToken",
+            "refreshToken",
+            "sessionId",
+            "access",
+            "refresh",
+            "token",
+        ] {
+            if let Some(v) = body.get(key).and_then(Value::as_str) {
+                self.secret(v);
+            }
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.request("POST", path, Some(body), &[]).await
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request("GET", path, None, headers).await
+    }
+
+    pub async fn register(&self, username: &str) -> Resp {
+        self.post(
+            "/api/auth/register",
+            json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Resp {
+        self.post(
+            "/api/auth/login",
+            json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Registers and logs in; returns the login body.
+    pub async fn user(&self, username: &str) -> Value {
+        let r = self.register(username).await;
+        assert_eq!(r.status, 200, "register {username}: {}", r.text);
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status, 200, "login {username}: {}", r.text);
+        r.body
+    }
+
+    /// Rotates a refresh token through the Membership API.
+    pub async fn refresh(&self, token: &str) -> Resp {
+        self.post("/api/auth/refreshtoken", json!({ "refreshToken": token }))
+            .await
+    }
+
+    /// Runs one statement with text binds directly on the test's database (to age rows as
+    /// time would).
+    pub async fn execute_sql(&self, statement: &str, binds: &[&str]) {
+        use sqlx::Connection;
+        let url = self._db.url.clone();
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                let mut q = sqlx::query(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&mut conn).await.expect("statement");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
+                let mut q = sqlx::query(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&mut conn).await.expect("statement");
+            }
+        }
+    }
+
+    /// Moves a refresh token's expiry into the past.
+    pub async fn expire_refresh_token(&self, token: &str) {
+        let hash = brama::crypto::token_hash(token);
+        self.execute_sql(
+            "UPDATE refresh_tokens SET expires_at = 1 WHERE token_hash = $1",
+            &[&hash],
+        )
+        .await;
+    }
+
+    /// A CSRF pair as the page gets it: (sessionId for the header, sessionToken cookie value).
+    pub async fn csrf(&self) -> (String, String) {
+        let r = self.get("/api/auth/csrf", &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let id = r.body["sessionId"].as_str().expect("sessionId").to_string();
+        let cookie = r.set_cookie("sessionToken").expect("sessionToken cookie");
+        (id, cookie)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let log = log_text();
+        for secret in self
+            .secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            assert!(
+                !log.contains(secret.as_str()),
+                "a secret reached the log: {}…",
+                &secret[..6]
+            );
+        }
+    }
+}
+
+/// Runs each listed test once on SQLite and once on PostgreSQL. Each test is an
+/// `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Starts an app or returns from the test when the backend is skipped.
+#[macro_export]
+macro_rules! app {
+    ($backend:expr) => {
+        match $crate::helpers::TestApp::spawn($backend).await {
+            Some(app) => app,
+            None => return,
+        }
+    };
+    ($backend:expr, $tweak:expr) => {
+        match $crate::helpers::TestApp::spawn_with($backend, $tweak).await {
+            Some(app) => app,
+            None => return,
+        }
+    };
+}

@@ -1,0 +1,4 @@
+//! brama's API tests: the real application on a real port, on SQLite and on PostgreSQL.
+
+mod auth;
+mod helpers;
