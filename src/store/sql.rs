@@ -211,7 +211,7 @@ macro_rules! sql_store {
                     // Unused but not claimable: it is past its expiry.
                     return Ok(if revoked_at.is_some() { Rotation::Unknown } else { Rotation::Expired });
                 };
-                if now - used_at <= grace_ms && revoked_at.is_none() {
+                if grace_ms > 0 && now - used_at <= grace_ms && revoked_at.is_none() {
                     return Ok(Rotation::RotatedRecently);
                 }
                 sqlx::query(

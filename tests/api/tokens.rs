@@ -1,0 +1,235 @@
+//! SPEC §3: what an access token must be to be accepted, and the refresh race.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp};
+use crate::{app, both_backends};
+
+both_backends!(
+    forged_and_stale_access_tokens_are_refused,
+    twenty_concurrent_refreshes_one_winner,
+    concurrent_refreshes_within_grace_one_winner_family_lives,
+    rotated_key_keeps_old_tokens_valid,
+);
+
+/// The claims the server itself would put in a token for this login.
+fn claims_of(app: &TestApp, access: &str) -> Value {
+    let claims = app.core.keys.verify(access).expect("server token verifies");
+    serde_json::to_value(claims).unwrap()
+}
+
+/// Signs `claims` with the server's own current private key, as only the server could.
+async fn sign_as_server(app: &TestApp, claims: &Value) -> String {
+    let keys = app.core.store.signing_keys().await.unwrap();
+    let key = &keys[0];
+    let der = STANDARD.decode(&key.private_key).unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der)).unwrap()
+}
+
+async fn me_with(app: &TestApp, token: &str) -> (u16, String) {
+    let r = app.get("/api/auth/me", &[("x-access-token", token)]).await;
+    (r.status, r.message().to_string())
+}
+
+async fn forged_and_stale_access_tokens_are_refused(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap();
+    let claims = claims_of(&app, access);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+    // Control: the server's own key with unchanged claims is accepted, so the refusals below
+    // are about what was changed and nothing else.
+    let same = sign_as_server(&app, &claims).await;
+    assert_eq!(me_with(&app, &same).await.0, 200);
+
+    let expired = sign_as_server(
+        &app,
+        &with(&claims, json!({ "iat": now - 1000, "exp": now - 120 })),
+    )
+    .await;
+    assert_eq!(
+        me_with(&app, &expired).await,
+        (401, "Unauthorized! Access Token was expired!".into())
+    );
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/refreshtoken",
+            None,
+            &[("x-access-token", &expired)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.message()),
+        (401, "Unauthorized! Access Token was expired!")
+    );
+
+    // Within the 30 s leeway is still fine; beyond it is not.
+    let just = sign_as_server(&app, &with(&claims, json!({ "exp": now - 10 }))).await;
+    assert_eq!(me_with(&app, &just).await.0, 200);
+
+    let wrong_aud = sign_as_server(&app, &with(&claims, json!({ "aud": "another-service" }))).await;
+    assert_eq!(
+        me_with(&app, &wrong_aud).await,
+        (401, "Unauthorized!".into())
+    );
+    let wrong_iss = sign_as_server(
+        &app,
+        &with(&claims, json!({ "iss": "https://evil.example" })),
+    )
+    .await;
+    assert_eq!(
+        me_with(&app, &wrong_iss).await,
+        (401, "Unauthorized!".into())
+    );
+
+    // Tampered payload: claim owner role, keep the signature.
+    let parts: Vec<&str> = access.split('.').collect();
+    let forged_payload = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(&with(&claims, json!({ "roles": ["owner", "admin"] }))).unwrap(),
+    );
+    let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    assert_eq!(
+        me_with(&app, &tampered).await,
+        (401, "Unauthorized!".into())
+    );
+    // Flipped signature byte.
+    let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    sig[0] ^= 1;
+    let bad_sig = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
+    assert_eq!(me_with(&app, &bad_sig).await.0, 401);
+
+    // alg: none, with and without a trailing dot.
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    for token in [
+        format!("{none_header}.{}.", parts[1]),
+        format!("{none_header}.{}", parts[1]),
+    ] {
+        assert_eq!(me_with(&app, &token).await, (401, "Unauthorized!".into()));
+    }
+
+    // HS256 "signed" with the public key from the JWKS: the classic algorithm confusion.
+    let jwks = app.get("/.well-known/jwks.json", &[]).await.body;
+    let x = jwks["keys"][0]["x"].as_str().unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap();
+    for secret in [
+        URL_SAFE_NO_PAD.decode(x).unwrap(),
+        x.as_bytes().to_vec(),
+        jwks.to_string().into_bytes(),
+    ] {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.to_string());
+        let token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret)).unwrap();
+        assert_eq!(me_with(&app, &token).await, (401, "Unauthorized!".into()));
+    }
+
+    // A well-formed token from a key the server never had.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let der = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(&stranger).unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_string());
+    let token =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap();
+    assert_eq!(me_with(&app, &token).await, (401, "Unauthorized!".into()));
+}
+
+/// `claims` with some fields replaced.
+fn with(claims: &Value, changes: Value) -> Value {
+    let mut out = claims.clone();
+    for (k, v) in changes.as_object().unwrap() {
+        out[k] = v.clone();
+    }
+    out
+}
+
+async fn twenty_concurrent_refreshes_one_winner(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap().to_string();
+    let app = std::sync::Arc::new(app);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, token, barrier) = (app.clone(), token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                app.refresh(&token).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut codes = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status == 200 {
+            winners.push(r.body["refreshToken"].as_str().unwrap().to_string());
+        } else {
+            codes.push((r.status, r.code().to_string()));
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one refresh wins; others: {codes:?}"
+    );
+    // Every loser presented a used token: reuse, which ends the family, winner included.
+    assert!(
+        codes
+            .iter()
+            .all(|(s, c)| *s == 401 && c == "refresh_token_reused"),
+        "{codes:?}"
+    );
+    assert_eq!(app.refresh(&winners[0]).await.status, 403);
+}
+
+async fn concurrent_refreshes_within_grace_one_winner_family_lives(backend: Backend) {
+    let app = app!(backend, |c| c.refresh_reuse_grace = 60);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap().to_string();
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move { app.refresh(&token).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => winners.push(r.body["refreshToken"].as_str().unwrap().to_string()),
+            401 => assert_eq!(r.code(), "refresh_token_rotated"),
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(app.refresh(&winners[0]).await.status, 200);
+}
+
+async fn rotated_key_keeps_old_tokens_valid(backend: Backend) {
+    let app = app!(backend);
+    let old = app.user("alice").await;
+    let old_access = old["accessToken"].as_str().unwrap();
+    let kid = brama::crypto::jwt::rotate(&app.core.store, brama::core::now_ms())
+        .await
+        .unwrap();
+    app.core
+        .keys
+        .reload(&app.core.store, brama::core::now_ms())
+        .await
+        .unwrap();
+    let fresh = app.login("alice", crate::helpers::PASSWORD).await.body;
+    let header = jsonwebtoken::decode_header(fresh["accessToken"].as_str().unwrap()).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
+    // The old key still verifies what it signed, and both are published.
+    assert_eq!(me_with(&app, old_access).await.0, 200);
+    let jwks = app.get("/.well-known/jwks.json", &[]).await.body;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+}
