@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{Application, open_store};
 use crate::config::{Config, Overrides};
-use crate::core::{Core, Role, StartupError, now_ms};
+use crate::core::{Core, Role, StartupError, now_ms, rfc3339};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +33,12 @@ pub enum Command {
     /// Manage access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the emails kept in the outbox (every email, when no SMTP server is configured).
+    Outbox {
+        /// Print a JSON array of {to, subject, body, created_at}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +105,37 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let store = open_store(&config).await?;
             let kid = crate::crypto::jwt::rotate(&store, now_ms()).await?;
             println!("new signing key {kid}; running nodes switch to it within 30 s");
+        }
+        Command::Outbox { json } => {
+            let store = open_store(&config).await?;
+            let emails = store.outbox().await?;
+            if json {
+                let list: Vec<serde_json::Value> = emails
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "id": e.id,
+                            "to": e.recipient,
+                            "subject": e.subject,
+                            "body": e.body,
+                            "created_at": rfc3339(e.created_at),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if emails.is_empty() {
+                println!("the outbox is empty");
+            } else {
+                for e in &emails {
+                    println!(
+                        "--- {} to {}\nSubject: {}\n\n{}",
+                        rfc3339(e.created_at),
+                        e.recipient,
+                        e.subject,
+                        e.body
+                    );
+                }
+            }
         }
     }
     Ok(())

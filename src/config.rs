@@ -63,6 +63,8 @@ pub struct Config {
     pub failed_login_window_secs: u64,
     /// Registrations (and company signups) per client IP per hour.
     pub registrations_per_ip_per_hour: u32,
+    /// Password-reset requests per client IP, and per address, per hour.
+    pub password_resets_per_hour: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
     /// Origins allowed by CORS; empty turns CORS off.
@@ -107,6 +109,7 @@ impl Default for Config {
             failed_logins_per_ip: 100,
             failed_login_window_secs: 15 * 60,
             registrations_per_ip_per_hour: 20,
+            password_resets_per_hour: 5,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,

@@ -316,3 +316,129 @@ fn required<'a>(
         }
     }
 }
+
+/// How long a password-reset link works.
+const RESET_TTL_MS: i64 = 60 * 60 * 1000;
+
+impl Core {
+    /// Sends a reset link if an active account uses `email`. The answer, and its timing, do not
+    /// depend on whether one does: the lookup and the email happen after the answer.
+    pub async fn forgot_password(
+        self: &std::sync::Arc<Self>,
+        email: Option<&str>,
+        lang: crate::i18n::Lang,
+        client: &Client,
+    ) -> CoreResult<()> {
+        let mut errors = Vec::new();
+        let Some(email) = field(&mut errors, "email", email, AccountEmail::parse) else {
+            return Err(CoreError::Validation(errors));
+        };
+        let key = normalize_key(email.as_str());
+        let hour = Duration::from_secs(3600);
+        let limit = self.config.password_resets_per_hour;
+        let mut over = self
+            .limiter
+            .hit(&format!("reset:address:{key}"), limit, hour)
+            .await;
+        if let Some(ip) = client.ip {
+            over = over.max(
+                self.limiter
+                    .hit(&format!("reset:ip:{ip}"), limit, hour)
+                    .await,
+            );
+        }
+        if let Some(wait) = over {
+            return Err(CoreError::RateLimited {
+                retry_after_secs: retry_after_secs(wait),
+            });
+        }
+        let core = std::sync::Arc::clone(self);
+        let ip = client.ip.map(|ip| ip.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = core.send_reset_link(&key, lang, ip).await {
+                tracing::error!(error = %e, "could not send a password-reset email");
+            }
+        });
+        Ok(())
+    }
+
+    async fn send_reset_link(
+        &self,
+        key: &str,
+        lang: crate::i18n::Lang,
+        ip: Option<String>,
+    ) -> CoreResult<()> {
+        let Some(account) = self.store.account_by_login(key).await? else {
+            return Ok(());
+        };
+        if account.status != STATUS_ACTIVE {
+            return Ok(());
+        }
+        let token = crate::crypto::random_token();
+        let now = now_ms();
+        self.store
+            .insert_password_reset(
+                &account.id,
+                &crate::crypto::token_hash(&token),
+                now,
+                now + RESET_TTL_MS,
+            )
+            .await?;
+        // In the fragment: it never reaches a server log or a Referer header.
+        let link = format!("{}/reset#token={token}", self.config.public_url());
+        let (subject, body) = crate::i18n::reset_email(lang, &link);
+        self.send_email(&account.email, subject, body).await?;
+        self.audit(AuditEvent {
+            organization_id: Some(account.organization_id.clone()),
+            actor_id: None,
+            action: "password_reset_requested",
+            target: Some(account.id.clone()),
+            ip,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token; every session of the account ends.
+    pub async fn reset_password(
+        &self,
+        token: Option<&str>,
+        password: Option<&str>,
+        client: &Client,
+    ) -> CoreResult<()> {
+        let mut errors = Vec::new();
+        let token = required(&mut errors, "token", token);
+        let policy = self.config.password_policy;
+        // The policy is checked first, so a weak password does not use the link up.
+        let password = field(&mut errors, "password", password, |p| {
+            Password::parse(p, policy)
+        });
+        let (Some(token), Some(password)) = (token, password) else {
+            return Err(CoreError::Validation(errors));
+        };
+        let hash = self.hasher.hash(password.expose()).await?;
+        let now = now_ms();
+        let Some(account_id) = self
+            .store
+            .consume_password_reset(&crate::crypto::token_hash(token), now)
+            .await?
+        else {
+            return Err(CoreError::ResetTokenInvalid);
+        };
+        self.store
+            .set_password_hash(&account_id, &hash, now)
+            .await?;
+        self.store
+            .revoke_sessions(&account_id, None, "password_reset", now)
+            .await?;
+        self.audit(AuditEvent {
+            organization_id: None,
+            actor_id: Some(account_id.clone()),
+            action: "password_reset",
+            target: Some(account_id),
+            ip: client.ip.map(|ip| ip.to_string()),
+        })
+        .await;
+        Ok(())
+    }
+}

@@ -39,6 +39,9 @@ pub enum CoreError {
     RefreshReused,
     #[error("refresh token already rotated")]
     RefreshRotated,
+    /// A password-reset token that is unknown, used or expired.
+    #[error("reset token invalid")]
+    ResetTokenInvalid,
     #[error("not found")]
     NotFound,
     #[error("forbidden")]

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod error;
 pub mod limits;
+pub mod mail;
 pub mod sessions;
 
 use std::collections::HashMap;
@@ -59,6 +60,14 @@ pub struct Client {
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds as RFC 3339, the form every surface shows times in.
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Everything the rules need, shared by every surface and request.

@@ -189,10 +189,10 @@ impl Core {
     async fn session_live(&self, session_id: &str) -> CoreResult<bool> {
         {
             let cache = self.session_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((live, seen)) = cache.get(session_id) {
-                if seen.elapsed() < SESSION_CACHE_TTL {
-                    return Ok(*live);
-                }
+            if let Some((live, seen)) = cache.get(session_id)
+                && seen.elapsed() < SESSION_CACHE_TTL
+            {
+                return Ok(*live);
             }
         }
         let now = now_ms();

@@ -176,10 +176,8 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
     // longest token lifetime, so every token it signed can still be checked.
     let mut replaced_at: Option<i64> = None;
     for key in &keys {
-        if let Some(t) = replaced_at {
-            if now_ms - t > RETIRED_KEY_KEEP_MS {
-                break;
-            }
+        if replaced_at.is_some_and(|t| now_ms - t > RETIRED_KEY_KEEP_MS) {
+            break;
         }
         let public = STANDARD
             .decode(&key.public_key)

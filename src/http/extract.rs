@@ -182,16 +182,12 @@ pub fn access_token(headers: &HeaderMap, jar: &CookieJar) -> Option<(String, Tok
     {
         return Some((t.trim().to_string(), TokenSource::Header));
     }
-    if let Some(auth) = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))
-        {
-            return Some((t.trim().to_string(), TokenSource::Header));
-        }
+        .and_then(|auth| auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")));
+    if let Some(t) = bearer {
+        return Some((t.trim().to_string(), TokenSource::Header));
     }
     jar.get(TOKEN_COOKIE)
         .map(|c| c.value().to_string())

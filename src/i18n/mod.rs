@@ -67,6 +67,9 @@ pub enum Msg {
     BodyTooLarge,
     UnsupportedMediaType,
     Internal,
+    ResetRequested,
+    ResetDone,
+    ResetInvalid,
 }
 
 impl Msg {
@@ -173,6 +176,23 @@ impl Msg {
             (Internal, En) => "Something went wrong on our side, try again later",
             (Internal, Pl) => "Coś poszło nie tak po naszej stronie, spróbuj później",
             (Internal, Ru) => "Возникла ошибка, попробуйте позже.",
+            (ResetRequested, En) => {
+                "If an account uses this address, a link to reset its password is on its way"
+            }
+            (ResetRequested, Pl) => {
+                "Jeśli konto używa tego adresu, wysłaliśmy na niego link do zmiany hasła"
+            }
+            (ResetRequested, Ru) => {
+                "Если этот адрес принадлежит аккаунту, на него отправлена ссылка для сброса пароля"
+            }
+            (ResetDone, En) => "Password was reset successfully! Please sign in",
+            (ResetDone, Pl) => "Hasło zostało zmienione! Zaloguj się",
+            (ResetDone, Ru) => "Пароль успешно сброшен! Войдите заново",
+            (ResetInvalid, En) => "This password reset link is invalid, used or expired",
+            (ResetInvalid, Pl) => "Ten link do zmiany hasła jest nieprawidłowy, użyty lub wygasł",
+            (ResetInvalid, Ru) => {
+                "Ссылка для сброса пароля недействительна, использована или устарела"
+            }
         }
     }
 }
@@ -208,4 +228,28 @@ pub fn problem_text(field: &str, problem: Problem, lang: Lang) -> String {
         (Problem::CommonPassword, Ru) => "слишком распространённый; выберите другой".to_string(),
     };
     format!("{field}: {detail}")
+}
+
+/// The password-reset email: (subject, body).
+pub fn reset_email(lang: Lang, link: &str) -> (String, String) {
+    match lang {
+        Lang::En => (
+            "Reset your brama password".into(),
+            format!(
+                "Someone asked to reset the password of your account.\n\nTo choose a new password, open this link within an hour:\n{link}\n\nIf it was not you, ignore this email; your password stays as it is.\n"
+            ),
+        ),
+        Lang::Pl => (
+            "Zmiana hasła w bramie".into(),
+            format!(
+                "Ktoś poprosił o zmianę hasła do Twojego konta.\n\nAby ustawić nowe hasło, otwórz ten link w ciągu godziny:\n{link}\n\nJeśli to nie Ty, zignoruj tę wiadomość; hasło pozostanie bez zmian.\n"
+            ),
+        ),
+        Lang::Ru => (
+            "Сброс пароля brama".into(),
+            format!(
+                "Кто-то запросил сброс пароля вашего аккаунта.\n\nЧтобы задать новый пароль, откройте ссылку в течение часа:\n{link}\n\nЕсли это были не вы, просто проигнорируйте письмо; пароль останется прежним.\n"
+            ),
+        ),
+    }
 }

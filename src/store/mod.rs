@@ -91,6 +91,18 @@ pub struct SigningKeyRecord {
     pub created_at: i64,
 }
 
+/// An email waiting in (or delivered through) the outbox.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct OutboxRecord {
+    pub id: String,
+    #[serde(rename = "to")]
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub organization_id: Option<String>,
@@ -105,8 +117,8 @@ pub struct AuditEvent {
 pub enum Rotation {
     /// The token was live: it is now used, and the new one is stored in the same session.
     Rotated {
-        session: SessionRecord,
-        account: AccountRecord,
+        session: Box<SessionRecord>,
+        account: Box<AccountRecord>,
     },
     /// No such token, or its session was revoked or has ended.
     Unknown,
@@ -198,6 +210,24 @@ pub trait Store: Send + Sync + 'static {
     async fn secret_or_insert(&self, name: &str, value: &str, now: i64) -> StoreResult<String>;
 
     async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()>;
+
+    async fn insert_password_reset(
+        &self,
+        account_id: &str,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Marks a live reset token used and returns its account; `None` if unknown, used or expired.
+    async fn consume_password_reset(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
+
+    async fn insert_outbox(&self, email: OutboxRecord) -> StoreResult<()>;
+    /// Every email in the outbox, oldest first.
+    async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -193,7 +193,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
-                    return Ok(Rotation::Rotated { session, account });
+                    return Ok(Rotation::Rotated { session: Box::new(session), account: Box::new(account) });
                 }
                 tx.rollback().await?;
 
@@ -326,6 +326,57 @@ macro_rules! sql_store {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(stored)
+            }
+
+            async fn insert_password_reset(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO password_resets (token_hash, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(account_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn consume_password_reset(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "UPDATE password_resets SET used_at = $1 \
+                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id,)| id))
+            }
+
+            async fn insert_outbox(&self, email: OutboxRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO outbox (id, recipient, subject, body, created_at, sent_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&email.id)
+                .bind(&email.recipient)
+                .bind(&email.subject)
+                .bind(&email.body)
+                .bind(email.created_at)
+                .bind(email.sent_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>> {
+                Ok(sqlx::query_as::<_, OutboxRecord>(
+                    "SELECT id, recipient, subject, body, created_at, sent_at FROM outbox \
+                     ORDER BY created_at, id",
+                )
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()> {

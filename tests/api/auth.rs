@@ -31,6 +31,9 @@ both_backends!(
     failed_logins_are_limited_per_ip,
     registrations_are_limited_per_ip,
     jwks_publishes_the_signing_key,
+    forgot_and_reset_password,
+    forgot_password_is_rate_limited,
+    full_hash_queue_answers_503_and_other_routes_keep_answering,
 );
 
 async fn register_answers_the_seed_message(backend: Backend) {
@@ -686,4 +689,194 @@ async fn jwks_publishes_the_signing_key(backend: Backend) {
         &validation,
     );
     assert!(data.is_ok(), "{data:?}");
+}
+
+/// Waits for the outbox to hold `n` emails (they are sent after the answer).
+async fn outbox_with(app: &crate::helpers::TestApp, n: usize) -> Vec<brama::store::OutboxRecord> {
+    for _ in 0..100 {
+        let emails = app.core.store.outbox().await.unwrap();
+        if emails.len() >= n {
+            return emails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the outbox never held {n} emails");
+}
+
+async fn forgot_and_reset_password(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+
+    let known = app
+        .post(
+            "/api/auth/password/forgot",
+            json!({ "email": "Alice@Example.com" }),
+        )
+        .await;
+    assert_eq!(known.status, 200, "{}", known.text);
+    let unknown = app
+        .post(
+            "/api/auth/password/forgot",
+            json!({ "email": "nobody@example.com" }),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, &unknown.text),
+        (200, &known.text),
+        "no enumeration"
+    );
+    assert_eq!(
+        known.message(),
+        "If an account uses this address, a link to reset its password is on its way"
+    );
+    let r = app
+        .post(
+            "/api/auth/password/forgot",
+            json!({ "email": "not an email" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+
+    let emails = outbox_with(&app, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        app.core.store.outbox().await.unwrap().len(),
+        1,
+        "nothing is sent to an unknown address"
+    );
+    let email = &emails[0];
+    assert_eq!(email.recipient, "alice@example.com");
+    let prefix = format!("{}/reset#token=", app.core.config.public_url());
+    let start = email.body.find(&prefix).expect("link in the body") + prefix.len();
+    let token: String = email.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert_eq!(token.len(), 43);
+    app.secret(&token);
+
+    // A weak password is refused without using the link up.
+    let r = app
+        .post(
+            "/api/auth/password/reset",
+            json!({ "token": token, "password": "weak" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    let r = app
+        .post(
+            "/api/auth/password/reset",
+            json!({ "token": token, "password": "Fresh#Start9" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.message(),
+        "Password was reset successfully! Please sign in"
+    );
+    // Every session ended; the new password works, the old does not.
+    assert_eq!(
+        app.refresh(login["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(app.login("alice", PASSWORD).await.status, 401);
+    assert_eq!(app.login("alice", "Fresh#Start9").await.status, 200);
+    // Single use.
+    let r = app
+        .post(
+            "/api/auth/password/reset",
+            json!({ "token": token, "password": "Other#Start9" }),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body,
+        json!({ "message": "This password reset link is invalid, used or expired", "code": "reset_token_invalid" })
+    );
+
+    // Expired after an hour.
+    app.post(
+        "/api/auth/password/forgot",
+        json!({ "email": "alice@example.com" }),
+    )
+    .await;
+    let emails = outbox_with(&app, 2).await;
+    let body = &emails[1].body;
+    let start = body.find(&prefix).unwrap() + prefix.len();
+    let token: String = body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    app.secret(&token);
+    app.execute_sql(
+        "UPDATE password_resets SET expires_at = 1 WHERE token_hash = $1",
+        &[&brama::crypto::token_hash(&token)],
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/auth/password/reset",
+            json!({ "token": token, "password": "Other#Start9" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "reset_token_invalid"));
+}
+
+async fn forgot_password_is_rate_limited(backend: Backend) {
+    let app = app!(backend, |c| c.password_resets_per_hour = 2);
+    for n in 0..2 {
+        let r = app
+            .post(
+                "/api/auth/password/forgot",
+                json!({ "email": format!("someone{n}@example.com") }),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let r = app
+        .post(
+            "/api/auth/password/forgot",
+            json!({ "email": "someone9@example.com" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"));
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn full_hash_queue_answers_503_and_other_routes_keep_answering(backend: Backend) {
+    // One slow hashing thread and room for one waiting job.
+    let app = app!(backend, |c| {
+        c.hash_workers = 1;
+        c.hash_queue = 1;
+        c.argon2_memory_kib = 32 * 1024;
+        c.argon2_iterations = 3;
+    });
+    app.register("alice").await;
+    let app = std::sync::Arc::new(app);
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.login("alice", PASSWORD).await })
+        })
+        .collect();
+    // While the queue is full, the runtime is free: health and token checks answer.
+    let health = app.get("/healthz", &[]).await;
+    assert_eq!(health.status, 200);
+    let mut busy = 0;
+    for task in logins {
+        let r = task.await.unwrap();
+        match r.status {
+            200 => {}
+            503 => {
+                busy += 1;
+                assert_eq!(r.code(), "busy");
+                assert_eq!(r.headers["retry-after"], "1");
+                assert_eq!(r.message(), "The server is busy, try again in a moment");
+            }
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert!(busy >= 1, "a full queue must answer 503");
 }

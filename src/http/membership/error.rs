@@ -155,6 +155,9 @@ impl From<CoreError> for ApiError {
                 "refresh_token_rotated",
                 Msg::RefreshRotated,
             ),
+            CoreError::ResetTokenInvalid => {
+                ApiError::new(S::BAD_REQUEST, "reset_token_invalid", Msg::ResetInvalid)
+            }
             CoreError::NotFound => ApiError::not_found(),
             CoreError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", Msg::Forbidden),
             CoreError::Internal(detail) => {

@@ -35,6 +35,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/sessions", get(sessions))
         .route("/api/auth/sessions/{id}", delete(revoke_session))
         .route("/api/auth/password", post(change_password))
+        .route("/api/auth/password/forgot", post(forgot_password))
+        .route("/api/auth/password/reset", post(reset_password))
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -238,7 +240,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<MeB
         name: account.name,
         surname: account.surname,
         organization: account.organization_id,
-        created_at: rfc3339(account.created_at),
+        created_at: crate::core::rfc3339(account.created_at),
     }))
 }
 
@@ -292,9 +294,9 @@ async fn sessions(
             .map(|s| SessionBody {
                 current: s.id == user.claims.sid,
                 id: s.id,
-                created_at: rfc3339(s.created_at),
-                last_used_at: rfc3339(s.last_used_at),
-                expires_at: rfc3339(s.expires_at),
+                created_at: crate::core::rfc3339(s.created_at),
+                last_used_at: crate::core::rfc3339(s.last_used_at),
+                expires_at: crate::core::rfc3339(s.expires_at),
                 user_agent: s.user_agent,
                 ip: s.ip,
             })
@@ -340,9 +342,38 @@ async fn change_password(
     Ok(message(Msg::PasswordChanged).into_response())
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+#[derive(Deserialize)]
+struct ForgotBody {
+    email: Option<String>,
+}
+
+async fn forgot_password(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    AppJson(body): AppJson<ForgotBody>,
+) -> ApiResult {
+    let lang = crate::http::current_lang();
+    state
+        .core
+        .forgot_password(body.email.as_deref(), lang, &client)
+        .await?;
+    Ok(message(Msg::ResetRequested).into_response())
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    token: Option<String>,
+    password: Option<String>,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    AppJson(body): AppJson<ResetBody>,
+) -> ApiResult {
+    state
+        .core
+        .reset_password(body.token.as_deref(), body.password.as_deref(), &client)
+        .await?;
+    Ok(message(Msg::ResetDone).into_response())
 }
