@@ -34,6 +34,7 @@ both_backends!(
     forgot_and_reset_password,
     forgot_password_is_rate_limited,
     full_hash_queue_answers_503_and_other_routes_keep_answering,
+    login_upgrades_hashes_made_with_old_parameters,
 );
 
 async fn register_answers_the_seed_message(backend: Backend) {
@@ -879,4 +880,32 @@ async fn full_hash_queue_answers_503_and_other_routes_keep_answering(backend: Ba
         }
     }
     assert!(busy >= 1, "a full queue must answer 503");
+}
+
+async fn login_upgrades_hashes_made_with_old_parameters(backend: Backend) {
+    let app = app!(backend);
+    app.register("alice").await;
+    let stored = |app: &crate::helpers::TestApp| {
+        let core = app.core.clone();
+        async move {
+            core.store
+                .account_by_login("alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .unwrap()
+        }
+    };
+    assert!(stored(&app).await.contains("m=256,t=1,p=1"));
+    // The operator raises the cost; the next login re-hashes with it.
+    let upgraded = app.sibling(|c| c.argon2_memory_kib = 512).await;
+    assert_eq!(upgraded.login("alice", PASSWORD).await.status, 200);
+    let hash = stored(&upgraded).await;
+    assert!(hash.starts_with("$argon2id$v=19$m=512,t=1,p=1$"), "{hash}");
+    // A failed login changes nothing.
+    let before = stored(&upgraded).await;
+    let lower = app.sibling(|c| c.argon2_memory_kib = 128).await;
+    assert_eq!(lower.login("alice", "Wrong#pass1").await.status, 401);
+    assert_eq!(stored(&lower).await, before);
 }

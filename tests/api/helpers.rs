@@ -211,7 +211,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     secrets: Mutex<Vec<String>>,
-    _db: TestDb,
+    _db: Arc<TestDb>,
+    config: Config,
 }
 
 impl TestApp {
@@ -225,7 +226,11 @@ impl TestApp {
         let db = TestDb::create(backend).await?;
         let mut config = test_config(&db);
         tweak(&mut config);
-        let app = Application::build(config)
+        Some(Self::start(backend, config, Arc::new(db)).await)
+    }
+
+    async fn start(backend: Backend, config: Config, db: Arc<TestDb>) -> TestApp {
+        let app = Application::build(config.clone())
             .await
             .expect("application builds");
         let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
@@ -235,14 +240,22 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Some(TestApp {
+        TestApp {
             addr,
             core,
             client,
             backend,
             secrets: Mutex::new(Vec::new()),
             _db: db,
-        })
+            config,
+        }
+    }
+
+    /// A second node on the same database, with this node's settings changed by `tweak`.
+    pub async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        Self::start(self.backend, config, self._db.clone()).await
     }
 
     pub fn url(&self, path: &str) -> String {

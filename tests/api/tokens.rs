@@ -13,6 +13,7 @@ both_backends!(
     twenty_concurrent_refreshes_one_winner,
     concurrent_refreshes_within_grace_one_winner_family_lives,
     rotated_key_keeps_old_tokens_valid,
+    two_nodes_share_tokens_and_one_refresh_wins,
 );
 
 /// The claims the server itself would put in a token for this login.
@@ -232,4 +233,60 @@ async fn rotated_key_keeps_old_tokens_valid(backend: Backend) {
     assert_eq!(me_with(&app, old_access).await.0, 200);
     let jwks = app.get("/.well-known/jwks.json", &[]).await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+}
+
+async fn two_nodes_share_tokens_and_one_refresh_wins(backend: Backend) {
+    let a = app!(backend);
+    let b = std::sync::Arc::new(a.sibling(|_| {}).await);
+    let a = std::sync::Arc::new(a);
+    let login = a.user("alice").await;
+    // A token signed by node A is accepted by node B: the keys live in the database.
+    let r = b
+        .get(
+            "/api/auth/me",
+            &[("x-access-token", login["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = login["refreshToken"].as_str().unwrap().to_string();
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let node = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let token = token.clone();
+            tokio::spawn(async move { node.refresh(&token).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
+    // Revocation on one node is seen by the other.
+    let fresh = b.login("alice", crate::helpers::PASSWORD).await.body;
+    let access = fresh["accessToken"].as_str().unwrap();
+    assert_eq!(
+        a.request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("x-access-token", access)]
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        b.refresh(fresh["refreshToken"].as_str().unwrap())
+            .await
+            .status,
+        403
+    );
 }
