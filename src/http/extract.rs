@@ -185,7 +185,10 @@ pub fn access_token(headers: &HeaderMap, jar: &CookieJar) -> Option<(String, Tok
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|auth| auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")));
+        .and_then(|auth| {
+            auth.strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+        });
     if let Some(t) = bearer {
         return Some((t.trim().to_string(), TokenSource::Header));
     }

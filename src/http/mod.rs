@@ -50,6 +50,7 @@ async fn negotiate_language(request: Request, next: Next) -> axum::response::Res
 
 pub fn router(state: AppState) -> Router {
     let https = state.core.config.https();
+    let cors_origins = state.core.config.cors_origins.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
     let mut router = Router::new()
         .route("/healthz", get(healthz))
@@ -63,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(negotiate_language))
         .layer(middleware::map_response(no_store_for_api));
     router = security_headers(router, https);
+    if let Some(cors) = cors_layer(&cors_origins) {
+        router = router.layer(cors);
+    }
     router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
@@ -103,6 +107,42 @@ fn security_headers(router: Router, https: bool) -> Router {
     } else {
         router
     }
+}
+
+/// CORS stays off unless origins are configured; then exactly those origins may call with
+/// credentials and the headers brama reads.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::ACCEPT_LANGUAGE,
+                header::IF_MATCH,
+                HeaderName::from_static("x-access-token"),
+                HeaderName::from_static("refreshtoken"),
+                HeaderName::from_static("sessionid"),
+                HeaderName::from_static("x-csrf-token"),
+            ])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::LINK,
+                HeaderName::from_static("x-total-count"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// API answers hold tokens and personal data: no cache may keep them.

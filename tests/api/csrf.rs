@@ -16,6 +16,7 @@ both_backends!(
     header_token_requests_need_no_csrf,
     https_public_url_makes_cookies_secure_and_sends_hsts,
     security_headers_on_every_answer,
+    cors_is_off_unless_configured,
 );
 
 /// Logs in the way the page does and returns (sessionId, sessionToken, token cookie, body).
@@ -404,4 +405,36 @@ async fn security_headers_on_every_answer(backend: Backend) {
     let r = app.get("/readyz", &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "ready");
+}
+
+async fn cors_is_off_unless_configured(backend: Backend) {
+    let preflight = [
+        ("origin", "https://front.example"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type,x-access-token"),
+    ];
+    let app = app!(backend);
+    let r = app.request("OPTIONS", "/api/auth/login", None, &preflight).await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+    let r = app.get("/healthz", &[("origin", "https://front.example")]).await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+
+    let app = app!(backend, |c| c.cors_origins = vec!["https://front.example".into()]);
+    let r = app.request("OPTIONS", "/api/auth/login", None, &preflight).await;
+    assert!(r.status < 300, "{} {}", r.status, r.text);
+    assert_eq!(r.headers["access-control-allow-origin"], "https://front.example");
+    assert_eq!(r.headers["access-control-allow-credentials"], "true");
+    let allowed = r.headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("x-access-token"), "{allowed}");
+    // Other origins get nothing.
+    let r = app.request("OPTIONS", "/api/auth/login", None, &[("origin", "https://evil.example"), ("access-control-request-method", "POST")]).await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+    // A configured origin may log in with cookies: it is not cross-site for the CSRF check.
+    app.register("alice").await;
+    let (id, csrf_cookie) = app.csrf().await;
+    let r = app
+        .request("POST", "/api/auth/login", Some(json!({ "username": "alice", "password": PASSWORD })), &[("cookie", &format!("sessionToken={csrf_cookie}")), ("sessionId", &id), ("origin", "https://front.example"), ("sec-fetch-site", "cross-site")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.headers["access-control-allow-origin"], "https://front.example");
 }
