@@ -411,30 +411,69 @@ async fn cors_is_off_unless_configured(backend: Backend) {
     let preflight = [
         ("origin", "https://front.example"),
         ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "content-type,x-access-token"),
+        (
+            "access-control-request-headers",
+            "content-type,x-access-token",
+        ),
     ];
     let app = app!(backend);
-    let r = app.request("OPTIONS", "/api/auth/login", None, &preflight).await;
+    let r = app
+        .request("OPTIONS", "/api/auth/login", None, &preflight)
+        .await;
     assert!(!r.headers.contains_key("access-control-allow-origin"));
-    let r = app.get("/healthz", &[("origin", "https://front.example")]).await;
+    let r = app
+        .get("/healthz", &[("origin", "https://front.example")])
+        .await;
     assert!(!r.headers.contains_key("access-control-allow-origin"));
 
-    let app = app!(backend, |c| c.cors_origins = vec!["https://front.example".into()]);
-    let r = app.request("OPTIONS", "/api/auth/login", None, &preflight).await;
+    let app = app!(backend, |c| c.cors_origins =
+        vec!["https://front.example".into()]);
+    let r = app
+        .request("OPTIONS", "/api/auth/login", None, &preflight)
+        .await;
     assert!(r.status < 300, "{} {}", r.status, r.text);
-    assert_eq!(r.headers["access-control-allow-origin"], "https://front.example");
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://front.example"
+    );
     assert_eq!(r.headers["access-control-allow-credentials"], "true");
-    let allowed = r.headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    let allowed = r.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
     assert!(allowed.contains("x-access-token"), "{allowed}");
     // Other origins get nothing.
-    let r = app.request("OPTIONS", "/api/auth/login", None, &[("origin", "https://evil.example"), ("access-control-request-method", "POST")]).await;
+    let r = app
+        .request(
+            "OPTIONS",
+            "/api/auth/login",
+            None,
+            &[
+                ("origin", "https://evil.example"),
+                ("access-control-request-method", "POST"),
+            ],
+        )
+        .await;
     assert!(!r.headers.contains_key("access-control-allow-origin"));
     // A configured origin may log in with cookies: it is not cross-site for the CSRF check.
     app.register("alice").await;
     let (id, csrf_cookie) = app.csrf().await;
     let r = app
-        .request("POST", "/api/auth/login", Some(json!({ "username": "alice", "password": PASSWORD })), &[("cookie", &format!("sessionToken={csrf_cookie}")), ("sessionId", &id), ("origin", "https://front.example"), ("sec-fetch-site", "cross-site")])
+        .request(
+            "POST",
+            "/api/auth/login",
+            Some(json!({ "username": "alice", "password": PASSWORD })),
+            &[
+                ("cookie", &format!("sessionToken={csrf_cookie}")),
+                ("sessionId", &id),
+                ("origin", "https://front.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.headers["access-control-allow-origin"], "https://front.example");
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://front.example"
+    );
 }
