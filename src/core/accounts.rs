@@ -431,8 +431,13 @@ impl Core {
         self.store
             .revoke_sessions(&account_id, None, "password_reset", now)
             .await?;
+        let organization_id = self
+            .store
+            .account(&account_id)
+            .await?
+            .map(|a| a.organization_id);
         self.audit(AuditEvent {
-            organization_id: None,
+            organization_id,
             actor_id: Some(account_id.clone()),
             action: "password_reset",
             target: Some(account_id),

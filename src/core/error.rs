@@ -42,10 +42,14 @@ pub enum CoreError {
     /// A password-reset token that is unknown, used or expired.
     #[error("reset token invalid")]
     ResetTokenInvalid,
+    /// An admin tried to change their own role or status.
+    #[error("cannot change own account")]
+    CannotChangeSelf,
     #[error("not found")]
     NotFound,
-    #[error("forbidden")]
-    Forbidden,
+    /// The caller's role is below what the action needs.
+    #[error("requires the {required:?} role")]
+    Forbidden { required: crate::core::Role },
     #[error("internal error: {0}")]
     Internal(String),
 }

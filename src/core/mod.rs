@@ -1,6 +1,7 @@
 //! The rules: accounts, sessions and tokens, rate limits, audit. Knows nothing of HTTP.
 
 pub mod accounts;
+pub mod admin;
 pub mod error;
 pub mod limits;
 pub mod mail;

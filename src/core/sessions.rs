@@ -125,12 +125,13 @@ impl Core {
             Rotation::Reused {
                 session_id,
                 account_id,
+                organization_id,
             } => {
                 tracing::warn!(session = %session_id, account = %account_id, "refresh token reused; session revoked");
                 crate::telemetry::count_refresh_reuse();
                 self.forget_session(&session_id);
                 self.audit(AuditEvent {
-                    organization_id: None,
+                    organization_id: Some(organization_id),
                     actor_id: Some(account_id),
                     action: "refresh_token_reused",
                     target: Some(session_id),

@@ -2,12 +2,16 @@
 
 pub mod company;
 pub mod email;
+pub mod member;
 pub mod password;
+pub mod pesel;
 pub mod username;
 
 pub use company::{CompanyEmail, Phone};
 pub use email::AccountEmail;
+pub use member::{MemberPhone, MemberText, PostalCode, Voivodeship};
 pub use password::{Password, PasswordPolicy};
+pub use pesel::Pesel;
 pub use username::Username;
 
 use unicode_normalization::UnicodeNormalization;

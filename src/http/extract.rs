@@ -43,6 +43,46 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
     }
 }
 
+/// One path parameter; a segment that is not valid UTF-8 is a 404 in the envelope, because no
+/// such resource can exist.
+pub struct AppPath(pub String);
+
+impl FromRequestParts<AppState> for AppPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| AppPath(p.0))
+            .map_err(|_| ApiError::not_found())
+    }
+}
+
+/// Query parameters; a malformed query is a 400 in the Membership envelope.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(AppQuery)
+            .map_err(|e| {
+                let detail = format!("{}: {}", e.path(), e.inner());
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", Msg::InvalidQuery)
+                    .with_detail(detail)
+            })
+    }
+}
+
 /// A JSON body that may be absent (an empty body is `None`).
 pub struct OptionalJson<T>(pub Option<T>);
 

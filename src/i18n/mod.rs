@@ -70,6 +70,11 @@ pub enum Msg {
     ResetRequested,
     ResetDone,
     ResetInvalid,
+    RequireModerator,
+    RequireAdmin,
+    RequireOwner,
+    CannotChangeSelf,
+    InvalidQuery,
 }
 
 impl Msg {
@@ -188,6 +193,21 @@ impl Msg {
             (ResetDone, En) => "Password was reset successfully! Please sign in",
             (ResetDone, Pl) => "Hasło zostało zmienione! Zaloguj się",
             (ResetDone, Ru) => "Пароль успешно сброшен! Войдите заново",
+            (RequireModerator, En) => "Require Moderator Role!",
+            (RequireModerator, Pl) => "Wymagana rola moderatora!",
+            (RequireModerator, Ru) => "Требуется роль модератора!",
+            (RequireAdmin, En) => "Require Admin Role!",
+            (RequireAdmin, Pl) => "Wymagana rola administratora!",
+            (RequireAdmin, Ru) => "Требуется роль администратора!",
+            (RequireOwner, En) => "Require Owner Role!",
+            (RequireOwner, Pl) => "Wymagana rola właściciela!",
+            (RequireOwner, Ru) => "Требуется роль владельца!",
+            (CannotChangeSelf, En) => "You cannot change your own role or status",
+            (CannotChangeSelf, Pl) => "Nie możesz zmienić własnej roli ani statusu",
+            (CannotChangeSelf, Ru) => "Нельзя изменить собственную роль или статус",
+            (InvalidQuery, En) => "The query parameters are not valid",
+            (InvalidQuery, Pl) => "Nieprawidłowe parametry zapytania",
+            (InvalidQuery, Ru) => "Неверные параметры запроса",
             (ResetInvalid, En) => "This password reset link is invalid, used or expired",
             (ResetInvalid, Pl) => "Ten link do zmiany hasła jest nieprawidłowy, użyty lub wygasł",
             (ResetInvalid, Ru) => {

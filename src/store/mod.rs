@@ -103,6 +103,18 @@ pub struct OutboxRecord {
     pub sent_at: Option<i64>,
 }
 
+/// A stored audit event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub id: String,
+    pub organization_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub organization_id: Option<String>,
@@ -130,6 +142,78 @@ pub enum Rotation {
     Reused {
         session_id: String,
         account_id: String,
+        organization_id: String,
+    },
+}
+
+/// A member of an organization's register (seed 001's fields).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRecord {
+    pub id: String,
+    pub organization_id: String,
+    pub imie: String,
+    pub nazwisko: String,
+    pub wyksztalcenie: String,
+    pub pesel: String,
+    pub wojewodztwo: String,
+    pub miejscowosc: String,
+    pub ulica: String,
+    pub nrdomulokalu: String,
+    pub kodpocztowy: String,
+    pub email: String,
+    pub tel: String,
+    /// Lower-cased text that `q` searches.
+    pub search: String,
+    /// Optimistic-concurrency version, the seed's `__v`.
+    pub version: i64,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Columns a member list may be sorted by; the SQL text comes from here, never from a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberSort {
+    Nazwisko,
+    Imie,
+    Miejscowosc,
+    Wojewodztwo,
+    CreatedAt,
+}
+
+impl MemberSort {
+    fn column(self) -> &'static str {
+        match self {
+            MemberSort::Nazwisko => "nazwisko",
+            MemberSort::Imie => "imie",
+            MemberSort::Miejscowosc => "miejscowosc",
+            MemberSort::Wojewodztwo => "wojewodztwo",
+            MemberSort::CreatedAt => "created_at",
+        }
+    }
+}
+
+/// Which members to list.
+#[derive(Debug, Clone)]
+pub struct MemberFilter {
+    /// Lower-cased search text, matched as a substring of `search`.
+    pub q: Option<String>,
+    /// Canonical voivodeship name.
+    pub wojewodztwo: Option<String>,
+    pub sort: MemberSort,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// The result of a versioned update.
+#[derive(Debug)]
+pub enum VersionedUpdate {
+    Updated(Box<MemberRecord>),
+    NotFound,
+    /// The member exists with another version.
+    Conflict {
+        current: i64,
     },
 }
 
@@ -139,6 +223,7 @@ pub enum UniqueField {
     Username,
     Email,
     Phone,
+    Pesel,
     Other,
 }
 
@@ -161,11 +246,23 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
 
+    async fn insert_organization(&self, org: &OrganizationRecord) -> StoreResult<()>;
     async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord>;
     async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>>;
     /// Looks an account up by its username or email key.
     async fn account_by_login(&self, key: &str) -> StoreResult<Option<AccountRecord>>;
     async fn set_password_hash(&self, account_id: &str, hash: &str, now: i64) -> StoreResult<()>;
+    /// Accounts of one organization, oldest first.
+    async fn accounts(&self, organization_id: &str) -> StoreResult<Vec<AccountRecord>>;
+    /// Sets role and/or status of an account of the organization; `None` if there is none.
+    async fn update_account(
+        &self,
+        organization_id: &str,
+        id: &str,
+        role: Option<&str>,
+        status: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<AccountRecord>>;
 
     /// Starts a session with its first refresh token and revokes the account's oldest live
     /// sessions beyond `keep`, all in one transaction.
@@ -210,6 +307,13 @@ pub trait Store: Send + Sync + 'static {
     async fn secret_or_insert(&self, name: &str, value: &str, now: i64) -> StoreResult<String>;
 
     async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()>;
+    /// The organization's newest audit events, at most `limit`, optionally older than `before`.
+    async fn audit_events(
+        &self,
+        organization_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>>;
 
     async fn insert_password_reset(
         &self,
@@ -228,6 +332,30 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_outbox(&self, email: OutboxRecord) -> StoreResult<()>;
     /// Every email in the outbox, oldest first.
     async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>>;
+
+    async fn insert_member(&self, member: &MemberRecord) -> StoreResult<()>;
+    /// Inserts all or none, in one transaction.
+    async fn insert_members(&self, members: &[MemberRecord]) -> StoreResult<()>;
+    async fn member(&self, organization_id: &str, id: &str) -> StoreResult<Option<MemberRecord>>;
+    /// Replaces the member's fields if its version is `expected`, and bumps the version.
+    async fn update_member(
+        &self,
+        member: &MemberRecord,
+        expected: i64,
+    ) -> StoreResult<VersionedUpdate>;
+    async fn delete_member(&self, organization_id: &str, id: &str) -> StoreResult<bool>;
+    /// One page of members and the number matching the filter.
+    async fn list_members(
+        &self,
+        organization_id: &str,
+        filter: &MemberFilter,
+    ) -> StoreResult<(Vec<MemberRecord>, i64)>;
+    /// Which of `pesels` the organization already holds.
+    async fn existing_pesels(
+        &self,
+        organization_id: &str,
+        pesels: &[String],
+    ) -> StoreResult<Vec<String>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -257,7 +385,21 @@ fn unique_violation(err: &sqlx::Error) -> Option<UniqueField> {
         UniqueField::Email
     } else if text.contains("phone_norm") {
         UniqueField::Phone
+    } else if text.contains("pesel") {
+        UniqueField::Pesel
     } else {
         UniqueField::Other
     })
+}
+
+/// Escapes `%`, `_` and the escape character itself for a `LIKE ... ESCAPE '\\'` pattern.
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use super::sql::{account_columns, map_unique, now_ms, sql_store};
+use super::sql::{
+    account_columns, insert_member_query, map_unique, member_columns, now_ms, sql_store,
+};
 use super::*;
 
 pub struct PostgresStore {

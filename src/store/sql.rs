@@ -18,6 +18,20 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn insert_organization(&self, org: &OrganizationRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO organizations (id, name, state, status, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&org.id)
+                .bind(&org.name)
+                .bind(org.state)
+                .bind(&org.status)
+                .bind(org.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
                 let mut tx = self.pool.begin().await?;
                 let mut role = new.role.clone();
@@ -92,6 +106,38 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn accounts(&self, organization_id: &str) -> StoreResult<Vec<AccountRecord>> {
+                Ok(sqlx::query_as::<_, AccountRecord>(concat!(
+                    "SELECT ", account_columns!(),
+                    " FROM accounts WHERE organization_id = $1 ORDER BY created_at, id"
+                ))
+                .bind(organization_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn update_account(
+                &self,
+                organization_id: &str,
+                id: &str,
+                role: Option<&str>,
+                status: Option<&str>,
+                now: i64,
+            ) -> StoreResult<Option<AccountRecord>> {
+                Ok(sqlx::query_as::<_, AccountRecord>(concat!(
+                    "UPDATE accounts SET role = COALESCE($1, role), status = COALESCE($2, status), \
+                     updated_at = $3 WHERE organization_id = $4 AND id = $5 RETURNING ",
+                    account_columns!()
+                ))
+                .bind(role)
+                .bind(status)
+                .bind(now)
+                .bind(organization_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
             }
 
             async fn create_session(
@@ -197,14 +243,15 @@ macro_rules! sql_store {
                 }
                 tx.rollback().await?;
 
-                let known: Option<(String, Option<i64>, String, Option<i64>)> = sqlx::query_as(
-                    "SELECT s.id, t.used_at, s.account_id, s.revoked_at FROM refresh_tokens t \
-                     JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
+                let known: Option<(String, Option<i64>, String, Option<i64>, String)> = sqlx::query_as(
+                    "SELECT s.id, t.used_at, s.account_id, s.revoked_at, a.organization_id \
+                     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+                     JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
                 )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                let Some((session_id, used_at, account_id, revoked_at)) = known else {
+                let Some((session_id, used_at, account_id, revoked_at, organization_id)) = known else {
                     return Ok(Rotation::Unknown);
                 };
                 let Some(used_at) = used_at else {
@@ -222,7 +269,7 @@ macro_rules! sql_store {
                 .bind(&session_id)
                 .execute(&self.pool)
                 .await?;
-                Ok(Rotation::Reused { session_id, account_id })
+                Ok(Rotation::Reused { session_id, account_id, organization_id })
             }
 
             async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -379,6 +426,150 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn insert_member(&self, member: &MemberRecord) -> StoreResult<()> {
+                insert_member_query!(member).execute(&self.pool).await.map_err(map_unique)?;
+                Ok(())
+            }
+
+            async fn insert_members(&self, members: &[MemberRecord]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for member in members {
+                    insert_member_query!(member).execute(&mut *tx).await.map_err(map_unique)?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn member(&self, organization_id: &str, id: &str) -> StoreResult<Option<MemberRecord>> {
+                Ok(sqlx::query_as::<_, MemberRecord>(concat!(
+                    "SELECT ", member_columns!(), " FROM members WHERE organization_id = $1 AND id = $2"
+                ))
+                .bind(organization_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn update_member(&self, m: &MemberRecord, expected: i64) -> StoreResult<VersionedUpdate> {
+                let updated = sqlx::query_as::<_, MemberRecord>(concat!(
+                    "UPDATE members SET imie = $1, nazwisko = $2, wyksztalcenie = $3, pesel = $4, \
+                     wojewodztwo = $5, miejscowosc = $6, ulica = $7, nrdomulokalu = $8, \
+                     kodpocztowy = $9, email = $10, tel = $11, search = $12, updated_at = $13, \
+                     version = version + 1 \
+                     WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING ",
+                    member_columns!()
+                ))
+                .bind(&m.imie)
+                .bind(&m.nazwisko)
+                .bind(&m.wyksztalcenie)
+                .bind(&m.pesel)
+                .bind(&m.wojewodztwo)
+                .bind(&m.miejscowosc)
+                .bind(&m.ulica)
+                .bind(&m.nrdomulokalu)
+                .bind(&m.kodpocztowy)
+                .bind(&m.email)
+                .bind(&m.tel)
+                .bind(&m.search)
+                .bind(m.updated_at)
+                .bind(&m.organization_id)
+                .bind(&m.id)
+                .bind(expected)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_unique)?;
+                if let Some(member) = updated {
+                    return Ok(VersionedUpdate::Updated(Box::new(member)));
+                }
+                let current: Option<(i64,)> =
+                    sqlx::query_as("SELECT version FROM members WHERE organization_id = $1 AND id = $2")
+                        .bind(&m.organization_id)
+                        .bind(&m.id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(match current {
+                    Some((current,)) => VersionedUpdate::Conflict { current },
+                    None => VersionedUpdate::NotFound,
+                })
+            }
+
+            async fn delete_member(&self, organization_id: &str, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM members WHERE organization_id = $1 AND id = $2")
+                    .bind(organization_id)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_members(
+                &self,
+                organization_id: &str,
+                filter: &MemberFilter,
+            ) -> StoreResult<(Vec<MemberRecord>, i64)> {
+                // Only placeholders and whitelisted column names go into the text.
+                let mut condition = String::from("organization_id = $1");
+                let mut binds: Vec<String> = vec![organization_id.to_string()];
+                if let Some(q) = &filter.q {
+                    binds.push(format!("%{}%", $crate::store::escape_like(q)));
+                    condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
+                }
+                if let Some(w) = &filter.wojewodztwo {
+                    binds.push(w.clone());
+                    condition.push_str(&format!(" AND wojewodztwo = ${}", binds.len()));
+                }
+                let count_sql = format!("SELECT COUNT(*) FROM members WHERE {condition}");
+                let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);
+                for b in &binds {
+                    count = count.bind(b);
+                }
+                let (total,) = count.fetch_one(&self.pool).await?;
+                let direction = if filter.descending { "DESC" } else { "ASC" };
+                let page_sql = format!(
+                    "SELECT {} FROM members WHERE {condition} ORDER BY {} {direction}, id {direction} \
+                     LIMIT ${} OFFSET ${}",
+                    member_columns!(),
+                    filter.sort.column(),
+                    binds.len() + 1,
+                    binds.len() + 2
+                );
+                let mut page = sqlx::query_as::<_, MemberRecord>(&page_sql);
+                for b in &binds {
+                    page = page.bind(b);
+                }
+                let rows = page.bind(filter.limit).bind(filter.offset).fetch_all(&self.pool).await?;
+                Ok((rows, total))
+            }
+
+            async fn existing_pesels(&self, organization_id: &str, pesels: &[String]) -> StoreResult<Vec<String>> {
+                let mut found = Vec::new();
+                for chunk in pesels.chunks(500) {
+                    let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                    let sql = format!(
+                        "SELECT pesel FROM members WHERE organization_id = $1 AND pesel IN ({})",
+                        placeholders.join(", ")
+                    );
+                    let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(organization_id);
+                    for p in chunk {
+                        q = q.bind(p);
+                    }
+                    found.extend(q.fetch_all(&self.pool).await?.into_iter().map(|(p,)| p));
+                }
+                Ok(found)
+            }
+
+            async fn audit_events(&self, organization_id: &str, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+                Ok(sqlx::query_as::<_, AuditRecord>(
+                    "SELECT id, organization_id, actor_id, action, target, ip, created_at FROM audit_events \
+                     WHERE organization_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3",
+                )
+                .bind(organization_id)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO audit_events (id, organization_id, actor_id, action, target, ip, \
@@ -421,7 +612,43 @@ macro_rules! account_columns {
     };
 }
 
-pub(crate) use {account_columns, sql_store};
+macro_rules! member_columns {
+    () => {
+        "id, organization_id, imie, nazwisko, wyksztalcenie, pesel, wojewodztwo, miejscowosc, ulica, \
+         nrdomulokalu, kodpocztowy, email, tel, search, version, created_by, created_at, updated_at"
+    };
+}
+
+/// The INSERT of one member, shared by single inserts and imports.
+macro_rules! insert_member_query {
+    ($m:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO members (",
+            member_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ))
+        .bind(&$m.id)
+        .bind(&$m.organization_id)
+        .bind(&$m.imie)
+        .bind(&$m.nazwisko)
+        .bind(&$m.wyksztalcenie)
+        .bind(&$m.pesel)
+        .bind(&$m.wojewodztwo)
+        .bind(&$m.miejscowosc)
+        .bind(&$m.ulica)
+        .bind(&$m.nrdomulokalu)
+        .bind(&$m.kodpocztowy)
+        .bind(&$m.email)
+        .bind(&$m.tel)
+        .bind(&$m.search)
+        .bind($m.version)
+        .bind(&$m.created_by)
+        .bind($m.created_at)
+        .bind($m.updated_at)
+    };
+}
+
+pub(crate) use {account_columns, insert_member_query, member_columns, sql_store};
 
 /// Turns a unique violation into the field it concerns; other errors pass through.
 pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {

@@ -365,6 +365,61 @@ impl TestApp {
         r.body
     }
 
+    /// Creates an account with `role` in the default organization (as `brama user create`
+    /// does) and logs it in; returns the login body.
+    pub async fn user_with_role(&self, username: &str, role: brama::core::Role) -> Value {
+        self.core
+            .create_account(username, &format!("{username}@example.com"), PASSWORD, role)
+            .await
+            .expect("account created");
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status, 200, "login {username}: {}", r.text);
+        r.body
+    }
+
+    /// An admin of another organization, logged in; returns the login body.
+    pub async fn foreign_admin(&self, username: &str) -> Value {
+        let org = uuid::Uuid::now_v7().to_string();
+        let now = brama::core::now_ms();
+        self.core
+            .store
+            .insert_organization(&brama::store::OrganizationRecord {
+                id: org.clone(),
+                name: "Other NGO".into(),
+                state: 1,
+                status: "active".into(),
+                created_at: now,
+            })
+            .await
+            .expect("organization");
+        let hash = self.core.hasher.hash(PASSWORD).await.expect("hash");
+        let email = format!("{username}@other.example");
+        self.core
+            .store
+            .insert_account(brama::store::NewAccount {
+                id: uuid::Uuid::now_v7().to_string(),
+                organization_id: org,
+                username: Some(username.into()),
+                username_norm: Some(brama::domain::normalize_key(username)),
+                email_norm: brama::domain::normalize_key(&email),
+                email,
+                phone: None,
+                phone_norm: None,
+                name: String::new(),
+                surname: String::new(),
+                password_hash: Some(hash),
+                role: "admin".into(),
+                first_is_owner: false,
+                status: "active".into(),
+                now,
+            })
+            .await
+            .expect("account");
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
     /// Rotates a refresh token through the Membership API.
     pub async fn refresh(&self, token: &str) -> Resp {
         self.post("/api/auth/refreshtoken", json!({ "refreshToken": token }))

@@ -1,6 +1,9 @@
 //! brama's API tests: the real application on a real port, on SQLite and on PostgreSQL.
 
+mod admin;
 mod auth;
 mod csrf;
 mod helpers;
+mod input;
+mod process;
 mod tokens;

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::core::CoreError;
+use crate::core::{CoreError, Role};
 use crate::domain::FieldError;
 use crate::http::current_lang;
 use crate::i18n::{Msg, problem_text};
@@ -158,8 +158,18 @@ impl From<CoreError> for ApiError {
             CoreError::ResetTokenInvalid => {
                 ApiError::new(S::BAD_REQUEST, "reset_token_invalid", Msg::ResetInvalid)
             }
+            CoreError::CannotChangeSelf => {
+                ApiError::new(S::FORBIDDEN, "cannot_change_self", Msg::CannotChangeSelf)
+            }
             CoreError::NotFound => ApiError::not_found(),
-            CoreError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", Msg::Forbidden),
+            CoreError::Forbidden { required } => {
+                let msg = match required {
+                    Role::User | Role::Moderator => Msg::RequireModerator,
+                    Role::Admin => Msg::RequireAdmin,
+                    Role::Owner => Msg::RequireOwner,
+                };
+                ApiError::new(S::FORBIDDEN, "forbidden", msg)
+            }
             CoreError::Internal(detail) => {
                 // The detail goes to the log only; the client gets the generic sentence.
                 tracing::error!(error = %detail, "internal error");

@@ -1,8 +1,9 @@
 //! Seed 001's surface: `/api/auth/*` with the seed's messages, status codes and field names.
 
+pub mod admin;
 pub mod error;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -16,7 +17,7 @@ use crate::core::accounts::Registration;
 use crate::core::sessions::IssuedSession;
 use crate::http::AppState;
 use crate::http::extract::{
-    AppJson, AuthUser, CSRF_COOKIE, ClientInfo, OptionalJson, TOKEN_COOKIE, TokenSource,
+    AppJson, AppPath, AuthUser, CSRF_COOKIE, ClientInfo, OptionalJson, TOKEN_COOKIE, TokenSource,
     access_token, browser_mode, check_csrf,
 };
 use crate::i18n::Msg;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/password", post(change_password))
         .route("/api/auth/password/forgot", post(forgot_password))
         .route("/api/auth/password/reset", post(reset_password))
+        .merge(admin::routes())
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -67,7 +69,7 @@ fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
 }
 
 /// `ROLE_USER`, `ROLE_ADMIN`, ... as the seed's clients expect.
-fn role_names(account: &AccountRecord) -> Vec<String> {
+pub(crate) fn role_names(account: &AccountRecord) -> Vec<String> {
     vec![format!("ROLE_{}", account.role.to_ascii_uppercase())]
 }
 
@@ -308,7 +310,7 @@ async fn revoke_session(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     user: AuthUser,
-    Path(id): Path<String>,
+    AppPath(id): AppPath,
 ) -> ApiResult {
     state
         .core
