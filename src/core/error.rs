@@ -45,6 +45,17 @@ pub enum CoreError {
     /// An admin tried to change their own role or status.
     #[error("cannot change own account")]
     CannotChangeSelf,
+    /// A versioned update named a version other than the stored one.
+    #[error("version conflict (current {current})")]
+    VersionConflict { current: i64 },
+    /// An import was refused; nothing was stored. `errors` is capped, `total` is not.
+    #[error("import refused")]
+    Import {
+        errors: Vec<crate::core::members_csv::RowError>,
+        total: usize,
+    },
+    #[error("member not found")]
+    MemberNotFound,
     #[error("not found")]
     NotFound,
     /// The caller's role is below what the action needs.

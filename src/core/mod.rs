@@ -5,6 +5,8 @@ pub mod admin;
 pub mod error;
 pub mod limits;
 pub mod mail;
+pub mod members;
+pub mod members_csv;
 pub mod sessions;
 
 use std::collections::HashMap;

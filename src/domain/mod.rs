@@ -32,6 +32,12 @@ pub enum Problem {
     PasswordClasses,
     /// In the shipped list of common passwords.
     CommonPassword,
+    /// Unique, and another record already has it (a member's PESEL within an organization).
+    Taken,
+    /// A JSON value of the wrong type (an object where text was expected, and the like).
+    Type,
+    /// Not a field this kind of record has (a CSV column brama does not know).
+    Unknown,
 }
 
 /// A refused field: `field` is the JSON name the client sent.

@@ -75,6 +75,10 @@ pub enum Msg {
     RequireOwner,
     CannotChangeSelf,
     InvalidQuery,
+    MemberNotFound,
+    VersionConflict,
+    MemberDeleted,
+    ImportFailed,
 }
 
 impl Msg {
@@ -208,6 +212,24 @@ impl Msg {
             (InvalidQuery, En) => "The query parameters are not valid",
             (InvalidQuery, Pl) => "Nieprawidłowe parametry zapytania",
             (InvalidQuery, Ru) => "Неверные параметры запроса",
+            (MemberNotFound, En) => "Member not found.",
+            (MemberNotFound, Pl) => "Nie znaleziono członka.",
+            (MemberNotFound, Ru) => "Участник не найден.",
+            (VersionConflict, En) => {
+                "The member was changed in the meantime; reload it and try again"
+            }
+            (VersionConflict, Pl) => {
+                "Dane członka zmieniły się w międzyczasie; odśwież je i spróbuj ponownie"
+            }
+            (VersionConflict, Ru) => {
+                "Данные участника уже изменены; обновите их и попробуйте снова"
+            }
+            (MemberDeleted, En) => "Member was deleted successfully!",
+            (MemberDeleted, Pl) => "Członek został usunięty!",
+            (MemberDeleted, Ru) => "Участник успешно удалён!",
+            (ImportFailed, En) => "Nothing was imported: fix the rows listed in errors",
+            (ImportFailed, Pl) => "Nic nie zaimportowano: popraw wiersze wymienione w errors",
+            (ImportFailed, Ru) => "Ничего не импортировано: исправьте строки из errors",
             (ResetInvalid, En) => "This password reset link is invalid, used or expired",
             (ResetInvalid, Pl) => "Ten link do zmiany hasła jest nieprawidłowy, użyty lub wygasł",
             (ResetInvalid, Ru) => {
@@ -221,6 +243,15 @@ impl Msg {
 pub fn problem_text(field: &str, problem: Problem, lang: Lang) -> String {
     use Lang::*;
     let detail = match (problem, lang) {
+        (Problem::Taken, En) => "is already in use".to_string(),
+        (Problem::Taken, Pl) => "jest już zajęte".to_string(),
+        (Problem::Taken, Ru) => "уже используется".to_string(),
+        (Problem::Type, En) => "has the wrong type; send text".to_string(),
+        (Problem::Type, Pl) => "ma zły typ; wyślij tekst".to_string(),
+        (Problem::Type, Ru) => "неверный тип; передайте строку".to_string(),
+        (Problem::Unknown, En) => "is not a known column".to_string(),
+        (Problem::Unknown, Pl) => "nie jest znaną kolumną".to_string(),
+        (Problem::Unknown, Ru) => "неизвестный столбец".to_string(),
         (Problem::Required, En) => "is required".to_string(),
         (Problem::Required, Pl) => "jest wymagane".to_string(),
         (Problem::Required, Ru) => "обязательное поле".to_string(),

@@ -4,6 +4,5 @@ mod admin;
 mod auth;
 mod csrf;
 mod helpers;
-mod input;
-mod process;
+mod members;
 mod tokens;

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::core::members_csv::RowError;
 use crate::core::{CoreError, Role};
 use crate::domain::FieldError;
 use crate::http::current_lang;
@@ -17,9 +18,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub msg: Msg,
     /// Replaces `msg` for errors whose text comes from elsewhere (a JSON parser's detail).
-    pub detail: Option<String>,
+    pub detail: Option<Box<str>>,
     pub fields: Vec<FieldError>,
-    pub retry_after: Option<u64>,
+    /// Import problems, by line of the file.
+    pub rows: Vec<RowError>,
+    /// How many problems there were in all, when `rows` lists only the first ones.
+    pub error_count: Option<u32>,
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -30,12 +35,14 @@ impl ApiError {
             msg,
             detail: None,
             fields: Vec::new(),
+            rows: Vec::new(),
+            error_count: None,
             retry_after: None,
         }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 
@@ -50,10 +57,14 @@ struct Body<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldBody<'a>>,
+    #[serde(rename = "errorCount", skip_serializing_if = "Option::is_none")]
+    error_count: Option<u32>,
 }
 
 #[derive(Serialize)]
 struct FieldBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    row: Option<u64>,
     field: &'a str,
     message: String,
 }
@@ -65,12 +76,20 @@ impl IntoResponse for ApiError {
             .fields
             .iter()
             .map(|f| FieldBody {
+                row: None,
                 field: f.field,
                 message: problem_text(f.field, f.problem, lang),
             })
+            .chain(self.rows.iter().map(|r| FieldBody {
+                row: Some(r.row),
+                field: &r.field,
+                message: problem_text(&r.field, r.problem, lang),
+            }))
             .collect();
-        let message = match (&self.detail, errors.as_slice()) {
-            (Some(detail), _) => detail.clone(),
+        // Import errors can be many; the message then stays the general sentence.
+        let listed: &[FieldBody] = if self.rows.is_empty() { &errors } else { &[] };
+        let message = match (&self.detail, listed) {
+            (Some(detail), _) => detail.to_string(),
             (None, []) => self.msg.text(lang).to_string(),
             (None, many) => many
                 .iter()
@@ -93,6 +112,7 @@ impl IntoResponse for ApiError {
                 message,
                 code: self.code,
                 errors,
+                error_count: self.error_count,
             }),
         )
             .into_response();
@@ -127,11 +147,11 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, "wrong_password", Msg::WrongPassword)
             }
             CoreError::RateLimited { retry_after_secs } => ApiError {
-                retry_after: Some(retry_after_secs),
+                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
                 ..ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", Msg::RateLimited)
             },
             CoreError::Busy { retry_after_secs } => ApiError {
-                retry_after: Some(retry_after_secs),
+                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
                 ..ApiError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
             },
             CoreError::NoToken => ApiError::new(S::FORBIDDEN, "no_token", Msg::NoToken),
@@ -162,6 +182,17 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::FORBIDDEN, "cannot_change_self", Msg::CannotChangeSelf)
             }
             CoreError::NotFound => ApiError::not_found(),
+            CoreError::Import { errors, total } => ApiError {
+                rows: errors,
+                error_count: Some(u32::try_from(total).unwrap_or(u32::MAX)),
+                ..ApiError::new(S::BAD_REQUEST, "import_failed", Msg::ImportFailed)
+            },
+            CoreError::MemberNotFound => {
+                ApiError::new(S::NOT_FOUND, "not_found", Msg::MemberNotFound)
+            }
+            CoreError::VersionConflict { .. } => {
+                ApiError::new(S::CONFLICT, "version_conflict", Msg::VersionConflict)
+            }
             CoreError::Forbidden { required } => {
                 let msg = match required {
                     Role::User | Role::Moderator => Msg::RequireModerator,

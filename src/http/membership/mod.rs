@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod members;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -39,11 +40,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/password/forgot", post(forgot_password))
         .route("/api/auth/password/reset", post(reset_password))
         .merge(admin::routes())
+        .merge(members::routes())
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
-fn message(msg: Msg) -> Json<serde_json::Value> {
+pub(crate) fn message(msg: Msg) -> Json<serde_json::Value> {
     Json(json!({ "message": msg.text(crate::http::current_lang()) }))
 }
 

@@ -1,0 +1,363 @@
+//! The register as CSV, for spreadsheets: UTF-8 with a BOM and `;` by default, so it opens in a
+//! Polish Excel; and all-or-nothing import of the same format.
+//!
+//! Cells that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) are
+//! written with a leading `'`, which spreadsheets show as text; import removes that `'` again,
+//! so export followed by import gives the same members.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::core::members::{Actor, FIELDS, MemberDraft, parse_member};
+use crate::core::{Core, CoreError, CoreResult, Role, now_ms};
+use crate::domain::Problem;
+use crate::store::{AuditEvent, MemberFilter, MemberRecord, MemberSort};
+
+const BOM: &str = "\u{feff}";
+/// Import errors listed in full; beyond this only their count is given.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// A problem with one cell (or one whole row, `field = "row"`) of an import. `row` is the line
+/// number in the file, the header being line 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub row: u64,
+    pub field: String,
+    pub problem: Problem,
+}
+
+/// Separators a client may choose; anything else would make a file no spreadsheet reads.
+pub fn parse_separator(sep: &str) -> Option<u8> {
+    match sep {
+        ";" => Some(b';'),
+        "," => Some(b','),
+        "\t" | "tab" | "\\t" => Some(b'\t'),
+        "|" => Some(b'|'),
+        _ => None,
+    }
+}
+
+fn escape_cell(value: &str) -> String {
+    match value.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
+        _ => value.to_string(),
+    }
+}
+
+fn unescape_cell(value: &str) -> &str {
+    match value.strip_prefix('\'') {
+        Some(rest)
+            if matches!(
+                rest.chars().next(),
+                Some('=' | '+' | '-' | '@' | '\t' | '\r')
+            ) =>
+        {
+            rest
+        }
+        _ => value,
+    }
+}
+
+impl Core {
+    /// Every member of the organization as CSV (admins).
+    pub async fn export_members_csv(&self, actor: &Actor, separator: u8) -> CoreResult<Vec<u8>> {
+        if actor.role < Role::Admin {
+            return Err(CoreError::Forbidden {
+                required: Role::Admin,
+            });
+        }
+        let filter = MemberFilter {
+            q: None,
+            wojewodztwo: None,
+            sort: MemberSort::Nazwisko,
+            descending: false,
+            offset: 0,
+            limit: i64::MAX,
+        };
+        let (members, _) = self
+            .store
+            .list_members(&actor.organization_id, &filter)
+            .await?;
+        let mut out = BOM.as_bytes().to_vec();
+        {
+            let mut writer = csv::WriterBuilder::new()
+                .delimiter(separator)
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(&mut out);
+            let mut header = vec!["_id"];
+            header.extend(FIELDS);
+            header.push("__v");
+            writer.write_record(&header).map_err(csv_error)?;
+            for m in &members {
+                let version = m.version.to_string();
+                let cells = [
+                    m.id.as_str(),
+                    &m.imie,
+                    &m.nazwisko,
+                    &m.wyksztalcenie,
+                    &m.pesel,
+                    &m.wojewodztwo,
+                    &m.miejscowosc,
+                    &m.ulica,
+                    &m.nrdomulokalu,
+                    &m.kodpocztowy,
+                    &m.email,
+                    &m.tel,
+                    &version,
+                ];
+                writer
+                    .write_record(cells.iter().map(|c| escape_cell(c)))
+                    .map_err(csv_error)?;
+            }
+            writer
+                .flush()
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+        }
+        self.audit(AuditEvent {
+            organization_id: Some(actor.organization_id.clone()),
+            actor_id: actor.account_id.clone(),
+            action: "members_exported",
+            target: Some(format!("{} members", members.len())),
+            ip: actor.ip.map(|ip| ip.to_string()),
+        })
+        .await;
+        Ok(out)
+    }
+
+    /// Imports every row or none (admins). `progress(done, total)` is called while rows are
+    /// checked, for the command line's progress bar.
+    pub async fn import_members_csv(
+        &self,
+        actor: &Actor,
+        data: &[u8],
+        separator: Option<u8>,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> CoreResult<usize> {
+        if actor.role < Role::Admin {
+            return Err(CoreError::Forbidden {
+                required: Role::Admin,
+            });
+        }
+        let file_error = |problem| CoreError::Import {
+            errors: vec![RowError {
+                row: 1,
+                field: "file".into(),
+                problem,
+            }],
+            total: 1,
+        };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return Err(file_error(Problem::Characters));
+        };
+        let text = text.strip_prefix(BOM).unwrap_or(text);
+        let separator = separator.unwrap_or_else(|| detect_separator(text));
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(separator)
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(text.as_bytes());
+
+        let mut errors = Vec::new();
+        let headers = reader
+            .headers()
+            .map_err(|_| file_error(Problem::Format))?
+            .clone();
+        let mut columns: Vec<Option<&'static str>> = Vec::new();
+        for name in headers.iter() {
+            let name = name.trim().to_ascii_lowercase();
+            match FIELDS.iter().find(|f| **f == name) {
+                Some(f) => columns.push(Some(f)),
+                None if name == "_id" || name == "__v" => columns.push(None),
+                None => {
+                    errors.push(RowError {
+                        row: 1,
+                        field: name,
+                        problem: Problem::Unknown,
+                    });
+                    columns.push(None);
+                }
+            }
+        }
+        for field in FIELDS {
+            if !columns.contains(&Some(field)) {
+                errors.push(RowError {
+                    row: 1,
+                    field: field.into(),
+                    problem: Problem::Required,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            let total = errors.len();
+            return Err(CoreError::Import { errors, total });
+        }
+
+        let total_lines = text.lines().count().saturating_sub(1) as u64;
+        let now = now_ms();
+        let mut records: Vec<MemberRecord> = Vec::new();
+        let mut seen_pesels: HashMap<String, u64> = HashMap::new();
+        let mut error_count = 0usize;
+        for (n, row) in reader.records().enumerate() {
+            let line = n as u64 + 2;
+            if n % 1000 == 0 {
+                progress(n as u64, total_lines);
+            }
+            let row = match row {
+                Ok(r) => r,
+                Err(e) => {
+                    let row = e.position().map(|p| p.line()).unwrap_or(line);
+                    error_count += 1;
+                    push_capped(
+                        &mut errors,
+                        RowError {
+                            row,
+                            field: "row".into(),
+                            problem: Problem::Format,
+                        },
+                    );
+                    continue;
+                }
+            };
+            let line = row.position().map(|p| p.line()).unwrap_or(line);
+            let cells: HashMap<&'static str, String> = columns
+                .iter()
+                .zip(row.iter())
+                .filter_map(|(c, v)| c.map(|c| (c, unescape_cell(v).to_string())))
+                .collect();
+            match parse_member(&MemberDraft::from_texts(&cells), None) {
+                Ok(fields) => {
+                    let record = crate::core::members::record_for_import(
+                        fields,
+                        &actor.organization_id,
+                        actor.account_id.clone(),
+                        now,
+                    );
+                    if let Some(first) = seen_pesels.insert(record.pesel.clone(), line) {
+                        error_count += 1;
+                        push_capped(
+                            &mut errors,
+                            RowError {
+                                row: line,
+                                field: "pesel".into(),
+                                problem: Problem::Taken,
+                            },
+                        );
+                        // Keep the first row's claim on the number.
+                        seen_pesels.insert(record.pesel.clone(), first);
+                        continue;
+                    }
+                    records.push(record);
+                }
+                Err(fields) => {
+                    for f in fields {
+                        error_count += 1;
+                        push_capped(
+                            &mut errors,
+                            RowError {
+                                row: line,
+                                field: f.field.into(),
+                                problem: f.problem,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        progress(total_lines, total_lines);
+
+        let pesels: Vec<String> = records.iter().map(|r| r.pesel.clone()).collect();
+        let existing: HashSet<String> = self
+            .store
+            .existing_pesels(&actor.organization_id, &pesels)
+            .await?
+            .into_iter()
+            .collect();
+        if !existing.is_empty() {
+            for record in &records {
+                if existing.contains(&record.pesel) {
+                    error_count += 1;
+                    let row = seen_pesels.get(&record.pesel).copied().unwrap_or(0);
+                    push_capped(
+                        &mut errors,
+                        RowError {
+                            row,
+                            field: "pesel".into(),
+                            problem: Problem::Taken,
+                        },
+                    );
+                }
+            }
+        }
+        if error_count > 0 {
+            errors.sort_by_key(|e| e.row);
+            return Err(CoreError::Import {
+                errors,
+                total: error_count,
+            });
+        }
+        self.store
+            .insert_members(&records)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Unique(_) => CoreError::Import {
+                    errors: vec![RowError {
+                        row: 0,
+                        field: "pesel".into(),
+                        problem: Problem::Taken,
+                    }],
+                    total: 1,
+                },
+                other => other.into(),
+            })?;
+        self.audit(AuditEvent {
+            organization_id: Some(actor.organization_id.clone()),
+            actor_id: actor.account_id.clone(),
+            action: "members_imported",
+            target: Some(format!("{} members", records.len())),
+            ip: actor.ip.map(|ip| ip.to_string()),
+        })
+        .await;
+        Ok(records.len())
+    }
+}
+
+fn push_capped(errors: &mut Vec<RowError>, error: RowError) {
+    if errors.len() < MAX_REPORTED_ERRORS {
+        errors.push(error);
+    }
+}
+
+/// The separator the header line uses most: `;`, `,` or tab.
+fn detect_separator(text: &str) -> u8 {
+    let header = text.lines().next().unwrap_or_default();
+    [b';', b',', b'\t']
+        .into_iter()
+        .max_by_key(|s| header.bytes().filter(|b| b == s).count())
+        .unwrap_or(b';')
+}
+
+fn csv_error(e: csv::Error) -> CoreError {
+    CoreError::Internal(format!("writing CSV: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_escaped_and_restored() {
+        for v in ["=1+1", "+48 768 895 832", "-5", "@SUM(A1)"] {
+            let escaped = escape_cell(v);
+            assert!(escaped.starts_with('\''));
+            assert_eq!(unescape_cell(&escaped), v);
+        }
+        assert_eq!(escape_cell("Kowalski"), "Kowalski");
+        assert_eq!(unescape_cell("'quoted"), "'quoted");
+    }
+
+    #[test]
+    fn separator_is_detected_from_the_header() {
+        assert_eq!(detect_separator("a;b;c\n1,2;3"), b';');
+        assert_eq!(detect_separator("a,b,c"), b',');
+        assert_eq!(detect_separator("a\tb\tc"), b'\t');
+    }
+}

@@ -1,0 +1,903 @@
+//! SPEC §4 `/api/membership/members`: seed 001's member routes, SPEC §10 validation, SPEC §2
+//! roles and organization isolation, optimistic concurrency, CSV export and import.
+
+use brama::core::Role;
+use brama::domain::Pesel;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Resp, TestApp};
+use crate::{app, both_backends};
+
+both_backends!(
+    role_matrix_on_every_member_and_admin_route,
+    create_get_and_the_seed_shape,
+    every_invalid_field_is_reported_at_once,
+    pesel_rules_over_http,
+    stale_version_is_a_conflict_and_changes_nothing,
+    patch_changes_only_the_given_fields,
+    list_search_filter_sort_and_paging,
+    delete_then_not_found,
+    csv_export_opens_in_polish_excel,
+    import_is_all_or_nothing_and_round_trips,
+    member_changes_are_audited_without_pesel,
+);
+
+/// A valid PESEL for the n-th test member.
+fn pesel(n: u32) -> String {
+    let year = 1950 + (n % 70) as i32;
+    let month = 1 + (n % 12) as u8;
+    let day = 1 + (n % 28) as u8;
+    Pesel::from_parts(year, month, day, (n % 10_000) as u16)
+        .expect("valid")
+        .as_str()
+        .to_string()
+}
+
+fn member(n: u32) -> Value {
+    json!({
+        "imie": format!("Anna{n}"),
+        "nazwisko": format!("Kowalska{n}"),
+        "wyksztalcenie": "Średnie",
+        "pesel": pesel(n),
+        "wojewodztwo": "mazowieckie",
+        "miejscowosc": "Warszawa",
+        "ulica": "Przykładowa",
+        "nrdomulokalu": "5b",
+        "kodpocztowy": "72-978",
+        "email": format!("anna{n}@example.com"),
+        "tel": "768-895-832",
+    })
+}
+
+fn token(login: &Value) -> String {
+    login["accessToken"].as_str().unwrap().to_string()
+}
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Resp {
+    match token {
+        Some(t) => {
+            app.request(method, path, body, &[("x-access-token", t)])
+                .await
+        }
+        None => app.request(method, path, body, &[]).await,
+    }
+}
+
+async fn create(app: &TestApp, token: &str, body: Value) -> Resp {
+    call(
+        app,
+        "POST",
+        "/api/membership/members",
+        Some(body),
+        Some(token),
+    )
+    .await
+}
+
+/// An owner (first account) and a moderator.
+async fn staff(app: &TestApp) -> (String, String) {
+    let owner = app.user("owner1").await;
+    let moderator = app.user_with_role("mod1", Role::Moderator).await;
+    (token(&owner), token(&moderator))
+}
+
+async fn role_matrix_on_every_member_and_admin_route(backend: Backend) {
+    let app = app!(backend);
+    let owner = token(&app.user("owner1").await);
+    let admin = token(&app.user_with_role("admin1", Role::Admin).await);
+    let moderator = token(&app.user_with_role("mod1", Role::Moderator).await);
+    let user = token(&app.user("user1").await);
+    let foreign = token(&app.foreign_admin("stranger").await);
+
+    // One member per route that consumes one, created by the owner.
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let r = create(&app, &owner, member(n)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.body["_id"].as_str().unwrap().to_string());
+    }
+    let account = app
+        .get("/api/admin/accounts", &[("x-access-token", &owner)])
+        .await
+        .body[3]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let csv = "imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel\n";
+
+    // (caller, expected) per route; ids[k] keeps routes from stepping on each other.
+    let no = None;
+    let callers: [(&str, Option<&str>); 6] = [
+        ("none", no),
+        ("user", Some(&user)),
+        ("moderator", Some(&moderator)),
+        ("admin", Some(&admin)),
+        ("owner", Some(&owner)),
+        ("foreign admin", Some(&foreign)),
+    ];
+    struct Route<'a> {
+        method: &'a str,
+        path: String,
+        body: Option<Value>,
+        expect: [u16; 6],
+    }
+    let mut routes = vec![
+        Route {
+            method: "GET",
+            path: "/api/membership/members".into(),
+            body: None,
+            expect: [403, 403, 200, 200, 200, 200],
+        },
+        Route {
+            method: "GET",
+            path: format!("/api/membership/members/{}", ids[0]),
+            body: None,
+            expect: [403, 403, 200, 200, 200, 404],
+        },
+        Route {
+            method: "POST",
+            path: "/api/membership/members".into(),
+            body: None,
+            expect: [403, 403, 201, 201, 201, 201],
+        },
+        Route {
+            method: "PATCH",
+            path: format!("/api/membership/members/{}", ids[1]),
+            body: Some(json!({ "ulica": "Nowa" })),
+            expect: [403, 403, 200, 200, 200, 404],
+        },
+        Route {
+            method: "PUT",
+            path: format!("/api/membership/members/{}", ids[2]),
+            body: Some(member(2)),
+            expect: [403, 403, 200, 200, 200, 404],
+        },
+        Route {
+            method: "GET",
+            path: "/api/membership/members/export.csv".into(),
+            body: None,
+            expect: [403, 403, 403, 200, 200, 200],
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/accounts".into(),
+            body: None,
+            expect: [403, 403, 403, 200, 200, 200],
+        },
+        Route {
+            method: "GET",
+            path: format!("/api/admin/accounts/{account}"),
+            body: None,
+            expect: [403, 403, 403, 200, 200, 404],
+        },
+        Route {
+            method: "PATCH",
+            path: format!("/api/admin/accounts/{account}"),
+            body: Some(json!({ "status": "active" })),
+            expect: [403, 403, 403, 200, 200, 404],
+        },
+        Route {
+            method: "GET",
+            path: "/api/admin/audit".into(),
+            body: None,
+            expect: [403, 403, 403, 200, 200, 200],
+        },
+    ];
+    // Deleting: each caller gets its own member so a success does not hide the next answer.
+    for (k, _) in callers.iter().enumerate() {
+        let mut expect = [0; 6];
+        expect[k] = [403, 403, 403, 200, 200, 404][k];
+        routes.push(Route {
+            method: "DELETE",
+            path: format!("/api/membership/members/{}", ids[10 + k]),
+            body: None,
+            expect,
+        });
+    }
+    let mut failures = Vec::new();
+    let mut created = 100;
+    for route in &routes {
+        for (k, (name, caller)) in callers.iter().enumerate() {
+            if route.expect[k] == 0 {
+                continue;
+            }
+            let body = if route.method == "POST" {
+                created += 1;
+                Some(member(created))
+            } else {
+                route.body.clone()
+            };
+            let r = call(&app, route.method, &route.path, body, *caller).await;
+            if r.status != route.expect[k] {
+                failures.push(format!(
+                    "{} {} as {name}: {} (expected {}) {}",
+                    route.method, route.path, r.status, route.expect[k], r.text
+                ));
+            }
+            let message = r.message();
+            match r.status {
+                403 if caller.is_none() => assert_eq!(message, "No token provided!"),
+                403 if route.path.starts_with("/api/membership/members")
+                    && route.expect[2] == 403 =>
+                {
+                    assert_eq!(message, "Require Admin Role!")
+                }
+                403 if route.path.starts_with("/api/membership") => {
+                    assert!(
+                        message == "Require Moderator Role!" || message == "Require Admin Role!",
+                        "{message}"
+                    )
+                }
+                404 if route.path.starts_with("/api/membership") => {
+                    assert_eq!(message, "Member not found.")
+                }
+                _ => {}
+            }
+        }
+    }
+    // Import: admin and owner only; each import uses new PESELs.
+    for (k, (name, caller)) in callers.iter().enumerate() {
+        let row = format!(
+            "{csv}X;Y;Z;{};Śląskie;Katowice;Ulica;1;40-001;x{k}@example.com;768895832\n",
+            pesel(500 + k as u32)
+        );
+        let mut req = app
+            .client
+            .post(app.url("/api/membership/members/import"))
+            .header("content-type", "text/csv")
+            .body(row);
+        if let Some(t) = caller {
+            req = req.header("x-access-token", *t);
+        }
+        let r = app.read(req.send().await.unwrap()).await;
+        let expected = [403, 403, 403, 200, 200, 200][k];
+        if r.status != expected {
+            failures.push(format!(
+                "import as {name}: {} (expected {expected}) {}",
+                r.status, r.text
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The foreign admin's list holds only its own organization's members.
+    let r = call(&app, "GET", "/api/membership/members", None, Some(&foreign)).await;
+    assert!(
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !ids.contains(&m["_id"].as_str().unwrap().to_string()))
+    );
+}
+
+async fn create_get_and_the_seed_shape(backend: Backend) {
+    let app = app!(backend);
+    let (owner, moderator) = staff(&app).await;
+    let r = create(&app, &moderator, member(1)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["_id"].as_str().unwrap().to_string();
+    let mut keys: Vec<&str> = r
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "__v",
+            "_id",
+            "email",
+            "imie",
+            "kodpocztowy",
+            "miejscowosc",
+            "nazwisko",
+            "nrdomulokalu",
+            "pesel",
+            "tel",
+            "ulica",
+            "wojewodztwo",
+            "wyksztalcenie"
+        ]
+    );
+    assert_eq!(r.body["__v"], 0);
+    assert_eq!(r.body["pesel"], pesel(1));
+    assert_eq!(r.body["wojewodztwo"], "Mazowieckie", "stored canonically");
+    assert_eq!(r.body["wyksztalcenie"], "Średnie");
+    assert_eq!(r.headers["etag"], "\"0\"");
+
+    let r = call(
+        &app,
+        "GET",
+        &format!("/api/membership/members/{id}"),
+        None,
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["_id"], id.as_str());
+    assert_eq!(r.body["imie"], "Anna1");
+    let r = call(
+        &app,
+        "GET",
+        "/api/membership/members/nonexistent",
+        None,
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({ "message": "Member not found.", "code": "not_found" })
+    );
+}
+
+async fn every_invalid_field_is_reported_at_once(backend: Backend) {
+    let app = app!(backend);
+    let (_, moderator) = staff(&app).await;
+    let bad = json!({
+        "imie": "  ",
+        "nazwisko": "x".repeat(101),
+        "wyksztalcenie": 5,
+        "pesel": "77543187764",
+        "wojewodztwo": "Bawaria",
+        "miejscowosc": "Warszawa",
+        "ulica": "Ulica",
+        "nrdomulokalu": "1",
+        "kodpocztowy": "72978",
+        "email": "not-an-email",
+        "tel": "12345",
+    });
+    let r = create(&app, &moderator, bad).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "validation_failed"),
+        "{}",
+        r.text
+    );
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "imie",
+            "nazwisko",
+            "wyksztalcenie",
+            "pesel",
+            "wojewodztwo",
+            "kodpocztowy",
+            "email",
+            "tel"
+        ]
+    );
+    for e in r.body["errors"].as_array().unwrap() {
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{}: ", e["field"].as_str().unwrap()))
+        );
+    }
+    // Missing fields are named too.
+    let r = create(&app, &moderator, json!({ "imie": "Jan" })).await;
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 10);
+    assert_eq!(r.body["errors"][0]["message"], "nazwisko: is required");
+    // Nothing was stored.
+    let r = call(
+        &app,
+        "GET",
+        "/api/membership/members",
+        None,
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!(r.body, json!([]));
+}
+
+async fn pesel_rules_over_http(backend: Backend) {
+    let app = app!(backend);
+    let (owner, moderator) = staff(&app).await;
+    // Born 2005: the PESEL starts with 0; as a JSON number it comes back as the 11-char string.
+    let young = Pesel::from_parts(2005, 3, 14, 1234)
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert!(young.starts_with('0'));
+    let number: u64 = young.parse().unwrap();
+    let r = create(
+        &app,
+        &moderator,
+        merge(member(1), json!({ "pesel": number })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["pesel"], young.as_str());
+    // Unique within the organization...
+    let r = create(
+        &app,
+        &moderator,
+        merge(member(2), json!({ "pesel": young })),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["message"].as_str()),
+        (400, Some("pesel: is already in use"))
+    );
+    // ...but another organization may register the same person.
+    let foreign = token(&app.foreign_admin("stranger").await);
+    let r = create(&app, &foreign, merge(member(3), json!({ "pesel": young }))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // The seed's example number is refused.
+    let r = create(
+        &app,
+        &owner,
+        merge(member(4), json!({ "pesel": 77543187764u64 })),
+    )
+    .await;
+    assert_eq!(r.body["errors"][0]["field"], "pesel");
+    // 29 February exists only in leap years.
+    let leap = Pesel::from_parts(2000, 2, 29, 1).unwrap();
+    assert!(Pesel::from_parts(1900, 2, 29, 1).is_none());
+    assert_eq!(
+        create(
+            &app,
+            &owner,
+            merge(member(5), json!({ "pesel": leap.as_str() }))
+        )
+        .await
+        .status,
+        201
+    );
+}
+
+async fn stale_version_is_a_conflict_and_changes_nothing(backend: Backend) {
+    let app = app!(backend);
+    let (_, moderator) = staff(&app).await;
+    let created = create(&app, &moderator, member(1)).await.body;
+    let path = format!(
+        "/api/membership/members/{}",
+        created["_id"].as_str().unwrap()
+    );
+    let r = call(
+        &app,
+        "PUT",
+        &path,
+        Some(merge(member(1), json!({ "ulica": "Nowa", "__v": 0 }))),
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["__v"].as_i64()),
+        (200, Some(1)),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.headers["etag"], "\"1\"");
+    // A client still holding version 0.
+    let r = call(
+        &app,
+        "PUT",
+        &path,
+        Some(merge(member(1), json!({ "ulica": "Stara", "__v": 0 }))),
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.code(), "version_conflict");
+    let r = app
+        .request(
+            "PATCH",
+            &path,
+            Some(json!({ "ulica": "Stara" })),
+            &[("x-access-token", &moderator), ("if-match", "\"0\"")],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "version_conflict"));
+    let stored = call(&app, "GET", &path, None, Some(&moderator)).await.body;
+    assert_eq!(
+        (stored["ulica"].as_str(), stored["__v"].as_i64()),
+        (Some("Nowa"), Some(1)),
+        "unchanged"
+    );
+    // The right If-Match goes through; a malformed one is a 400.
+    let r = app
+        .request(
+            "PATCH",
+            &path,
+            Some(json!({ "ulica": "Trzecia" })),
+            &[("x-access-token", &moderator), ("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!((r.status, r.body["__v"].as_i64()), (200, Some(2)));
+    let r = app
+        .request(
+            "PATCH",
+            &path,
+            Some(json!({ "ulica": "X" })),
+            &[("x-access-token", &moderator), ("if-match", "abc")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+async fn patch_changes_only_the_given_fields(backend: Backend) {
+    let app = app!(backend);
+    let (_, moderator) = staff(&app).await;
+    let created = create(&app, &moderator, member(1)).await.body;
+    let path = format!(
+        "/api/membership/members/{}",
+        created["_id"].as_str().unwrap()
+    );
+    let r = call(
+        &app,
+        "PATCH",
+        &path,
+        Some(json!({ "miejscowosc": "Kraków", "wojewodztwo": "MAŁOPOLSKIE" })),
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["miejscowosc"], "Kraków");
+    assert_eq!(r.body["wojewodztwo"], "Małopolskie");
+    assert_eq!(r.body["imie"], created["imie"]);
+    assert_eq!(r.body["pesel"], created["pesel"]);
+    // PUT needs every field.
+    let r = call(
+        &app,
+        "PUT",
+        &path,
+        Some(json!({ "imie": "Jan" })),
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "validation_failed"));
+    let r = call(
+        &app,
+        "PATCH",
+        &path,
+        Some(json!({ "kodpocztowy": "00-1234" })),
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!(r.body["errors"][0]["field"], "kodpocztowy");
+    let r = call(
+        &app,
+        "PATCH",
+        "/api/membership/members/unknown",
+        Some(json!({ "ulica": "X" })),
+        Some(&moderator),
+    )
+    .await;
+    assert_eq!((r.status, r.message()), (404, "Member not found."));
+}
+
+async fn list_search_filter_sort_and_paging(backend: Backend) {
+    let app = app!(backend);
+    let (_, moderator) = staff(&app).await;
+    for n in 0..25u32 {
+        let w = if n % 5 == 0 {
+            "Śląskie"
+        } else {
+            "Mazowieckie"
+        };
+        let m = merge(
+            member(n),
+            json!({ "nazwisko": format!("Nowak{:02}", 24 - n), "wojewodztwo": w, "miejscowosc": if n == 7 { "Łódź" } else { "Warszawa" } }),
+        );
+        assert_eq!(create(&app, &moderator, m).await.status, 201);
+    }
+    let list = |q: &str| {
+        let path = format!("/api/membership/members{q}");
+        let moderator = moderator.clone();
+        let app = &app;
+        async move { call(app, "GET", &path, None, Some(&moderator)).await }
+    };
+    let r = list("").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 25);
+    assert_eq!(r.headers["x-total-count"], "25");
+    assert!(!r.headers.contains_key("link"), "no paging asked");
+    assert_eq!(
+        r.body[0]["nazwisko"], "Nowak00",
+        "sorted by nazwisko by default"
+    );
+
+    let r = list("?sort=nazwisko&order=desc").await;
+    assert_eq!(r.body[0]["nazwisko"], "Nowak24");
+    let r = list("?wojewodztwo=slaskie").await;
+    assert_eq!(
+        (
+            r.body.as_array().unwrap().len(),
+            r.headers["x-total-count"].to_str().unwrap()
+        ),
+        (5, "5")
+    );
+    // Search ignores case and character width (NFKC), over name, city and email.
+    let r = list("?q=%C5%81%C3%93D%C5%B9").await; // ŁÓDŹ
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.text);
+    let r = list("?q=anna7%40example").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    let r = list("?q=%25").await;
+    assert_eq!(r.body, json!([]), "% is a character, not a wildcard");
+
+    let r = list("?page=2&limit=10").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 10);
+    assert_eq!(r.headers["x-total-count"], "25");
+    assert_eq!(r.body[0]["nazwisko"], "Nowak10");
+    let link = r.headers["link"].to_str().unwrap();
+    assert!(link.contains("page=3&limit=10>; rel=\"next\""), "{link}");
+    assert!(link.contains("page=1&limit=10>; rel=\"prev\""), "{link}");
+    assert!(link.contains("page=3&limit=10>; rel=\"last\""), "{link}");
+    let r = list("?page=3&limit=10&q=nowak").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 5);
+    assert!(!r.headers["link"].to_str().unwrap().contains("rel=\"next\""));
+
+    for bad in [
+        "?page=0",
+        "?limit=0",
+        "?limit=100000",
+        "?sort=pesel",
+        "?order=up",
+        "?wojewodztwo=Bawaria",
+    ] {
+        let r = list(bad).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "validation_failed"),
+            "{bad}: {}",
+            r.text
+        );
+    }
+    let r = list("?page=abc").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_query"));
+}
+
+async fn delete_then_not_found(backend: Backend) {
+    let app = app!(backend);
+    let (owner, moderator) = staff(&app).await;
+    let created = create(&app, &moderator, member(1)).await.body;
+    let path = format!(
+        "/api/membership/members/{}",
+        created["_id"].as_str().unwrap()
+    );
+    let r = call(&app, "DELETE", &path, None, Some(&moderator)).await;
+    assert_eq!((r.status, r.message()), (403, "Require Admin Role!"));
+    let r = call(&app, "DELETE", &path, None, Some(&owner)).await;
+    assert_eq!(
+        r.body,
+        json!({ "message": "Member was deleted successfully!" })
+    );
+    let r = call(&app, "DELETE", &path, None, Some(&owner)).await;
+    assert_eq!((r.status, r.message()), (404, "Member not found."));
+    let r = call(&app, "GET", &path, None, Some(&owner)).await;
+    assert_eq!(r.status, 404);
+}
+
+async fn export_csv(app: &TestApp, token: &str, query: &str) -> (u16, String, String) {
+    let response = app
+        .client
+        .get(app.url(&format!("/api/membership/members/export.csv{query}")))
+        .header("x-access-token", token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
+
+async fn import_csv(app: &TestApp, token: &str, body: String) -> Resp {
+    let response = app
+        .client
+        .post(app.url("/api/membership/members/import"))
+        .header("x-access-token", token)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    app.read(response).await
+}
+
+async fn csv_export_opens_in_polish_excel(backend: Backend) {
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    create(
+        &app,
+        &owner,
+        merge(
+            member(1),
+            json!({ "imie": "Zażółć", "ulica": "=HYPERLINK(\"x\")", "tel": "+48 768 895 832" }),
+        ),
+    )
+    .await;
+    let (status, content_type, text) = export_csv(&app, &owner, "").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/csv"));
+    assert!(text.starts_with('\u{feff}'), "BOM for Excel");
+    let mut lines = text.trim_start_matches('\u{feff}').lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "_id;imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel;__v"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains(";Zażółć;") && row.contains(&format!(";{};", pesel(1))),
+        "{row}"
+    );
+    // Formula-looking cells are neutralised for spreadsheets.
+    assert!(
+        row.contains(";\"'=HYPERLINK(\"\"x\"\")\";") && row.contains(";'+48 768 895 832;"),
+        "{row}"
+    );
+    let (_, _, comma) = export_csv(&app, &owner, "?sep=,").await;
+    assert!(comma.contains("_id,imie,nazwisko"));
+    let (status, _, _) = export_csv(&app, &owner, "?sep=x").await;
+    assert_eq!(status, 400);
+}
+
+async fn import_is_all_or_nothing_and_round_trips(backend: Backend) {
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    let header = "imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel\n";
+    let mut file = String::from(header);
+    for n in 0..10_000u32 {
+        let kod = if n == 6_789 {
+            "6-7890".to_string()
+        } else {
+            "72-978".to_string()
+        };
+        file.push_str(&format!("Imię{n};Nazwisko{n};Wyższe;{};pomorskie;Gdańsk;Długa;{n};{kod};m{n}@example.com;768 895 832\n", pesel(n)));
+    }
+    let r = import_csv(&app, &owner, file.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "import_failed"),
+        "{}",
+        &r.text[..r.text.len().min(500)]
+    );
+    assert_eq!(r.body["errorCount"], 1);
+    assert_eq!(
+        r.body["errors"],
+        json!([{ "row": 6_791, "field": "kodpocztowy", "message": "kodpocztowy: has the wrong format" }])
+    );
+    let list = call(
+        &app,
+        "GET",
+        "/api/membership/members?limit=1",
+        None,
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(list.headers["x-total-count"], "0", "nothing stored");
+
+    let fixed = file.replace(";6-7890;", ";67-890;");
+    let r = import_csv(&app, &owner, fixed).await;
+    assert_eq!(r.status, 200, "{}", &r.text[..r.text.len().min(500)]);
+    assert_eq!(r.body, json!({ "imported": 10_000 }));
+    let list = call(
+        &app,
+        "GET",
+        "/api/membership/members?limit=1",
+        None,
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(list.headers["x-total-count"], "10000");
+
+    // A second import of the same people: every PESEL is already there.
+    let again = format!(
+        "{header}A;B;C;{};pomorskie;Gdańsk;Długa;1;72-978;a@example.com;768895832\n",
+        pesel(3)
+    );
+    let r = import_csv(&app, &owner, again).await;
+    assert_eq!(r.body["errors"][0]["field"], "pesel");
+    // Unknown and missing columns are named.
+    let r = import_csv(&app, &owner, "imie;nazwisko;shoe_size\nA;B;42\n".into()).await;
+    let named: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        named.contains(&"shoe_size") && named.contains(&"pesel") && named.contains(&"tel"),
+        "{named:?}"
+    );
+
+    // Export, then import into an empty organization: the same members.
+    let (_, _, exported) = export_csv(&app, &owner, "").await;
+    let foreign = token(&app.foreign_admin("stranger").await);
+    let r = import_csv(&app, &foreign, exported.clone()).await;
+    assert_eq!(
+        r.body,
+        json!({ "imported": 10_000 }),
+        "{}",
+        &r.text[..r.text.len().min(300)]
+    );
+    let (_, _, reexported) = export_csv(&app, &foreign, "").await;
+    let strip = |csv: &str| -> Vec<String> {
+        let mut rows: Vec<String> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(';').unwrap().1.to_string())
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        strip(&exported),
+        strip(&reexported),
+        "same members apart from their ids"
+    );
+}
+
+async fn member_changes_are_audited_without_pesel(backend: Backend) {
+    let app = app!(backend);
+    let (owner, moderator) = staff(&app).await;
+    let created = create(&app, &moderator, member(1)).await.body;
+    let id = created["_id"].as_str().unwrap();
+    call(
+        &app,
+        "PATCH",
+        &format!("/api/membership/members/{id}"),
+        Some(json!({ "ulica": "Nowa" })),
+        Some(&moderator),
+    )
+    .await;
+    export_csv(&app, &owner, "").await;
+    call(
+        &app,
+        "DELETE",
+        &format!("/api/membership/members/{id}"),
+        None,
+        Some(&owner),
+    )
+    .await;
+    let r = call(&app, "GET", "/api/admin/audit", None, Some(&owner)).await;
+    let actions: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..4],
+        [
+            "member_deleted",
+            "members_exported",
+            "member_updated",
+            "member_created"
+        ]
+    );
+    assert_eq!(r.body[3]["target"], id);
+    assert!(!r.text.contains(&pesel(1)), "no PESEL in the audit");
+    assert!(
+        !crate::helpers::log_text().contains(&pesel(1)),
+        "no PESEL in the log"
+    );
+}
+
+/// `base` with `changes` laid over it.
+fn merge(base: Value, changes: Value) -> Value {
+    let mut out = base;
+    for (k, v) in changes.as_object().unwrap() {
+        out[k] = v.clone();
+    }
+    out
+}
