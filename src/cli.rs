@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Export or import the member register as CSV.
+    #[command(subcommand)]
+    Members(MembersCommand),
     /// Show the emails kept in the outbox (every email, when no SMTP server is configured).
     Outbox {
         /// Print a JSON array of {to, subject, body, created_at}.
@@ -57,6 +60,29 @@ pub struct UserCreate {
     /// user, moderator, admin or owner.
     #[arg(long, default_value = "user")]
     pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Write every member to FILE (UTF-8 with BOM, `;` unless --sep says otherwise).
+    Export {
+        file: std::path::PathBuf,
+        #[arg(long, default_value = ";")]
+        sep: String,
+        /// Organization id [default: the default organization]
+        #[arg(long)]
+        organization: Option<String>,
+    },
+    /// Add every row of FILE, or none if any row is invalid (each bad row and field is listed).
+    Import {
+        file: std::path::PathBuf,
+        /// Separator [default: detected from the header line]
+        #[arg(long)]
+        sep: Option<String>,
+        /// Organization id [default: the default organization]
+        #[arg(long)]
+        organization: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let kid = crate::crypto::jwt::rotate(&store, now_ms()).await?;
             println!("new signing key {kid}; running nodes switch to it within 30 s");
         }
+        Command::Members(command) => members(config, command).await?,
         Command::Outbox { json } => {
             let store = open_store(&config).await?;
             let emails = store.outbox().await?;
@@ -141,6 +168,66 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
     Ok(())
 }
 
+async fn members(config: Config, command: MembersCommand) -> Result<(), StartupError> {
+    use crate::core::members::Actor;
+    use crate::core::members_csv::parse_separator;
+    let store = open_store(&config).await?;
+    let core = Core::build(config, store).await?;
+    let separator = |s: &str| {
+        parse_separator(s).ok_or_else(|| format!("--sep must be ;, ',', tab or |, not {s:?}"))
+    };
+    match command {
+        MembersCommand::Export {
+            file,
+            sep,
+            organization,
+        } => {
+            let org =
+                organization.unwrap_or_else(|| crate::store::DEFAULT_ORGANIZATION.to_string());
+            let csv = core
+                .export_members_csv(&Actor::cli(&org), separator(&sep)?)
+                .await
+                .map_err(|e| describe(&e))?;
+            std::fs::write(&file, &csv)
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            println!("wrote {} ({} bytes)", file.display(), csv.len());
+        }
+        MembersCommand::Import {
+            file,
+            sep,
+            organization,
+        } => {
+            let org =
+                organization.unwrap_or_else(|| crate::store::DEFAULT_ORGANIZATION.to_string());
+            let data =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let sep = sep.as_deref().map(separator).transpose()?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} rows ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("checking");
+            let progress = {
+                let bar = bar.clone();
+                move |done: u64, total: u64| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            };
+            let result = core
+                .import_members_csv(&Actor::cli(&org), &data, sep, &progress)
+                .await;
+            bar.finish_and_clear();
+            let imported = result.map_err(|e| describe(&e))?;
+            println!("imported {imported} members");
+        }
+    }
+    Ok(())
+}
+
 fn describe(e: &crate::core::CoreError) -> String {
     use crate::core::CoreError;
     match e {
@@ -151,6 +238,22 @@ fn describe(e: &crate::core::CoreError) -> String {
             .join("; "),
         CoreError::UsernameTaken => "username is already in use".into(),
         CoreError::EmailTaken => "email is already in use".into(),
+        CoreError::Import { errors, total } => {
+            let mut lines: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "line {}: {}",
+                        e.row,
+                        crate::i18n::problem_text(&e.field, e.problem, crate::i18n::Lang::En)
+                    )
+                })
+                .collect();
+            if *total > errors.len() {
+                lines.push(format!("... and {} more", total - errors.len()));
+            }
+            format!("nothing was imported:\n{}", lines.join("\n"))
+        }
         other => other.to_string(),
     }
 }

@@ -56,8 +56,10 @@ impl FromRequestParts<AppState> for AppPath {
     ) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
+            .ok()
+            .filter(|p| !p.0.contains('\0'))
             .map(|p| AppPath(p.0))
-            .map_err(|_| ApiError::not_found())
+            .ok_or_else(ApiError::not_found)
     }
 }
 
@@ -72,6 +74,14 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for AppQuery<T> {
         _state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if form_urlencoded::parse(query.as_bytes())
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", Msg::InvalidQuery)
+                    .with_detail(Msg::NulCharacter.text(crate::http::current_lang())),
+            );
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(AppQuery)
@@ -90,9 +100,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let json_type = is_json(req.headers());
         let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
+        }
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Msg::UnsupportedMediaType,
+            ));
         }
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
     }
@@ -133,6 +151,31 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let lang = crate::http::current_lang();
+    let bad = |code, detail: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, code, Msg::InvalidJson).with_detail(detail)
+    };
+    // A body is an object: serde would otherwise accept `["alice", "secret"]` as a struct.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(bad(
+                "invalid_field",
+                Msg::JsonObjectExpected.text(lang).to_string(),
+            )),
+            Err(e) => Err(bad(
+                "invalid_json",
+                format!("{} ({e})", Msg::InvalidJson.text(lang)),
+            )),
+        };
+    }
+    // PostgreSQL cannot store NUL, and no field of ours has a use for it.
+    if has_escaped_nul(bytes) {
+        return Err(bad(
+            "invalid_field",
+            Msg::NulCharacter.text(lang).to_string(),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => de.end().map(|()| v).map_err(|e| (String::new(), e)),
@@ -149,18 +192,21 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 } else {
                     format!("{path}: {inner}")
                 };
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", Msg::InvalidJson)
-                    .with_detail(detail)
+                bad("invalid_field", detail)
             }
-            _ => {
-                let detail = format!(
-                    "{} ({inner})",
-                    Msg::InvalidJson.text(crate::http::current_lang())
-                );
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", Msg::InvalidJson)
-                    .with_detail(detail)
-            }
+            _ => bad(
+                "invalid_json",
+                format!("{} ({inner})", Msg::InvalidJson.text(lang)),
+            ),
         }
+    })
+}
+
+/// True if a JSON text holds the escape `\u0000` (a raw NUL is invalid JSON anyway). An escape
+/// is a backslash preceded by an even number of backslashes.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000" && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
     })
 }
 
@@ -340,6 +386,14 @@ mod tests {
             forwarded_for(&h, &trusted),
             Some("203.0.113.9".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn escaped_nul_is_found_and_escaped_backslashes_are_not() {
+        assert!(has_escaped_nul(br#"{"a":"x\u0000"}"#));
+        assert!(has_escaped_nul(br#"{"a":"\\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"u0000"}"#));
     }
 
     #[test]

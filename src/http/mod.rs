@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn(negotiate_language))
         .layer(middleware::map_response(no_store_for_api));
     router = security_headers(router, https);
@@ -149,6 +150,30 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             ])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// A body whose declared length is over the route's limit is refused before anything reads it,
+/// also on routes that take no body (the extractors catch undeclared, chunked ones).
+async fn refuse_declared_oversize(request: Request, next: Next) -> axum::response::Response {
+    let limit = if request.uri().path() == "/api/membership/members/import" {
+        membership::members::IMPORT_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            Msg::BodyTooLarge,
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// API answers hold tokens and personal data: no cache may keep them.

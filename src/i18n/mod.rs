@@ -79,6 +79,8 @@ pub enum Msg {
     VersionConflict,
     MemberDeleted,
     ImportFailed,
+    JsonObjectExpected,
+    NulCharacter,
 }
 
 impl Msg {
@@ -230,6 +232,12 @@ impl Msg {
             (ImportFailed, En) => "Nothing was imported: fix the rows listed in errors",
             (ImportFailed, Pl) => "Nic nie zaimportowano: popraw wiersze wymienione w errors",
             (ImportFailed, Ru) => "Ничего не импортировано: исправьте строки из errors",
+            (JsonObjectExpected, En) => "The request body must be a JSON object",
+            (JsonObjectExpected, Pl) => "Treść żądania musi być obiektem JSON",
+            (JsonObjectExpected, Ru) => "Тело запроса должно быть объектом JSON",
+            (NulCharacter, En) => "must not contain the NUL character",
+            (NulCharacter, Pl) => "nie może zawierać znaku NUL",
+            (NulCharacter, Ru) => "не должно содержать символ NUL",
             (ResetInvalid, En) => "This password reset link is invalid, used or expired",
             (ResetInvalid, Pl) => "Ten link do zmiany hasła jest nieprawidłowy, użyty lub wygasł",
             (ResetInvalid, Ru) => {

@@ -35,19 +35,19 @@ macro_rules! sql_store {
             async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
                 let mut tx = self.pool.begin().await?;
                 let mut role = new.role.clone();
-                if new.first_is_owner {
-                    // The flag flips once per organization; the row lock (PostgreSQL) or the
-                    // write lock (SQLite) makes exactly one concurrent first account the owner.
-                    let flipped = sqlx::query(
-                        "UPDATE organizations SET owner_bootstrapped = 1 \
-                         WHERE id = $1 AND owner_bootstrapped = 0",
-                    )
-                    .bind(&new.organization_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if flipped.rows_affected() == 1 {
-                        role = "owner".into();
-                    }
+                // The first account of an organization, however it is made, ends the bootstrap;
+                // it becomes the owner only when the caller asks for that (`first_is_owner`).
+                // The row lock (PostgreSQL) or the write lock (SQLite) lets exactly one
+                // concurrent first account flip the flag.
+                let flipped = sqlx::query(
+                    "UPDATE organizations SET owner_bootstrapped = 1 \
+                     WHERE id = $1 AND owner_bootstrapped = 0",
+                )
+                .bind(&new.organization_id)
+                .execute(&mut *tx)
+                .await?;
+                if new.first_is_owner && flipped.rows_affected() == 1 {
+                    role = "owner".into();
                 }
                 let inserted = sqlx::query_as::<_, AccountRecord>(
                     "INSERT INTO accounts (id, organization_id, username, username_norm, email, \

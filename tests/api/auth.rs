@@ -35,6 +35,8 @@ both_backends!(
     forgot_password_is_rate_limited,
     full_hash_queue_answers_503_and_other_routes_keep_answering,
     login_upgrades_hashes_made_with_old_parameters,
+    nul_characters_are_refused_before_the_database,
+    cli_created_first_account_ends_the_owner_bootstrap,
 );
 
 async fn register_answers_the_seed_message(backend: Backend) {
@@ -908,4 +910,57 @@ async fn login_upgrades_hashes_made_with_old_parameters(backend: Backend) {
     let lower = app.sibling(|c| c.argon2_memory_kib = 128).await;
     assert_eq!(lower.login("alice", "Wrong#pass1").await.status, 401);
     assert_eq!(stored(&lower).await, before);
+}
+
+async fn nul_characters_are_refused_before_the_database(backend: Backend) {
+    // PostgreSQL cannot store U+0000; it must never get that far.
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap();
+    let r = app
+        .post(
+            "/api/auth/login",
+            json!({ "username": "al\u{0}ice", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_field"), "{}", r.text);
+    assert_eq!(r.message(), "must not contain the NUL character");
+    let r = app
+        .request(
+            "DELETE",
+            "/api/auth/sessions/%00",
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    let r = app
+        .get(
+            "/api/membership/members?q=a%00b",
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_query"));
+    // An escaped backslash followed by "u0000" is ordinary text.
+    let r = app
+        .post(
+            "/api/auth/login",
+            json!({ "username": "al\\u0000ice", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+}
+
+async fn cli_created_first_account_ends_the_owner_bootstrap(backend: Backend) {
+    // The operator's `brama user create --role admin` comes first; a later sign-up must not
+    // outrank it by becoming owner.
+    let app = app!(backend);
+    let admin = app
+        .user_with_role("operator", brama::core::Role::Admin)
+        .await;
+    assert_eq!(admin["roles"], json!(["ROLE_ADMIN"]));
+    assert_eq!(
+        app.user("first_signup").await["roles"],
+        json!(["ROLE_USER"])
+    );
 }

@@ -4,5 +4,7 @@ mod admin;
 mod auth;
 mod csrf;
 mod helpers;
+mod input;
 mod members;
+mod process;
 mod tokens;

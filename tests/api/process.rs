@@ -1,0 +1,586 @@
+//! The real `brama` binary as an operator runs it: killed with SIGKILL mid-write and restarted
+//! (SPEC §9), configured by file, environment and flags (SPEC §8), and its `migrate`,
+//! `user create` and `keys rotate` commands.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+use crate::both_backends;
+use crate::helpers::{Backend, PASSWORD, TestDb};
+
+both_backends!(
+    sigkill_loses_no_acknowledged_registration,
+    rotated_key_signs_new_tokens_and_old_ones_still_verify,
+);
+
+const BIN: &str = env!("CARGO_BIN_EXE_brama");
+
+/// How long a starting server may take to answer `/healthz` (a debug build migrating a fresh
+/// database on a busy machine).
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A scratch directory that is removed afterwards (a SQLite `TestDb` is exactly that).
+async fn scratch_dir() -> TestDb {
+    TestDb::create(Backend::Sqlite)
+        .await
+        .expect("the SQLite backend is never skipped")
+}
+
+/// `brama` run in `cwd` (so no stray `./brama.toml` is read), without any `BRAMA_*` setting of
+/// the caller's, with cheap argon2, and killed if the test drops it.
+fn brama(cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BRAMA_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(cwd)
+        .env("BRAMA_ARGON2_MEMORY_KIB", "256")
+        .env("BRAMA_ARGON2_ITERATIONS", "1")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The environment of a server on `db`: its data dir, and its PostgreSQL database if it has one.
+fn data_env(cmd: &mut Command, db: &TestDb, backend: Backend) {
+    cmd.env("BRAMA_DATA_DIR", db.dir());
+    if backend == Backend::Postgres {
+        cmd.env("BRAMA_DATABASE_URL", &db.url);
+    }
+}
+
+/// Runs a command that must finish on its own, with `stdin` as its input.
+async fn run(mut cmd: Command, stdin: &str) -> Output {
+    if !stdin.is_empty() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("brama starts");
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.as_bytes()).await.expect("stdin");
+    }
+    match tokio::time::timeout(START_DEADLINE, child.wait_with_output()).await {
+        Ok(output) => output.expect("brama output"),
+        // The child was dropped with the future, and kill_on_drop ended it.
+        Err(_) => panic!("brama did not exit within {START_DEADLINE:?}"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether `word` occurs in `haystack` as a whole word (not inside a longer identifier).
+fn names(haystack: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    haystack.match_indices(word).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// A running `brama serve`; SIGKILLed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `cmd` (already given `serve` and its settings) with its output in `log`, and waits
+    /// until it answers `/healthz` on `port`.
+    async fn start(mut cmd: Command, port: u16, log: PathBuf) -> Server {
+        let file = std::fs::File::create(&log).expect("log file");
+        cmd.stdout(file.try_clone().expect("log file")).stderr(file);
+        let child = cmd.spawn().expect("brama starts");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let mut server = Server {
+            child,
+            port,
+            log,
+            http,
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "brama exited with {status} before answering:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
+                assert_eq!(r.status(), 200, "/healthz:\n{}", self.log());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "brama did not answer /healthz on port {} within {START_DEADLINE:?}:\n{}",
+                self.port,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as `kill -9` does; nothing gets to flush or shut down.
+    async fn kill(&mut self) {
+        self.child.kill().await.expect("SIGKILL");
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, access: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = access {
+            request = request.header("x-access-token", token);
+        }
+        let r = request.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self, username: &str) -> (u16, Value) {
+        self.post(
+            "/api/auth/register",
+            json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD }),
+        )
+        .await
+    }
+
+    /// Logs in and returns the login body.
+    async fn login(&self, username: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/auth/login",
+                json!({ "username": username, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}\n{}", self.log());
+        body
+    }
+
+    async fn kids(&self) -> BTreeSet<String> {
+        let (status, body) = self.get("/.well-known/jwks.json", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_string())
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Starts `brama serve` on `db` at a free port, with `extra` settings.
+async fn serve(db: &TestDb, backend: Backend, extra: &[(&str, &str)], name: &str) -> Server {
+    let port = free_port();
+    let mut cmd = brama(db.dir());
+    data_env(&mut cmd, db, backend);
+    cmd.arg("serve")
+        .env("BRAMA_LISTEN", format!("127.0.0.1:{port}"));
+    for (key, value) in extra {
+        cmd.env(key, value);
+    }
+    Server::start(cmd, port, db.dir().join(format!("{name}.log"))).await
+}
+
+fn kid(access_token: &Value) -> String {
+    let token = access_token.as_str().expect("accessToken");
+    jsonwebtoken::decode_header(token)
+        .expect("JWT header")
+        .kid
+        .expect("kid")
+}
+
+async fn sigkill_loses_no_acknowledged_registration(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let limits = [("BRAMA_REGISTRATIONS_PER_IP_PER_HOUR", "100000")];
+    let mut server = serve(&db, backend, &limits, "first").await;
+
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        let url = server.url("/api/auth/register");
+        let acknowledged = Arc::clone(&acknowledged);
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut unexpected = Vec::new();
+            for n in 0.. {
+                let username = format!("w{worker}n{n}");
+                let sent = http
+                    .post(&url)
+                    .json(&json!({ "username": username, "email": format!("{username}@example.com"), "password": PASSWORD }))
+                    .send()
+                    .await;
+                // After the kill every request fails to connect or loses its connection.
+                let Ok(response) = sent else { break };
+                match response.status().as_u16() {
+                    200 => acknowledged.lock().unwrap().push(username),
+                    other => unexpected.push(format!("{username}: {other}")),
+                }
+            }
+            unexpected
+        }));
+    }
+    // Kill mid-stream: after a second and at least 50 acknowledged, with 8 requests in flight.
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let count = acknowledged.lock().unwrap().len();
+        if count >= 50 && started.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {count} registrations acknowledged in 2 minutes:\n{}",
+            server.log()
+        );
+    }
+    server.kill().await;
+    for worker in workers {
+        let unexpected = worker.await.expect("worker");
+        assert!(
+            unexpected.is_empty(),
+            "answers other than 200: {unexpected:?}"
+        );
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 50, "{}", acknowledged.len());
+
+    let server = serve(&db, backend, &limits, "restarted").await;
+    let server = Arc::new(server);
+    let queue = Arc::new(Mutex::new(acknowledged.clone()));
+    let mut checkers = Vec::new();
+    for _ in 0..8 {
+        let (server, queue) = (Arc::clone(&server), Arc::clone(&queue));
+        checkers.push(tokio::spawn(async move {
+            let mut lost = Vec::new();
+            loop {
+                let Some(username) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let (status, body) = server
+                    .post(
+                        "/api/auth/login",
+                        json!({ "username": username, "password": PASSWORD }),
+                    )
+                    .await;
+                if status != 200 || body["username"] != username.as_str() {
+                    lost.push(format!("{username}: {status} {body}"));
+                }
+            }
+            lost
+        }));
+    }
+    let mut lost = Vec::new();
+    for checker in checkers {
+        lost.extend(checker.await.expect("checker"));
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged accounts lost after SIGKILL: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
+}
+
+async fn rotated_key_signs_new_tokens_and_old_ones_still_verify(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    // Nodes behind one name share the issuer; by default each would derive it from its own
+    // listen address.
+    let shared = [("BRAMA_PUBLIC_URL", "http://auth.brama.test")];
+    let first = serve(&db, backend, &shared, "first").await;
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(first.register(name).await.0, 200);
+    }
+    let token_a = first.login("alice").await["accessToken"].clone();
+    let kid_a = kid(&token_a);
+    assert_eq!(first.kids().await, BTreeSet::from([kid_a.clone()]));
+
+    let mut rotate = brama(db.dir());
+    data_env(&mut rotate, &db, backend);
+    rotate.args(["keys", "rotate"]);
+    let output = run(rotate, "").await;
+    assert!(
+        output.status.success(),
+        "keys rotate: {}",
+        text(&output.stderr)
+    );
+
+    let second = serve(&db, backend, &shared, "second").await;
+    let token_b = second.login("bob").await["accessToken"].clone();
+    let kid_b = kid(&token_b);
+    assert_ne!(kid_b, kid_a, "a new node signs with the rotated key");
+    assert_eq!(
+        second.kids().await,
+        BTreeSet::from([kid_a.clone(), kid_b.clone()]),
+        "the old public key stays published while its tokens live"
+    );
+    let (status, me) = second.get("/api/auth/me", token_a.as_str()).await;
+    assert_eq!(
+        (status, me["username"].as_str()),
+        (200, Some("alice")),
+        "{me}"
+    );
+
+    // The node that was running meets the new kid and reloads instead of refusing it.
+    let (status, me) = first.get("/api/auth/me", token_b.as_str()).await;
+    assert_eq!(
+        (status, me["username"].as_str()),
+        (200, Some("bob")),
+        "{me}"
+    );
+    assert_eq!(first.kids().await, BTreeSet::from([kid_a, kid_b.clone()]));
+    assert_eq!(kid(&first.login("carol").await["accessToken"]), kid_b);
+}
+
+#[tokio::test]
+async fn help_documents_every_command() {
+    let dir = scratch_dir().await;
+    let mut cmd = brama(dir.dir());
+    cmd.arg("--help");
+    let output = run(cmd, "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let help = text(&output.stdout);
+    for command in ["serve", "migrate", "user", "keys"] {
+        assert!(
+            names(&help, command),
+            "--help does not mention {command}:\n{help}"
+        );
+    }
+}
+
+/// A start-up that must fail, and the setting its message must name.
+struct BadStart {
+    setting: &'static str,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_naming_the_setting() {
+    let dir = scratch_dir().await;
+    let typo = dir.dir().join("typo.toml");
+    std::fs::write(&typo, "listne = \"127.0.0.1:9\"\n").expect("typo.toml");
+    let typo = typo.to_str().expect("UTF-8 path").to_string();
+    let missing = dir.dir().join("missing.toml");
+    let missing = missing.to_str().expect("UTF-8 path").to_string();
+    let bad = |setting, args: &[&str], env: &[(&str, &str)]| BadStart {
+        setting,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let cases = [
+        bad(
+            "access_token_minutes",
+            &[],
+            &[("BRAMA_ACCESS_TOKEN_MINUTES", "30")],
+        ),
+        bad("listen", &[], &[("BRAMA_LISTEN", "nonsense")]),
+        bad(
+            "failed_logins_per_ip",
+            &[],
+            &[("BRAMA_FAILED_LOGINS_PER_IP", "abc")],
+        ),
+        bad(
+            "password_policy",
+            &[],
+            &[("BRAMA_PASSWORD_POLICY", "weird")],
+        ),
+        bad("listne", &["--config", &typo], &[]),
+        bad("config", &["--config", &missing], &[]),
+        bad("config", &[], &[("BRAMA_CONFIG", &missing)]),
+    ];
+    for BadStart { setting, args, env } in cases {
+        let mut cmd = brama(dir.dir());
+        // Were the bad value accepted, the server would start here and the wait would time out.
+        cmd.env("BRAMA_DATA_DIR", dir.dir().join("data"))
+            .env("BRAMA_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .args(args)
+            .arg("serve")
+            .envs(env);
+        let output = run(cmd, "").await;
+        let stderr = text(&output.stderr);
+        assert!(!output.status.success(), "{setting}: started anyway");
+        assert!(
+            names(&stderr, setting),
+            "{setting}: the message does not name it:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn flag_beats_environment_beats_file() {
+    let dir = scratch_dir().await;
+    let [a, b, c] = [free_port(), free_port(), free_port()];
+    let file = dir.dir().join("brama.toml");
+    std::fs::write(&file, format!("listen = \"127.0.0.1:{a}\"\n")).expect("brama.toml");
+    let layers: [(&str, Option<u16>, Option<u16>, u16); 3] = [
+        ("file, env and flag", Some(b), Some(c), c),
+        ("file and env", Some(b), None, b),
+        ("file alone", None, None, a),
+    ];
+    for (label, env, flag, expected) in layers {
+        let mut cmd = brama(dir.dir());
+        cmd.env("BRAMA_DATA_DIR", dir.dir().join("data"))
+            .arg("--config")
+            .arg(&file)
+            .arg("serve");
+        if let Some(port) = env {
+            cmd.env("BRAMA_LISTEN", format!("127.0.0.1:{port}"));
+        }
+        if let Some(port) = flag {
+            cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+        }
+        let mut server = Server::start(cmd, expected, dir.dir().join("layers.log")).await;
+        for other in [a, b, c].into_iter().filter(|p| *p != expected) {
+            let url = format!("http://127.0.0.1:{other}/healthz");
+            assert!(
+                server.http.get(&url).send().await.is_err(),
+                "{label}: something answers on {other}"
+            );
+        }
+        server.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn migrate_and_user_create_prepare_a_data_dir() {
+    let dir = scratch_dir().await;
+    let data = dir.dir().join("data");
+    let command = |args: &[&str]| {
+        let mut cmd = brama(dir.dir());
+        cmd.env("BRAMA_DATA_DIR", &data).args(args);
+        cmd
+    };
+
+    let output = run(command(&["migrate"]), "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(data.join("brama.db").is_file(), "migrate creates brama.db");
+
+    let create = |name: &str, role: &str| {
+        command(&[
+            "user",
+            "create",
+            "--username",
+            name,
+            "--email",
+            &format!("{name}@example.com"),
+            "--role",
+            role,
+        ])
+    };
+    let output = run(create("admin1", "admin"), &format!("{PASSWORD}\n")).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let output = run(create("weak1", "user"), "weak\n").await;
+    assert!(!output.status.success(), "a weak password is refused");
+    assert!(
+        names(&text(&output.stderr), "password"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let output = run(create("emperor1", "emperor"), &format!("{PASSWORD}\n")).await;
+    assert!(!output.status.success(), "an unknown role is refused");
+    let stderr = text(&output.stderr);
+    assert!(
+        names(&stderr, "emperor") && names(&stderr, "role"),
+        "{stderr}"
+    );
+
+    let taken = command(&[
+        "user",
+        "create",
+        "--username",
+        "ADMIN1",
+        "--email",
+        "other@example.com",
+    ]);
+    let output = run(taken, &format!("{PASSWORD}\n")).await;
+    assert!(!output.status.success(), "a taken username is refused");
+    let stderr = text(&output.stderr);
+    assert!(names(&stderr, "username"), "{stderr}");
+
+    let port = free_port();
+    let mut cmd = command(&["serve"]);
+    cmd.env("BRAMA_LISTEN", format!("127.0.0.1:{port}"));
+    let server = Server::start(cmd, port, dir.dir().join("serve.log")).await;
+    let login = server.login("admin1").await;
+    assert_eq!(login["roles"], json!(["ROLE_ADMIN"]));
+    assert_eq!(login["username"], "admin1");
+    assert_eq!(login["email"], "admin1@example.com");
+    for refused in ["weak1", "emperor1"] {
+        let (status, body) = server
+            .post(
+                "/api/auth/login",
+                json!({ "username": refused, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("invalid_credentials")),
+            "{refused} was not created"
+        );
+    }
+}
