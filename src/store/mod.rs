@@ -403,3 +403,61 @@ pub fn escape_like(text: &str) -> String {
     }
     out
 }
+
+/// How a backend finds members by a substring of their `search` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SearchIndex {
+    /// `LIKE '%q%'` on the column, which a trigram GIN index (pg_trgm) serves.
+    LikeTrigram,
+    /// The FTS5 trigram table `members_search` (SQLite), for queries of three or more chars.
+    Fts5,
+}
+
+/// The WHERE clause of a member list, with its text binds (`$1` is the organization).
+pub(crate) struct MemberWhere {
+    pub condition: String,
+    pub binds: Vec<String>,
+    /// The query is driven by search hits, so ORDER BY must not tempt the planner into walking
+    /// a whole sort index instead.
+    pub unindexed_order: bool,
+}
+
+/// Only placeholders and whitelisted column names go into the text.
+pub(crate) fn member_where(
+    organization_id: &str,
+    filter: &MemberFilter,
+    index: SearchIndex,
+) -> MemberWhere {
+    let mut binds = vec![organization_id.to_string()];
+    // A trigram index needs three characters; shorter queries scan.
+    let fts =
+        index == SearchIndex::Fts5 && filter.q.as_ref().is_some_and(|q| q.chars().count() >= 3);
+    // With FTS, SQLite must start from the index hits rather than from the organization's
+    // index; the unary `+` hides the column from its planner.
+    let mut condition = String::from(if fts {
+        "+organization_id = $1"
+    } else {
+        "organization_id = $1"
+    });
+    if let Some(q) = &filter.q {
+        if fts {
+            binds.push(format!("\"{}\"", q.replace('"', "\"\"")));
+            condition.push_str(&format!(
+                " AND rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ${})",
+                binds.len()
+            ));
+        } else {
+            binds.push(format!("%{}%", escape_like(q)));
+            condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+    }
+    if let Some(w) = &filter.wojewodztwo {
+        binds.push(w.clone());
+        condition.push_str(&format!(" AND wojewodztwo = ${}", binds.len()));
+    }
+    MemberWhere {
+        condition,
+        binds,
+        unindexed_order: fts,
+    }
+}

@@ -15,6 +15,8 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    const SEARCH_INDEX: SearchIndex = SearchIndex::LikeTrigram;
+
     /// Connects and migrates; sqlx takes an advisory lock, so nodes starting together are safe.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()

@@ -507,17 +507,8 @@ macro_rules! sql_store {
                 organization_id: &str,
                 filter: &MemberFilter,
             ) -> StoreResult<(Vec<MemberRecord>, i64)> {
-                // Only placeholders and whitelisted column names go into the text.
-                let mut condition = String::from("organization_id = $1");
-                let mut binds: Vec<String> = vec![organization_id.to_string()];
-                if let Some(q) = &filter.q {
-                    binds.push(format!("%{}%", $crate::store::escape_like(q)));
-                    condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
-                }
-                if let Some(w) = &filter.wojewodztwo {
-                    binds.push(w.clone());
-                    condition.push_str(&format!(" AND wojewodztwo = ${}", binds.len()));
-                }
+                let $crate::store::MemberWhere { condition, binds, unindexed_order } =
+                    $crate::store::member_where(organization_id, filter, Self::SEARCH_INDEX);
                 let count_sql = format!("SELECT COUNT(*) FROM members WHERE {condition}");
                 let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);
                 for b in &binds {
@@ -525,9 +516,10 @@ macro_rules! sql_store {
                 }
                 let (total,) = count.fetch_one(&self.pool).await?;
                 let direction = if filter.descending { "DESC" } else { "ASC" };
+                let hide = if unindexed_order { "+" } else { "" };
                 let page_sql = format!(
-                    "SELECT {} FROM members WHERE {condition} ORDER BY {} {direction}, id {direction} \
-                     LIMIT ${} OFFSET ${}",
+                    "SELECT {} FROM members WHERE {condition} \
+                     ORDER BY {hide}{} {direction}, {hide}id {direction} LIMIT ${} OFFSET ${}",
                     member_columns!(),
                     filter.sort.column(),
                     binds.len() + 1,

@@ -16,6 +16,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    const SEARCH_INDEX: SearchIndex = SearchIndex::Fts5;
+
     /// Opens or creates the file, then migrates. The parent directory must exist.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         // synchronous=NORMAL in WAL mode survives a killed process (the OS holds the pages);

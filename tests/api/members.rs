@@ -20,6 +20,7 @@ both_backends!(
     csv_export_opens_in_polish_excel,
     import_is_all_or_nothing_and_round_trips,
     member_changes_are_audited_without_pesel,
+    search_follows_changes_and_deletes,
 );
 
 /// A valid PESEL for the n-th test member.
@@ -900,4 +901,65 @@ fn merge(base: Value, changes: Value) -> Value {
         out[k] = v.clone();
     }
     out
+}
+
+async fn search_follows_changes_and_deletes(backend: Backend) {
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    let created = create(
+        &app,
+        &owner,
+        merge(member(1), json!({ "nazwisko": "Brzęczyszczykiewicz" })),
+    )
+    .await
+    .body;
+    create(
+        &app,
+        &owner,
+        merge(member(2), json!({ "nazwisko": "Kowalski \"Kowal\"" })),
+    )
+    .await;
+    let path = format!(
+        "/api/membership/members/{}",
+        created["_id"].as_str().unwrap()
+    );
+    let hits = |q: &'static str| {
+        let owner = owner.clone();
+        let app = &app;
+        async move {
+            let r = call(
+                app,
+                "GET",
+                &format!("/api/membership/members?q={q}"),
+                None,
+                Some(&owner),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body.as_array().unwrap().len()
+        }
+    };
+    assert_eq!(hits("CZYSZCZ").await, 1);
+    assert_eq!(
+        hits("cz").await,
+        1,
+        "two characters: no trigram, still found"
+    );
+    assert_eq!(hits("%22Kowal%22").await, 1, "quotes are characters");
+    call(
+        &app,
+        "PATCH",
+        &path,
+        Some(json!({ "nazwisko": "Nowak" })),
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(
+        hits("czyszcz").await,
+        0,
+        "the old name is gone from the index"
+    );
+    assert_eq!(hits("nowak").await, 1);
+    call(&app, "DELETE", &path, None, Some(&owner)).await;
+    assert_eq!(hits("nowak").await, 0);
 }
