@@ -1,6 +1,6 @@
 //! The real `brama` binary as an operator runs it: killed with SIGKILL mid-write and restarted
 //! (SPEC §9), configured by file, environment and flags (SPEC §8), and its `migrate`,
-//! `user create` and `keys rotate` commands.
+//! `user create`, `keys rotate` and `members import|export` commands.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use crate::helpers::{Backend, PASSWORD, TestDb};
 both_backends!(
     sigkill_loses_no_acknowledged_registration,
     rotated_key_signs_new_tokens_and_old_ones_still_verify,
+    members_import_and_export_from_the_command_line,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -583,4 +584,89 @@ async fn migrate_and_user_create_prepare_a_data_dir() {
             "{refused} was not created"
         );
     }
+}
+
+async fn members_import_and_export_from_the_command_line(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let command = |args: &[&str]| {
+        let mut cmd = brama(db.dir());
+        data_env(&mut cmd, &db, backend);
+        cmd.args(args);
+        cmd
+    };
+    let pesel = |n: u32| {
+        brama::domain::Pesel::from_parts(
+            1960 + (n % 40) as i32,
+            1 + (n % 12) as u8,
+            1 + (n % 28) as u8,
+            n as u16,
+        )
+        .expect("valid")
+        .as_str()
+        .to_string()
+    };
+    let header = "imie,nazwisko,wyksztalcenie,pesel,wojewodztwo,miejscowosc,ulica,nrdomulokalu,kodpocztowy,email,tel\n";
+    let mut file = String::from(header);
+    for n in 0..2_000u32 {
+        let email = if n == 1_500 {
+            "broken".to_string()
+        } else {
+            format!("m{n}@example.com")
+        };
+        file.push_str(&format!(
+            "Ewa,Nowak{n},Wyższe,{},Lubelskie,Lublin,Krótka,{n},20-001,{email},+48 600 100 200\n",
+            pesel(n)
+        ));
+    }
+    let input = db.dir().join("members.csv");
+    std::fs::write(&input, &file).unwrap();
+
+    // One bad row: nothing is imported, and the line and field are named.
+    let output = run(command(&["members", "import", input.to_str().unwrap()]), "").await;
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("line 1502: email: has the wrong format"),
+        "{stderr}"
+    );
+
+    std::fs::write(&input, file.replace(",broken,", ",fixed@example.com,")).unwrap();
+    let output = run(command(&["members", "import", input.to_str().unwrap()]), "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("imported 2000 members"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let exported = db.dir().join("export.csv");
+    let output = run(
+        command(&["members", "export", exported.to_str().unwrap()]),
+        "",
+    )
+    .await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let csv = std::fs::read_to_string(&exported).unwrap();
+    assert!(csv.starts_with("\u{feff}_id;imie;nazwisko;"), "BOM and ';'");
+    assert_eq!(csv.lines().count(), 2_001);
+    assert!(csv.contains(&format!(";{};", pesel(1_999))));
+    assert!(
+        csv.contains(";'+48 600 100 200;"),
+        "formula-looking phone neutralised"
+    );
+
+    let output = run(
+        command(&[
+            "members",
+            "export",
+            exported.to_str().unwrap(),
+            "--sep",
+            "x",
+        ]),
+        "",
+    )
+    .await;
+    assert!(!output.status.success() && names(&text(&output.stderr), "sep"));
 }
