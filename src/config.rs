@@ -233,6 +233,12 @@ impl Config {
         if self.hash_queue == 0 {
             return Err(ConfigError::new("hash_queue", "must be at least 1"));
         }
+        if self.members_max_unpaged == 0 {
+            return Err(ConfigError::new(
+                "members_max_unpaged",
+                "must be at least 1",
+            ));
+        }
         if self.failed_login_window_secs == 0 {
             return Err(ConfigError::new(
                 "failed_login_window_secs",

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::core::Client;
 use crate::core::members::{Actor, MemberDraft, MemberQuery};
 use crate::core::members_csv::parse_separator;
 use crate::domain::{FieldError, Problem};
@@ -200,6 +201,25 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     })
 }
 
+/// PUT replaces every field, PATCH the ones given; both check the version.
+async fn update(
+    state: AppState,
+    client: Client,
+    user: AuthUser,
+    headers: HeaderMap,
+    id: String,
+    draft: MemberDraft,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let actor = Actor::from_claims(&user.claims, client.ip);
+    let version = if_match(&headers)?;
+    let member = state
+        .core
+        .update_member(&actor, &id, &draft, version, partial)
+        .await?;
+    Ok(member_response(StatusCode::OK, member))
+}
+
 async fn replace(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -208,15 +228,7 @@ async fn replace(
     AppPath(id): AppPath,
     AppJson(draft): AppJson<MemberDraft>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    let version = if_match(&headers)?;
-    Ok(member_response(
-        StatusCode::OK,
-        state
-            .core
-            .update_member(&actor, &id, &draft, version, false)
-            .await?,
-    ))
+    update(state, client, user, headers, id, draft, false).await
 }
 
 async fn patch(
@@ -227,15 +239,7 @@ async fn patch(
     AppPath(id): AppPath,
     AppJson(draft): AppJson<MemberDraft>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    let version = if_match(&headers)?;
-    Ok(member_response(
-        StatusCode::OK,
-        state
-            .core
-            .update_member(&actor, &id, &draft, version, true)
-            .await?,
-    ))
+    update(state, client, user, headers, id, draft, true).await
 }
 
 async fn remove(
