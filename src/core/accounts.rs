@@ -386,7 +386,7 @@ impl Core {
             .await?;
         // In the fragment: it never reaches a server log or a Referer header.
         let link = format!("{}/reset#token={token}", self.config.public_url());
-        let (subject, body) = crate::i18n::reset_email(lang, &link);
+        let (subject, body) = crate::i18n::email(lang, "reset", &link);
         self.send_email(&account.email, subject, body).await?;
         self.audit(AuditEvent {
             organization_id: Some(account.organization_id.clone()),

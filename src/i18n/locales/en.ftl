@@ -1,0 +1,64 @@
+# brama messages in English (Fluent). Every catalog has the same keys; a test checks it.
+
+registered = User was registered successfully!
+username-taken = Failed! Username is already in use!
+email-taken = Failed! Email is already in use!
+phone-taken = Failed! Phone is already in use!
+invalid-credentials = Invalid username or password
+authorized = Authorized
+token-expired = Unauthorized! Access Token was expired!
+unauthorized = Unauthorized!
+no-token = No token provided!
+refresh-unknown = This refresh token doesn't exist in database
+refresh-expired = Refresh token was expired. Please make a new signin request
+refresh-reused = Refresh token was already used; the session has been ended. Please sign in again
+refresh-rotated = Refresh token was just rotated; use the newest one
+logged-out = You've been signed out!
+logged-out-all = You've been signed out of every session!
+session-revoked = Session was ended
+password-changed = Password was changed successfully!
+wrong-password = Current password is wrong
+validation-failed = Validation failed
+rate-limited = Too many requests, try again later
+busy = The server is busy, try again in a moment
+csrf-missing = CSRF token missing: send the sessionId header
+csrf-invalid = CSRF token does not match
+cross-site = Cross-site request refused
+not-found = Not found.
+method-not-allowed = Method not allowed
+forbidden = Forbidden
+invalid-json = The request body is not valid JSON
+body-too-large = The request body is too large
+unsupported-media-type = Send the body as application/json
+internal = Something went wrong on our side, try again later
+reset-requested = If an account uses this address, a link to reset its password is on its way
+reset-done = Password was reset successfully! Please sign in
+require-moderator = Require Moderator Role!
+require-admin = Require Admin Role!
+require-owner = Require Owner Role!
+cannot-change-self = You cannot change your own role or status
+invalid-query = The query parameters are not valid
+member-not-found = Member not found.
+version-conflict = The member was changed in the meantime; reload it and try again
+member-deleted = Member was deleted successfully!
+import-failed = Nothing was imported: fix the rows listed in errors
+json-object-expected = The request body must be a JSON object
+nul-character = must not contain the NUL character
+reset-invalid = This password reset link is invalid, used or expired
+problem-taken = is already in use
+problem-type = has the wrong type; send text
+problem-unknown = is not a known column
+problem-required = is required
+problem-length = must be { $min } to { $max } characters long
+problem-characters = contains characters that are not allowed
+problem-format = has the wrong format
+problem-password-classes = needs at least one upper-case letter, one lower-case letter, one digit and one symbol
+problem-common-password = is too common; choose another
+problem-message = { $field }: { $detail }
+email-reset-subject = Reset your brama password
+email-reset-body = Someone asked to reset the password of your account.
+
+    To choose a new password, open this link within an hour:
+    { $link }
+
+    If it was not you, ignore this email; your password stays as it is.
