@@ -73,6 +73,36 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Members returned by the list without `page`/`limit`.
     pub members_max_unpaged: u32,
+    /// SMTP server for outgoing email; without it every email goes to the outbox table.
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587 for starttls, 465 for tls, 25 for none].
+    pub smtp_port: Option<u16>,
+    /// `starttls`, `tls` (implicit TLS) or `none` (plain text; for a relay on localhost only).
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// Sender of brama's emails [default: brama <noreply@HOST of public_url>].
+    pub smtp_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+/// A setting that must never be printed: `Debug` shows `***`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -114,6 +144,12 @@ impl Default for Config {
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,
             members_max_unpaged: 10_000,
+            smtp_host: None,
+            smtp_port: None,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: None,
         }
     }
 }
@@ -266,6 +302,11 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 ));
             }
+        }
+        if let Some(from) = &self.smtp_from {
+            from.parse::<lettre::message::Mailbox>().map_err(|e| {
+                ConfigError::new("smtp_from", format!("{from:?} is not a mailbox: {e}"))
+            })?;
         }
         for origin in &self.cors_origins {
             url::Url::parse(origin)

@@ -144,8 +144,20 @@ impl Core {
         password: Option<&str>,
         client: &Client,
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
+        self.login_as("username", login, password, client).await
+    }
+
+    /// [`Core::login`] with the login field named as the surface calls it (`email` on the
+    /// Company API), for its validation messages.
+    pub async fn login_as(
+        &self,
+        login_field: &'static str,
+        login: Option<&str>,
+        password: Option<&str>,
+        client: &Client,
+    ) -> CoreResult<(AccountRecord, IssuedSession)> {
         let mut errors = Vec::new();
-        let login = required(&mut errors, "username", login);
+        let login = required(&mut errors, login_field, login);
         let password = required(&mut errors, "password", password);
         let (Some(login), Some(password)) = (login, password) else {
             return Err(CoreError::Validation(errors));
@@ -275,7 +287,7 @@ impl Core {
 }
 
 /// Parses one field, recording why it was refused.
-fn field<T>(
+pub(crate) fn field<T>(
     errors: &mut Vec<FieldError>,
     name: &'static str,
     value: Option<&str>,
@@ -300,7 +312,7 @@ fn field<T>(
     }
 }
 
-fn required<'a>(
+pub(crate) fn required<'a>(
     errors: &mut Vec<FieldError>,
     name: &'static str,
     value: Option<&'a str>,
@@ -387,7 +399,8 @@ impl Core {
         // In the fragment: it never reaches a server log or a Referer header.
         let link = format!("{}/reset#token={token}", self.config.public_url());
         let (subject, body) = crate::i18n::email(lang, "reset", &link);
-        self.send_email(&account.email, subject, body).await?;
+        self.send_email("password reset", &account.email, subject, body)
+            .await?;
         self.audit(AuditEvent {
             organization_id: Some(account.organization_id.clone()),
             actor_id: None,

@@ -39,6 +39,9 @@ pub enum CoreError {
     RefreshReused,
     #[error("refresh token already rotated")]
     RefreshRotated,
+    /// An activation token that is unknown, used or expired.
+    #[error("activation token invalid")]
+    ActivationTokenInvalid,
     /// A password-reset token that is unknown, used or expired.
     #[error("reset token invalid")]
     ResetTokenInvalid,

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod company;
 pub mod error;
 pub mod limits;
 pub mod mail;
@@ -81,6 +82,8 @@ pub struct Core {
     pub keys: KeyRing,
     pub csrf: CsrfKey,
     pub limiter: Arc<dyn RateLimiter>,
+    /// SMTP or the outbox.
+    pub mailer: mail::Mailer,
     /// `strict_revocation`: session liveness seen in the last second, by session id.
     session_cache: Mutex<HashMap<String, (bool, Instant)>>,
     /// Last time an unknown `kid` made us re-read the keys, to bound reloads.
@@ -102,6 +105,7 @@ impl Core {
             .await?;
         let csrf = CsrfKey::new(csrf_secret.into_bytes());
         let limiter: Arc<dyn RateLimiter> = Arc::new(limits::MemoryLimiter::default());
+        let mailer = mail::Mailer::from_config(&config)?;
         Ok(Arc::new(Core {
             config,
             store,
@@ -109,6 +113,7 @@ impl Core {
             keys,
             csrf,
             limiter,
+            mailer,
             session_cache: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
         }))

@@ -1,5 +1,6 @@
 //! The HTTP side: one router for every surface, and the layers every request passes through.
 
+pub mod company;
 pub mod extract;
 pub mod membership;
 
@@ -43,8 +44,19 @@ pub fn current_lang() -> Lang {
     LANG.try_with(|l| *l).unwrap_or(Lang::En)
 }
 
+/// Each surface has its own default language: Russian for the Company API (seed 002), Polish
+/// for the page (seed 000), English for the rest.
 async fn negotiate_language(request: Request, next: Next) -> axum::response::Response {
-    let lang = Lang::negotiate(request.headers(), Lang::En);
+    let path = request.uri().path();
+    let default = if company::is_company_path(path) {
+        Lang::Ru
+    } else if path == "/" || path.starts_with("/assets/") || path == "/activate" || path == "/reset"
+    {
+        Lang::Pl
+    } else {
+        Lang::En
+    };
+    let lang = Lang::negotiate(request.headers(), default);
     LANG.scope(lang, next.run(request)).await
 }
 
@@ -57,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(membership::routes())
+        .merge(company::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -166,12 +179,16 @@ async fn refuse_declared_oversize(request: Request, next: Next) -> axum::respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::new(
+        let error = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             Msg::BodyTooLarge,
-        )
-        .into_response();
+        );
+        return if company::is_company_path(request.uri().path()) {
+            company::error::CompanyError::from(error).into_response()
+        } else {
+            error.into_response()
+        };
     }
     next.run(request).await
 }

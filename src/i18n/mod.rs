@@ -27,15 +27,23 @@ impl Lang {
         else {
             return default;
         };
-        match accept_language::intersection(header, &["en", "pl", "ru"])
-            .first()
-            .map(String::as_str)
-        {
-            Some("en") => Lang::En,
-            Some("pl") => Lang::Pl,
-            Some("ru") => Lang::Ru,
-            _ => default,
-        }
+        // In the client's order of preference; `pl-PL` counts as `pl`.
+        accept_language::parse(header)
+            .iter()
+            .find_map(|tag| {
+                match tag
+                    .split('-')
+                    .next()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("en") => Some(Lang::En),
+                    Some("pl") => Some(Lang::Pl),
+                    Some("ru") => Some(Lang::Ru),
+                    _ => None,
+                }
+            })
+            .unwrap_or(default)
     }
 
     fn source(self) -> (&'static str, &'static str) {
@@ -143,6 +151,11 @@ messages! {
     ImportFailed => "import-failed",
     JsonObjectExpected => "json-object-expected",
     NulCharacter => "nul-character",
+    ActivationInvalid => "activation-invalid",
+    CompanyCreated => "company-created",
+    InvalidEmailOrPassword => "invalid-email-or-password",
+    ActivationResent => "activation-resent",
+    Success => "success",
 }
 
 impl Msg {
@@ -192,7 +205,7 @@ pub fn email(lang: Lang, kind: &str, link: &str) -> (String, String) {
 }
 
 /// The kinds of email brama sends; each has a subject and a body in every catalog.
-pub const EMAILS: [&str; 1] = ["reset"];
+pub const EMAILS: [&str; 2] = ["reset", "activation"];
 
 #[cfg(test)]
 mod tests {

@@ -315,6 +315,33 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>>;
 
+    /// A company sign-up: the pending organization, its pending owner and the first activation
+    /// token, all or nothing.
+    async fn create_company(
+        &self,
+        org: &OrganizationRecord,
+        owner: NewAccount,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> StoreResult<AccountRecord>;
+    async fn insert_activation_token(
+        &self,
+        account_id: &str,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Uses a live activation token once: sets the password, name and surname, and activates the
+    /// account and its organization. `None` if the token is unknown, used or expired.
+    async fn activate_account(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        name: &str,
+        surname: &str,
+        now: i64,
+    ) -> StoreResult<Option<AccountRecord>>;
+
     async fn insert_password_reset(
         &self,
         account_id: &str,

@@ -375,6 +375,122 @@ macro_rules! sql_store {
                 Ok(stored)
             }
 
+            async fn create_company(
+                &self,
+                org: &OrganizationRecord,
+                owner: NewAccount,
+                token_hash: &str,
+                expires_at: i64,
+            ) -> StoreResult<AccountRecord> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO organizations (id, name, state, status, owner_bootstrapped, created_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5)",
+                )
+                .bind(&org.id)
+                .bind(&org.name)
+                .bind(org.state)
+                .bind(&org.status)
+                .bind(org.created_at)
+                .execute(&mut *tx)
+                .await?;
+                let account = sqlx::query_as::<_, AccountRecord>(concat!(
+                    "INSERT INTO accounts (id, organization_id, username, username_norm, email, \
+                     email_norm, phone, phone_norm, name, surname, password_hash, role, status, \
+                     created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
+                    account_columns!()
+                ))
+                .bind(&owner.id)
+                .bind(&owner.organization_id)
+                .bind(&owner.username)
+                .bind(&owner.username_norm)
+                .bind(&owner.email)
+                .bind(&owner.email_norm)
+                .bind(&owner.phone)
+                .bind(&owner.phone_norm)
+                .bind(&owner.name)
+                .bind(&owner.surname)
+                .bind(&owner.password_hash)
+                .bind(&owner.role)
+                .bind(&owner.status)
+                .bind(owner.now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_unique)?;
+                sqlx::query(
+                    "INSERT INTO activation_tokens (token_hash, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(&account.id)
+                .bind(owner.now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(account)
+            }
+
+            async fn insert_activation_token(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO activation_tokens (token_hash, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(account_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn activate_account(
+                &self,
+                token_hash: &str,
+                password_hash: &str,
+                name: &str,
+                surname: &str,
+                now: i64,
+            ) -> StoreResult<Option<AccountRecord>> {
+                let mut tx = self.pool.begin().await?;
+                let claimed: Option<(String,)> = sqlx::query_as(
+                    "UPDATE activation_tokens SET used_at = $1 \
+                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((account_id,)) = claimed else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let account = sqlx::query_as::<_, AccountRecord>(concat!(
+                    "UPDATE accounts SET password_hash = $1, name = $2, surname = $3, status = 'active', \
+                     updated_at = $4 WHERE id = $5 AND status = 'pending_activation' RETURNING ",
+                    account_columns!()
+                ))
+                .bind(password_hash)
+                .bind(name)
+                .bind(surname)
+                .bind(now)
+                .bind(&account_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(account) = account else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE organizations SET status = 'active' WHERE id = $1")
+                    .bind(&account.organization_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(account))
+            }
+
             async fn insert_password_reset(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO password_resets (token_hash, account_id, created_at, expires_at) \

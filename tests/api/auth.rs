@@ -694,17 +694,7 @@ async fn jwks_publishes_the_signing_key(backend: Backend) {
     assert!(data.is_ok(), "{data:?}");
 }
 
-/// Waits for the outbox to hold `n` emails (they are sent after the answer).
-async fn outbox_with(app: &crate::helpers::TestApp, n: usize) -> Vec<brama::store::OutboxRecord> {
-    for _ in 0..100 {
-        let emails = app.core.store.outbox().await.unwrap();
-        if emails.len() >= n {
-            return emails;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the outbox never held {n} emails");
-}
+use crate::helpers::outbox_with;
 
 async fn forgot_and_reset_password(backend: Backend) {
     let app = app!(backend);

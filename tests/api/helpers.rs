@@ -532,3 +532,144 @@ macro_rules! app {
         }
     };
 }
+
+/// Waits until the outbox holds at least `n` emails (they are sent after the answer).
+pub async fn outbox_with(app: &TestApp, n: usize) -> Vec<brama::store::OutboxRecord> {
+    for _ in 0..200 {
+        let emails = app.core.store.outbox().await.expect("outbox");
+        if emails.len() >= n {
+            return emails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the outbox never held {n} emails");
+}
+
+/// The token of the first `{public_url}{path}#token=` link in an email body.
+pub fn link_token(app: &TestApp, body: &str, path: &str) -> String {
+    let prefix = format!("{}{path}#token=", app.core.config.public_url());
+    let start = body
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no {path} link in {body}"))
+        + prefix.len();
+    let token: String = body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    app.secret(&token);
+    token
+}
+
+/// A minimal SMTP server on a free local port that keeps every message it is given, so tests
+/// can read what brama really sent over the wire.
+pub struct SmtpSink {
+    pub port: u16,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("sink binds");
+        let port = listener.local_addr().expect("addr").port();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let kept = messages.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let verb = line
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "EHLO" | "HELO" => b"250 sink\r\n",
+                            "DATA" => {
+                                let _ = write.write_all(b"354 end with .\r\n").await;
+                                let mut message = String::new();
+                                while let Ok(Some(l)) = lines.next_line().await {
+                                    if l == "." {
+                                        break;
+                                    }
+                                    message.push_str(l.strip_prefix('.').unwrap_or(&l));
+                                    message.push('\n');
+                                }
+                                kept.lock().unwrap().push(decode_mail(&message));
+                                b"250 queued\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"250 ok\r\n",
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        SmtpSink { port, messages }
+    }
+
+    /// Waits for the n-th message (1-based) and returns all received so far.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..250 {
+            let got = self.messages.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the SMTP sink never received {n} messages");
+    }
+}
+
+/// The message with its body decoded from the transfer encoding lettre chose, so a test can
+/// read the text a person would.
+fn decode_mail(message: &str) -> String {
+    use base64::Engine;
+    let Some((head, body)) = message.split_once("\n\n") else {
+        return message.to_string();
+    };
+    let lower = head.to_ascii_lowercase();
+    let text = if lower.contains("content-transfer-encoding: quoted-printable") {
+        let joined = body.replace("=\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) if bytes[i] == b'=' => {
+                    out.push(b);
+                    i += 3;
+                }
+                _ => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else if lower.contains("content-transfer-encoding: base64") {
+        let compact: String = body.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        body.to_string()
+    };
+    format!("{head}\n\n{text}")
+}

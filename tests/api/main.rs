@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod company;
 mod csrf;
 mod helpers;
 mod input;

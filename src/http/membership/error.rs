@@ -175,6 +175,11 @@ impl From<CoreError> for ApiError {
                 "refresh_token_rotated",
                 Msg::RefreshRotated,
             ),
+            CoreError::ActivationTokenInvalid => ApiError::new(
+                S::BAD_REQUEST,
+                "activation_token_invalid",
+                Msg::ActivationInvalid,
+            ),
             CoreError::ResetTokenInvalid => {
                 ApiError::new(S::BAD_REQUEST, "reset_token_invalid", Msg::ResetInvalid)
             }

@@ -62,3 +62,15 @@ email-reset-body = Someone asked to reset the password of your account.
     { $link }
 
     If it was not you, ignore this email; your password stays as it is.
+activation-invalid = This activation link is invalid, used or expired
+company-created = The account was created. An activation email was sent.
+invalid-email-or-password = Invalid email or password
+activation-resent = If a pending account uses this address, a new activation link is on its way
+success = Done
+email-activation-subject = Activate your brama account
+email-activation-body = Your company account was created.
+
+    To set your password and activate it, open this link within 48 hours:
+    { $link }
+
+    If you did not sign up, ignore this email.

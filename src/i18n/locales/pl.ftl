@@ -62,3 +62,15 @@ email-reset-body = Ktoś poprosił o zmianę hasła do Twojego konta.
     { $link }
 
     Jeśli to nie Ty, zignoruj tę wiadomość; hasło pozostanie bez zmian.
+activation-invalid = Ten link aktywacyjny jest nieprawidłowy, użyty lub wygasł
+company-created = Konto zostało utworzone. Wysłaliśmy e-mail aktywacyjny.
+invalid-email-or-password = Nieprawidłowy e-mail lub hasło
+activation-resent = Jeśli konto oczekujące na aktywację używa tego adresu, wysłaliśmy nowy link
+success = Gotowe
+email-activation-subject = Aktywuj konto w bramie
+email-activation-body = Konto Twojej firmy zostało utworzone.
+
+    Aby ustawić hasło i aktywować konto, otwórz ten link w ciągu 48 godzin:
+    { $link }
+
+    Jeśli to nie Ty zakładałeś konto, zignoruj tę wiadomość.
