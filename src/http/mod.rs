@@ -3,6 +3,7 @@
 pub mod company;
 pub mod extract;
 pub mod membership;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .merge(membership::routes())
         .merge(company::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -1,0 +1,523 @@
+// brama's page (seed 000): the register / log-in flow with a CSRF pair and an HttpOnly access
+// cookie, the refresh token in sessionStorage, and the member register for moderators and admins.
+
+import { TEXTS, VOIVODESHIPS, EDUCATION } from "./texts.js";
+import { checkMember } from "./validate.js";
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_KEY = "refreshToken";
+const PAGE_SIZE = 20;
+
+const state = {
+  lang: localStorage.getItem("lang") === "en" ? "en" : "pl",
+  csrf: null,
+  me: null,
+  refreshing: null,
+  list: { page: 1, sort: "nazwisko", order: "asc", q: "", woj: "", total: 0 },
+  editing: null,
+};
+
+const t = (key) => TEXTS[state.lang][key] ?? TEXTS.pl[key] ?? key;
+
+// ---- talking to the API -------------------------------------------------------------------
+
+async function fetchCsrf() {
+  const res = await fetch("/api/auth/csrf", { credentials: "same-origin", headers: { "accept-language": state.lang } });
+  const body = await res.json();
+  state.csrf = body.sessionId;
+  return body;
+}
+
+function headers(json) {
+  const h = { "accept-language": state.lang };
+  if (state.csrf) h.sessionId = state.csrf;
+  if (json) h["content-type"] = "application/json";
+  return h;
+}
+
+/** Uses the refresh token once; concurrent callers share one rotation (a second use would be reuse). */
+function refreshSession() {
+  if (!state.refreshing) {
+    state.refreshing = (async () => {
+      const token = sessionStorage.getItem(REFRESH_KEY);
+      if (!token) return false;
+      if (!state.csrf) await fetchCsrf();
+      const res = await fetch("/api/auth/refreshtoken", {
+        method: "POST", credentials: "same-origin", headers: headers(true), body: JSON.stringify({ refreshToken: token }),
+      });
+      if (!res.ok) {
+        sessionStorage.removeItem(REFRESH_KEY);
+        return false;
+      }
+      const body = await res.json();
+      sessionStorage.setItem(REFRESH_KEY, body.refreshToken);
+      return true;
+    })().finally(() => { state.refreshing = null; });
+  }
+  return state.refreshing;
+}
+
+/**
+ * A request in browser mode. An expired access token (its cookie gone, or refused as expired)
+ * is refreshed once and the request repeated, so the person does not notice.
+ */
+async function api(method, path, body, retried = false) {
+  if (!state.csrf) await fetchCsrf();
+  const res = await fetch(path, {
+    method, credentials: "same-origin", headers: headers(body !== undefined),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!retried && (res.status === 401 || res.status === 403)) {
+    const info = await res.clone().json().catch(() => ({}));
+    if ((info.code === "token_expired" || info.code === "no_token") && sessionStorage.getItem(REFRESH_KEY)) {
+      if (await refreshSession()) return api(method, path, body, true);
+    }
+    if (info.code === "csrf_missing" || info.code === "csrf_invalid") {
+      await fetchCsrf();
+      return api(method, path, body, true);
+    }
+  }
+  return res;
+}
+
+async function json(res) {
+  return res.json().catch(() => ({}));
+}
+
+// ---- messages -------------------------------------------------------------------------------
+
+function say(kind, text, details = []) {
+  const box = $("message");
+  box.hidden = false;
+  box.className = `message ${kind}`;
+  box.setAttribute("role", kind === "bad" ? "alert" : "status");
+  box.textContent = text;
+  if (details.length) {
+    const list = document.createElement("ul");
+    for (const d of details) {
+      const item = document.createElement("li");
+      item.textContent = d;
+      list.append(item);
+    }
+    box.append(list);
+  }
+}
+
+/** Shows an API failure: the message, and each field's sentence next to its input if there is one. */
+function fail(body, fieldPrefix = "") {
+  const errors = body.errors ?? [];
+  const listed = [];
+  for (const e of errors) {
+    const span = $(`err-${fieldPrefix}${e.field}`);
+    if (span) {
+      span.textContent = e.message;
+      $(`${fieldPrefix ? fieldPrefix : "m-"}${e.field}`)?.setAttribute("aria-invalid", "true");
+    } else {
+      listed.push(e.message);
+    }
+  }
+  // The Company API answers {info, msg: [...]}.
+  const text = body.message ?? body.info ?? t("somethingWrong");
+  say("bad", text, [...listed, ...(body.msg ?? [])]);
+}
+
+function clearErrors(form) {
+  for (const span of form.querySelectorAll(".error")) span.textContent = "";
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+function show(value) {
+  $("output").textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+// ---- language -------------------------------------------------------------------------------
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+  $("lang").textContent = state.lang === "pl" ? "EN" : "PL";
+  $("lang").setAttribute("aria-label", t("switchLanguage"));
+  $("output").setAttribute("aria-label", t("result"));
+  renderWho();
+}
+
+// ---- session --------------------------------------------------------------------------------
+
+function renderWho() {
+  const me = state.me;
+  $("who").textContent = me ? `${t("loggedInAs")} ${me.username ?? me.email} · ${roleName(me.roles)}` : t("notLoggedIn");
+}
+
+const RANK = { ROLE_USER: 0, ROLE_MODERATOR: 1, ROLE_ADMIN: 2, ROLE_OWNER: 3 };
+const rank = (roles = []) => Math.max(0, ...roles.map((r) => RANK[r] ?? 0));
+const roleName = (roles) => t(["roleUser", "roleModerator", "roleAdmin", "roleOwner"][rank(roles)]);
+
+async function loadMe(quiet = false) {
+  const res = await api("GET", "/api/auth/me");
+  const body = await json(res);
+  if (!res.ok) {
+    state.me = null;
+    renderSession();
+    if (!quiet) fail(body);
+    return null;
+  }
+  state.me = body;
+  renderSession();
+  return body;
+}
+
+function renderSession() {
+  const me = state.me;
+  renderWho();
+  $("auth").hidden = Boolean(me);
+  $("account").hidden = !me;
+  const dl = $("me-data");
+  dl.replaceChildren();
+  if (me) {
+    for (const [key, value] of [["usernameOnly", me.username ?? "—"], ["E-mail", me.email], ["role", roleName(me.roles)], ["name", [me.name, me.surname].filter(Boolean).join(" ") || "—"], ["since", new Date(me.createdAt).toLocaleString(state.lang)]]) {
+      const dt = document.createElement("dt");
+      dt.textContent = TEXTS.pl[key] ? t(key) : key;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      dl.append(dt, dd);
+    }
+  }
+  const staff = me && rank(me.roles) >= 1;
+  $("members").hidden = !staff;
+  $("member-export").hidden = !(me && rank(me.roles) >= 2);
+  if (staff) loadMembers();
+}
+
+async function loggedIn(body) {
+  sessionStorage.setItem(REFRESH_KEY, body.refreshToken);
+  await loadMe();
+  say("ok", `${t("welcomeBack")} ${body.username ?? body.email ?? ""}`.trim());
+}
+
+// ---- the seed's actions -----------------------------------------------------------------------
+
+async function onLogin(event, usernameId, passwordId) {
+  event.preventDefault();
+  // The seed's flow: a CSRF pair first, then the credentials with its sessionId header.
+  await fetchCsrf();
+  const res = await api("POST", "/api/auth/login", { username: $(usernameId).value, password: $(passwordId).value });
+  const body = await json(res);
+  show({ status: res.status, ...body, refreshToken: body.refreshToken ? "…" : undefined });
+  if (!res.ok) return fail(body);
+  $(passwordId).value = "";
+  await loggedIn(body);
+}
+
+async function onRegister(event) {
+  event.preventDefault();
+  const form = $("register-form");
+  clearErrors(form);
+  await fetchCsrf();
+  const res = await api("POST", "/api/auth/register", {
+    username: $("register-username").value, email: $("register-email").value, password: $("register-password").value,
+  });
+  const body = await json(res);
+  if (!res.ok) return fail(body, "register-");
+  $("register-password").value = "";
+  await loggedIn(body);
+  say("ok", body.message);
+}
+
+async function onMe() {
+  const me = await loadMe();
+  if (me) show(me);
+}
+
+async function onRefresh() {
+  if (!sessionStorage.getItem(REFRESH_KEY)) return say("bad", t("noRefreshToken"));
+  const ok = await refreshSession();
+  show({ refreshed: ok });
+  if (ok) say("ok", t("refreshed"));
+  else {
+    state.me = null;
+    renderSession();
+    say("bad", t("sessionEnded"));
+  }
+}
+
+async function onCsrf() {
+  const body = await fetchCsrf();
+  show({ sessionId: `${body.sessionId.slice(0, 8)}…` });
+  say("ok", t("csrfReady"));
+}
+
+async function onLogout(all) {
+  const res = await api("POST", all ? "/api/auth/logout-all" : "/api/auth/logout");
+  const body = await json(res);
+  sessionStorage.removeItem(REFRESH_KEY);
+  // Logging out clears the CSRF cookie too; the next form asks for a new pair.
+  state.csrf = null;
+  state.me = null;
+  renderSession();
+  show(body);
+  if (res.ok) say("ok", body.message);
+  else fail(body);
+}
+
+async function onForgot(event) {
+  event.preventDefault();
+  const res = await api("POST", "/api/auth/password/forgot", { email: $("forgot-email").value });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  say("ok", body.message);
+}
+
+// ---- activation and reset (links from emails) -------------------------------------------------
+
+function tokenFromFragment() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  // The token leaves the address bar and the history at once.
+  history.replaceState(null, "", location.pathname);
+  return token;
+}
+
+async function onActivate(event, token) {
+  event.preventDefault();
+  const res = await fetch("/company/activate", {
+    method: "POST", headers: headers(true),
+    body: JSON.stringify({ token, password: $("activate-password").value, name: $("activate-name").value, surname: $("activate-surname").value }),
+  });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  // The activation answers with a token pair; one refresh in browser mode turns it into the cookie.
+  sessionStorage.setItem(REFRESH_KEY, body.data.refresh);
+  await fetchCsrf();
+  await refreshSession();
+  history.replaceState(null, "", "/");
+  $("activate-view").hidden = true;
+  await loadMe();
+  say("ok", t("activated"));
+}
+
+async function onReset(event, token) {
+  event.preventDefault();
+  const res = await api("POST", "/api/auth/password/reset", { token, password: $("reset-password").value });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  history.replaceState(null, "", "/");
+  $("reset-view").hidden = true;
+  $("auth").hidden = false;
+  say("ok", body.message);
+}
+
+// ---- members --------------------------------------------------------------------------------
+
+async function loadMembers() {
+  const { page, sort, order, q, woj } = state.list;
+  const params = new URLSearchParams({ page, limit: PAGE_SIZE, sort, order });
+  if (q) params.set("q", q);
+  if (woj) params.set("wojewodztwo", woj);
+  const res = await api("GET", `/api/membership/members?${params}`);
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  state.list.total = Number(res.headers.get("x-total-count") ?? body.length);
+  renderMembers(body);
+}
+
+function renderMembers(members) {
+  const tbody = $("members-table").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const m of members) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = m._id;
+    for (const value of [m.nazwisko, m.imie, m.miejscowosc, m.wojewodztwo, m.email]) {
+      const td = document.createElement("td");
+      td.textContent = value;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    const row = document.createElement("div");
+    row.className = "row";
+    const edit = document.createElement("button");
+    edit.type = "button";
+    edit.className = "edit";
+    edit.textContent = t("edit");
+    edit.setAttribute("aria-label", `${t("edit")}: ${m.imie} ${m.nazwisko}`);
+    edit.addEventListener("click", () => openMember(m));
+    row.append(edit);
+    if (rank(state.me?.roles) >= 2) {
+      const del = document.createElement("button");
+      del.type = "button";
+      del.className = "delete danger";
+      del.textContent = t("delete");
+      del.setAttribute("aria-label", `${t("delete")}: ${m.imie} ${m.nazwisko}`);
+      del.addEventListener("click", () => deleteMember(m));
+      row.append(del);
+    }
+    td.append(row);
+    tr.append(td);
+    tbody.append(tr);
+  }
+  if (!members.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 6;
+    td.textContent = t("noMembers");
+    tr.append(td);
+    tbody.append(tr);
+  }
+  const pages = Math.max(1, Math.ceil(state.list.total / PAGE_SIZE));
+  $("page-info").textContent = `${t("page")} ${state.list.page} / ${pages} · ${state.list.total} ${t("membersCount")}`;
+  $("prev").disabled = state.list.page <= 1;
+  $("next").disabled = state.list.page >= pages;
+  for (const b of document.querySelectorAll("th button.sort")) {
+    if (b.dataset.sort === state.list.sort) b.dataset.dir = state.list.order;
+    else delete b.dataset.dir;
+  }
+}
+
+const FIELDS = ["imie", "nazwisko", "pesel", "wyksztalcenie", "wojewodztwo", "miejscowosc", "ulica", "nrdomulokalu", "kodpocztowy", "email", "tel"];
+
+function openMember(member) {
+  state.editing = member ?? null;
+  const form = $("member-form");
+  clearErrors(form);
+  for (const f of FIELDS) $(`m-${f}`).value = member ? member[f] : "";
+  $("member-dialog-title").textContent = member ? `${member.imie} ${member.nazwisko}` : t("addMember");
+  $("member-dialog").showModal();
+  $("m-imie").focus();
+}
+
+function formValues() {
+  return Object.fromEntries(FIELDS.map((f) => [f, $(`m-${f}`).value.trim()]));
+}
+
+/** Validation as one types: each field's problem appears under it. */
+function checkField(field) {
+  const problems = checkMember(formValues(), state.lang);
+  const span = $(`err-${field}`);
+  const problem = problems[field];
+  span.textContent = problem ?? "";
+  if (problem) $(`m-${field}`).setAttribute("aria-invalid", "true");
+  else $(`m-${field}`).removeAttribute("aria-invalid");
+  return !problem;
+}
+
+async function saveMember(event) {
+  event.preventDefault();
+  const form = $("member-form");
+  clearErrors(form);
+  const ok = FIELDS.map(checkField).every(Boolean);
+  if (!ok) return;
+  const values = formValues();
+  const editing = state.editing;
+  const res = editing
+    ? await api("PATCH", `/api/membership/members/${editing._id}`, { ...values, __v: editing.__v })
+    : await api("POST", "/api/membership/members", values);
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  $("member-dialog").close();
+  say("ok", editing ? t("memberSaved") : t("memberAdded"));
+  await loadMembers();
+}
+
+async function deleteMember(m) {
+  $("confirm-text").textContent = `${t("confirmDelete")} ${m.imie} ${m.nazwisko}?`;
+  const dialog = $("confirm-dialog");
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("confirm-no").focus();
+  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+  if (dialog.returnValue !== "yes") return;
+  const res = await api("DELETE", `/api/membership/members/${m._id}`);
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  say("ok", body.message);
+  await loadMembers();
+}
+
+async function exportCsv() {
+  const res = await api("GET", "/api/membership/members/export.csv");
+  if (!res.ok) return fail(await json(res));
+  const blob = await res.blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = "czlonkowie.csv";
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+function selectTab(name) {
+  for (const tab of ["login", "register", "company", "forgot"]) {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`${tab}-form`).hidden = tab !== name;
+  }
+}
+
+function fillSelects() {
+  for (const select of [$("member-woj"), $("m-wojewodztwo")]) {
+    for (const v of VOIVODESHIPS) select.append(new Option(v, v));
+  }
+  $("m-wyksztalcenie").append(new Option("—", ""));
+  for (const e of EDUCATION) $("m-wyksztalcenie").append(new Option(e, e));
+}
+
+let searchTimer;
+
+function wire() {
+  $("lang").addEventListener("click", () => {
+    state.lang = state.lang === "pl" ? "en" : "pl";
+    localStorage.setItem("lang", state.lang);
+    applyLanguage();
+    if (state.me) renderSession();
+  });
+  for (const tab of ["login", "register", "company", "forgot"]) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
+  $("login-form").addEventListener("submit", (e) => onLogin(e, "login-username", "login-password"));
+  $("company-form").addEventListener("submit", (e) => onLogin(e, "company-email", "company-password"));
+  $("register-form").addEventListener("submit", onRegister);
+  $("forgot-form").addEventListener("submit", onForgot);
+  $("me").addEventListener("click", onMe);
+  $("refresh").addEventListener("click", onRefresh);
+  $("csrf").addEventListener("click", onCsrf);
+  $("logout").addEventListener("click", () => onLogout(false));
+  $("logout-all").addEventListener("click", () => onLogout(true));
+  $("member-add").addEventListener("click", () => openMember(null));
+  $("member-cancel").addEventListener("click", () => $("member-dialog").close());
+  $("member-form").addEventListener("submit", saveMember);
+  $("member-export").addEventListener("click", exportCsv);
+  for (const f of FIELDS) $(`m-${f}`).addEventListener("input", () => checkField(f));
+  $("m-pesel").addEventListener("blur", () => checkField("pesel"));
+  $("member-q").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { state.list.q = $("member-q").value.trim(); state.list.page = 1; loadMembers(); }, 250);
+  });
+  $("member-woj").addEventListener("change", () => { state.list.woj = $("member-woj").value; state.list.page = 1; loadMembers(); });
+  for (const b of document.querySelectorAll("th button.sort")) {
+    b.addEventListener("click", () => {
+      const same = state.list.sort === b.dataset.sort;
+      state.list.order = same && state.list.order === "asc" ? "desc" : "asc";
+      state.list.sort = b.dataset.sort;
+      loadMembers();
+    });
+  }
+  $("prev").addEventListener("click", () => { state.list.page -= 1; loadMembers(); });
+  $("next").addEventListener("click", () => { state.list.page += 1; loadMembers(); });
+}
+
+async function start() {
+  fillSelects();
+  wire();
+  applyLanguage();
+  const path = location.pathname;
+  if (path === "/activate" || path === "/reset") {
+    const token = tokenFromFragment();
+    $("auth").hidden = true;
+    const view = path === "/activate" ? "activate" : "reset";
+    $(`${view}-view`).hidden = false;
+    $(`${view}-form`).addEventListener("submit", (e) => (view === "activate" ? onActivate(e, token) : onReset(e, token)));
+    if (!token) say("bad", t("linkWithoutToken"));
+    return;
+  }
+  // A reload keeps the session: the cookie may still hold a token, or the refresh token can get one.
+  if (sessionStorage.getItem(REFRESH_KEY)) await loadMe(true);
+}
+
+start().finally(() => { document.body.dataset.ready = "true"; });
