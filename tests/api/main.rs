@@ -2,8 +2,10 @@
 
 mod admin;
 mod auth;
+mod browser;
 mod company;
 mod csrf;
+mod e2e;
 mod helpers;
 mod input;
 mod members;

@@ -28,7 +28,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_brama");
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -44,7 +44,7 @@ async fn scratch_dir() -> TestDb {
 
 /// `brama` run in `cwd` (so no stray `./brama.toml` is read), without any `BRAMA_*` setting of
 /// the caller's, with cheap argon2, and killed if the test drops it.
-fn brama(cwd: &Path) -> Command {
+pub(crate) fn brama(cwd: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("BRAMA_") {
@@ -63,7 +63,7 @@ fn brama(cwd: &Path) -> Command {
 }
 
 /// The environment of a server on `db`: its data dir, and its PostgreSQL database if it has one.
-fn data_env(cmd: &mut Command, db: &TestDb, backend: Backend) {
+pub(crate) fn data_env(cmd: &mut Command, db: &TestDb, backend: Backend) {
     cmd.env("BRAMA_DATA_DIR", db.dir());
     if backend == Backend::Postgres {
         cmd.env("BRAMA_DATABASE_URL", &db.url);
@@ -71,7 +71,7 @@ fn data_env(cmd: &mut Command, db: &TestDb, backend: Backend) {
 }
 
 /// Runs a command that must finish on its own, with `stdin` as its input.
-async fn run(mut cmd: Command, stdin: &str) -> Output {
+pub(crate) async fn run(mut cmd: Command, stdin: &str) -> Output {
     if !stdin.is_empty() {
         cmd.stdin(Stdio::piped());
     }
@@ -86,7 +86,7 @@ async fn run(mut cmd: Command, stdin: &str) -> Output {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -101,7 +101,7 @@ fn names(haystack: &str, word: &str) -> bool {
 }
 
 /// A running `brama serve`; SIGKILLed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -152,7 +152,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
@@ -165,7 +165,7 @@ impl Server {
         self.child.kill().await.expect("SIGKILL");
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
             .post(self.url(path))
@@ -226,7 +226,12 @@ impl Drop for Server {
 }
 
 /// Starts `brama serve` on `db` at a free port, with `extra` settings.
-async fn serve(db: &TestDb, backend: Backend, extra: &[(&str, &str)], name: &str) -> Server {
+pub(crate) async fn serve(
+    db: &TestDb,
+    backend: Backend,
+    extra: &[(&str, &str)],
+    name: &str,
+) -> Server {
     let port = free_port();
     let mut cmd = brama(db.dir());
     data_env(&mut cmd, db, backend);

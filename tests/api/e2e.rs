@@ -1,0 +1,289 @@
+//! Seed 000's page in headless Chromium against the real binary (issue 5): the five actions,
+//! the register -> log in -> my data -> refresh -> log out flow, the member register, company
+//! activation from the emailed link, and an expired access token refreshed unnoticed. The tests
+//! save the screenshots the README shows.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::browser::Browser;
+use crate::helpers::{Backend, TestDb};
+use crate::process::{Server, brama, data_env, run, serve, text};
+
+const PASSWORD: &str = "Zx8!quokka";
+
+/// Where the README's screenshots live.
+fn shot(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/screenshots")
+        .join(format!("{name}.png"))
+}
+
+/// The real binary on a fresh SQLite data dir, and a browser; `None` when the browser is skipped.
+async fn setup(name: &str) -> Option<(TestDb, Server, Browser)> {
+    let browser = Browser::start().await?;
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    let server = serve(&db, Backend::Sqlite, &[], name).await;
+    Some((db, server, browser))
+}
+
+async fn register_in_page(b: &Browser, server: &Server, username: &str) {
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    b.click("#tab-register").await;
+    b.fill("#register-username", username).await;
+    b.fill("#register-email", &format!("{username}@example.com"))
+        .await;
+    b.fill("#register-password", PASSWORD).await;
+    b.click("#register").await;
+    b.wait_text("#who", username).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_actions_and_the_whole_flow() {
+    let Some((_db, server, b)) = setup("e2e-flow").await else {
+        return;
+    };
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    assert_eq!(b.text("#login").await, "Zaloguj", "Polish by default");
+    b.screenshot(&shot("login")).await;
+
+    // Csrf: a pair from /api/auth/csrf; the cookie is HttpOnly, so only WebDriver sees it.
+    b.click("#csrf").await;
+    b.wait_text("#output", "sessionId").await;
+    assert!(b.cookies().await.iter().any(|(n, _)| n == "sessionToken"));
+
+    // Zarejestruj: the page logs the new account straight in.
+    register_in_page(&b, &server, "ewa").await;
+    assert!(
+        b.text("#who").await.contains("właściciel"),
+        "the first account is the owner"
+    );
+    let cookies = b.cookies().await;
+    assert!(
+        cookies.iter().any(|(n, _)| n == "token"),
+        "access token in the cookie"
+    );
+    let stored = b
+        .eval("return sessionStorage.getItem('refreshToken')")
+        .await;
+    assert_eq!(
+        stored.as_str().map(str::len),
+        Some(43),
+        "refresh token in sessionStorage"
+    );
+    let readable = b.eval("return document.cookie").await;
+    assert!(
+        !readable.as_str().unwrap_or_default().contains("token="),
+        "scripts cannot read the access token"
+    );
+
+    // Wyloguj, then Zaloguj.
+    b.click("#logout").await;
+    b.wait("#auth:not([hidden])").await;
+    b.wait_text("#who", "Nie zalogowano").await;
+    b.click("#tab-login").await;
+    b.fill("#login-username", "ewa").await;
+    b.fill("#login-password", "Wrong#pass1").await;
+    b.click("#login").await;
+    b.wait_text("#message", "Nieprawidłowa nazwa użytkownika lub hasło")
+        .await;
+    b.fill("#login-password", PASSWORD).await;
+    b.click("#login").await;
+    b.wait_text("#who", "ewa").await;
+
+    // Pobierz moje dane.
+    b.click("#me").await;
+    b.wait_text("#output", "\"username\": \"ewa\"").await;
+    b.screenshot(&shot("my-data")).await;
+
+    // Refresh: a new refresh token, and the session goes on.
+    let before = b
+        .eval("return sessionStorage.getItem('refreshToken')")
+        .await;
+    b.click("#refresh").await;
+    b.wait_text("#output", "\"refreshed\": true").await;
+    let after = b
+        .eval("return sessionStorage.getItem('refreshToken')")
+        .await;
+    assert_ne!(before, after);
+
+    // English on a click, for the page and for the API's messages.
+    b.click("#lang").await;
+    b.wait_text("#logout", "Log out").await;
+    b.click("#logout").await;
+    b.wait_text("#message", "You've been signed out!").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_add_edit_delete_with_field_errors() {
+    let Some((_db, server, b)) = setup("e2e-members").await else {
+        return;
+    };
+    register_in_page(&b, &server, "owner1").await;
+    b.wait("#members:not([hidden])").await;
+
+    let pesel = brama::domain::Pesel::from_parts(1985, 4, 12, 4321)
+        .unwrap()
+        .as_str()
+        .to_string();
+    let fill_member = |imie: &'static str, pesel: String| {
+        let b = &b;
+        async move {
+            b.click("#member-add").await;
+            b.wait("#member-dialog[open]").await;
+            for (field, value) in [
+                ("imie", imie),
+                ("nazwisko", "Kowalska"),
+                ("miejscowosc", "Kraków"),
+                ("ulica", "Floriańska"),
+                ("nrdomulokalu", "12/3"),
+                ("kodpocztowy", "31-019"),
+                ("email", "anna@example.com"),
+                ("tel", "600 100 200"),
+            ] {
+                b.fill(&format!("#m-{field}"), value).await;
+            }
+            b.select("#m-wojewodztwo", "Małopolskie").await;
+            b.select("#m-wyksztalcenie", "Wyższe").await;
+            b.fill("#m-pesel", &pesel).await;
+        }
+    };
+
+    // A PESEL with a wrong check digit is caught while typing.
+    let mut wrong = pesel.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '9' {
+        '0'
+    } else {
+        char::from(last as u8 + 1)
+    });
+    fill_member("Anna", wrong).await;
+    b.wait_text("#err-pesel", "cyfra kontrolna").await;
+    b.screenshot(&shot("member-form-error")).await;
+    b.fill("#m-pesel", &pesel).await;
+    b.wait_text_is("#err-pesel", "").await;
+    b.click("#member-save").await;
+    b.wait_text("#members-table tbody", "Kowalska").await;
+
+    // The same PESEL again: only the server knows it is taken, and the page shows its words.
+    fill_member("Maria", pesel.clone()).await;
+    b.click("#member-save").await;
+    b.wait_text("#err-pesel", "pesel: jest już zajęte").await;
+    b.click("#member-cancel").await;
+
+    // Edit.
+    b.click("#members-table tbody tr .edit").await;
+    b.wait("#member-dialog[open]").await;
+    b.fill("#m-miejscowosc", "Wieliczka").await;
+    b.click("#member-save").await;
+    b.wait_text("#members-table tbody", "Wieliczka").await;
+    b.screenshot(&shot("members")).await;
+
+    // Delete, after saying no once.
+    b.click("#members-table tbody tr .delete").await;
+    b.wait("#confirm-dialog[open]").await;
+    b.click("#confirm-no").await;
+    b.wait_text("#members-table tbody", "Wieliczka").await;
+    b.click("#members-table tbody tr .delete").await;
+    b.wait("#confirm-dialog[open]").await;
+    b.click("#confirm-yes").await;
+    b.wait_text("#message", "Członek został usunięty!").await;
+    b.wait_text("#members-table tbody", "Brak członków").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn company_activation_from_the_link_in_the_outbox() {
+    let Some((db, server, b)) = setup("e2e-activation").await else {
+        return;
+    };
+    let (status, _) = server
+        .post(
+            "/company/signup",
+            json!({ "email": "szef@firma.pl", "phone": "+48600100200", "state": 1 }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The link as `brama outbox --json` shows it to an operator without SMTP.
+    let mut link = None;
+    for _ in 0..50 {
+        let mut cmd = brama(db.dir());
+        data_env(&mut cmd, &db, Backend::Sqlite);
+        let output = run(
+            {
+                cmd.args(["outbox", "--json"]);
+                cmd
+            },
+            "",
+        )
+        .await;
+        let emails: Value = serde_json::from_str(&text(&output.stdout)).unwrap_or(Value::Null);
+        if let Some(body) = emails[0]["body"].as_str() {
+            link = body
+                .lines()
+                .find(|l| l.contains("/activate#token="))
+                .map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let link = link.expect("an activation email in the outbox");
+    b.goto(&link).await;
+    b.wait("#activate-view:not([hidden])").await;
+    let url = b.eval("return location.href").await;
+    assert!(
+        !url.as_str().unwrap_or_default().contains("token"),
+        "the token left the address bar: {url}"
+    );
+    b.fill("#activate-name", "Jan").await;
+    b.fill("#activate-surname", "Szef").await;
+    b.fill("#activate-password", PASSWORD).await;
+    b.screenshot(&shot("activation")).await;
+    b.click("#activate").await;
+    b.wait_text("#who", "szef@firma.pl").await;
+    assert!(b.text("#who").await.contains("właściciel"));
+    assert!(
+        b.cookies().await.iter().any(|(n, _)| n == "token"),
+        "logged in by cookie"
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_access_token_is_refreshed_unnoticed() {
+    let Some((_db, server, b)) = setup("e2e-expiry").await else {
+        return;
+    };
+    register_in_page(&b, &server, "ola").await;
+    let before = b
+        .eval("return sessionStorage.getItem('refreshToken')")
+        .await;
+    // The browser drops the cookie when the access token expires (its Max-Age is the token's
+    // lifetime); removing it is exactly that moment, without waiting five minutes.
+    b.delete_cookie("token").await;
+    b.click("#me").await;
+    b.wait_text("#output", "\"username\": \"ola\"").await;
+    let message = b
+        .eval("return document.getElementById('message').textContent")
+        .await;
+    assert!(
+        !message.as_str().unwrap_or_default().contains("token"),
+        "no error was shown: {message}"
+    );
+    let after = b
+        .eval("return sessionStorage.getItem('refreshToken')")
+        .await;
+    assert_ne!(
+        before, after,
+        "the refresh token was used once and replaced"
+    );
+    assert!(
+        b.cookies().await.iter().any(|(n, _)| n == "token"),
+        "a new access cookie"
+    );
+    b.close().await;
+}
