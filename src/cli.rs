@@ -87,7 +87,7 @@ pub enum MembersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new signing key. Nodes sign with it within 30 s; the old public key stays in the
+    /// Add a new signing key. Nodes sign with it within 10 s; the old public key stays in the
     /// JWKS until every token it signed has expired.
     Rotate,
 }
@@ -130,7 +130,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Keys(KeysCommand::Rotate) => {
             let store = open_store(&config).await?;
             let kid = crate::crypto::jwt::rotate(&store, now_ms()).await?;
-            println!("new signing key {kid}; running nodes switch to it within 30 s");
+            println!("new signing key {kid}; running nodes switch to it within 10 s");
         }
         Command::Members(command) => members(config, command).await?,
         Command::Outbox { json } => {

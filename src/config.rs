@@ -21,8 +21,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; empty means `brama.db` inside `data_dir`.
     pub database_url: Option<String>,
-    /// Redis for rate limits shared by several nodes (used from issue 6 on).
+    /// Redis for rate limits shared by several nodes; in memory without it.
     pub redis_url: Option<String>,
+    /// Prefix of brama's keys in Redis, so several deployments can share one server.
+    pub redis_key_prefix: String,
     /// Where people reach brama; used in email links, and `https` turns on Secure cookies + HSTS.
     /// Empty means `http://{listen}`.
     pub public_url: Option<String>,
@@ -120,6 +122,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             redis_url: None,
+            redis_key_prefix: "brama:".into(),
             public_url: None,
             issuer: None,
             audience: "brama".into(),
@@ -302,6 +305,14 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 ));
             }
+        }
+        if let Some(url) = self.redis_url.as_deref().filter(|u| !u.is_empty())
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "redis_url",
+                "must start with redis:// or rediss://",
+            ));
         }
         if let Some(from) = &self.smtp_from {
             from.parse::<lettre::message::Mailbox>().map_err(|e| {

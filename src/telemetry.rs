@@ -1,7 +1,12 @@
-//! Logging set-up and the counters `/metrics` will publish.
+//! Logging set-up and the Prometheus metrics behind `/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -25,23 +30,68 @@ pub fn init(format: LogFormat) {
     let _ = result;
 }
 
-static LOGINS_OK: AtomicU64 = AtomicU64::new(0);
-static LOGINS_FAILED: AtomicU64 = AtomicU64::new(0);
-static REFRESH_REUSE: AtomicU64 = AtomicU64::new(0);
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's metrics recorder, installed on first use. Several apps in one process (the
+/// tests) share it, as they would share a process's metrics anyway.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let buckets = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "http_request_duration_seconds".into(),
+                    ),
+                    &buckets,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::error!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Counts every request by route template (never the raw path, which holds ids) and status,
+/// and times it.
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
 
 pub fn count_login(ok: bool) {
-    if ok { &LOGINS_OK } else { &LOGINS_FAILED }.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("brama_logins_total", "result" => if ok { "ok" } else { "failed" })
+        .increment(1);
 }
 
 pub fn count_refresh_reuse() {
-    REFRESH_REUSE.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("brama_refresh_reuse_detected_total").increment(1);
 }
 
-/// (logins ok, logins failed, refresh reuse detected) since start.
-pub fn counters() -> (u64, u64, u64) {
-    (
-        LOGINS_OK.load(Ordering::Relaxed),
-        LOGINS_FAILED.load(Ordering::Relaxed),
-        REFRESH_REUSE.load(Ordering::Relaxed),
-    )
+/// A request refused by a rate limit; `kind` is login, registration or reset.
+pub fn count_rate_limited(kind: &'static str) {
+    metrics::counter!("brama_rate_limited_total", "kind" => kind).increment(1);
+}
+
+pub fn set_hash_queue_depth(depth: usize) {
+    metrics::gauge!("brama_hash_queue_depth").set(depth as f64);
 }

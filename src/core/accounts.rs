@@ -46,6 +46,7 @@ impl Core {
                 .hit(&key, limit, Duration::from_secs(3600))
                 .await
             {
+                crate::telemetry::count_rate_limited("registration");
                 return Err(CoreError::RateLimited {
                     retry_after_secs: retry_after_secs(wait),
                 });
@@ -183,6 +184,7 @@ impl Core {
             );
         }
         if let Some(wait) = blocked {
+            crate::telemetry::count_rate_limited("login");
             return Err(CoreError::RateLimited {
                 retry_after_secs: retry_after_secs(wait),
             });
@@ -360,6 +362,7 @@ impl Core {
             );
         }
         if let Some(wait) = over {
+            crate::telemetry::count_rate_limited("reset");
             return Err(CoreError::RateLimited {
                 retry_after_secs: retry_after_secs(wait),
             });

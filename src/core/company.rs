@@ -79,6 +79,7 @@ impl Core {
                 )
                 .await
             {
+                crate::telemetry::count_rate_limited("registration");
                 return Err(CoreError::RateLimited {
                     retry_after_secs: retry_after_secs(wait),
                 });

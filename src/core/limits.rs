@@ -1,5 +1,6 @@
-//! Fixed-window counters for failed logins and registrations. In memory on one node; the same
-//! trait is what a Redis implementation (INCR + EXPIRE, same window semantics) plugs into.
+//! Fixed-window counters for failed logins and registrations: in memory on one node, in Redis
+//! (`redis_url`) when several nodes must share them. Both count the same way: a window starts at
+//! the first event of a key and lasts `window`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,6 +55,96 @@ impl RateLimiter for MemoryLimiter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+    }
+}
+
+/// Counters in Redis, shared by every node that uses the same `redis_url` and prefix. One Lua
+/// script makes "count, start the window if new, say how long is left" a single atomic step.
+/// When Redis cannot be reached the limiter lets the request through and logs the error: a
+/// broken Redis must not lock everybody out.
+pub struct RedisLimiter {
+    connection: redis::aio::ConnectionManager,
+    prefix: String,
+    hit: redis::Script,
+}
+
+impl RedisLimiter {
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisLimiter, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let connection = redis::aio::ConnectionManager::new(client).await?;
+        let hit = redis::Script::new(
+            r"local n = redis.call('INCR', KEYS[1])
+              if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+              local ttl = redis.call('PTTL', KEYS[1])
+              if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+              return {n, ttl}",
+        );
+        Ok(RedisLimiter {
+            connection,
+            prefix: prefix.to_string(),
+            hit,
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+fn window_ms(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl RateLimiter for RedisLimiter {
+    async fn blocked(&self, key: &str, limit: u32, _window: Duration) -> Option<Duration> {
+        let mut conn = self.connection.clone();
+        let result: Result<(Option<u64>, i64), _> = redis::pipe()
+            .get(self.key(key))
+            .pttl(self.key(key))
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok((Some(count), ttl)) if count >= u64::from(limit) && ttl > 0 => {
+                Some(Duration::from_millis(ttl.unsigned_abs()))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "Redis rate limiter unavailable; letting the request through");
+                None
+            }
+        }
+    }
+
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> Option<Duration> {
+        let mut conn = self.connection.clone();
+        let result: Result<(u64, i64), _> = self
+            .hit
+            .key(self.key(key))
+            .arg(window_ms(window))
+            .invoke_async(&mut conn)
+            .await;
+        match result {
+            Ok((count, ttl)) if count > u64::from(limit) => {
+                Some(Duration::from_millis(ttl.max(1).unsigned_abs()))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "Redis rate limiter unavailable; letting the request through");
+                None
+            }
+        }
+    }
+
+    async fn reset(&self, key: &str) {
+        let mut conn = self.connection.clone();
+        let result: Result<(), _> = redis::cmd("DEL")
+            .arg(self.key(key))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "Redis rate limiter unavailable; could not reset a counter");
+        }
     }
 }
 

@@ -104,7 +104,15 @@ impl Core {
             .secret_or_insert("csrf", &crate::crypto::random_token(), now_ms())
             .await?;
         let csrf = CsrfKey::new(csrf_secret.into_bytes());
-        let limiter: Arc<dyn RateLimiter> = Arc::new(limits::MemoryLimiter::default());
+        let limiter: Arc<dyn RateLimiter> =
+            match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+                Some(url) => Arc::new(
+                    limits::RedisLimiter::connect(url, &config.redis_key_prefix)
+                        .await
+                        .map_err(|e| format!("invalid setting `redis_url`: cannot connect: {e}"))?,
+                ),
+                None => Arc::new(limits::MemoryLimiter::default()),
+            };
         let mailer = mail::Mailer::from_config(&config)?;
         Ok(Arc::new(Core {
             config,

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(membership::routes())
         .merge(company::routes())
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn(negotiate_language))
+        .layer(middleware::from_fn(crate::telemetry::track))
         .layer(middleware::map_response(no_store_for_api));
     router = security_headers(router, https);
     if let Some(cors) = cors_layer(&cors_origins) {
@@ -255,4 +257,24 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CACHE_CONTROL, "public, max-age=60")],
         axum::Json((*doc).clone()),
     )
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    crate::telemetry::set_hash_queue_depth(state.core.hasher.queue_depth());
+    match crate::telemetry::prometheus() {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed",
+        )
+            .into_response(),
+    }
 }

@@ -10,4 +10,5 @@ mod helpers;
 mod input;
 mod members;
 mod process;
+mod scale;
 mod tokens;

@@ -1,6 +1,6 @@
 //! The real `brama` binary as an operator runs it: killed with SIGKILL mid-write and restarted
 //! (SPEC §9), configured by file, environment and flags (SPEC §8), and its `migrate`,
-//! `user create`, `keys rotate` and `members import|export` commands.
+//! `user create`, `keys rotate` and `members import|export` commands, and a graceful SIGTERM.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ both_backends!(
     sigkill_loses_no_acknowledged_registration,
     rotated_key_signs_new_tokens_and_old_ones_still_verify,
     members_import_and_export_from_the_command_line,
+    sigterm_answers_every_request_in_flight_then_exits_zero,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -674,4 +675,55 @@ async fn members_import_and_export_from_the_command_line(backend: Backend) {
     )
     .await;
     assert!(!output.status.success() && names(&text(&output.stderr), "sep"));
+}
+
+async fn sigterm_answers_every_request_in_flight_then_exits_zero(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    // Costly hashes and one hashing thread keep the logins in flight for a while.
+    let heavy = [
+        ("BRAMA_ARGON2_MEMORY_KIB", "32768"),
+        ("BRAMA_ARGON2_ITERATIONS", "3"),
+        ("BRAMA_HASH_WORKERS", "1"),
+    ];
+    let mut server = serve(&db, backend, &heavy, "sigterm").await;
+    assert_eq!(server.register("alice").await.0, 200);
+    let server_url = server.url("/api/auth/login");
+    let client = reqwest::Client::new();
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url) = (client.clone(), server_url.clone());
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({ "username": "alice", "password": PASSWORD }))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let pid = server.child.id().expect("running") as i32;
+    // SAFETY: kill(2) with a pid we started and a valid signal number has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut answered = 0;
+    for login in logins {
+        match login.await.unwrap() {
+            Ok(status) => {
+                assert!(status == 200 || status == 503, "{status}");
+                answered += 1;
+            }
+            Err(e) => panic!("a request in flight was dropped: {e}\n{}", server.log()),
+        }
+    }
+    assert_eq!(answered, 12);
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    // And it no longer listens.
+    assert!(client.get(server.url("/healthz")).send().await.is_err());
 }
