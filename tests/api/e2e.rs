@@ -13,11 +13,17 @@ use crate::process::{Server, brama, data_env, run, serve, text};
 
 const PASSWORD: &str = "Zx8!quokka";
 
-/// Where the README's screenshots live.
+/// Where a screenshot goes: the README's copies under `docs/screenshots` when
+/// `BRAMA_UPDATE_SCREENSHOTS=1`, otherwise `target/e2e-screenshots`, so a test run leaves the
+/// work tree clean.
 fn shot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/screenshots")
-        .join(format!("{name}.png"))
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var("BRAMA_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/e2e-screenshots")
+    };
+    dir.join(format!("{name}.png"))
 }
 
 /// The real binary on a fresh SQLite data dir, and a browser; `None` when the browser is skipped.
