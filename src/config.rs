@@ -307,11 +307,18 @@ impl Config {
             }
         }
         if let Some(url) = self.redis_url.as_deref().filter(|u| !u.is_empty())
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+            && !url.starts_with("redis://")
         {
+            // brama is built without TLS for Redis: keep Redis on a private network.
             return Err(ConfigError::new(
                 "redis_url",
-                "must start with redis:// or rediss://",
+                "must start with redis:// (rediss:// is not supported)",
+            ));
+        }
+        if self.smtp_username.is_some() != self.smtp_password.is_some() {
+            return Err(ConfigError::new(
+                "smtp_password",
+                "smtp_username and smtp_password go together",
             ));
         }
         if let Some(from) = &self.smtp_from {

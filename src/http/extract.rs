@@ -221,10 +221,11 @@ impl FromRequestParts<AppState> for ClientInfo {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; compare it as IPv4.
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .map(|c| c.0.ip().to_canonical());
         let trusted = &state.core.config.trusted_proxies;
         let ip = match peer {
             Some(peer) if trusted.contains(&peer) => {

@@ -3,6 +3,7 @@
 pub mod company;
 pub mod extract;
 pub mod membership;
+pub mod openapi;
 pub mod web;
 
 use std::sync::Arc;
@@ -14,12 +15,15 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::core::Core;
 use crate::i18n::{Lang, Msg};
@@ -65,14 +69,18 @@ pub fn router(state: AppState) -> Router {
     let https = state.core.config.https();
     let cors_origins = state.core.config.cors_origins.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
-    let mut router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/.well-known/jwks.json", get(jwks))
+    let (api_routes, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(jwks))
         .merge(membership::routes())
         .merge(company::routes())
+        .split_for_parts();
+    let mut router = api_routes
         .merge(web::routes())
+        // Swagger UI from files inside the binary; it serves /openapi.json too.
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -80,7 +88,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn(negotiate_language))
         .layer(middleware::from_fn(crate::telemetry::track))
-        .layer(middleware::map_response(no_store_for_api));
+        .layer(middleware::map_response(no_store_for_api))
+        .layer(middleware::from_fn(docs_csp));
     router = security_headers(router, https);
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
@@ -197,6 +206,22 @@ async fn refuse_declared_oversize(request: Request, next: Next) -> axum::respons
     next.run(request).await
 }
 
+/// Swagger UI (served from the binary) sets inline styles; `/docs` alone may use them.
+async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
+    let docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    if docs {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                 connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+            ),
+        );
+    }
+    response
+}
+
 /// API answers hold tokens and personal data: no cache may keep them.
 async fn no_store_for_api(mut response: axum::response::Response) -> axum::response::Response {
     response
@@ -218,22 +243,34 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> 
     response
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found()
+/// Unknown routes answer in the envelope of the surface whose path they are under.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if company::is_company_path(uri.path()) {
+        company::not_found().await.into_response()
+    } else {
+        ApiError::not_found().into_response()
+    }
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        Msg::MethodNotAllowed,
-    )
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    if company::is_company_path(uri.path()) {
+        company::method_not_allowed().await.into_response()
+    } else {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            Msg::MethodNotAllowed,
+        )
+        .into_response()
+    }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up", body = Object)))]
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers", body = Object), (status = 503, description = "The database does not answer", body = Object)))]
 async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     match state.core.store.ping().await {
         Ok(()) => axum::Json(
@@ -251,6 +288,7 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     }
 }
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "Public keys that verify access tokens (RFC 7517)", body = Object)))]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let doc = state.core.keys.jwks();
     (
@@ -260,6 +298,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = 503, description = "No recorder", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     crate::telemetry::set_hash_queue_depth(state.core.hasher.queue_depth());
     match crate::telemetry::prometheus() {

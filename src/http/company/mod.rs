@@ -4,37 +4,55 @@
 
 pub mod error;
 
+use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::core::company::Signup;
 use crate::core::sessions::IssuedSession;
 use crate::core::{CoreError, Role};
 use crate::http::extract::{AppJson, ClientInfo, access_token};
+use crate::http::openapi::CompanyFailure;
 use crate::http::{AppState, current_lang};
 use crate::i18n::Msg;
 use crate::store::AccountRecord;
 use error::CompanyError;
 
-pub fn routes() -> Router<AppState> {
-    let company = Router::new()
-        .route("/signup", post(signup))
-        .route("/activate", post(activate))
-        .route("/activation/resend", post(resend_activation))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    let web = Router::new()
-        .route("/auth", post(auth))
-        .route("/refresh", post(refresh))
-        .route("/logout", post(logout))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    Router::new().nest("/company", company).nest("/web", web)
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(activate))
+        .routes(routes!(resend_activation))
+        .routes(routes!(auth))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+}
+
+/// A success without `data` (sign-up, resend, log-out).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct CompanyAnswer {
+    /// `created` or `success`.
+    status: String,
+    info: String,
+    msg: Vec<String>,
+}
+
+/// The sign-up form of seed 002.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct SignupInput {
+    /// 10–40 characters: English letters, digits and `!?@.-`.
+    email: String,
+    /// 2–20 characters: digits and a leading `+`.
+    phone: String,
+    state: i64,
 }
 
 /// Paths this surface answers, in its own envelope and language.
@@ -47,11 +65,11 @@ pub fn is_company_path(path: &str) -> bool {
     })
 }
 
-async fn not_found() -> CompanyError {
+pub async fn not_found() -> CompanyError {
     CompanyError::new(StatusCode::NOT_FOUND, "not_found", Msg::NotFound)
 }
 
-async fn method_not_allowed() -> CompanyError {
+pub async fn method_not_allowed() -> CompanyError {
     CompanyError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -74,7 +92,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CompanyJson<T> {
 }
 
 /// The success envelope.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Success<T: Serialize> {
     status: &'static str,
     info: String,
@@ -94,6 +112,8 @@ fn success<T: Serialize>(status: &'static str, info: String, data: Option<T>) ->
 
 type Answer<T> = Result<Json<Success<T>>, CompanyError>;
 
+#[utoipa::path(post, path = "/company/signup", tag = "company", request_body = SignupInput,
+    responses((status = 200, description = "`status: created`; the activation email is on its way", body = CompanyAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
 async fn signup(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -108,7 +128,7 @@ async fn signup(
 }
 
 /// What `/web/auth` and `/company/activate` answer in `data`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Session {
     name: String,
     surname: String,
@@ -133,7 +153,7 @@ fn session(account: &AccountRecord, issued: IssuedSession) -> Session {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ActivateBody {
     token: Option<String>,
     password: Option<String>,
@@ -141,6 +161,8 @@ struct ActivateBody {
     surname: Option<String>,
 }
 
+#[utoipa::path(post, path = "/company/activate", tag = "company", request_body = ActivateBody,
+    responses((status = 200, description = "Activated and logged in", body = Success<Session>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
 async fn activate(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -163,11 +185,13 @@ async fn activate(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EmailBody {
     email: Option<String>,
 }
 
+#[utoipa::path(post, path = "/company/activation/resend", tag = "company", request_body = EmailBody,
+    responses((status = 200, description = "Always the same answer", body = CompanyAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
 async fn resend_activation(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -184,12 +208,14 @@ async fn resend_activation(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AuthBody {
     email: Option<String>,
     password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/web/auth", tag = "company", request_body = AuthBody,
+    responses((status = 200, description = "Logged in", body = Success<Session>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
 async fn auth(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -211,17 +237,19 @@ async fn auth(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshBody {
     refresh: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Pair {
     access: String,
     refresh: String,
 }
 
+#[utoipa::path(post, path = "/web/refresh", tag = "company", request_body = RefreshBody,
+    responses((status = 200, description = "A new pair; the old refresh token is used up", body = Success<Pair>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
 async fn refresh(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -246,6 +274,8 @@ async fn refresh(
 }
 
 /// Ends the session of the access token in `Authorization: Bearer` (or `x-access-token`).
+#[utoipa::path(post, path = "/web/logout", tag = "company",
+    responses((status = 200, description = "Session ended", body = CompanyAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)), security(("bearer" = []), ("access_token" = [])))]
 async fn logout(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,

@@ -1,9 +1,11 @@
 //! `/api/admin/*`: the accounts of the caller's organization and its audit trail.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::core::admin::AccountChange;
 use crate::core::rfc3339;
@@ -13,15 +15,16 @@ use crate::store::{AccountRecord, AuditRecord};
 
 use super::error::ApiError;
 use super::role_names;
+use crate::http::openapi::ErrorBody;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/accounts", get(list))
-        .route("/api/admin/accounts/{id}", get(one).patch(change))
-        .route("/api/admin/audit", get(audit))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one, change))
+        .routes(routes!(audit))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AccountBody {
     id: String,
@@ -51,6 +54,7 @@ impl From<AccountRecord> for AccountBody {
     }
 }
 
+#[utoipa::path(get, path = "/api/admin/accounts", tag = "admin", responses((status = 200, description = "Accounts of the caller's organization", body = Vec<AccountBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
@@ -59,6 +63,7 @@ async fn list(
     Ok(Json(accounts.into_iter().map(AccountBody::from).collect()))
 }
 
+#[utoipa::path(get, path = "/api/admin/accounts/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "One account", body = AccountBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn one(
     State(state): State<AppState>,
     user: AuthUser,
@@ -69,7 +74,7 @@ async fn one(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ChangeBody {
     /// `user`, `moderator`, `admin`, `owner` (or `ROLE_ADMIN`-style); a one-element `roles`
     /// array is accepted too, as the login answer shows roles that way.
@@ -78,6 +83,8 @@ struct ChangeBody {
     status: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/api/admin/accounts/{id}", tag = "admin", params(("id" = String, Path)), request_body = ChangeBody,
+    responses((status = 200, description = "Changed", body = AccountBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn change(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -101,14 +108,14 @@ async fn change(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct AuditQuery {
     /// Unix milliseconds: only events older than this (the next page).
     before: Option<i64>,
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuditBody {
     id: String,
@@ -120,6 +127,7 @@ struct AuditBody {
     at_ms: i64,
 }
 
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditQuery), responses((status = 200, description = "Newest first", body = Vec<AuditBody>), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn audit(
     State(state): State<AppState>,
     user: AuthUser,

@@ -1,13 +1,15 @@
 //! `/api/membership/members`: seed 001's member register routes, in its JSON shape (`_id`,
 //! `__v`, the Polish field names), plus CSV export and import.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::core::Client;
 use crate::core::members::{Actor, MemberDraft, MemberQuery};
@@ -20,26 +22,45 @@ use crate::store::MemberRecord;
 
 use super::error::ApiError;
 use super::message;
+use crate::http::openapi::{ErrorBody, MessageBody};
 
 /// Imports may be large spreadsheets (SPEC §7: 20 MiB).
 pub const IMPORT_BODY_LIMIT: usize = 20 * 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/membership/members", get(list).post(create))
-        .route("/api/membership/members/export.csv", get(export))
-        .route(
-            "/api/membership/members/import",
-            post(import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
-        )
-        .route(
-            "/api/membership/members/{id}",
-            get(one).put(replace).patch(patch).delete(remove),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(export))
+        .routes(routes!(import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
+        .routes(routes!(one, replace, patch, remove))
+}
+
+/// A member as a client sends it (seed 001). PUT needs every field, PATCH some; `pesel` may be a
+/// string or a number; `__v` is the version the client last saw.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct MemberInput {
+    imie: String,
+    nazwisko: String,
+    wyksztalcenie: String,
+    #[schema(value_type = String, example = "44051401359")]
+    pesel: String,
+    /// One of the 16 voivodeships, any case.
+    wojewodztwo: String,
+    miejscowosc: String,
+    ulica: String,
+    nrdomulokalu: String,
+    #[schema(example = "00-950")]
+    kodpocztowy: String,
+    email: String,
+    #[schema(example = "600-100-200")]
+    tel: String,
+    #[schema(rename = "__v")]
+    version: Option<i64>,
 }
 
 /// A member as seed 001 shows it; PESEL always as an 11-character string.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MemberBody {
     #[serde(rename = "_id")]
     id: String,
@@ -88,7 +109,7 @@ fn member_response(status: StatusCode, m: MemberRecord) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct ListQuery {
     q: Option<String>,
     wojewodztwo: Option<String>,
@@ -98,6 +119,10 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/membership/members", tag = "members", params(ListQuery),
+    responses((status = 200, description = "Members; `X-Total-Count`, and `Link` when paged", body = Vec<MemberBody>,
+        headers(("x-total-count" = i64, description = "Members matching the filter"), ("link" = String, description = "first, prev, next, last (RFC 8288)"))),
+        (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -156,6 +181,8 @@ fn link_header(query: &ListQuery, page: i64, limit: i64, total: i64) -> String {
     links.join(", ")
 }
 
+#[utoipa::path(get, path = "/api/membership/members/{id}", tag = "members", params(("id" = String, Path)),
+    responses((status = 200, description = "The member; `ETag` holds `__v`", body = MemberBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn one(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -169,6 +196,8 @@ async fn one(
     ))
 }
 
+#[utoipa::path(post, path = "/api/membership/members", tag = "members", request_body = MemberInput,
+    responses((status = 201, description = "Created with `__v: 0`", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -220,6 +249,9 @@ async fn update(
     Ok(member_response(StatusCode::OK, member))
 }
 
+#[utoipa::path(put, path = "/api/membership/members/{id}", tag = "members", request_body = MemberInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version, as `\"3\"`")),
+    responses((status = 200, description = "Replaced; `__v` + 1", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody), (status = 409, description = "Stale `__v` or `If-Match`; nothing changed", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn replace(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -231,6 +263,9 @@ async fn replace(
     update(state, client, user, headers, id, draft, false).await
 }
 
+#[utoipa::path(patch, path = "/api/membership/members/{id}", tag = "members", request_body = MemberInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version, as `\"3\"`")),
+    responses((status = 200, description = "Changed; `__v` + 1", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody), (status = 409, description = "Stale `__v` or `If-Match`; nothing changed", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn patch(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -242,6 +277,8 @@ async fn patch(
     update(state, client, user, headers, id, draft, true).await
 }
 
+#[utoipa::path(delete, path = "/api/membership/members/{id}", tag = "members", params(("id" = String, Path)),
+    responses((status = 200, description = "Deleted", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -253,7 +290,7 @@ async fn remove(
     Ok(message(Msg::MemberDeleted).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct CsvQuery {
     sep: Option<String>,
 }
@@ -271,6 +308,8 @@ fn separator(query: &CsvQuery) -> Result<Option<u8>, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/api/membership/members/export.csv", tag = "members", params(CsvQuery),
+    responses((status = 200, description = "UTF-8 CSV with a BOM", body = String, content_type = "text/csv"), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn export(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -293,11 +332,16 @@ async fn export(
         .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Imported {
     imported: usize,
 }
 
+#[utoipa::path(post, path = "/api/membership/members/import", tag = "members", params(CsvQuery),
+    request_body(content = String, content_type = "text/csv", description = "A header line and one member per line; at most 20 MiB"),
+    responses((status = 200, description = "Every row imported", body = Imported),
+        (status = 400, description = "Nothing imported; each bad line and field listed", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody),
+        (status = 413, description = "Over 20 MiB", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn import(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,

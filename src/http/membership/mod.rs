@@ -4,15 +4,17 @@ pub mod admin;
 pub mod error;
 pub mod members;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::core::accounts::Registration;
 use crate::core::sessions::IssuedSession;
@@ -21,26 +23,58 @@ use crate::http::extract::{
     AppJson, AppPath, AuthUser, CSRF_COOKIE, ClientInfo, OptionalJson, TOKEN_COOKIE, TokenSource,
     access_token, browser_mode, check_csrf,
 };
+use crate::http::openapi::{ErrorBody, MessageBody};
 use crate::i18n::Msg;
 use crate::store::{AccountRecord, SessionRecord};
 use error::ApiError;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refreshtoken", post(refresh_token))
-        .route("/api/auth/csrf", get(csrf))
-        .route("/api/auth/me", get(me))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/logout-all", post(logout_all))
-        .route("/api/auth/sessions", get(sessions))
-        .route("/api/auth/sessions/{id}", delete(revoke_session))
-        .route("/api/auth/password", post(change_password))
-        .route("/api/auth/password/forgot", post(forgot_password))
-        .route("/api/auth/password/reset", post(reset_password))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh_token))
+        .routes(routes!(csrf))
+        .routes(routes!(me))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(change_password))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
         .merge(admin::routes())
         .merge(members::routes())
+}
+
+/// The login answer (browser mode leaves `accessToken` out: it is in the cookie).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LoginAnswer {
+    id: String,
+    username: Option<String>,
+    email: String,
+    /// `ROLE_USER`, `ROLE_MODERATOR`, `ROLE_ADMIN` or `ROLE_OWNER`.
+    roles: Vec<String>,
+    access_token: Option<String>,
+    refresh_token: String,
+    /// Present after a browser-mode registration.
+    message: Option<String>,
+}
+
+/// Either `{message: "Authorized"}` (access-token check) or a new pair (refresh).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RefreshAnswer {
+    message: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct CsrfAnswer {
+    /// Send it back in the `sessionId` header; its HMAC is in the `sessionToken` cookie.
+    session_id: String,
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -75,13 +109,15 @@ pub(crate) fn role_names(account: &AccountRecord) -> Vec<String> {
     vec![format!("ROLE_{}", account.role.to_ascii_uppercase())]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
+    responses((status = 200, description = "Registered (browser mode: also logged in)", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -109,7 +145,7 @@ async fn register(
     Ok((jar.add(token_cookie(&state, &issued)), Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     username: Option<String>,
     password: Option<String>,
@@ -133,6 +169,9 @@ fn account_body(
     body
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = ErrorBody),
+        (status = 401, description = "Invalid username or password", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -156,7 +195,7 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshBody {
     #[serde(rename = "refreshToken")]
     refresh_token: Option<String>,
@@ -164,6 +203,10 @@ struct RefreshBody {
 
 /// Seed 001 gives this route two meanings: with a refresh token it rotates it; with only an
 /// access token it says whether that token is still valid.
+#[utoipa::path(post, path = "/api/auth/refreshtoken", tag = "auth", request_body(content = Option<RefreshBody>, description = "Optional: the refresh token may also come as the `refreshToken` header"),
+    params(("refreshToken" = Option<String>, Header, description = "The refresh token")),
+    responses((status = 200, description = "Authorized, or a new token pair", body = RefreshAnswer), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody),
+        (status = 403, description = "No token, or an unknown or expired refresh token", body = ErrorBody)), security((), ("access_token" = []), ("bearer" = [])))]
 async fn refresh_token(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -207,6 +250,7 @@ async fn refresh_token(
     Ok(message(Msg::Authorized).into_response())
 }
 
+#[utoipa::path(get, path = "/api/auth/csrf", tag = "auth", responses((status = 200, description = "A CSRF pair; the cookie `sessionToken` is set", body = CsrfAnswer)))]
 async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoResponse {
     let pair = state.core.csrf.issue();
     let cookie = Cookie::build((CSRF_COOKIE, pair.cookie))
@@ -221,7 +265,7 @@ async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoRespons
     )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MeBody {
     id: String,
@@ -234,6 +278,7 @@ struct MeBody {
     created_at: String,
 }
 
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<MeBody>> {
     let account = state.core.me(&user.claims).await?;
     Ok(Json(MeBody {
@@ -248,6 +293,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<MeB
     }))
 }
 
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 200, description = "Signed out; cookies cleared", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn logout(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -258,6 +304,7 @@ async fn logout(
     Ok(cleared(&state, jar, Msg::LoggedOut))
 }
 
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", responses((status = 200, description = "Every session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn logout_all(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -276,7 +323,7 @@ fn cleared(state: &AppState, jar: CookieJar, msg: Msg) -> Response {
     (jar, message(msg)).into_response()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SessionBody {
     id: String,
@@ -288,6 +335,7 @@ struct SessionBody {
     current: bool,
 }
 
+#[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", responses((status = 200, description = "The caller's live sessions", body = Vec<SessionBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn sessions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -308,6 +356,8 @@ async fn sessions(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "auth", params(("id" = String, Path)),
+    responses((status = 200, description = "Session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn revoke_session(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -321,13 +371,15 @@ async fn revoke_session(
     Ok(message(Msg::SessionRevoked).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PasswordBody {
     current_password: Option<String>,
     new_password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordBody,
+    responses((status = 200, description = "Changed; other sessions ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn change_password(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -346,11 +398,13 @@ async fn change_password(
     Ok(message(Msg::PasswordChanged).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ForgotBody {
     email: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/password/forgot", tag = "auth", request_body = ForgotBody,
+    responses((status = 200, description = "The same answer whether or not the address is known", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 async fn forgot_password(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -364,12 +418,14 @@ async fn forgot_password(
     Ok(message(Msg::ResetRequested).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ResetBody {
     token: Option<String>,
     password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/password/reset", tag = "auth", request_body = ResetBody,
+    responses((status = 200, description = "Password set; every session ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)))]
 async fn reset_password(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
