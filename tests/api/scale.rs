@@ -13,6 +13,7 @@ both_backends!(
     metrics_count_requests_logins_and_refusals,
     a_running_node_signs_with_a_rotated_key_within_ten_seconds,
     openapi_describes_every_route_and_docs_render_offline,
+    forwarded_for_is_believed_only_from_trusted_proxies,
 );
 
 /// Redis for tests, from `BRAMA_TEST_REDIS_URL`; skipped without it, except under `CI=true`.
@@ -249,5 +250,39 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
             .to_str()
             .unwrap()
             .contains("unsafe-inline")
+    );
+}
+
+/// Logs alice in with an `X-Forwarded-For` header and returns the IP her session records.
+async fn ip_of_session(app: &TestApp, forwarded: &str) -> String {
+    let login = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            Some(json!({ "username": "alice", "password": PASSWORD })),
+            &[("x-forwarded-for", forwarded)],
+        )
+        .await;
+    let access = login.body["accessToken"].as_str().unwrap().to_string();
+    app.get("/api/auth/sessions", &[("x-access-token", &access)])
+        .await
+        .body[0]["ip"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn forwarded_for_is_believed_only_from_trusted_proxies(backend: Backend) {
+    // Not behind a configured proxy: the header is anybody's to forge.
+    let app = app!(backend);
+    app.register("alice").await;
+    assert_eq!(ip_of_session(&app, "203.0.113.7").await, "127.0.0.1");
+    // Behind one: the right-most address that is not a proxy is the client.
+    let app = app!(backend, |c| c.trusted_proxies =
+        vec!["127.0.0.1".parse().unwrap()]);
+    app.register("alice").await;
+    assert_eq!(
+        ip_of_session(&app, "198.51.100.1, 203.0.113.7").await,
+        "203.0.113.7"
     );
 }
