@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Turns target/bench.json (written by bench/run.py) into BENCHMARKS.md, with the targets of
+issue 7 checked against figures measured in the same run."""
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+data = json.load(open(os.path.join(ROOT, "target", "bench.json")))
+m, raw, runs = data["machine"], data["argon2"], data["runs"]
+
+SCENARIOS = [
+    ("healthz", "`GET /healthz` (in-process ceiling)"),
+    ("me", "`GET /api/auth/me`, header token"),
+    ("refresh", "refresh chains (rotation, one token per connection)"),
+    ("login", "`POST /api/auth/login` (argon2id verify)"),
+    ("members_list", "members list, page of 20 of 100 000"),
+    ("members_search", "members search `q=` over 100 000, page of 20"),
+    ("me_idle_16", "`/me`, 16 connections, idle"),
+    ("me_during_login_flood", "`/me`, 16 connections, during a login flood"),
+]
+
+lines = ["# brama benchmarks", "",
+         "Measured by `bench/run` (one command: builds release, runs brama pinned to core 0 with `taskset`,",
+         "drives it with `wrk` pinned to core 1, SQLite then PostgreSQL, and writes this file).",
+         "Figures are for this machine; the targets are ratios measured in the same run.", "",
+         "## Machine", "",
+         f"- CPU: {m['cpu']} ({m['cores']} cores; brama gets one, wrk the other; PostgreSQL is not pinned)",
+         f"- Linux {m['kernel']}, {m['rustc']}, {m['wrk']}, PostgreSQL {m['postgres']}",
+         f"- argon2id m={raw['memory_kib']} KiB, t={raw['iterations']}, p={raw['parallelism']}: "
+         f"**{raw['hashes_per_second']:.1f} hashes/s** on one core (`cargo bench --bench argon2`)", ""]
+for backend, r in runs.items():
+    lines += [f"## {backend}", "", f"100 000 members imported with `brama members import` in {r['import_seconds']:.1f} s.", "",
+              "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
+    for key, label in SCENARIOS:
+        s = r[key]
+        lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} |")
+    lines.append("")
+
+lines += ["## Targets (issue 7)", "", "| target | sqlite | postgres |", "|---|---|---|"]
+
+
+def check(label, fn):
+    cells = []
+    for backend in runs:
+        value, ok = fn(runs[backend])
+        cells.append(f"{'✅' if ok else '❌'} {value}")
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+
+check("`/me` ≥ 35% of `/healthz` req/s", lambda r: (f"{100 * r['me']['rps'] / r['healthz']['rps']:.0f}%", r['me']['rps'] >= 0.35 * r['healthz']['rps']))
+check("refresh ≥ 5 000/s (SQLite), ≥ 3 000/s (PostgreSQL), no errors",
+      lambda r: (f"{r['refresh']['rps']:.0f}/s, {r['refresh']['errors']} errors",
+                 r['refresh']['errors'] == 0 and r['refresh']['rps'] >= (5000 if r is runs.get('sqlite') else 3000)))
+check("login ≥ 90% of the raw hash rate", lambda r: (f"{100 * r['login']['rps'] / raw['hashes_per_second']:.0f}%", r['login']['rps'] >= 0.9 * raw['hashes_per_second']))
+check("`/me` p99 during a login flood ≤ 3× idle", lambda r: (f"{r['me_during_login_flood']['p99_ms'] / max(r['me_idle_16']['p99_ms'], 1e-9):.1f}×",
+                                                            r['me_during_login_flood']['p99_ms'] <= 3 * r['me_idle_16']['p99_ms']))
+check("member search p99 < 20 ms", lambda r: (f"{r['members_search']['p99_ms']:.1f} ms", r['members_search']['p99_ms'] < 20))
+lines += ["", "## Commands", "", "Each wrk run, as executed (durations from `BENCH_DURATION`, default 10s):", ""]
+for backend, r in runs.items():
+    for key, _ in SCENARIOS:
+        lines.append(f"- {backend} {key}: `{r[key]['command']}`")
+notes = os.path.join(ROOT, "bench", "NOTES.md")
+if os.path.exists(notes):
+    lines += ["", open(notes).read().strip()]
+open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write("\n".join(lines) + "\n")
+print("wrote BENCHMARKS.md")

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""brama's benchmark: builds release, runs brama pinned to core 0 (SQLite, then PostgreSQL),
+drives it with wrk pinned to core 1, and writes BENCHMARKS.md. One command: `bench/run`."""
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "brama")
+PASSWORD = "Zx8!quokka"
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+PG_ADMIN = os.environ.get("BRAMA_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+
+def sh(cmd, **kw):
+    print("+", cmd if isinstance(cmd, str) else " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, cwd=ROOT, **kw)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def call(base, method, path, body=None, token=None):
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("x-access-token", token)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def server_env(data_dir, port, database_url):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAMA_")}
+    env.update({
+        "BRAMA_DATA_DIR": data_dir, "BRAMA_LISTEN": f"127.0.0.1:{port}",
+        # Limits out of the way: the benchmark measures work, not refusals.
+        "BRAMA_FAILED_LOGINS_PER_ACCOUNT": "100000000", "BRAMA_FAILED_LOGINS_PER_IP": "100000000",
+        "BRAMA_REGISTRATIONS_PER_IP_PER_HOUR": "100000000", "BRAMA_HASH_QUEUE": "4096",
+        "BRAMA_ACCESS_TOKEN_MINUTES": "15", "RUST_LOG": "warn",
+    })
+    if database_url:
+        env["BRAMA_DATABASE_URL"] = database_url
+    return env
+
+
+def wrk(script, url, connections, extra_env=None, duration=DURATION):
+    env = dict(os.environ, **(extra_env or {}))
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency", "-s", script, url]
+    out = subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["command"] = " ".join(cmd)
+    return result
+
+
+def bench_backend(name, database_url, tokens_users=64):
+    data_dir = tempfile.mkdtemp(prefix=f"brama-bench-{name}-")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(data_dir, port, database_url)
+    # 100 000 members, imported before the server starts (the owner account comes first).
+    members_csv = os.path.join(data_dir, "members.csv")
+    with open(members_csv, "w") as f:
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed_members.py"), str(MEMBERS)], check=True, stdout=f)
+    sh([BIN, "user", "create", "--username", "bench", "--email", "bench@example.org", "--role", "owner"],
+       input=PASSWORD + "\n", text=True, env=env)
+    t0 = time.time()
+    sh([BIN, "members", "import", members_csv], env=env, stdout=subprocess.DEVNULL)
+    import_seconds = time.time() - t0
+    server = subprocess.Popen(["taskset", "-c", SERVER_CORE, BIN, "serve"], cwd=ROOT, env=env)
+    results = {"import_seconds": import_seconds}
+    try:
+        for _ in range(200):
+            try:
+                call(base, "GET", "/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        owner = call(base, "POST", "/api/auth/login", {"username": "bench", "password": PASSWORD})["accessToken"]
+        report = "bench/lua/report.lua"
+        results["healthz"] = wrk(report, base + "/healthz", 64)
+        results["me"] = wrk("bench/lua/me.lua", base + "/api/auth/me", 64, {"BRAMA_TOKEN": owner})
+        # Refresh chains: one account per connection (one session each, the default).
+        tokens_file = os.path.join(data_dir, "tokens.txt")
+        with open(tokens_file, "w") as f:
+            for i in range(tokens_users):
+                user = f"chain{i}"
+                call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
+                f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")
+        results["refresh"] = wrk("bench/lua/refresh.lua", base + "/", tokens_users, {"BRAMA_TOKENS_FILE": tokens_file, "BRAMA_THREADS": "1"})
+        results["login"] = wrk("bench/lua/login.lua", base + "/api/auth/login", 8)
+        owner = call(base, "POST", "/api/auth/login", {"username": "bench", "password": PASSWORD})["accessToken"]
+        results["members_list"] = wrk("bench/lua/members.lua", base + "/", 16, {"BRAMA_TOKEN": owner})
+        results["members_search"] = wrk("bench/lua/members.lua", base + "/", 16, {"BRAMA_TOKEN": owner, "BRAMA_SEARCH": "1"})
+        # /me while a login flood keeps the hashing thread busy.
+        me_token = call(base, "POST", "/api/auth/login", {"username": "chain0", "password": PASSWORD})["accessToken"]
+        flood = subprocess.Popen(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c32", "-d14s", "-s", "bench/lua/login.lua",
+                                  base + "/api/auth/login"], cwd=ROOT, stdout=subprocess.DEVNULL)
+        time.sleep(2)
+        results["me_during_login_flood"] = wrk("bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
+        flood.wait()
+        results["me_idle_16"] = wrk("bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+def hash_rate():
+    out = subprocess.run(["taskset", "-c", SERVER_CORE, "cargo", "bench", "--bench", "argon2", "--quiet"], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def machine():
+    model = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0:1]
+    pg = subprocess.run(["psql", PG_ADMIN, "-tAc", "show server_version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(), "wrk": wrk_version[0] if wrk_version else "?",
+            "postgres": pg, "rustc": subprocess.run(["rustc", "-V"], capture_output=True, text=True).stdout.strip()}
+
+
+def main():
+    sh(["cargo", "build", "--release"])
+    raw = hash_rate()
+    db = f"brama_bench_{int(time.time())}"
+    subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {db}"], check=True)
+    pg_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    try:
+        runs = {"sqlite": bench_backend("sqlite", None), "postgres": bench_backend("postgres", pg_url)}
+    finally:
+        subprocess.run(["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+    json.dump({"machine": machine(), "argon2": raw, "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py")], check=True)
+
+
+if __name__ == "__main__":
+    main()
