@@ -98,7 +98,8 @@ def bench_backend(name, database_url, tokens_users=64):
         # Refresh chains: one account per connection (one session each, the default).
         tokens_file = os.path.join(data_dir, "tokens.txt")
         with open(tokens_file, "w") as f:
-            for i in range(tokens_users):
+            # One more than connections: wrk calls request() once to check the script.
+            for i in range(tokens_users + 1):
                 user = f"chain{i}"
                 call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
                 f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")

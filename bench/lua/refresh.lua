@@ -1,6 +1,7 @@
 -- Refresh chains: each connection holds its own refresh token (one per account, from
 -- BRAMA_TOKENS_FILE) and always presents the newest one, as a client that rotates would.
--- A connection sends its next request only after its answer, so the pool never runs dry.
+-- A connection sends its next request only after its answer, so the pool never runs dry (the
+-- file holds one token more than connections: wrk calls request() once to check the script).
 dofile("bench/lua/report.lua")
 local tokens_file = os.getenv("BRAMA_TOKENS_FILE")
 local all = {}

@@ -151,6 +151,7 @@ impl PasswordHasher {
 
 impl Worker {
     fn run(self, rx: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
+        lower_priority();
         loop {
             let job = {
                 let Ok(guard) = rx.lock() else { return };
@@ -218,6 +219,18 @@ impl Worker {
             }
             Err(_) => false,
         }
+    }
+}
+
+/// Hashing is long, CPU-bound work; at nice 10 it yields the core to request handling, so a
+/// login flood does not stretch the latency of everything else. Idle cores still hash at full
+/// speed. On Linux the nice value is per thread.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take no pointers; a failure only leaves the priority.
+        let tid = unsafe { libc::gettid() };
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) };
     }
 }
 
