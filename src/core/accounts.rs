@@ -237,7 +237,17 @@ impl Core {
 
     /// The account behind an access token, within the token's organization.
     pub async fn me(&self, claims: &Claims) -> CoreResult<AccountRecord> {
-        match self.store.account(&claims.sub).await? {
+        let account = match self.cached_account(&claims.sub) {
+            Some(a) => Some(a),
+            None => {
+                let fresh = self.store.account(&claims.sub).await?;
+                if let Some(a) = &fresh {
+                    self.remember_account(a);
+                }
+                fresh
+            }
+        };
+        match account {
             Some(a) if a.organization_id == claims.org && a.status == STATUS_ACTIVE => Ok(a),
             _ => Err(CoreError::TokenInvalid),
         }

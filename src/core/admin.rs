@@ -114,6 +114,7 @@ impl Core {
             .update_account(&claims.org, id, role.map(Role::as_str), status, now)
             .await?
             .ok_or(CoreError::NotFound)?;
+        self.forget_account(&updated.id);
         if status == Some(STATUS_DISABLED) || role.is_some_and(|r| r < target_role) {
             // A disabled or demoted account must not keep its sessions; a promotion shows in the
             // next refreshed access token, which re-reads the role.

@@ -86,6 +86,9 @@ pub struct Core {
     pub mailer: mail::Mailer,
     /// `strict_revocation`: session liveness seen in the last second, by session id.
     session_cache: Mutex<HashMap<String, (bool, Instant)>>,
+    /// Accounts read in the last second, by id: `/me` on a hot path need not hit the database
+    /// for every request. Changes made on this node drop their entry at once.
+    account_cache: Mutex<HashMap<String, (crate::store::AccountRecord, Instant)>>,
     /// Last time an unknown `kid` made us re-read the keys, to bound reloads.
     last_key_reload: Mutex<Option<Instant>>,
 }
@@ -123,8 +126,33 @@ impl Core {
             limiter,
             mailer,
             session_cache: Mutex::new(HashMap::new()),
+            account_cache: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
         }))
+    }
+
+    fn cached_account(&self, id: &str) -> Option<crate::store::AccountRecord> {
+        let cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(id)
+            .filter(|(_, seen)| seen.elapsed() < ACCOUNT_CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn remember_account(&self, account: &crate::store::AccountRecord) {
+        let mut cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 50_000 {
+            cache.retain(|_, (_, seen)| seen.elapsed() < ACCOUNT_CACHE_TTL);
+        }
+        cache.insert(account.id.clone(), (account.clone(), Instant::now()));
+    }
+
+    /// Drops this node's copy of an account it has just changed.
+    pub(crate) fn forget_account(&self, id: &str) {
+        self.account_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Writes an audit event; a failure is logged, not returned, so it never undoes the action.
@@ -135,6 +163,9 @@ impl Core {
         }
     }
 }
+
+/// How long `/me` trusts an account it read (the same bound as strict revocation's sessions).
+const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Anything that stops start-up; printed with its message and the process exits.
 pub type StartupError = Box<dyn std::error::Error + Send + Sync>;

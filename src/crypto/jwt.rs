@@ -59,7 +59,12 @@ struct Ring {
 pub struct KeyRing {
     ring: RwLock<Arc<Ring>>,
     validation: Validation,
+    /// Tokens whose signature has been checked, with their claims.
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
+
+/// Above this many remembered tokens the memory starts over (a few MB at most).
+const VERIFIED_CACHE_MAX: usize = 20_000;
 
 impl KeyRing {
     /// Loads the keys, creating the first one on a fresh database.
@@ -78,6 +83,7 @@ impl KeyRing {
         Ok(Self {
             ring: RwLock::new(Arc::new(ring)),
             validation,
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -106,6 +112,29 @@ impl KeyRing {
 
     /// Checks signature (EdDSA only), `iss`, `aud` and `exp`.
     pub fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        // A client presents one token for its whole life; its signature needs checking once.
+        // Only tokens that verified are remembered, under their full text, and expiry is
+        // still checked on every use.
+        if let Some(claims) = self.remembered(token) {
+            return Ok(claims);
+        }
+        let claims = self.verify_signature(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), claims.clone());
+        Ok(claims)
+    }
+
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let claims = verified.get(token)?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        (claims.exp + LEEWAY_SECS as i64 >= now).then(|| claims.clone())
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Claims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(VerifyError::Invalid);

@@ -17,6 +17,11 @@ pub struct PostgresStore {
 impl PostgresStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::LikeTrigram;
 
+    /// PostgreSQL handles concurrent writers itself: one pool for everything.
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connects and migrates; sqlx takes an advisory lock, so nodes starting together are safe.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()

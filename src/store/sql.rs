@@ -27,13 +27,13 @@ macro_rules! sql_store {
                 .bind(org.state)
                 .bind(&org.status)
                 .bind(org.created_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
 
             async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let mut role = new.role.clone();
                 // The first account of an organization, however it is made, ends the bootstrap;
                 // it becomes the owner only when the caller asks for that (`first_is_owner`).
@@ -103,7 +103,7 @@ macro_rules! sql_store {
                     .bind(hash)
                     .bind(now)
                     .bind(account_id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -136,7 +136,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .bind(organization_id)
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?)
             }
 
@@ -146,7 +146,7 @@ macro_rules! sql_store {
                 token: NewRefreshToken,
                 keep: u32,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
                      user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -191,7 +191,7 @@ macro_rules! sql_store {
                 now: i64,
                 grace_ms: i64,
             ) -> StoreResult<Rotation> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 // The conditional UPDATE is the whole race: whichever transaction flips
                 // `used_at` first wins; every other one matches no row.
                 let claimed: Option<(String,)> = sqlx::query_as(
@@ -249,7 +249,7 @@ macro_rules! sql_store {
                      JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
                 )
                 .bind(token_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 let Some((session_id, used_at, account_id, revoked_at, organization_id)) = known else {
                     return Ok(Rotation::Unknown);
@@ -267,7 +267,7 @@ macro_rules! sql_store {
                 )
                 .bind(now)
                 .bind(&session_id)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(Rotation::Reused { session_id, account_id, organization_id })
             }
@@ -310,7 +310,7 @@ macro_rules! sql_store {
                 .bind(reason)
                 .bind(session_id)
                 .bind(account_id)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -330,7 +330,7 @@ macro_rules! sql_store {
                 .bind(reason)
                 .bind(account_id)
                 .bind(keep.unwrap_or(""))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected())
             }
@@ -353,7 +353,7 @@ macro_rules! sql_store {
                 .bind(&key.private_key)
                 .bind(&key.public_key)
                 .bind(key.created_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -366,11 +366,11 @@ macro_rules! sql_store {
                 .bind(name)
                 .bind(value)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 let (stored,): (String,) = sqlx::query_as("SELECT value FROM secrets WHERE name = $1")
                     .bind(name)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.writer())
                     .await?;
                 Ok(stored)
             }
@@ -382,7 +382,7 @@ macro_rules! sql_store {
                 token_hash: &str,
                 expires_at: i64,
             ) -> StoreResult<AccountRecord> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO organizations (id, name, state, status, owner_bootstrapped, created_at) \
                      VALUES ($1, $2, $3, $4, 1, $5)",
@@ -441,7 +441,7 @@ macro_rules! sql_store {
                 .bind(account_id)
                 .bind(now)
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -454,7 +454,7 @@ macro_rules! sql_store {
                 surname: &str,
                 now: i64,
             ) -> StoreResult<Option<AccountRecord>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let claimed: Option<(String,)> = sqlx::query_as(
                     "UPDATE activation_tokens SET used_at = $1 \
                      WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
@@ -500,7 +500,7 @@ macro_rules! sql_store {
                 .bind(account_id)
                 .bind(now)
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -512,7 +512,7 @@ macro_rules! sql_store {
                 )
                 .bind(now)
                 .bind(token_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 Ok(row.map(|(id,)| id))
             }
@@ -528,7 +528,7 @@ macro_rules! sql_store {
                 .bind(&email.body)
                 .bind(email.created_at)
                 .bind(email.sent_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -543,12 +543,12 @@ macro_rules! sql_store {
             }
 
             async fn insert_member(&self, member: &MemberRecord) -> StoreResult<()> {
-                insert_member_query!(member).execute(&self.pool).await.map_err(map_unique)?;
+                insert_member_query!(member).execute(self.writer()).await.map_err(map_unique)?;
                 Ok(())
             }
 
             async fn insert_members(&self, members: &[MemberRecord]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 for member in members {
                     insert_member_query!(member).execute(&mut *tx).await.map_err(map_unique)?;
                 }
@@ -591,7 +591,7 @@ macro_rules! sql_store {
                 .bind(&m.organization_id)
                 .bind(&m.id)
                 .bind(expected)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await
                 .map_err(map_unique)?;
                 if let Some(member) = updated {
@@ -601,7 +601,7 @@ macro_rules! sql_store {
                     sqlx::query_as("SELECT version FROM members WHERE organization_id = $1 AND id = $2")
                         .bind(&m.organization_id)
                         .bind(&m.id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.writer())
                         .await?;
                 Ok(match current {
                     Some((current,)) => VersionedUpdate::Conflict { current },
@@ -613,7 +613,7 @@ macro_rules! sql_store {
                 let done = sqlx::query("DELETE FROM members WHERE organization_id = $1 AND id = $2")
                     .bind(organization_id)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -690,7 +690,7 @@ macro_rules! sql_store {
                 .bind(&event.target)
                 .bind(&event.ip)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -705,7 +705,7 @@ macro_rules! sql_store {
                 )
                 .bind($crate::store::DEFAULT_ORGANIZATION)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }

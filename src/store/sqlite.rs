@@ -11,12 +11,20 @@ use super::sql::{
 };
 use super::*;
 
+/// Readers share a pool; writes go through a single connection, so writers queue in memory
+/// instead of sleeping in SQLite's busy handler (which capped refresh throughput and put
+/// 100 ms spikes in its latency).
 pub struct SqliteStore {
     pool: SqlitePool,
+    write_pool: SqlitePool,
 }
 
 impl SqliteStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::Fts5;
+
+    fn writer(&self) -> &SqlitePool {
+        &self.write_pool
+    }
 
     /// Opens or creates the file, then migrates. The parent directory must exist.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -28,16 +36,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let write_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&write_pool)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(e.into()))?;
-        let store = Self { pool };
+        let store = Self { pool, write_pool };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
     }
