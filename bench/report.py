@@ -13,8 +13,8 @@ SCENARIOS = [
     ("me", "`GET /api/auth/me`, header token"),
     ("refresh", "refresh chains (rotation, one token per connection)"),
     ("login", "`POST /api/auth/login` (argon2id verify)"),
-    ("members_list", "members list, page of 20 of 100 000"),
-    ("members_search", "members search `q=` over 100 000, page of 20"),
+    ("members_list", "members list, page of 20 of 100 000 (4 connections)"),
+    ("members_search", "members search `q=` over 100 000, page of 20 (4 connections)"),
     ("me_idle_16", "`/me`, 16 connections, idle"),
     ("me_during_login_flood", "`/me`, 16 connections, during a login flood"),
 ]

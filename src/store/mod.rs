@@ -182,7 +182,18 @@ pub enum MemberSort {
 }
 
 impl MemberSort {
-    fn column(self) -> &'static str {
+    /// The ORDER BY expression that no index can serve (so the planner sorts the hits).
+    pub(crate) fn unindexed(self) -> &'static str {
+        match self {
+            MemberSort::Nazwisko => "nazwisko || ''",
+            MemberSort::Imie => "imie || ''",
+            MemberSort::Miejscowosc => "miejscowosc || ''",
+            MemberSort::Wojewodztwo => "wojewodztwo || ''",
+            MemberSort::CreatedAt => "created_at + 0",
+        }
+    }
+
+    pub(crate) fn column(self) -> &'static str {
         match self {
             MemberSort::Nazwisko => "nazwisko",
             MemberSort::Imie => "imie",
@@ -482,9 +493,11 @@ pub(crate) fn member_where(
         binds.push(w.clone());
         condition.push_str(&format!(" AND wojewodztwo = ${}", binds.len()));
     }
+    // With a search, the hits are few: sorting them beats walking a sort index row by row
+    // until a page of hits turns up, on either backend.
     MemberWhere {
         condition,
         binds,
-        unindexed_order: fts,
+        unindexed_order: filter.q.is_some(),
     }
 }

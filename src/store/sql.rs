@@ -632,12 +632,15 @@ macro_rules! sql_store {
                 }
                 let (total,) = count.fetch_one(&self.pool).await?;
                 let direction = if filter.descending { "DESC" } else { "ASC" };
-                let hide = if unindexed_order { "+" } else { "" };
+                let (sort, tiebreak) = if unindexed_order {
+                    (filter.sort.unindexed(), "id || ''")
+                } else {
+                    (filter.sort.column(), "id")
+                };
                 let page_sql = format!(
                     "SELECT {} FROM members WHERE {condition} \
-                     ORDER BY {hide}{} {direction}, {hide}id {direction} LIMIT ${} OFFSET ${}",
+                     ORDER BY {sort} {direction}, {tiebreak} {direction} LIMIT ${} OFFSET ${}",
                     member_columns!(),
-                    filter.sort.column(),
                     binds.len() + 1,
                     binds.len() + 2
                 );
