@@ -1,5 +1,6 @@
 //! Sessions and tokens: one login is one session, one refresh-token family (SPEC §3).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
@@ -57,9 +58,12 @@ impl Core {
             token_hash: token_hash(&refresh_token),
             expires_at: session.expires_at,
         };
-        self.store
-            .create_session(session.clone(), token, self.config.max_sessions_per_account)
-            .await?;
+        let (store, keep, record) = (
+            Arc::clone(&self.store),
+            self.config.max_sessions_per_account,
+            session.clone(),
+        );
+        detached(async move { store.create_session(record, token, keep).await }).await?;
         let access_token = self.sign_access(account, &session.id, now)?;
         Ok(IssuedSession {
             session_id: session.id,
@@ -105,10 +109,13 @@ impl Core {
         };
         let grace_ms =
             i64::try_from(self.config.refresh_reuse_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-        match self
-            .store
-            .rotate_refresh_token(&token_hash(refresh_token), next, now, grace_ms)
-            .await?
+        let (store, presented) = (Arc::clone(&self.store), token_hash(refresh_token));
+        match detached(async move {
+            store
+                .rotate_refresh_token(&presented, next, now, grace_ms)
+                .await
+        })
+        .await?
         {
             Rotation::Rotated { session, account } => {
                 let access_token = self.sign_access(&account, &session.id, now)?;
@@ -286,6 +293,18 @@ impl Core {
             ip: client.ip.map(|ip| ip.to_string()),
         })
         .await;
+    }
+}
+
+/// Runs a transactional store call on its own task. A client that hangs up drops its request's
+/// future; the transaction must still finish (or roll back) as a whole rather than stop
+/// between two statements on a pooled connection.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = crate::store::StoreResult<T>> + Send + 'static,
+) -> CoreResult<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(CoreError::Internal(format!("store task: {e}"))),
     }
 }
 
