@@ -6,7 +6,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::sql::{
-    account_columns, insert_member_query, map_unique, member_columns, now_ms, sql_store,
+    account_columns, insert_account_query, insert_member_query, map_unique, member_columns, now_ms,
+    sql_store,
 };
 use super::*;
 

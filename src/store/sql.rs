@@ -49,28 +49,7 @@ macro_rules! sql_store {
                 if new.first_is_owner && flipped.rows_affected() == 1 {
                     role = "owner".into();
                 }
-                let inserted = sqlx::query_as::<_, AccountRecord>(
-                    "INSERT INTO accounts (id, organization_id, username, username_norm, email, \
-                     email_norm, phone, phone_norm, name, surname, password_hash, role, status, \
-                     created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
-                     RETURNING id, organization_id, username, email, phone, name, surname, \
-                     password_hash, role, status, created_at, updated_at",
-                )
-                .bind(&new.id)
-                .bind(&new.organization_id)
-                .bind(&new.username)
-                .bind(&new.username_norm)
-                .bind(&new.email)
-                .bind(&new.email_norm)
-                .bind(&new.phone)
-                .bind(&new.phone_norm)
-                .bind(&new.name)
-                .bind(&new.surname)
-                .bind(&new.password_hash)
-                .bind(&role)
-                .bind(&new.status)
-                .bind(new.now)
+                let inserted = insert_account_query!(new, role)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_unique)?;
@@ -394,27 +373,7 @@ macro_rules! sql_store {
                 .bind(org.created_at)
                 .execute(&mut *tx)
                 .await?;
-                let account = sqlx::query_as::<_, AccountRecord>(concat!(
-                    "INSERT INTO accounts (id, organization_id, username, username_norm, email, \
-                     email_norm, phone, phone_norm, name, surname, password_hash, role, status, \
-                     created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
-                    account_columns!()
-                ))
-                .bind(&owner.id)
-                .bind(&owner.organization_id)
-                .bind(&owner.username)
-                .bind(&owner.username_norm)
-                .bind(&owner.email)
-                .bind(&owner.email_norm)
-                .bind(&owner.phone)
-                .bind(&owner.phone_norm)
-                .bind(&owner.name)
-                .bind(&owner.surname)
-                .bind(&owner.password_hash)
-                .bind(&owner.role)
-                .bind(&owner.status)
-                .bind(owner.now)
+                let account = insert_account_query!(owner, owner.role)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_unique)?;
@@ -730,6 +689,33 @@ macro_rules! member_columns {
     };
 }
 
+/// The INSERT of one account (`$new: NewAccount`) with the role `$role`, returning the record;
+/// shared by sign-ups of both surfaces.
+macro_rules! insert_account_query {
+    ($new:expr, $role:expr) => {
+        sqlx::query_as::<_, AccountRecord>(concat!(
+            "INSERT INTO accounts (id, organization_id, username, username_norm, email, email_norm, \
+             phone, phone_norm, name, surname, password_hash, role, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
+            account_columns!()
+        ))
+        .bind(&$new.id)
+        .bind(&$new.organization_id)
+        .bind(&$new.username)
+        .bind(&$new.username_norm)
+        .bind(&$new.email)
+        .bind(&$new.email_norm)
+        .bind(&$new.phone)
+        .bind(&$new.phone_norm)
+        .bind(&$new.name)
+        .bind(&$new.surname)
+        .bind(&$new.password_hash)
+        .bind(&$role)
+        .bind(&$new.status)
+        .bind($new.now)
+    };
+}
+
 /// The INSERT of one member, shared by single inserts and imports.
 macro_rules! insert_member_query {
     ($m:expr) => {
@@ -759,7 +745,9 @@ macro_rules! insert_member_query {
     };
 }
 
-pub(crate) use {account_columns, insert_member_query, member_columns, sql_store};
+pub(crate) use {
+    account_columns, insert_account_query, insert_member_query, member_columns, sql_store,
+};
 
 /// Turns a unique violation into the field it concerns; other errors pass through.
 pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {

@@ -7,7 +7,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::sql::{
-    account_columns, insert_member_query, map_unique, member_columns, now_ms, sql_store,
+    account_columns, insert_account_query, insert_member_query, map_unique, member_columns, now_ms,
+    sql_store,
 };
 use super::*;
 
