@@ -38,20 +38,7 @@ impl Core {
             return Err(CoreError::Validation(errors));
         };
 
-        if let Some(ip) = client.ip {
-            let key = format!("register:ip:{ip}");
-            let limit = self.config.registrations_per_ip_per_hour;
-            if let Some(wait) = self
-                .limiter
-                .hit(&key, limit, Duration::from_secs(3600))
-                .await
-            {
-                crate::telemetry::count_rate_limited("registration");
-                return Err(CoreError::RateLimited {
-                    retry_after_secs: retry_after_secs(wait),
-                });
-            }
-        }
+        self.count_registration(client).await?;
 
         let account = self
             .insert_account(
@@ -360,17 +347,9 @@ impl Core {
         let key = normalize_key(email.as_str());
         let hour = Duration::from_secs(3600);
         let limit = self.config.password_resets_per_hour;
-        let mut over = self
-            .limiter
-            .hit(&format!("reset:address:{key}"), limit, hour)
+        let over = self
+            .hit_address_and_ip("reset", &key, client, limit, hour)
             .await;
-        if let Some(ip) = client.ip {
-            over = over.max(
-                self.limiter
-                    .hit(&format!("reset:ip:{ip}"), limit, hour)
-                    .await,
-            );
-        }
         if let Some(wait) = over {
             crate::telemetry::count_rate_limited("reset");
             return Err(CoreError::RateLimited {

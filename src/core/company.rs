@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::core::accounts::{field, required};
-use crate::core::limits::retry_after_secs;
 use crate::core::sessions::IssuedSession;
 use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
 use crate::crypto::{random_token, token_hash};
@@ -68,23 +67,7 @@ impl Core {
         let (Some(email), Some(phone), Some(state)) = (email, phone, state) else {
             return Err(CoreError::Validation(errors));
         };
-        if let Some(ip) = client.ip {
-            let limit = self.config.registrations_per_ip_per_hour;
-            if let Some(wait) = self
-                .limiter
-                .hit(
-                    &format!("register:ip:{ip}"),
-                    limit,
-                    Duration::from_secs(3600),
-                )
-                .await
-            {
-                crate::telemetry::count_rate_limited("registration");
-                return Err(CoreError::RateLimited {
-                    retry_after_secs: retry_after_secs(wait),
-                });
-            }
-        }
+        self.count_registration(client).await?;
         let now = now_ms();
         let org = OrganizationRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -201,16 +184,9 @@ impl Core {
         let key = normalize_key(email.as_str());
         let hour = Duration::from_secs(3600);
         let limit = self.config.password_resets_per_hour;
-        let mut over = self
-            .limiter
-            .hit(&format!("activation:address:{key}"), limit, hour)
+        let over = self
+            .hit_address_and_ip("activation", &key, client, limit, hour)
             .await;
-        if let Some(ip) = client.ip {
-            over = over.or(self
-                .limiter
-                .hit(&format!("activation:ip:{ip}"), limit, hour)
-                .await);
-        }
         if over.is_some() {
             return Ok(());
         }

@@ -148,6 +148,59 @@ impl RateLimiter for RedisLimiter {
     }
 }
 
+impl crate::core::Core {
+    /// Counts a registration (Membership or company sign-up) against the client's IP.
+    pub(crate) async fn count_registration(
+        &self,
+        client: &crate::core::Client,
+    ) -> crate::core::CoreResult<()> {
+        let Some(ip) = client.ip else { return Ok(()) };
+        let limit = self.config.registrations_per_ip_per_hour;
+        match self
+            .limiter
+            .hit(
+                &format!("register:ip:{ip}"),
+                limit,
+                Duration::from_secs(3600),
+            )
+            .await
+        {
+            None => Ok(()),
+            Some(wait) => {
+                crate::telemetry::count_rate_limited("registration");
+                Err(crate::core::CoreError::RateLimited {
+                    retry_after_secs: retry_after_secs(wait),
+                })
+            }
+        }
+    }
+
+    /// Counts one `kind` event against the address `key` and the client's IP; the longer wait
+    /// if either is over its limit.
+    pub(crate) async fn hit_address_and_ip(
+        &self,
+        kind: &str,
+        key: &str,
+        client: &crate::core::Client,
+        limit: u32,
+        window: Duration,
+    ) -> Option<Duration> {
+        let by_address = self
+            .limiter
+            .hit(&format!("{kind}:address:{key}"), limit, window)
+            .await;
+        let by_ip = match client.ip {
+            Some(ip) => {
+                self.limiter
+                    .hit(&format!("{kind}:ip:{ip}"), limit, window)
+                    .await
+            }
+            None => None,
+        };
+        by_address.max(by_ip)
+    }
+}
+
 /// Whole seconds for a `Retry-After` header, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)

@@ -110,21 +110,12 @@ impl MemberDraft {
 
     /// A draft from text cells (CSV).
     pub fn from_texts(cells: &HashMap<&'static str, String>) -> MemberDraft {
-        let text = |f: &str| cells.get(f).map(|v| Value::String(v.clone()));
-        MemberDraft {
-            imie: text("imie"),
-            nazwisko: text("nazwisko"),
-            wyksztalcenie: text("wyksztalcenie"),
-            pesel: text("pesel"),
-            wojewodztwo: text("wojewodztwo"),
-            miejscowosc: text("miejscowosc"),
-            ulica: text("ulica"),
-            nrdomulokalu: text("nrdomulokalu"),
-            kodpocztowy: text("kodpocztowy"),
-            email: text("email"),
-            tel: text("tel"),
-            version: None,
-        }
+        let object = cells
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::String(v.clone())))
+            .collect();
+        // Every value is a string and every key a member field, so this cannot fail.
+        serde_json::from_value(Value::Object(object)).unwrap_or_default()
     }
 }
 
