@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """brama's benchmark: builds release, runs brama pinned to core 0 (SQLite, then PostgreSQL),
-drives it with wrk pinned to core 1, and writes BENCHMARKS.md. One command: `bench/run`."""
+drives it with wrk pinned to core 1, and writes BENCHMARKS.md. One command: `bench/run`.
+
+While working on one figure (BENCHMARKS.md is then left alone and the figures only printed):
+  BENCH_BACKENDS=sqlite          run one backend (comma-separated: sqlite,postgres)
+  BENCH_ONLY=refresh,members_search   run only these scenarios
+  BENCH_PERF=1                   build `--profile profiling` (line tables) and record each
+                                 scenario with `perf record --call-graph dwarf` into target/perf-<backend>-<scenario>.data
+"""
 import json
 import os
 import platform
@@ -14,7 +21,10 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "brama")
+PERF = os.environ.get("BENCH_PERF") == "1"
+BIN = os.path.join(ROOT, "target", "profiling" if PERF else "release", "brama")
+BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(",")
+ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 PASSWORD = "Zx8!quokka"
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 PG_ADMIN = os.environ.get("BRAMA_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -58,10 +68,22 @@ def server_env(data_dir, port, database_url):
     return env
 
 
-def wrk(script, url, connections, extra_env=None, duration=DURATION):
+def wanted(scenario):
+    return not ONLY or scenario in ONLY
+
+
+def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
     env = dict(os.environ, **(extra_env or {}))
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency", "-s", script, url]
+    recorder = None
+    if PERF and perf:
+        pid, name = perf
+        recorder = subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "499", "-p", str(pid), "-o",
+                                     os.path.join(ROOT, "target", f"perf-{name}.data")], cwd=ROOT)
     out = subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    if recorder:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     result["command"] = " ".join(cmd)
@@ -74,16 +96,21 @@ def bench_backend(name, database_url, tokens_users=64):
     base = f"http://127.0.0.1:{port}"
     env = server_env(data_dir, port, database_url)
     # 100 000 members, imported before the server starts (the owner account comes first).
-    members_csv = os.path.join(data_dir, "members.csv")
-    with open(members_csv, "w") as f:
-        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed_members.py"), str(MEMBERS)], check=True, stdout=f)
     sh([BIN, "user", "create", "--username", "bench", "--email", "bench@example.org", "--role", "owner"],
        input=PASSWORD + "\n", text=True, env=env)
-    t0 = time.time()
-    sh([BIN, "members", "import", members_csv], env=env, stdout=subprocess.DEVNULL)
-    import_seconds = time.time() - t0
+    results = {}
+    if wanted("members_list") or wanted("members_search"):
+        members_csv = os.path.join(data_dir, "members.csv")
+        with open(members_csv, "w") as f:
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed_members.py"), str(MEMBERS)], check=True, stdout=f)
+        t0 = time.time()
+        sh([BIN, "members", "import", members_csv], env=env, stdout=subprocess.DEVNULL)
+        results["import_seconds"] = time.time() - t0
     server = subprocess.Popen(["taskset", "-c", SERVER_CORE, BIN, "serve"], cwd=ROOT, env=env)
-    results = {"import_seconds": import_seconds}
+
+    def run(scenario, script, url, connections, extra_env=None):
+        if wanted(scenario):
+            results[scenario] = wrk(script, url, connections, extra_env, perf=(server.pid, f"{name}-{scenario}"))
     try:
         for _ in range(200):
             try:
@@ -92,31 +119,33 @@ def bench_backend(name, database_url, tokens_users=64):
             except OSError:
                 time.sleep(0.1)
         owner = call(base, "POST", "/api/auth/login", {"username": "bench", "password": PASSWORD})["accessToken"]
-        report = "bench/lua/report.lua"
-        results["healthz"] = wrk(report, base + "/healthz", 64)
-        results["me"] = wrk("bench/lua/me.lua", base + "/api/auth/me", 64, {"BRAMA_TOKEN": owner})
-        # Refresh chains: one account per connection (one session each, the default).
-        tokens_file = os.path.join(data_dir, "tokens.txt")
-        with open(tokens_file, "w") as f:
-            # One more than connections: wrk calls request() once to check the script.
-            for i in range(tokens_users + 1):
-                user = f"chain{i}"
-                call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
-                f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")
-        results["refresh"] = wrk("bench/lua/refresh.lua", base + "/", tokens_users, {"BRAMA_TOKENS_FILE": tokens_file, "BRAMA_THREADS": "1"})
-        results["login"] = wrk("bench/lua/login.lua", base + "/api/auth/login", 8)
+        run("healthz", "bench/lua/report.lua", base + "/healthz", 64)
+        run("me", "bench/lua/me.lua", base + "/api/auth/me", 64, {"BRAMA_TOKEN": owner})
+        if wanted("refresh"):
+            # Refresh chains: one account per connection (one session each, the default).
+            tokens_file = os.path.join(data_dir, "tokens.txt")
+            with open(tokens_file, "w") as f:
+                # One more than connections: wrk calls request() once to check the script.
+                for i in range(tokens_users + 1):
+                    user = f"chain{i}"
+                    call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
+                    f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")
+            run("refresh", "bench/lua/refresh.lua", base + "/", tokens_users, {"BRAMA_TOKENS_FILE": tokens_file, "BRAMA_THREADS": "1"})
+        run("login", "bench/lua/login.lua", base + "/api/auth/login", 8)
         owner = call(base, "POST", "/api/auth/login", {"username": "bench", "password": PASSWORD})["accessToken"]
         # A register is searched by a few people at a time: four concurrent clients.
-        results["members_list"] = wrk("bench/lua/members.lua", base + "/", 4, {"BRAMA_TOKEN": owner})
-        results["members_search"] = wrk("bench/lua/members.lua", base + "/", 4, {"BRAMA_TOKEN": owner, "BRAMA_SEARCH": "1"})
-        # /me while a login flood keeps the hashing thread busy.
-        me_token = call(base, "POST", "/api/auth/login", {"username": "chain0", "password": PASSWORD})["accessToken"]
-        flood = subprocess.Popen(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c32", "-d14s", "-s", "bench/lua/login.lua",
-                                  base + "/api/auth/login"], cwd=ROOT, stdout=subprocess.DEVNULL)
-        time.sleep(2)
-        results["me_during_login_flood"] = wrk("bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
-        flood.wait()
-        results["me_idle_16"] = wrk("bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
+        run("members_list", "bench/lua/members.lua", base + "/", 4, {"BRAMA_TOKEN": owner})
+        run("members_search", "bench/lua/members.lua", base + "/", 4, {"BRAMA_TOKEN": owner, "BRAMA_SEARCH": "1"})
+        if wanted("me_during_login_flood"):
+            # /me while a login flood keeps the hashing thread busy.
+            call(base, "POST", "/api/auth/register", {"username": "flood", "email": "flood@example.org", "password": PASSWORD})
+            me_token = call(base, "POST", "/api/auth/login", {"username": "flood", "password": PASSWORD})["accessToken"]
+            flood = subprocess.Popen(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c32", "-d14s", "-s", "bench/lua/login.lua",
+                                      base + "/api/auth/login"], cwd=ROOT, stdout=subprocess.DEVNULL)
+            time.sleep(2)
+            run("me_during_login_flood", "bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
+            flood.wait()
+            run("me_idle_16", "bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -147,15 +176,25 @@ def machine():
 
 
 def main():
-    sh(["cargo", "build", "--release"])
-    raw = hash_rate()
+    sh(["cargo", "build", "--profile", "profiling"] if PERF else ["cargo", "build", "--release"])
+    raw = hash_rate() if wanted("login") else None
     db = f"brama_bench_{int(time.time())}"
     subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {db}"], check=True)
     pg_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    runs = {}
     try:
-        runs = {"sqlite": bench_backend("sqlite", None), "postgres": bench_backend("postgres", pg_url)}
+        for backend in BACKENDS:
+            runs[backend] = bench_backend(backend, None if backend == "sqlite" else pg_url)
     finally:
         subprocess.run(["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+    if ONLY or PERF or BACKENDS != ["sqlite", "postgres"]:
+        # A partial or profiled run: print the figures, keep BENCHMARKS.md from full runs only.
+        for backend, r in runs.items():
+            for scenario, s in r.items():
+                if isinstance(s, dict):
+                    print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
+                          f"errors {s['errors']}  non-2xx {s['non2xx']}")
+        return
     json.dump({"machine": machine(), "argon2": raw, "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py")], check=True)
 

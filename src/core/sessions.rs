@@ -117,10 +117,13 @@ impl Core {
         })
         .await?
         {
-            Rotation::Rotated { session, account } => {
-                let access_token = self.sign_access(&account, &session.id, now)?;
+            Rotation::Rotated {
+                session_id,
+                account,
+            } => {
+                let access_token = self.sign_access(&account, &session_id, now)?;
                 Ok(IssuedSession {
-                    session_id: session.id,
+                    session_id,
                     access_token,
                     access_ttl_secs: self.access_ttl_secs(),
                     refresh_token: next_token,

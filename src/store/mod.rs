@@ -129,7 +129,7 @@ pub struct AuditEvent {
 pub enum Rotation {
     /// The token was live: it is now used, and the new one is stored in the same session.
     Rotated {
-        session: Box<SessionRecord>,
+        session_id: String,
         account: Box<AccountRecord>,
     },
     /// No such token, or its session was revoked or has ended.

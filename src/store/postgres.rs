@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{FromRow, PgPool, Row};
 
 use super::sql::{
     account_columns, insert_account_query, insert_member_query, map_unique, member_columns, now_ms,
@@ -37,6 +37,51 @@ impl PostgresStore {
         let store = Self { pool };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
+    }
+
+    /// Claims a live refresh token and stores its successor in one statement: one round trip
+    /// instead of a transaction of six. The conditional UPDATE is the whole race: a second
+    /// claim of the same token waits for the first one's row lock, then finds `used_at` set
+    /// and matches nothing. Returns the session and account, or `None` when the token was not
+    /// claimable.
+    pub(super) async fn claim_rotation(
+        &self,
+        token_hash: &str,
+        next: &NewRefreshToken,
+        now: i64,
+    ) -> StoreResult<Option<(String, AccountRecord)>> {
+        const ROTATE: &str = concat!(
+            "WITH claimed AS (\
+               UPDATE refresh_tokens t SET used_at = $1, replaced_by = $3 \
+               WHERE t.token_hash = $2 AND t.used_at IS NULL AND t.expires_at > $1 AND EXISTS (\
+                 SELECT 1 FROM sessions s JOIN accounts a ON a.id = s.account_id \
+                 WHERE s.id = t.session_id AND s.revoked_at IS NULL \
+                 AND s.expires_at > $1 AND a.status = 'active') \
+               RETURNING t.session_id), \
+             touched AS (\
+               UPDATE sessions s SET last_used_at = $1 FROM claimed c \
+               WHERE s.id = c.session_id AND s.revoked_at IS NULL \
+               RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
+               s.expires_at AS session_ends), \
+             issued AS (\
+               INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+               SELECT $3, rotated_session, $1, LEAST($4, session_ends) FROM touched) \
+             SELECT rotated_session, ",
+            account_columns!(),
+            " FROM touched JOIN accounts ON accounts.id = touched.rotated_account"
+        );
+        let row = sqlx::query(ROTATE)
+            .bind(now)
+            .bind(token_hash)
+            .bind(&next.token_hash)
+            .bind(next.expires_at)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session_id: String = row.try_get("rotated_session")?;
+        Ok(Some((session_id, AccountRecord::from_row(&row)?)))
     }
 }
 

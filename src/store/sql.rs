@@ -170,72 +170,30 @@ macro_rules! sql_store {
                 now: i64,
                 grace_ms: i64,
             ) -> StoreResult<Rotation> {
-                let mut tx = self.writer().begin().await?;
-                // The conditional UPDATE is the whole race: whichever transaction flips
-                // `used_at` first wins; every other one matches no row.
-                let claimed: Option<(String,)> = sqlx::query_as(
-                    "UPDATE refresh_tokens SET used_at = $1 \
-                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-                     RETURNING session_id",
-                )
-                .bind(now)
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((session_id,)) = claimed {
-                    let session = sqlx::query_as::<_, SessionRecord>(
-                        "UPDATE sessions SET last_used_at = $1 \
-                         WHERE id = $2 AND revoked_at IS NULL AND expires_at > $1 \
-                         RETURNING id, account_id, created_at, last_used_at, expires_at, \
-                         user_agent, ip, revoked_at, revoke_reason",
-                    )
-                    .bind(now)
-                    .bind(&session_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(session) = session else {
-                        tx.rollback().await?;
-                        return Ok(Rotation::Unknown);
-                    };
-                    let account = sqlx::query_as::<_, AccountRecord>(concat!(
-                        "SELECT ", account_columns!(), " FROM accounts WHERE id = $1 AND status = 'active'"
-                    ))
-                    .bind(&session.account_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(account) = account else {
-                        tx.rollback().await?;
-                        return Ok(Rotation::Unknown);
-                    };
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&next.token_hash)
-                    .bind(&session.id)
-                    .bind(now)
-                    .bind(next.expires_at.min(session.expires_at))
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    return Ok(Rotation::Rotated { session: Box::new(session), account: Box::new(account) });
+                if let Some((session_id, account)) = self.claim_rotation(token_hash, &next, now).await? {
+                    return Ok(Rotation::Rotated { session_id, account: Box::new(account) });
                 }
-                tx.rollback().await?;
-
-                let known: Option<(String, Option<i64>, String, Option<i64>, String)> = sqlx::query_as(
-                    "SELECT s.id, t.used_at, s.account_id, s.revoked_at, a.organization_id \
-                     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-                     JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
-                )
-                .bind(token_hash)
-                .fetch_optional(self.writer())
-                .await?;
-                let Some((session_id, used_at, account_id, revoked_at, organization_id)) = known else {
+                // Not claimed: find out why, for the answer (SPEC §3).
+                let known: Option<(String, Option<i64>, i64, String, Option<i64>, i64, String, String)> =
+                    sqlx::query_as(
+                        "SELECT s.id, t.used_at, t.expires_at, s.account_id, s.revoked_at, s.expires_at, \
+                         a.organization_id, a.status \
+                         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+                         JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
+                    )
+                    .bind(token_hash)
+                    .fetch_optional(self.writer())
+                    .await?;
+                let Some((session_id, used_at, expires_at, account_id, revoked_at, session_ends, organization_id, status)) = known
+                else {
                     return Ok(Rotation::Unknown);
                 };
                 let Some(used_at) = used_at else {
-                    // Unused but not claimable: it is past its expiry.
-                    return Ok(if revoked_at.is_some() { Rotation::Unknown } else { Rotation::Expired });
+                    // Unused, yet not claimable: a revoked session or a disabled account is
+                    // unknown; otherwise the token or its session has run out.
+                    let ended = revoked_at.is_some() || status != "active";
+                    let expired = expires_at <= now || session_ends <= now;
+                    return Ok(if expired && !ended { Rotation::Expired } else { Rotation::Unknown });
                 };
                 if grace_ms > 0 && now - used_at <= grace_ms && revoked_at.is_none() {
                     return Ok(Rotation::RotatedRecently);

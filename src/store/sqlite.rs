@@ -3,8 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, Row, SqlitePool};
 
 use super::sql::{
     account_columns, insert_account_query, insert_member_query, map_unique, member_columns, now_ms,
@@ -54,6 +54,65 @@ impl SqliteStore {
         let store = Self { pool, write_pool };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
+    }
+
+    /// Claims a live refresh token and stores its successor, in one transaction sent to the
+    /// connection's worker thread as one command. SQLite runs every statement on that thread,
+    /// and the hops between it and the runtime cost more than the statements themselves: as
+    /// six commands (BEGIN, claim, session, account, insert, COMMIT) a refresh spent a third
+    /// of its time switching threads. Returns the session and account, or `None` when the
+    /// token was not claimable.
+    pub(super) async fn claim_rotation(
+        &self,
+        token_hash: &str,
+        next: &NewRefreshToken,
+        now: i64,
+    ) -> StoreResult<Option<(String, AccountRecord)>> {
+        // `replaced_by = $3` marks the claim as this rotation's: each later statement acts only
+        // on a row this transaction claimed or inserted. The final SELECT finds the successor,
+        // which exists only if the claim succeeded.
+        const ROTATE: &str = concat!(
+            "BEGIN IMMEDIATE; ",
+            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $3 \
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 AND EXISTS (\
+               SELECT 1 FROM sessions s JOIN accounts a ON a.id = s.account_id \
+               WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL \
+               AND s.expires_at > $1 AND a.status = 'active'); ",
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+             SELECT $3, t.session_id, $1, MIN($4, s.expires_at) \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = $2 AND t.replaced_by = $3; ",
+            "UPDATE sessions SET last_used_at = $1 \
+             WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $3); ",
+            "SELECT (SELECT session_id FROM refresh_tokens WHERE token_hash = $3) AS rotated_session, ",
+            account_columns!(),
+            " FROM accounts WHERE id = (SELECT s.account_id FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $3); ",
+            "COMMIT"
+        );
+        let mut conn = self.write_pool.acquire().await?;
+        let rows = sqlx::query(ROTATE)
+            .bind(now)
+            .bind(token_hash)
+            .bind(&next.token_hash)
+            .bind(next.expires_at)
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The command stopped at the failing statement, possibly inside the
+                // transaction; sqlx does not know about it. Closing the connection rolls it
+                // back, and the pool opens a fresh one.
+                let _ = conn.close().await;
+                return Err(e.into());
+            }
+        };
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let session_id: String = row.try_get("rotated_session")?;
+        Ok(Some((session_id, AccountRecord::from_row(row)?)))
     }
 }
 

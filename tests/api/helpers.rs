@@ -451,6 +451,30 @@ impl TestApp {
         }
     }
 
+    /// The first column of the first row of a query with text binds, as text (`NULL` is `None`).
+    pub async fn query_text(&self, statement: &str, binds: &[&str]) -> Option<String> {
+        use sqlx::Connection;
+        let url = self._db.url.clone();
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                let mut q = sqlx::query_scalar::<_, Option<String>>(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_optional(&mut conn).await.expect("query").flatten()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
+                let mut q = sqlx::query_scalar::<_, Option<String>>(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_optional(&mut conn).await.expect("query").flatten()
+            }
+        }
+    }
+
     /// Moves a refresh token's expiry into the past.
     pub async fn expire_refresh_token(&self, token: &str) {
         let hash = brama::crypto::token_hash(token);

@@ -14,6 +14,11 @@ both_backends!(
     concurrent_refreshes_within_grace_one_winner_family_lives,
     rotated_key_keeps_old_tokens_valid,
     two_nodes_share_tokens_and_one_refresh_wins,
+    rotation_records_its_successor,
+    a_token_whose_session_ran_out_is_expired,
+    a_disabled_account_cannot_refresh_and_its_token_is_not_spent,
+    a_revoked_sessions_token_is_unknown_and_not_spent,
+    a_rotation_that_fails_midway_leaves_nothing_behind,
 );
 
 /// The claims the server itself would put in a token for this login.
@@ -289,4 +294,186 @@ async fn two_nodes_share_tokens_and_one_refresh_wins(backend: Backend) {
             .status,
         403
     );
+}
+
+async fn rotation_records_its_successor(backend: Backend) {
+    let app = app!(backend);
+    let first = app.user("alice").await["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first_hash = brama::crypto::token_hash(&first);
+    app.execute_sql(
+        "UPDATE sessions SET last_used_at = 1 WHERE id IN \
+         (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
+        &[&first_hash],
+    )
+    .await;
+    let r = app.refresh(&first).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let second = r.body["refreshToken"].as_str().unwrap();
+    let second_hash = brama::crypto::token_hash(second);
+    assert_eq!(
+        app.query_text(
+            "SELECT replaced_by FROM refresh_tokens WHERE token_hash = $1",
+            &[&first_hash]
+        )
+        .await,
+        Some(second_hash.clone())
+    );
+    // The successor is stored unused, in the same session, and the session was touched.
+    assert_eq!(
+        app.query_text(
+            "SELECT t.session_id FROM refresh_tokens t JOIN refresh_tokens p \
+             ON p.session_id = t.session_id WHERE t.token_hash = $1 AND p.token_hash = $2 \
+             AND t.used_at IS NULL AND t.replaced_by IS NULL",
+            &[&second_hash, &first_hash]
+        )
+        .await
+        .is_some(),
+        true
+    );
+    let sessions = app
+        .get(
+            "/api/auth/sessions",
+            &[("x-access-token", r.body["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(sessions.status, 200, "{}", sessions.text);
+    let used = sessions.body[0]["lastUsedAt"].as_str().unwrap();
+    assert!(
+        !used.starts_with("1970"),
+        "the rotation touched the session: {used}"
+    );
+}
+
+async fn a_token_whose_session_ran_out_is_expired(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    // As 30 days do: the token and its session end together.
+    app.execute_sql(
+        "UPDATE sessions SET expires_at = 1 WHERE id IN \
+         (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
+        &[&brama::crypto::token_hash(token)],
+    )
+    .await;
+    app.expire_refresh_token(token).await;
+    let r = app.refresh(token).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "refresh_token_expired"),
+        "{}",
+        r.text
+    );
+}
+
+async fn a_disabled_account_cannot_refresh_and_its_token_is_not_spent(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    let id = login["id"].as_str().unwrap();
+    // Disabled behind the API's back (an operator's SQL): the sessions are still live.
+    app.execute_sql(
+        "UPDATE accounts SET status = 'disabled' WHERE id = $1",
+        &[id],
+    )
+    .await;
+    let r = app.refresh(token).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "refresh_token_not_found"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        app.query_text(
+            "SELECT replaced_by FROM refresh_tokens WHERE token_hash = $1",
+            &[&brama::crypto::token_hash(token)]
+        )
+        .await,
+        None,
+        "the refusal claims nothing"
+    );
+    app.execute_sql("UPDATE accounts SET status = 'active' WHERE id = $1", &[id])
+        .await;
+    let r = app.refresh(token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn a_revoked_sessions_token_is_unknown_and_not_spent(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("x-access-token", login["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for _ in 0..2 {
+        // Not reuse either time: the token was never used, its session just ended.
+        let r = app.refresh(token).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "refresh_token_not_found"),
+            "{}",
+            r.text
+        );
+    }
+}
+
+async fn a_rotation_that_fails_midway_leaves_nothing_behind(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    // Storing the successor fails (as a full disk would), after the claim has run.
+    match backend {
+        Backend::Sqlite => {
+            app.execute_sql(
+                "CREATE TRIGGER fail_rotation BEFORE INSERT ON refresh_tokens \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+                &[],
+            )
+            .await
+        }
+        Backend::Postgres => {
+            app.execute_sql(
+                "CREATE FUNCTION fail_rotation() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                &[],
+            )
+            .await;
+            app.execute_sql(
+                "CREATE TRIGGER fail_rotation BEFORE INSERT ON refresh_tokens \
+                 FOR EACH ROW EXECUTE FUNCTION fail_rotation()",
+                &[],
+            )
+            .await
+        }
+    }
+    let r = app.refresh(token).await;
+    assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.text);
+    let drop = match backend {
+        Backend::Sqlite => "DROP TRIGGER fail_rotation",
+        Backend::Postgres => "DROP TRIGGER fail_rotation ON refresh_tokens",
+    };
+    // On SQLite this needs the write lock: a transaction left open would hold it.
+    app.execute_sql(drop, &[]).await;
+    assert_eq!(
+        app.query_text(
+            "SELECT replaced_by FROM refresh_tokens WHERE token_hash = $1",
+            &[&brama::crypto::token_hash(token)]
+        )
+        .await,
+        None,
+        "the claim was rolled back"
+    );
+    let r = app.refresh(token).await;
+    assert_eq!(r.status, 200, "the token still works: {}", r.text);
+    // And the writer is healthy for everything else.
+    assert_eq!(app.register("bob").await.status, 200);
 }
