@@ -17,6 +17,8 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::LikeTrigram;
+    /// Imports of at least this many members are followed by `after_bulk_insert`.
+    const BULK_INSERT: usize = 1000;
 
     /// PostgreSQL handles concurrent writers itself: one pool for everything.
     fn writer(&self) -> &PgPool {
@@ -37,6 +39,21 @@ impl PostgresStore {
         let store = Self { pool };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
+    }
+
+    /// After a large import: statistics, so the planner picks the trigram index for searches
+    /// (before autovacuum's next ANALYZE it saw an empty table), and the GIN pending list
+    /// moved into the index, as every search reads that list in full. Failures only cost
+    /// speed, so they are logged, not returned (the import has committed).
+    async fn after_bulk_insert(&self) {
+        for statement in [
+            "ANALYZE members",
+            "SELECT gin_clean_pending_list('members_search_trgm'::regclass)",
+        ] {
+            if let Err(e) = sqlx::query(statement).execute(&self.pool).await {
+                tracing::warn!(error = %e, "tidying up after an import failed");
+            }
+        }
     }
 
     /// Claims a live refresh token and stores its successor in one statement: one round trip

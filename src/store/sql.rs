@@ -466,10 +466,35 @@ macro_rules! sql_store {
 
             async fn insert_members(&self, members: &[MemberRecord]) -> StoreResult<()> {
                 let mut tx = self.writer().begin().await?;
-                for member in members {
-                    insert_member_query!(member).execute(&mut *tx).await.map_err(map_unique)?;
+                // 18 binds a row: 500 rows stay under both backends' bind limits.
+                for chunk in members.chunks(500) {
+                    let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO members (", member_columns!(), ") "));
+                    insert.push_values(chunk, |mut row, m| {
+                        row.push_bind(&m.id)
+                            .push_bind(&m.organization_id)
+                            .push_bind(&m.imie)
+                            .push_bind(&m.nazwisko)
+                            .push_bind(&m.wyksztalcenie)
+                            .push_bind(&m.pesel)
+                            .push_bind(&m.wojewodztwo)
+                            .push_bind(&m.miejscowosc)
+                            .push_bind(&m.ulica)
+                            .push_bind(&m.nrdomulokalu)
+                            .push_bind(&m.kodpocztowy)
+                            .push_bind(&m.email)
+                            .push_bind(&m.tel)
+                            .push_bind(&m.search)
+                            .push_bind(m.version)
+                            .push_bind(&m.created_by)
+                            .push_bind(m.created_at)
+                            .push_bind(m.updated_at);
+                    });
+                    insert.build().execute(&mut *tx).await.map_err(map_unique)?;
                 }
                 tx.commit().await?;
+                if members.len() >= Self::BULK_INSERT {
+                    self.after_bulk_insert().await;
+                }
                 Ok(())
             }
 
@@ -542,31 +567,59 @@ macro_rules! sql_store {
             ) -> StoreResult<(Vec<MemberRecord>, i64)> {
                 let $crate::store::MemberWhere { condition, binds, unindexed_order } =
                     $crate::store::member_where(organization_id, filter, Self::SEARCH_INDEX);
-                let count_sql = format!("SELECT COUNT(*) FROM members WHERE {condition}");
-                let mut count = sqlx::query_as::<_, (i64,)>(&count_sql);
-                for b in &binds {
-                    count = count.bind(b);
-                }
-                let (total,) = count.fetch_one(&self.pool).await?;
                 let direction = if filter.descending { "DESC" } else { "ASC" };
                 let (sort, tiebreak) = if unindexed_order {
                     (filter.sort.unindexed(), "id || ''")
                 } else {
                     (filter.sort.column(), "id")
                 };
-                let page_sql = format!(
-                    "SELECT {} FROM members WHERE {condition} \
-                     ORDER BY {sort} {direction}, {tiebreak} {direction} LIMIT ${} OFFSET ${}",
-                    member_columns!(),
-                    binds.len() + 1,
-                    binds.len() + 2
-                );
-                let mut page = sqlx::query_as::<_, MemberRecord>(&page_sql);
+                // A search counts its hits in the same pass that sorts them (the window runs
+                // before LIMIT), and sorts only ids and sort keys: the page's rows are read
+                // after. A list without a search walks an index for the page and takes the
+                // total from a count (the organization's own, when nothing filters).
+                let searching = filter.q.is_some();
+                let order = format!("ORDER BY {sort} {direction}, {tiebreak} {direction}");
+                let (limit, offset) = (binds.len() + 1, binds.len() + 2);
+                let page_sql = if searching {
+                    format!(
+                        "SELECT {}, total FROM members JOIN (\
+                           SELECT id AS hit, COUNT(*) OVER () AS total FROM members \
+                           WHERE {condition} {order} LIMIT ${limit} OFFSET ${offset}\
+                         ) page ON members.id = page.hit {order}",
+                        member_columns!()
+                    )
+                } else {
+                    format!(
+                        "SELECT {}, CAST(0 AS BIGINT) AS total FROM members WHERE {condition} \
+                         {order} LIMIT ${limit} OFFSET ${offset}",
+                        member_columns!()
+                    )
+                };
+                let mut page = sqlx::query_as::<_, $crate::store::CountedMember>(&page_sql);
                 for b in &binds {
                     page = page.bind(b);
                 }
                 let rows = page.bind(filter.limit).bind(filter.offset).fetch_all(&self.pool).await?;
-                Ok((rows, total))
+                let total = match rows.first() {
+                    Some(first) if searching => first.total,
+                    // Past the last hit, or no search: count.
+                    _ if searching || filter.wojewodztwo.is_some() => {
+                        let count_sql = format!("SELECT COUNT(*) FROM members WHERE {condition}");
+                        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+                        for b in &binds {
+                            count = count.bind(b);
+                        }
+                        count.fetch_one(&self.pool).await?
+                    }
+                    _ => sqlx::query_scalar::<_, i64>(
+                        "SELECT member_count FROM organizations WHERE id = $1",
+                    )
+                    .bind(organization_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .unwrap_or(0),
+                };
+                Ok((rows.into_iter().map(|r| r.member).collect(), total))
             }
 
             async fn existing_pesels(&self, organization_id: &str, pesels: &[String]) -> StoreResult<Vec<String>> {

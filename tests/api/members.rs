@@ -21,6 +21,7 @@ both_backends!(
     import_is_all_or_nothing_and_round_trips,
     member_changes_are_audited_without_pesel,
     search_follows_changes_and_deletes,
+    totals_stay_exact_per_organization,
 );
 
 /// A valid PESEL for the n-th test member.
@@ -630,6 +631,20 @@ async fn list_search_filter_sort_and_paging(backend: Backend) {
     assert_eq!(r.body.as_array().unwrap().len(), 1);
     let r = list("?q=%25").await;
     assert_eq!(r.body, json!([]), "% is a character, not a wildcard");
+    // A substring across fields (a space is part of it), and one that many names share.
+    let r = list("?q=nowak10%20warszawa").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.text);
+    assert_eq!(r.body[0]["nazwisko"], "Nowak10");
+    let r = list("?q=NOWAK1").await;
+    assert_eq!(
+        (
+            r.body.as_array().unwrap().len(),
+            r.headers["x-total-count"].to_str().unwrap()
+        ),
+        (10, "10")
+    );
+    let r = list("?q=%22nowak").await;
+    assert_eq!(r.body, json!([]), "a quote is a character too");
 
     let r = list("?page=2&limit=10").await;
     assert_eq!(r.body.as_array().unwrap().len(), 10);
@@ -962,4 +977,87 @@ async fn search_follows_changes_and_deletes(backend: Backend) {
     assert_eq!(hits("nowak").await, 1);
     call(&app, "DELETE", &path, None, Some(&owner)).await;
     assert_eq!(hits("nowak").await, 0);
+}
+
+/// `X-Total-Count` of a list: the organization's kept count without filters, a count with a
+/// filter, the search's own window count, and a count again past a search's last hit.
+async fn totals_stay_exact_per_organization(backend: Backend) {
+    let app = std::sync::Arc::new(app!(backend));
+    let (owner, moderator) = staff(&app).await;
+    let foreign = token(&app.foreign_admin("stranger").await);
+    let total = |token: &str, query: &str| {
+        let (app, token, path) = (
+            app.clone(),
+            token.to_string(),
+            format!("/api/membership/members{query}"),
+        );
+        async move {
+            let r = call(&app, "GET", &path, None, Some(&token)).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            let n = r.headers["x-total-count"].to_str().unwrap().to_string();
+            (n, r.body.as_array().unwrap().len())
+        }
+    };
+    // Twelve concurrent creates in one organization, two in another.
+    let creates: Vec<_> = (0..12u32)
+        .map(|n| {
+            let (app, moderator) = (app.clone(), moderator.clone());
+            tokio::spawn(async move { create(&app, &moderator, member(n)).await.status })
+        })
+        .collect();
+    for c in creates {
+        assert_eq!(c.await.unwrap(), 201);
+    }
+    for n in 100..102u32 {
+        assert_eq!(create(&app, &foreign, member(n)).await.status, 201);
+    }
+    assert_eq!(total(&owner, "?limit=5").await, ("12".into(), 5));
+    assert_eq!(total(&foreign, "").await, ("2".into(), 2));
+
+    // An import adds its rows to the count at once.
+    let mut csv = String::from(
+        "imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel\n",
+    );
+    for n in 200..230u32 {
+        csv.push_str(&format!(
+            "Imię{n};Zieliński{n};Wyższe;{};pomorskie;Gdańsk;Długa;{n};80-001;z{n}@example.com;768 895 832\n",
+            pesel(n)
+        ));
+    }
+    let r = import_csv(&app, &owner, csv).await;
+    assert_eq!(r.body, json!({ "imported": 30 }), "{}", r.text);
+    assert_eq!(total(&owner, "?limit=5").await, ("42".into(), 5));
+    assert_eq!(
+        total(&owner, "?wojewodztwo=pomorskie&limit=5").await,
+        ("30".into(), 5)
+    );
+    // A search counts all its hits, not the page; past the last hit the count still holds.
+    assert_eq!(
+        total(&owner, "?q=zieli%C5%84ski2&limit=5").await,
+        ("30".into(), 5)
+    );
+    assert_eq!(
+        total(&owner, "?q=zieli%C5%84ski2&page=9&limit=5").await,
+        ("30".into(), 0)
+    );
+    assert_eq!(total(&owner, "?q=nobody-like-this").await, ("0".into(), 0));
+
+    // Deletes take members off their own organization's count only.
+    let some = call(
+        &app,
+        "GET",
+        "/api/membership/members?limit=3",
+        None,
+        Some(&owner),
+    )
+    .await;
+    for m in some.body.as_array().unwrap() {
+        let path = format!("/api/membership/members/{}", m["_id"].as_str().unwrap());
+        assert_eq!(
+            call(&app, "DELETE", &path, None, Some(&owner)).await.status,
+            200
+        );
+    }
+    assert_eq!(total(&owner, "?limit=5").await, ("39".into(), 5));
+    assert_eq!(total(&foreign, "").await, ("2".into(), 2));
 }
