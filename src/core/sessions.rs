@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
 use crate::crypto::jwt::{Claims, VerifyError};
 use crate::crypto::{random_token, token_hash};
-use crate::store::{AccountRecord, AuditEvent, NewRefreshToken, Rotation, SessionRecord};
+use crate::store::{
+    AccountRecord, AuditEvent, NewRefreshToken, Rotation, SessionRecord, TokenSubject,
+};
 
 /// A fresh token pair and the session it belongs to.
 #[derive(Debug)]
@@ -64,7 +66,7 @@ impl Core {
             session.clone(),
         );
         detached(async move { store.create_session(record, token, keep).await }).await?;
-        let access_token = self.sign_access(account, &session.id, now)?;
+        let access_token = self.sign_access(&account.into(), &session.id, now)?;
         Ok(IssuedSession {
             session_id: session.id,
             access_token,
@@ -75,7 +77,7 @@ impl Core {
 
     fn sign_access(
         &self,
-        account: &AccountRecord,
+        subject: &TokenSubject,
         session_id: &str,
         now_ms: i64,
     ) -> CoreResult<String> {
@@ -83,9 +85,9 @@ impl Core {
         let claims = Claims {
             iss: self.config.issuer(),
             aud: self.config.audience.clone(),
-            sub: account.id.clone(),
-            org: account.organization_id.clone(),
-            roles: vec![account.role.clone()],
+            sub: subject.account_id.clone(),
+            org: subject.organization_id.clone(),
+            roles: vec![subject.role.clone()],
             sid: session_id.to_string(),
             iat,
             exp: iat + self.access_ttl_secs(),
@@ -119,9 +121,9 @@ impl Core {
         {
             Rotation::Rotated {
                 session_id,
-                account,
+                subject,
             } => {
-                let access_token = self.sign_access(&account, &session_id, now)?;
+                let access_token = self.sign_access(&subject, &session_id, now)?;
                 Ok(IssuedSession {
                     session_id,
                     access_token,

@@ -6,9 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{Signer, SigningKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
@@ -49,8 +49,11 @@ pub enum VerifyError {
 }
 
 struct Ring {
-    kid: String,
-    signing: EncodingKey,
+    /// The key, parsed once: jsonwebtoken parses its DER on every `encode`, which derives the
+    /// public key, a second curve multiplication as dear as the signature itself.
+    signing: SigningKey,
+    /// The base64url JOSE header (`typ` JWT, `alg` EdDSA, `kid`), the same for every token.
+    header: String,
     verifying: HashMap<String, DecodingKey>,
     jwks: Arc<serde_json::Value>,
 }
@@ -103,11 +106,18 @@ impl KeyRing {
         }
     }
 
-    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    /// A compact JWS (RFC 7515) of the claims, signed with the current key.
+    pub fn sign(&self, claims: &Claims) -> Result<String, serde_json::Error> {
         let ring = self.current();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(ring.kid.clone());
-        jsonwebtoken::encode(&header, claims, &ring.signing)
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        let mut token = String::with_capacity(ring.header.len() + payload.len() + 90);
+        token.push_str(&ring.header);
+        token.push('.');
+        token.push_str(&payload);
+        let signature = ring.signing.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+        Ok(token)
     }
 
     /// Checks signature (EdDSA only), `iss`, `aud` and `exp`.
@@ -197,7 +207,10 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
     let private = STANDARD
         .decode(&newest.private_key)
         .map_err(|e| StoreError::Corrupt(format!("signing key {}: {e}", newest.kid)))?;
-    let signing = EncodingKey::from_ed_der(&private);
+    let signing = SigningKey::from_pkcs8_der(&private)
+        .map_err(|e| StoreError::Corrupt(format!("signing key {}: {e}", newest.kid)))?;
+    let header = URL_SAFE_NO_PAD
+        .encode(serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": newest.kid }).to_string());
 
     let mut verifying = HashMap::new();
     let mut published = Vec::new();
@@ -219,8 +232,8 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
         replaced_at = Some(key.created_at);
     }
     Ok(Ring {
-        kid: newest.kid.clone(),
         signing,
+        header,
         verifying,
         jwks: Arc::new(serde_json::json!({ "keys": published })),
     })

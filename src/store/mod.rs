@@ -39,6 +39,24 @@ pub struct AccountRecord {
     pub updated_at: i64,
 }
 
+/// Whom an access token speaks for: the account fields its claims carry.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenSubject {
+    pub account_id: String,
+    pub organization_id: String,
+    pub role: String,
+}
+
+impl From<&AccountRecord> for TokenSubject {
+    fn from(account: &AccountRecord) -> Self {
+        Self {
+            account_id: account.id.clone(),
+            organization_id: account.organization_id.clone(),
+            role: account.role.clone(),
+        }
+    }
+}
+
 /// What `insert_account` needs; the `*_norm` fields are the uniqueness keys.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
@@ -130,7 +148,7 @@ pub enum Rotation {
     /// The token was live: it is now used, and the new one is stored in the same session.
     Rotated {
         session_id: String,
-        account: Box<AccountRecord>,
+        subject: TokenSubject,
     },
     /// No such token, or its session was revoked or has ended.
     Unknown,

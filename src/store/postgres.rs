@@ -59,16 +59,15 @@ impl PostgresStore {
     /// Claims a live refresh token and stores its successor in one statement: one round trip
     /// instead of a transaction of six. The conditional UPDATE is the whole race: a second
     /// claim of the same token waits for the first one's row lock, then finds `used_at` set
-    /// and matches nothing. Returns the session and account, or `None` when the token was not
-    /// claimable.
+    /// and matches nothing. Returns the session and the token's subject, or `None` when the
+    /// token was not claimable.
     pub(super) async fn claim_rotation(
         &self,
         token_hash: &str,
         next: &NewRefreshToken,
         now: i64,
-    ) -> StoreResult<Option<(String, AccountRecord)>> {
-        const ROTATE: &str = concat!(
-            "WITH claimed AS (\
+    ) -> StoreResult<Option<(String, TokenSubject)>> {
+        const ROTATE: &str = "WITH claimed AS (\
                UPDATE refresh_tokens t SET used_at = $1, replaced_by = $3 \
                WHERE t.token_hash = $2 AND t.used_at IS NULL AND t.expires_at > $1 AND EXISTS (\
                  SELECT 1 FROM sessions s JOIN accounts a ON a.id = s.account_id \
@@ -81,12 +80,10 @@ impl PostgresStore {
                RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
                s.expires_at AS session_ends), \
              issued AS (\
-               INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-               SELECT $3, rotated_session, $1, LEAST($4, session_ends) FROM touched) \
-             SELECT rotated_session, ",
-            account_columns!(),
-            " FROM touched JOIN accounts ON accounts.id = touched.rotated_account"
-        );
+               INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
+               SELECT $3, rotated_session, $1, LEAST($4, session_ends), $2 FROM touched) \
+             SELECT rotated_session, a.id AS account_id, a.organization_id, a.role \
+             FROM touched JOIN accounts a ON a.id = touched.rotated_account";
         let row = sqlx::query(ROTATE)
             .bind(now)
             .bind(token_hash)
@@ -98,7 +95,7 @@ impl PostgresStore {
             return Ok(None);
         };
         let session_id: String = row.try_get("rotated_session")?;
-        Ok(Some((session_id, AccountRecord::from_row(&row)?)))
+        Ok(Some((session_id, TokenSubject::from_row(&row)?)))
     }
 }
 

@@ -170,8 +170,8 @@ macro_rules! sql_store {
                 now: i64,
                 grace_ms: i64,
             ) -> StoreResult<Rotation> {
-                if let Some((session_id, account)) = self.claim_rotation(token_hash, &next, now).await? {
-                    return Ok(Rotation::Rotated { session_id, account: Box::new(account) });
+                if let Some((session_id, subject)) = self.claim_rotation(token_hash, &next, now).await? {
+                    return Ok(Rotation::Rotated { session_id, subject });
                 }
                 // Not claimed: find out why, for the answer (SPEC §3).
                 let known: Option<(String, Option<i64>, i64, String, Option<i64>, i64, String, String)> =

@@ -75,63 +75,45 @@ impl SqliteStore {
         }
     }
 
-    /// Claims a live refresh token and stores its successor, in one transaction sent to the
-    /// connection's worker thread as one command. SQLite runs every statement on that thread,
-    /// and the hops between it and the runtime cost more than the statements themselves: as
-    /// six commands (BEGIN, claim, session, account, insert, COMMIT) a refresh spent a third
-    /// of its time switching threads. Returns the session and account, or `None` when the
-    /// token was not claimable.
+    /// Claims a live refresh token and stores its successor in one statement: the INSERT
+    /// selects the successor only from a claimable token (live session, active account), and
+    /// the `refresh_tokens_rotate` trigger (migration 0008) marks the old token used and
+    /// touches the session. SQLite runs each statement on sqlx's worker thread, and the hops
+    /// between it and the runtime cost more than the statements: as a transaction of six
+    /// statements, perf showed a third of a refresh spent switching threads. Returns the
+    /// session and the token's subject, or `None` when the token was not claimable.
     pub(super) async fn claim_rotation(
         &self,
         token_hash: &str,
         next: &NewRefreshToken,
         now: i64,
-    ) -> StoreResult<Option<(String, AccountRecord)>> {
-        // `replaced_by = $3` marks the claim as this rotation's: each later statement acts only
-        // on a row this transaction claimed or inserted. The final SELECT finds the successor,
-        // which exists only if the claim succeeded.
-        const ROTATE: &str = concat!(
-            "BEGIN IMMEDIATE; ",
-            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $3 \
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 AND EXISTS (\
-               SELECT 1 FROM sessions s JOIN accounts a ON a.id = s.account_id \
-               WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL \
-               AND s.expires_at > $1 AND a.status = 'active'); ",
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-             SELECT $3, t.session_id, $1, MIN($4, s.expires_at) \
+    ) -> StoreResult<Option<(String, TokenSubject)>> {
+        const ROTATE: &str = "INSERT INTO refresh_tokens \
+             (token_hash, session_id, created_at, expires_at, replaces) \
+             SELECT $3, t.session_id, $1, MIN($4, s.expires_at), t.token_hash \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = $2 AND t.replaced_by = $3; ",
-            "UPDATE sessions SET last_used_at = $1 \
-             WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $3); ",
-            "SELECT (SELECT session_id FROM refresh_tokens WHERE token_hash = $3) AS rotated_session, ",
-            account_columns!(),
-            " FROM accounts WHERE id = (SELECT s.account_id FROM refresh_tokens t \
-             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $3); ",
-            "COMMIT"
-        );
-        let mut conn = self.write_pool.acquire().await?;
-        let rows = sqlx::query(ROTATE)
+             JOIN accounts a ON a.id = s.account_id \
+             WHERE t.token_hash = $2 AND t.used_at IS NULL AND t.expires_at > $1 \
+             AND s.revoked_at IS NULL AND s.expires_at > $1 AND a.status = 'active' \
+             RETURNING session_id AS rotated_session, \
+             (SELECT a.id FROM sessions s JOIN accounts a ON a.id = s.account_id \
+              WHERE s.id = refresh_tokens.session_id) AS account_id, \
+             (SELECT a.organization_id FROM sessions s JOIN accounts a ON a.id = s.account_id \
+              WHERE s.id = refresh_tokens.session_id) AS organization_id, \
+             (SELECT a.role FROM sessions s JOIN accounts a ON a.id = s.account_id \
+              WHERE s.id = refresh_tokens.session_id) AS role";
+        let row = sqlx::query(ROTATE)
             .bind(now)
             .bind(token_hash)
             .bind(&next.token_hash)
             .bind(next.expires_at)
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => {
-                // The command stopped at the failing statement, possibly inside the
-                // transaction; sqlx does not know about it. Closing the connection rolls it
-                // back, and the pool opens a fresh one.
-                let _ = conn.close().await;
-                return Err(e.into());
-            }
-        };
-        let Some(row) = rows.first() else {
+            .fetch_optional(&self.write_pool)
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let session_id: String = row.try_get("rotated_session")?;
-        Ok(Some((session_id, AccountRecord::from_row(row)?)))
+        Ok(Some((session_id, TokenSubject::from_row(&row)?)))
     }
 }
 

@@ -684,6 +684,10 @@ async fn jwks_publishes_the_signing_key(backend: Backend) {
         jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let header = jsonwebtoken::decode_header(login["accessToken"].as_str().unwrap()).unwrap();
     assert_eq!(header.kid.as_deref(), key["kid"].as_str());
+    assert_eq!(
+        (header.alg, header.typ.as_deref()),
+        (jsonwebtoken::Algorithm::EdDSA, Some("JWT"))
+    );
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_audience(&["brama"]);
     let data = jsonwebtoken::decode::<serde_json::Value>(

@@ -321,6 +321,14 @@ async fn rotation_records_its_successor(backend: Backend) {
         .await,
         Some(second_hash.clone())
     );
+    assert_eq!(
+        app.query_text(
+            "SELECT replaces FROM refresh_tokens WHERE token_hash = $1",
+            &[&second_hash]
+        )
+        .await,
+        Some(first_hash.clone())
+    );
     // The successor is stored unused, in the same session, and the session was touched.
     assert!(
         app.query_text(
