@@ -68,6 +68,13 @@ def server_env(data_dir, port, database_url):
     return env
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process and all its threads so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wanted(scenario):
     return not ONLY or scenario in ONLY
 
@@ -76,6 +83,7 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
     env = dict(os.environ, **(extra_env or {}))
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency", "-s", script, url]
     recorder = None
+    cpu_before = cpu_seconds(perf[0]) if perf else None
     if PERF and perf:
         pid, name = perf
         recorder = subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "499", "-p", str(pid), "-o",
@@ -87,6 +95,11 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     result["command"] = " ".join(cmd)
+    if perf:
+        # CPU the server spent per request: steadier than requests/s on a shared machine,
+        # where another tenant's load lowers throughput but not the work each request does.
+        requests = result["requests"] or 1
+        result["server_cpu_us"] = (cpu_seconds(perf[0]) - cpu_before) / requests * 1e6
     return result
 
 
@@ -193,7 +206,7 @@ def main():
             for scenario, s in r.items():
                 if isinstance(s, dict):
                     print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
-                          f"errors {s['errors']}  non-2xx {s['non2xx']}")
+                          f"errors {s['errors']}  non-2xx {s['non2xx']}  server CPU {s.get('server_cpu_us', 0):6.1f} µs/request")
         return
     json.dump({"machine": machine(), "argon2": raw, "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py")], check=True)

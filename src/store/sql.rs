@@ -3,6 +3,13 @@
 //! The statements use `$N` placeholders, `RETURNING` and `ON CONFLICT`, which SQLite (3.35+) and
 //! PostgreSQL read the same way, so each rule lives once. The backends differ only in how they
 //! connect, which lives in `sqlite.rs` and `postgres.rs`.
+//!
+//! RETURNING: a write with `RETURNING` outside an explicit transaction is read with
+//! `fetch_all`, never `fetch_optional`/`fetch_one`. Those stop after the first row and reset the
+//! statement; SQLite then commits in the reset, and runs its WAL auto-checkpoint only when a
+//! statement steps to its end, so the WAL grew without bound (830 MB after a minute of
+//! refreshes, and every page read slowed with it). `sqlite_wal_stays_bounded_under_refreshes` guards
+//! this.
 
 /// Implements `Store` for `$store`, a struct with a `pool: sqlx::Pool<$db>` field.
 macro_rules! sql_store {
@@ -115,8 +122,11 @@ macro_rules! sql_store {
                 .bind(now)
                 .bind(organization_id)
                 .bind(id)
-                .fetch_optional(self.writer())
-                .await?)
+                // fetch_all, not fetch_optional: see "RETURNING" in this module's notes.
+                .fetch_all(self.writer())
+                .await?
+                .into_iter()
+                .next())
             }
 
             async fn create_session(
@@ -429,8 +439,11 @@ macro_rules! sql_store {
                 )
                 .bind(now)
                 .bind(token_hash)
-                .fetch_optional(self.writer())
-                .await?;
+                // fetch_all, not fetch_optional: see "RETURNING" in this module's notes.
+                .fetch_all(self.writer())
+                .await?
+                .into_iter()
+                .next();
                 Ok(row.map(|(id,)| id))
             }
 
@@ -533,9 +546,12 @@ macro_rules! sql_store {
                 .bind(&m.organization_id)
                 .bind(&m.id)
                 .bind(expected)
-                .fetch_optional(self.writer())
+                // fetch_all, not fetch_optional: see "RETURNING" in this module's notes.
+                .fetch_all(self.writer())
                 .await
-                .map_err(map_unique)?;
+                .map_err(map_unique)?
+                .into_iter()
+                .next();
                 if let Some(member) = updated {
                     return Ok(VersionedUpdate::Updated(Box::new(member)));
                 }

@@ -102,18 +102,20 @@ impl SqliteStore {
               WHERE s.id = refresh_tokens.session_id) AS organization_id, \
              (SELECT a.role FROM sessions s JOIN accounts a ON a.id = s.account_id \
               WHERE s.id = refresh_tokens.session_id) AS role";
-        let row = sqlx::query(ROTATE)
+        // fetch_all steps the statement to its end, which runs the WAL auto-checkpoint
+        // (see "RETURNING" in sql.rs).
+        let rows = sqlx::query(ROTATE)
             .bind(now)
             .bind(token_hash)
             .bind(&next.token_hash)
             .bind(next.expires_at)
-            .fetch_optional(&self.write_pool)
+            .fetch_all(&self.write_pool)
             .await?;
-        let Some(row) = row else {
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
         let session_id: String = row.try_get("rotated_session")?;
-        Ok(Some((session_id, TokenSubject::from_row(&row)?)))
+        Ok(Some((session_id, TokenSubject::from_row(row)?)))
     }
 }
 

@@ -451,6 +451,11 @@ impl TestApp {
         }
     }
 
+    /// The SQLite database file, for tests of the file itself.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        self._db.url.strip_prefix("sqlite://").map(PathBuf::from)
+    }
+
     /// The first column of the first row of a query with text binds, as text (`NULL` is `None`).
     pub async fn query_text(&self, statement: &str, binds: &[&str]) -> Option<String> {
         use sqlx::Connection;

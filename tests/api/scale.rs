@@ -16,6 +16,32 @@ both_backends!(
     forwarded_for_is_believed_only_from_trusted_proxies,
 );
 
+/// SQLite's WAL must be checkpointed as writes go on: a write with `RETURNING` read by
+/// `fetch_optional` commits when sqlx resets it, which skips SQLite's auto-checkpoint, and the
+/// WAL then grew by every refresh until the server stopped (see `src/store/sql.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_stays_bounded_under_refreshes() {
+    let app = app!(Backend::Sqlite);
+    let db = app.sqlite_file().expect("a SQLite file");
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    // The auto-checkpoint starts over at 1000 pages of 4 KiB; twice that means it did not.
+    let bound = 2 * 1000 * 4096;
+    let owner = app.user("owner1").await;
+    let mut refresh = owner["refreshToken"].as_str().unwrap().to_string();
+    // About five pages a rotation: 1500 rotations would be some 30 MB of WAL unchecked.
+    for _ in 0..1500 {
+        let r = app.refresh(&refresh).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        refresh = r.body["refreshToken"].as_str().unwrap().to_string();
+    }
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(size < bound, "WAL after 1500 refreshes: {size} bytes");
+    assert!(
+        std::fs::metadata(&db).unwrap().len() > 4096,
+        "pages were checkpointed"
+    );
+}
+
 /// Redis for tests, from `BRAMA_TEST_REDIS_URL`; skipped without it, except under `CI=true`.
 fn redis_url() -> Option<String> {
     match std::env::var("BRAMA_TEST_REDIS_URL") {
