@@ -30,13 +30,18 @@ lines = ["# brama benchmarks", "",
          f"**{raw['hashes_per_second']:.1f} hashes/s** on one core (`cargo bench --bench argon2`)", ""]
 for backend, r in runs.items():
     lines += [f"## {backend}", "", f"100 000 members imported with `brama members import` in {r['import_seconds']:.1f} s.", "",
-              "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
+              "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx | server CPU µs/request |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for key, label in SCENARIOS:
         s = r[key]
-        lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} |")
+        lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} "
+                     f"| {s.get('server_cpu_us', 0):.0f} |")
     lines.append("")
 
-lines += ["## Targets (issue 7)", "", "| target | sqlite | postgres |", "|---|---|---|"]
+lines += ["Server CPU is brama's user + system time (all threads, from `/proc`) over the requests of the run;",
+          "on this shared virtual machine it is steadier than requests/s. With PostgreSQL, the database's own",
+          "processes are not counted.", "",
+          "## Targets (issue 7)", "", "| target | sqlite | postgres |", "|---|---|---|"]
 
 
 def check(label, fn):
