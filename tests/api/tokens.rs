@@ -19,6 +19,7 @@ both_backends!(
     a_disabled_account_cannot_refresh_and_its_token_is_not_spent,
     a_revoked_sessions_token_is_unknown_and_not_spent,
     a_rotation_that_fails_midway_leaves_nothing_behind,
+    concurrent_refreshes_of_many_sessions_each_get_their_own,
 );
 
 /// The claims the server itself would put in a token for this login.
@@ -484,4 +485,63 @@ async fn a_rotation_that_fails_midway_leaves_nothing_behind(backend: Backend) {
     assert_eq!(r.status, 200, "the token still works: {}", r.text);
     // And the writer is healthy for everything else.
     assert_eq!(app.register("bob").await.status, 200);
+}
+
+/// Rotations that arrive together share a statement on SQLite (group commit): each answer must
+/// still be its own, and a bad token among them must not spoil the others.
+async fn concurrent_refreshes_of_many_sessions_each_get_their_own(backend: Backend) {
+    let app = std::sync::Arc::new(app!(backend, |c| c.max_sessions_per_account = 5));
+    let mut chains = Vec::new();
+    for n in 0..24 {
+        let login = app.user(&format!("chain{n}")).await;
+        chains.push((
+            login["id"].as_str().unwrap().to_string(),
+            login["refreshToken"].as_str().unwrap().to_string(),
+        ));
+    }
+    let expired = app.login("chain0", crate::helpers::PASSWORD).await.body["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.expire_refresh_token(&expired).await;
+    for round in 0..3 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(chains.len() + 2));
+        let mut tasks = Vec::new();
+        for (_, token) in &chains {
+            let (app, token, barrier) = (app.clone(), token.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                app.refresh(&token).await
+            }));
+        }
+        for token in [
+            "bm90LWEtdG9rZW4tYW55b25lLWlzc3VlZA".to_string(),
+            expired.clone(),
+        ] {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                app.refresh(&token).await
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let unknown = &answers[chains.len()];
+        assert_eq!(
+            (unknown.status, unknown.code()),
+            (403, "refresh_token_not_found")
+        );
+        let late = &answers[chains.len() + 1];
+        assert_eq!((late.status, late.code()), (403, "refresh_token_expired"));
+        for ((id, token), r) in chains.iter_mut().zip(&answers) {
+            assert_eq!(r.status, 200, "round {round}: {}", r.text);
+            let claims = claims_of(&app, r.body["accessToken"].as_str().unwrap());
+            assert_eq!(claims["sub"].as_str(), Some(id.as_str()), "round {round}");
+            let next = r.body["refreshToken"].as_str().unwrap();
+            assert_ne!(next, token.as_str());
+            *token = next.to_string();
+        }
+    }
 }
