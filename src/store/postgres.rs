@@ -17,8 +17,15 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::LikeTrigram;
-    /// Imports of at least this many members are followed by `after_bulk_insert`.
+    /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
     const BULK_INSERT: usize = 1000;
+    /// After a large import: statistics, so the planner picks the trigram index for searches
+    /// (before autovacuum's next ANALYZE it saw an empty table), and the GIN pending list
+    /// moved into the index, as every search reads that list in full.
+    const AFTER_BULK_INSERT: &[&str] = &[
+        "ANALYZE members",
+        "SELECT gin_clean_pending_list('members_search_trgm'::regclass)",
+    ];
 
     /// PostgreSQL handles concurrent writers itself: one pool for everything.
     fn writer(&self) -> &PgPool {
@@ -39,21 +46,6 @@ impl PostgresStore {
         let store = Self { pool };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
-    }
-
-    /// After a large import: statistics, so the planner picks the trigram index for searches
-    /// (before autovacuum's next ANALYZE it saw an empty table), and the GIN pending list
-    /// moved into the index, as every search reads that list in full. Failures only cost
-    /// speed, so they are logged, not returned (the import has committed).
-    async fn after_bulk_insert(&self) {
-        for statement in [
-            "ANALYZE members",
-            "SELECT gin_clean_pending_list('members_search_trgm'::regclass)",
-        ] {
-            if let Err(e) = sqlx::query(statement).execute(&self.pool).await {
-                tracing::warn!(error = %e, "tidying up after an import failed");
-            }
-        }
     }
 
     /// Claims a live refresh token and stores its successor in one statement: one round trip

@@ -506,7 +506,13 @@ macro_rules! sql_store {
                 }
                 tx.commit().await?;
                 if members.len() >= Self::BULK_INSERT {
-                    self.after_bulk_insert().await;
+                    // Failures only cost speed, so they are logged, not returned: the import
+                    // has committed.
+                    for statement in Self::AFTER_BULK_INSERT {
+                        if let Err(e) = sqlx::query(statement).execute(self.writer()).await {
+                            tracing::warn!(error = %e, "tidying up after an import failed");
+                        }
+                    }
                 }
                 Ok(())
             }

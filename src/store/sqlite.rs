@@ -24,8 +24,14 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::Fts5;
-    /// Imports of at least this many members are followed by `after_bulk_insert`.
+    /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
     const BULK_INSERT: usize = 1000;
+    /// After a large import: merge the search index's segments into one, so searches read one
+    /// list per trigram, and let SQLite refresh its planner statistics.
+    const AFTER_BULK_INSERT: &[&str] = &[
+        "INSERT INTO members_search (members_search) VALUES ('optimize')",
+        "PRAGMA optimize",
+    ];
 
     fn writer(&self) -> &SqlitePool {
         &self.write_pool
@@ -71,20 +77,6 @@ impl SqliteStore {
         };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
-    }
-
-    /// After a large import: merge the search index's segments into one, so searches read one
-    /// list per trigram, and let SQLite refresh its planner statistics. Failures only cost
-    /// speed, so they are logged, not returned (the import has committed).
-    async fn after_bulk_insert(&self) {
-        for statement in [
-            "INSERT INTO members_search (members_search) VALUES ('optimize')",
-            "PRAGMA optimize",
-        ] {
-            if let Err(e) = sqlx::query(statement).execute(&self.write_pool).await {
-                tracing::warn!(error = %e, "tidying up after an import failed");
-            }
-        }
     }
 
     /// Claims a live refresh token and stores its successor. Returns the session and the
