@@ -278,6 +278,8 @@ pub struct MemberPage {
 
 /// The largest page a client may ask for.
 pub const MAX_LIMIT: i64 = 1000;
+/// The longest `q` a member search takes, in characters.
+pub const MAX_SEARCH: usize = 200;
 
 fn member_not_found() -> CoreError {
     CoreError::MemberNotFound
@@ -345,6 +347,24 @@ impl Core {
                 field: "limit",
                 problem: Problem::Format,
             });
+        }
+        if let Some(q) = &query.q {
+            // A search is text a person types: control characters (NUL would cut the FTS5
+            // query short) are refused, and so is anything longer than a sentence.
+            if q.chars().any(char::is_control) {
+                errors.push(FieldError {
+                    field: "q",
+                    problem: Problem::Characters,
+                });
+            } else if q.chars().count() > MAX_SEARCH {
+                errors.push(FieldError {
+                    field: "q",
+                    problem: Problem::Length {
+                        min: 0,
+                        max: MAX_SEARCH,
+                    },
+                });
+            }
         }
         if !errors.is_empty() {
             return Err(CoreError::Validation(errors));

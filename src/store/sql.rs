@@ -184,20 +184,30 @@ macro_rules! sql_store {
                     return Ok(Rotation::Rotated { session_id, subject });
                 }
                 // Not claimed: find out why, for the answer (SPEC §3).
-                let known: Option<(String, Option<i64>, i64, String, Option<i64>, i64, String, String)> =
+                // `orphaned`: used, but the successor it names was never stored. On PostgreSQL a
+                // revocation committed between the claim and the session update leaves this
+                // (the statement claims, then finds the session revoked); that is a logout
+                // racing a refresh, not a reuse.
+                let known: Option<(String, Option<i64>, i64, String, Option<i64>, i64, String, String, i64)> =
                     sqlx::query_as(
                         "SELECT s.id, t.used_at, t.expires_at, s.account_id, s.revoked_at, s.expires_at, \
-                         a.organization_id, a.status \
+                         a.organization_id, a.status, \
+                         CAST(CASE WHEN t.replaced_by IS NOT NULL AND NOT EXISTS \
+                           (SELECT 1 FROM refresh_tokens n WHERE n.token_hash = t.replaced_by) \
+                         THEN 1 ELSE 0 END AS BIGINT) \
                          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
                          JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
                     )
                     .bind(token_hash)
                     .fetch_optional(self.writer())
                     .await?;
-                let Some((session_id, used_at, expires_at, account_id, revoked_at, session_ends, organization_id, status)) = known
+                let Some((session_id, used_at, expires_at, account_id, revoked_at, session_ends, organization_id, status, orphaned)) = known
                 else {
                     return Ok(Rotation::Unknown);
                 };
+                if orphaned == 1 {
+                    return Ok(Rotation::Unknown);
+                }
                 let Some(used_at) = used_at else {
                     // Unused, yet not claimable: a revoked session or a disabled account is
                     // unknown; otherwise the token or its session has run out.

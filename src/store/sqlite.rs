@@ -124,8 +124,8 @@ const ROTATION_BATCH: usize = 64;
 /// The statement INSERTs each successor only from a claimable token (unused, unexpired, live
 /// session, active account); the `refresh_tokens_rotate` trigger (migration 0008) marks the
 /// old token used and touches the session, in the same statement. Two requests for the same
-/// token never share a batch: the second waits for the next one, where it finds the token
-/// used.
+/// token never both go into a statement: the later one follows the batch and then finds the
+/// token used.
 async fn rotate_in_batches(
     pool: SqlitePool,
     mut queue: tokio::sync::mpsc::Receiver<RotationRequest>,
@@ -145,21 +145,33 @@ async fn rotate_in_batches(
             }
         }
         let mut batch = Vec::new();
+        let mut followers = Vec::new();
         let mut later = std::collections::VecDeque::new();
         let mut tokens = std::collections::HashSet::new();
         for request in waiting.drain(..) {
-            if batch.len() < ROTATION_BATCH && tokens.insert(request.token_hash.clone()) {
+            if tokens.contains(&request.token_hash) {
+                followers.push(request);
+            } else if batch.len() < ROTATION_BATCH {
+                tokens.insert(request.token_hash.clone());
                 batch.push(request);
             } else {
                 later.push_back(request);
             }
         }
         waiting = later;
-        rotate_batch(&pool, batch).await;
+        rotate_batch(&pool, batch, followers).await;
     }
 }
 
-async fn rotate_batch(pool: &SqlitePool, batch: Vec<RotationRequest>) {
+/// Rotates `batch` (distinct tokens) in one statement. `followers` presented a token of the
+/// batch again: they are answered "not claimed" once the batch has committed, so each finds
+/// the token used, as if it had come a moment later (a copy of one token, sent many times,
+/// cannot fill the batches and undo the grouping).
+async fn rotate_batch(
+    pool: &SqlitePool,
+    batch: Vec<RotationRequest>,
+    followers: Vec<RotationRequest>,
+) {
     let rows: Vec<String> = (0..batch.len())
         .map(|i| {
             let b = i * 4;
@@ -197,7 +209,7 @@ async fn rotate_batch(pool: &SqlitePool, batch: Vec<RotationRequest>) {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, rotations = batch.len(), "rotating refresh tokens failed");
-            for r in batch {
+            for r in batch.into_iter().chain(followers) {
                 let _ = r.reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
                     "refresh token rotation failed".into(),
                 ))));
@@ -216,10 +228,11 @@ async fn rotate_batch(pool: &SqlitePool, batch: Vec<RotationRequest>) {
     let mut done = match decoded {
         Ok(done) => done,
         Err(e) => {
-            // Which rotations happened is unknown: answering "not claimable" would make their
-            // clients' next try look like reuse, so every one of them fails instead.
+            // The statement committed, but which rotations it made cannot be told: every
+            // requester gets an error (a client that retries then presents a used token).
+            // Only a column this statement returns failing to decode would lead here.
             tracing::error!(error = %e, "reading rotated refresh tokens failed");
-            for r in batch {
+            for r in batch.into_iter().chain(followers) {
                 let _ = r
                     .reply
                     .send(Err(StoreError::Corrupt("rotated refresh token".into())));
@@ -230,6 +243,9 @@ async fn rotate_batch(pool: &SqlitePool, batch: Vec<RotationRequest>) {
     for r in batch {
         // A requester that hung up does not stop the others; its rotation stands.
         let _ = r.reply.send(Ok(done.remove(&r.token_hash)));
+    }
+    for r in followers {
+        let _ = r.reply.send(Ok(None));
     }
 }
 

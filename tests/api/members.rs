@@ -658,6 +658,9 @@ async fn list_search_filter_sort_and_paging(backend: Backend) {
     assert_eq!(r.body.as_array().unwrap().len(), 5);
     assert!(!r.headers["link"].to_str().unwrap().contains("rel=\"next\""));
 
+    let r = list("?q=now%00ak").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_query"), "{}", r.text);
+    let long = format!("?q={}", "a".repeat(201));
     for bad in [
         "?page=0",
         "?limit=0",
@@ -665,6 +668,8 @@ async fn list_search_filter_sort_and_paging(backend: Backend) {
         "?sort=pesel",
         "?order=up",
         "?wojewodztwo=Bawaria",
+        "?q=now%0Aak",
+        long.as_str(),
     ] {
         let r = list(bad).await;
         assert_eq!(

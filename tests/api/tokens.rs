@@ -20,6 +20,7 @@ both_backends!(
     a_revoked_sessions_token_is_unknown_and_not_spent,
     a_rotation_that_fails_midway_leaves_nothing_behind,
     concurrent_refreshes_of_many_sessions_each_get_their_own,
+    a_logout_racing_a_refresh_is_not_reuse,
 );
 
 /// The claims the server itself would put in a token for this login.
@@ -439,7 +440,7 @@ async fn a_rotation_that_fails_midway_leaves_nothing_behind(backend: Backend) {
     let app = app!(backend);
     let login = app.user("alice").await;
     let token = login["refreshToken"].as_str().unwrap();
-    // Storing the successor fails (as a full disk would), after the claim has run.
+    // Storing the successor fails (as a full disk would): the rotation must leave nothing.
     match backend {
         Backend::Sqlite => {
             app.execute_sql(
@@ -470,7 +471,7 @@ async fn a_rotation_that_fails_midway_leaves_nothing_behind(backend: Backend) {
         Backend::Sqlite => "DROP TRIGGER fail_rotation",
         Backend::Postgres => "DROP TRIGGER fail_rotation ON refresh_tokens",
     };
-    // On SQLite this needs the write lock: a transaction left open would hold it.
+    // On SQLite this needs the write lock, which a rotation left half-done would hold.
     app.execute_sql(drop, &[]).await;
     assert_eq!(
         app.query_text(
@@ -544,4 +545,42 @@ async fn concurrent_refreshes_of_many_sessions_each_get_their_own(backend: Backe
             *token = next.to_string();
         }
     }
+}
+
+/// On PostgreSQL a logout can commit between the statement's claim of a token and its update
+/// of the session: the token is then used but its successor was never stored. Presenting it
+/// again is a logout that won a race, not a stolen token: no reuse alarm.
+async fn a_logout_racing_a_refresh_is_not_reuse(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("x-access-token", login["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The state that race leaves: claimed for a successor that does not exist.
+    app.execute_sql(
+        "UPDATE refresh_tokens SET used_at = 1, replaced_by = 'never-stored' WHERE token_hash = $1",
+        &[&brama::crypto::token_hash(token)],
+    )
+    .await;
+    let r = app.refresh(token).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "refresh_token_not_found"),
+        "{}",
+        r.text
+    );
+    let audit = app
+        .query_text(
+            "SELECT action FROM audit_events WHERE action = 'refresh_token_reused'",
+            &[],
+        )
+        .await;
+    assert_eq!(audit, None, "no reuse recorded");
 }
