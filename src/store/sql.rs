@@ -370,17 +370,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_activation_token(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO activation_tokens (token_hash, account_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(token_hash)
-                .bind(account_id)
-                .bind(now)
-                .bind(expires_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
+                self.insert_link_token("activation_tokens", account_id, token_hash, now, expires_at).await
             }
 
             async fn activate_account(
@@ -429,17 +419,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_password_reset(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO password_resets (token_hash, account_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(token_hash)
-                .bind(account_id)
-                .bind(now)
-                .bind(expires_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
+                self.insert_link_token("password_resets", account_id, token_hash, now, expires_at).await
             }
 
             async fn consume_password_reset(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
@@ -702,6 +682,29 @@ macro_rules! sql_store {
         }
 
         impl $store {
+            /// Stores a single-use link token (`activation_tokens`, `password_resets`: the same
+            /// columns). `table` is one of those names, never client text.
+            async fn insert_link_token(
+                &self,
+                table: &'static str,
+                account_id: &str,
+                token_hash: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (token_hash, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)"
+                ))
+                .bind(token_hash)
+                .bind(account_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
             /// Creates the default organization if this is a fresh database.
             async fn seed_defaults(&self, now: i64) -> StoreResult<()> {
                 sqlx::query(

@@ -411,19 +411,25 @@ async fn a_disabled_account_cannot_refresh_and_its_token_is_not_spent(backend: B
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-async fn a_revoked_sessions_token_is_unknown_and_not_spent(backend: Backend) {
-    let app = app!(backend);
-    let login = app.user("alice").await;
-    let token = login["refreshToken"].as_str().unwrap();
+/// Ends the login's session through the API.
+async fn log_out(app: &TestApp, login: &Value) {
+    let access = login["accessToken"].as_str().unwrap();
     let r = app
         .request(
             "POST",
             "/api/auth/logout",
             None,
-            &[("x-access-token", login["accessToken"].as_str().unwrap())],
+            &[("x-access-token", access)],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn a_revoked_sessions_token_is_unknown_and_not_spent(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let token = login["refreshToken"].as_str().unwrap();
+    log_out(&app, &login).await;
     for _ in 0..2 {
         // Not reuse either time: the token was never used, its session just ended.
         let r = app.refresh(token).await;
@@ -554,15 +560,7 @@ async fn a_logout_racing_a_refresh_is_not_reuse(backend: Backend) {
     let app = app!(backend);
     let login = app.user("alice").await;
     let token = login["refreshToken"].as_str().unwrap();
-    let r = app
-        .request(
-            "POST",
-            "/api/auth/logout",
-            None,
-            &[("x-access-token", login["accessToken"].as_str().unwrap())],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    log_out(&app, &login).await;
     // The state that race leaves: claimed for a successor that does not exist.
     app.execute_sql(
         "UPDATE refresh_tokens SET used_at = 1, replaced_by = 'never-stored' WHERE token_hash = $1",
