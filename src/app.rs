@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::core::{Core, StartupError, now_ms};
+use crate::core::{Core, StartupError};
 use crate::http::{AppState, router};
 use crate::store;
 
@@ -76,7 +76,7 @@ impl Application {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(e) = core.keys.reload(&core.store, now_ms()).await {
+                if let Err(e) = core.reload_keys().await {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }
             }

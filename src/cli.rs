@@ -1,4 +1,9 @@
-//! The command line: `brama serve | migrate | user create | keys rotate`.
+//! The command line: `brama serve | migrate | user create | keys rotate | members | outbox`.
+//!
+//! Commands that apply rules (`user create`, `members`) go through the core, as a surface
+//! does, and describe its errors in one table (`describe`). Commands that only prepare or read
+//! the database for the operator (`migrate`, `keys rotate`, `outbox`) open the store themselves,
+//! without starting the core's hashing threads or connecting to Redis.
 
 use std::io::BufRead;
 
@@ -6,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{Application, open_store};
 use crate::config::{Config, Overrides};
-use crate::core::{Core, Role, StartupError, now_ms, rfc3339};
+use crate::core::accounts::Registration;
+use crate::core::{Actor, Core, CoreError, StartupError, now_ms, rfc3339};
+use crate::domain::{AccountEmail, Fields, Password, Role, Username};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,10 +123,25 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let mut password = String::new();
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
+            let mut f = Fields::new();
+            let username = f.parse("username", Some(args.username.as_str()), Username::parse);
+            let email = f.parse("email", Some(args.email.as_str()), AccountEmail::parse);
+            let password = f.parse("password", Some(password), |p| {
+                Password::parse(p, config.password_policy)
+            });
+            let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+                let e = CoreError::Validation(f.into_errors());
+                return Err(format!("could not create the account: {}", describe(&e)).into());
+            };
             let store = open_store(&config).await?;
             let core = Core::build(config, store).await?;
+            let registration = Registration {
+                username,
+                email,
+                password,
+            };
             let account = core
-                .create_account(&args.username, &args.email, password, role)
+                .create_account(registration, role)
                 .await
                 .map_err(|e| format!("could not create the account: {}", describe(&e)))?;
             println!(
@@ -169,7 +191,6 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
 }
 
 async fn members(config: Config, command: MembersCommand) -> Result<(), StartupError> {
-    use crate::core::members::Actor;
     use crate::core::members_csv::parse_separator;
     let store = open_store(&config).await?;
     let core = Core::build(config, store).await?;
@@ -184,8 +205,9 @@ async fn members(config: Config, command: MembersCommand) -> Result<(), StartupE
         } => {
             let org =
                 organization.unwrap_or_else(|| crate::store::DEFAULT_ORGANIZATION.to_string());
+            let granted = Actor::operator(&org).grant().map_err(|e| describe(&e))?;
             let csv = core
-                .export_members_csv(&Actor::cli(&org), separator(&sep)?)
+                .export_members_csv(&granted, separator(&sep)?)
                 .await
                 .map_err(|e| describe(&e))?;
             std::fs::write(&file, &csv)
@@ -217,8 +239,9 @@ async fn members(config: Config, command: MembersCommand) -> Result<(), StartupE
                     bar.set_position(done);
                 }
             };
+            let granted = Actor::operator(&org).grant().map_err(|e| describe(&e))?;
             let result = core
-                .import_members_csv(&Actor::cli(&org), &data, sep, &progress)
+                .import_members_csv(&granted, &data, sep, &progress)
                 .await;
             bar.finish_and_clear();
             let imported = result.map_err(|e| describe(&e))?;
@@ -228,8 +251,8 @@ async fn members(config: Config, command: MembersCommand) -> Result<(), StartupE
     Ok(())
 }
 
-fn describe(e: &crate::core::CoreError) -> String {
-    use crate::core::CoreError;
+/// The one table from the core's errors to what the command line prints.
+fn describe(e: &CoreError) -> String {
     match e {
         CoreError::Validation(fields) => fields
             .iter()

@@ -1,62 +1,95 @@
-//! Accounts: registration, login, own data, password change.
+//! Accounts: registration, login, own data, password change and reset.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::core::limits::retry_after_secs;
 use crate::core::sessions::IssuedSession;
-use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
-use crate::crypto::jwt::Claims;
-use crate::domain::{AccountEmail, FieldError, Password, Problem, Username, normalize_key};
-use crate::store::{AccountRecord, AuditEvent, DEFAULT_ORGANIZATION, NewAccount};
+use crate::core::{AuditAction, Caller, Client, Core, CoreError, CoreResult, now_ms};
+use crate::crypto::{random_token, token_hash};
+use crate::domain::{AccountEmail, AccountStatus, Password, Role, Username, normalize_key};
+use crate::store::{
+    AccountRecord, AccountUpdate, DEFAULT_ORGANIZATION, LinkKind, LinkTokenRecord, NewAccount,
+};
 
-/// What a client sent to register (Membership API).
-#[derive(Debug, Default)]
-pub struct Registration<'a> {
-    pub username: Option<&'a str>,
-    pub email: Option<&'a str>,
-    pub password: Option<&'a str>,
+/// A new account of the default organization: what the Membership API's register and
+/// `brama user create` both give.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub username: Username,
+    pub email: AccountEmail,
+    pub password: Password,
 }
 
-pub const STATUS_ACTIVE: &str = "active";
+/// A login attempt: a username or an email, and a password, neither checked against any rule
+/// (an old account may predate today's rules).
+#[derive(Debug)]
+pub struct Credentials {
+    pub login: String,
+    pub password: SecretString,
+}
+
+/// A password change by the account holder.
+#[derive(Debug)]
+pub struct PasswordChange {
+    pub current: SecretString,
+    pub new: Password,
+}
+
+/// A new password set with an emailed reset token.
+#[derive(Debug)]
+pub struct PasswordReset {
+    pub token: String,
+    pub password: Password,
+}
+
+/// How long a password-reset link works.
+const RESET_TTL_MS: i64 = 60 * 60 * 1000;
+/// Longest login name and password a login attempt is hashed for; anything longer is refused
+/// before any work, with the answer of a wrong password.
+const MAX_LOGIN_CHARS: usize = 254;
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// SPEC §2: the first account of an organization is its owner where the organization
+/// bootstraps that way (`owner_bootstrap`: a company's sign-up; the default organization unless
+/// `bootstrap_first_user = false`). The first account, however it is made, ends the bootstrap;
+/// every other account gets the role asked for.
+pub fn role_for_new_account(
+    requested: Role,
+    first_of_organization: bool,
+    owner_bootstrap: bool,
+) -> Role {
+    if first_of_organization && owner_bootstrap {
+        Role::Owner
+    } else {
+        requested
+    }
+}
+
+/// A single-use link (activation, password reset) works once, until it expires.
+pub fn live_link(link: &LinkTokenRecord, now: i64) -> bool {
+    link.used_at.is_none() && link.expires_at > now
+}
 
 impl Core {
     /// Registers an account in the default organization. The first one is its owner when
     /// `bootstrap_first_user` is on.
     pub async fn register(
         &self,
-        input: Registration<'_>,
+        registration: Registration,
         client: &Client,
     ) -> CoreResult<AccountRecord> {
-        let mut errors = Vec::new();
-        let username = field(&mut errors, "username", input.username, Username::parse);
-        let email = field(&mut errors, "email", input.email, AccountEmail::parse);
-        let policy = self.config.password_policy;
-        let password = field(&mut errors, "password", input.password, |p| {
-            Password::parse(p, policy)
-        });
-        let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-            return Err(CoreError::Validation(errors));
-        };
-
         self.count_registration(client).await?;
-
         let account = self
-            .insert_account(
-                &username,
-                &email,
-                &password,
+            .add_account(
+                &registration,
                 Role::User,
                 self.config.bootstrap_first_user,
+                Origin::SignUp(client),
             )
             .await?;
-        self.audit(AuditEvent {
-            organization_id: Some(account.organization_id.clone()),
-            actor_id: Some(account.id.clone()),
-            action: "account_registered",
-            target: Some(account.id.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
         tracing::info!(account = %account.id, role = %account.role, "account registered");
         Ok(account)
     }
@@ -64,98 +97,80 @@ impl Core {
     /// Creates an account with a given role from the command line (`brama user create`).
     pub async fn create_account(
         &self,
-        username: &str,
-        email: &str,
-        password: &str,
+        registration: Registration,
         role: Role,
     ) -> CoreResult<AccountRecord> {
-        let mut errors = Vec::new();
-        let username = field(&mut errors, "username", Some(username), Username::parse);
-        let email = field(&mut errors, "email", Some(email), AccountEmail::parse);
-        let policy = self.config.password_policy;
-        let password = field(&mut errors, "password", Some(password), |p| {
-            Password::parse(p, policy)
-        });
-        let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-            return Err(CoreError::Validation(errors));
-        };
-        let account = self
-            .insert_account(&username, &email, &password, role, false)
-            .await?;
-        self.audit(AuditEvent {
-            organization_id: Some(account.organization_id.clone()),
-            actor_id: None,
-            action: "account_created_cli",
-            target: Some(account.id.clone()),
-            ip: None,
-        })
-        .await;
-        Ok(account)
+        self.add_account(&registration, role, false, Origin::CommandLine)
+            .await
     }
 
-    async fn insert_account(
+    /// Both ways of adding an account to the default organization.
+    async fn add_account(
         &self,
-        username: &Username,
-        email: &AccountEmail,
-        password: &Password,
-        role: Role,
-        first_is_owner: bool,
+        registration: &Registration,
+        requested: Role,
+        owner_bootstrap: bool,
+        origin: Origin<'_>,
     ) -> CoreResult<AccountRecord> {
-        let hash = self.hasher.hash(password.expose()).await?;
-        Ok(self
-            .store
-            .insert_account(NewAccount {
+        let hash = self.hasher.hash(registration.password.expose()).await?;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let first = tx.claim_first_account(DEFAULT_ORGANIZATION).await?;
+        let username = registration.username.as_str();
+        let email = registration.email.as_str();
+        let account = tx
+            .insert_account(&NewAccount {
                 id: uuid::Uuid::now_v7().to_string(),
                 organization_id: DEFAULT_ORGANIZATION.into(),
-                username_norm: Some(normalize_key(username.as_str())),
-                username: Some(username.as_str().to_string()),
-                email_norm: normalize_key(email.as_str()),
-                email: email.as_str().to_string(),
+                username_norm: Some(normalize_key(username)),
+                username: Some(username.to_string()),
+                email_norm: normalize_key(email),
+                email: email.to_string(),
                 phone: None,
                 phone_norm: None,
                 name: String::new(),
                 surname: String::new(),
                 password_hash: Some(hash),
-                role: role.as_str().into(),
-                first_is_owner,
-                status: STATUS_ACTIVE.into(),
-                now: now_ms(),
+                role: role_for_new_account(requested, first, owner_bootstrap),
+                status: AccountStatus::Active,
+                now,
             })
-            .await?)
+            .await?;
+        let event = match origin {
+            Origin::SignUp(client) => AuditAction::AccountRegistered.event(
+                Some(&account.organization_id),
+                Some(&account.id),
+                Some(account.id.clone()),
+                client.ip,
+            ),
+            Origin::CommandLine => AuditAction::AccountCreatedCli.event(
+                Some(&account.organization_id),
+                None,
+                Some(account.id.clone()),
+                None,
+            ),
+        };
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        Ok(account)
     }
 
     /// Checks a username (or email) and password and starts a session. Unknown users, wrong
     /// passwords and accounts that may not log in get the same error after the same work.
     pub async fn login(
         &self,
-        login: Option<&str>,
-        password: Option<&str>,
+        credentials: Credentials,
         client: &Client,
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
-        self.login_as("username", login, password, client).await
-    }
-
-    /// [`Core::login`] with the login field named as the surface calls it (`email` on the
-    /// Company API), for its validation messages.
-    pub async fn login_as(
-        &self,
-        login_field: &'static str,
-        login: Option<&str>,
-        password: Option<&str>,
-        client: &Client,
-    ) -> CoreResult<(AccountRecord, IssuedSession)> {
-        let mut errors = Vec::new();
-        let login = required(&mut errors, login_field, login);
-        let password = required(&mut errors, "password", password);
-        let (Some(login), Some(password)) = (login, password) else {
-            return Err(CoreError::Validation(errors));
-        };
+        let password = credentials.password.expose_secret();
         // Bound the work an attacker can make us do before hashing.
-        if password.chars().count() > 1024 || login.chars().count() > 254 {
+        if password.chars().count() > MAX_PASSWORD_CHARS
+            || credentials.login.chars().count() > MAX_LOGIN_CHARS
+        {
             return Err(CoreError::InvalidCredentials);
         }
 
-        let key = normalize_key(login);
+        let key = normalize_key(&credentials.login);
         let window = Duration::from_secs(self.config.failed_login_window_secs);
         let account_key = format!("login:account:{key}");
         let ip_key = client.ip.map(|ip| format!("login:ip:{ip}"));
@@ -181,7 +196,7 @@ impl Core {
         let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let verified = self.hasher.verify(password, hash).await?;
         let account = match account {
-            Some(a) if verified.matches && a.status == STATUS_ACTIVE => a,
+            Some(a) if verified.matches && a.status.may_log_in() => a,
             other => {
                 self.limiter
                     .hit(&account_key, self.config.failed_logins_per_account, window)
@@ -191,159 +206,110 @@ impl Core {
                         .hit(ip_key, self.config.failed_logins_per_ip, window)
                         .await;
                 }
-                self.audit(AuditEvent {
-                    organization_id: other.as_ref().map(|a| a.organization_id.clone()),
-                    actor_id: None,
-                    action: "login_failed",
-                    target: other.as_ref().map(|a| a.id.clone()),
-                    ip: client.ip.map(|ip| ip.to_string()),
-                })
+                self.audit_alone(AuditAction::LoginFailed.event(
+                    other.as_ref().map(|a| a.organization_id.as_str()),
+                    None,
+                    other.as_ref().map(|a| a.id.clone()),
+                    client.ip,
+                ))
                 .await;
                 crate::telemetry::count_login(false);
                 return Err(CoreError::InvalidCredentials);
             }
         };
         self.limiter.reset(&account_key).await;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
         if let Some(new_hash) = verified.rehash {
-            self.store
-                .set_password_hash(&account.id, &new_hash, now_ms())
-                .await?;
+            let upgrade = AccountUpdate {
+                password_hash: Some(new_hash),
+                ..AccountUpdate::default()
+            };
+            tx.update_account(&account.id, &upgrade, now).await?;
         }
-        let issued = self.start_session(&account, client).await?;
-        self.audit(AuditEvent {
-            organization_id: Some(account.organization_id.clone()),
-            actor_id: Some(account.id.clone()),
-            action: "login",
-            target: Some(issued.session_id.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        let issued = self.open_session(&mut *tx, &account, client, now).await?;
+        let event = AuditAction::Login.event(
+            Some(&account.organization_id),
+            Some(&account.id),
+            Some(issued.session_id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
         crate::telemetry::count_login(true);
         Ok((account, issued))
     }
 
     /// The account behind an access token, within the token's organization.
-    pub async fn me(&self, claims: &Claims) -> CoreResult<AccountRecord> {
-        let account = match self.cached_account(&claims.sub) {
+    pub async fn me(&self, caller: &Caller) -> CoreResult<AccountRecord> {
+        let account = match self.cached_account(&caller.account_id) {
             Some(a) => Some(a),
             None => {
-                let fresh = self.store.account(&claims.sub).await?;
+                let fresh = self.store.account(&caller.account_id).await?;
                 if let Some(a) = &fresh {
                     self.remember_account(a);
                 }
                 fresh
             }
         };
-        match account {
-            Some(a) if a.organization_id == claims.org && a.status == STATUS_ACTIVE => Ok(a),
-            _ => Err(CoreError::TokenInvalid),
-        }
+        own_account(account, caller)
     }
 
-    /// Changes the password after checking the current one; other sessions are revoked.
+    /// Changes the password after checking the current one; the caller's other sessions end.
     pub async fn change_password(
         &self,
-        claims: &Claims,
-        current: Option<&str>,
-        new: Option<&str>,
+        caller: &Caller,
+        change: PasswordChange,
         client: &Client,
     ) -> CoreResult<()> {
-        let mut errors = Vec::new();
-        let current = required(&mut errors, "currentPassword", current);
-        let policy = self.config.password_policy;
-        let new = field(&mut errors, "newPassword", new, |p| {
-            Password::parse(p, policy)
-        });
-        let (Some(current), Some(new)) = (current, new) else {
-            return Err(CoreError::Validation(errors));
-        };
-        let account = self.me(claims).await?;
+        // Read afresh: the check is against the hash as it is now, not as cached.
+        let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
         let verified = self
             .hasher
-            .verify(current, account.password_hash.as_deref())
+            .verify(
+                change.current.expose_secret(),
+                account.password_hash.as_deref(),
+            )
             .await?;
         if !verified.matches {
             return Err(CoreError::WrongPassword);
         }
-        let hash = self.hasher.hash(new.expose()).await?;
+        let hash = self.hasher.hash(change.new.expose()).await?;
         let now = now_ms();
-        self.store
-            .set_password_hash(&account.id, &hash, now)
-            .await?;
-        self.store
-            .revoke_sessions(&account.id, Some(&claims.sid), "password_changed", now)
-            .await?;
-        self.audit(AuditEvent {
-            organization_id: Some(account.organization_id.clone()),
-            actor_id: Some(account.id.clone()),
-            action: "password_changed",
-            target: Some(account.id.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        let mut tx = self.begin().await?;
+        let update = AccountUpdate {
+            password_hash: Some(hash),
+            ..AccountUpdate::default()
+        };
+        tx.update_account(&account.id, &update, now).await?;
+        tx.revoke_sessions(
+            &account.id,
+            Some(&caller.session_id),
+            crate::domain::RevokeReason::PasswordChanged,
+            now,
+        )
+        .await?;
+        let event = AuditAction::PasswordChanged.event(
+            Some(&account.organization_id),
+            Some(&account.id),
+            Some(account.id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.forget_account(&account.id);
+        self.forget_sessions();
         Ok(())
     }
-}
 
-/// Parses one field, recording why it was refused.
-pub(crate) fn field<T>(
-    errors: &mut Vec<FieldError>,
-    name: &'static str,
-    value: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, Problem>,
-) -> Option<T> {
-    let Some(value) = value else {
-        errors.push(FieldError {
-            field: name,
-            problem: Problem::Required,
-        });
-        return None;
-    };
-    match parse(value) {
-        Ok(v) => Some(v),
-        Err(problem) => {
-            errors.push(FieldError {
-                field: name,
-                problem,
-            });
-            None
-        }
-    }
-}
-
-pub(crate) fn required<'a>(
-    errors: &mut Vec<FieldError>,
-    name: &'static str,
-    value: Option<&'a str>,
-) -> Option<&'a str> {
-    match value {
-        Some(v) if !v.is_empty() => Some(v),
-        _ => {
-            errors.push(FieldError {
-                field: name,
-                problem: Problem::Required,
-            });
-            None
-        }
-    }
-}
-
-/// How long a password-reset link works.
-const RESET_TTL_MS: i64 = 60 * 60 * 1000;
-
-impl Core {
     /// Sends a reset link if an active account uses `email`. The answer, and its timing, do not
     /// depend on whether one does: the lookup and the email happen after the answer.
     pub async fn forgot_password(
-        self: &std::sync::Arc<Self>,
-        email: Option<&str>,
+        self: &Arc<Self>,
+        email: AccountEmail,
         lang: crate::i18n::Lang,
         client: &Client,
     ) -> CoreResult<()> {
-        let mut errors = Vec::new();
-        let Some(email) = field(&mut errors, "email", email, AccountEmail::parse) else {
-            return Err(CoreError::Validation(errors));
-        };
         let key = normalize_key(email.as_str());
         let hour = Duration::from_secs(3600);
         let limit = self.config.password_resets_per_hour;
@@ -356,8 +322,8 @@ impl Core {
                 retry_after_secs: retry_after_secs(wait),
             });
         }
-        let core = std::sync::Arc::clone(self);
-        let ip = client.ip.map(|ip| ip.to_string());
+        let core = Arc::clone(self);
+        let ip = client.ip;
         tokio::spawn(async move {
             if let Err(e) = core.send_reset_link(&key, lang, ip).await {
                 tracing::error!(error = %e, "could not send a password-reset email");
@@ -370,85 +336,96 @@ impl Core {
         &self,
         key: &str,
         lang: crate::i18n::Lang,
-        ip: Option<String>,
+        ip: Option<std::net::IpAddr>,
     ) -> CoreResult<()> {
         let Some(account) = self.store.account_by_login(key).await? else {
             return Ok(());
         };
-        if account.status != STATUS_ACTIVE {
+        if !account.status.may_log_in() {
             return Ok(());
         }
-        let token = crate::crypto::random_token();
+        let token = random_token();
         let now = now_ms();
-        self.store
-            .insert_password_reset(
-                &account.id,
-                &crate::crypto::token_hash(&token),
-                now,
-                now + RESET_TTL_MS,
-            )
-            .await?;
+        let mut tx = self.begin().await?;
+        tx.insert_link_token(
+            LinkKind::PasswordReset,
+            &account.id,
+            &token_hash(&token),
+            now,
+            now + RESET_TTL_MS,
+        )
+        .await?;
+        let event = AuditAction::PasswordResetRequested.event(
+            Some(&account.organization_id),
+            None,
+            Some(account.id.clone()),
+            ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
         // In the fragment: it never reaches a server log or a Referer header.
         let link = format!("{}/reset#token={token}", self.config.public_url());
         let (subject, body) = crate::i18n::email(lang, "reset", &link);
         self.send_email("password reset", &account.email, subject, body)
-            .await?;
-        self.audit(AuditEvent {
-            organization_id: Some(account.organization_id.clone()),
-            actor_id: None,
-            action: "password_reset_requested",
-            target: Some(account.id.clone()),
-            ip,
-        })
-        .await;
-        Ok(())
+            .await
     }
 
-    /// Sets a new password with a reset token; every session of the account ends.
-    pub async fn reset_password(
-        &self,
-        token: Option<&str>,
-        password: Option<&str>,
-        client: &Client,
-    ) -> CoreResult<()> {
-        let mut errors = Vec::new();
-        let token = required(&mut errors, "token", token);
-        let policy = self.config.password_policy;
-        // The policy is checked first, so a weak password does not use the link up.
-        let password = field(&mut errors, "password", password, |p| {
-            Password::parse(p, policy)
-        });
-        let (Some(token), Some(password)) = (token, password) else {
-            return Err(CoreError::Validation(errors));
-        };
-        let hash = self.hasher.hash(password.expose()).await?;
+    /// Sets a new password with a reset token; every session of the account ends. Spending the
+    /// token, the new password, the revocations and the audit event commit together.
+    pub async fn reset_password(&self, reset: PasswordReset, client: &Client) -> CoreResult<()> {
+        let hash = self.hasher.hash(reset.password.expose()).await?;
         let now = now_ms();
-        let Some(account_id) = self
-            .store
-            .consume_password_reset(&crate::crypto::token_hash(token), now)
-            .await?
-        else {
+        let presented = token_hash(&reset.token);
+        let mut tx = self.begin().await?;
+        let link = tx.link_token(LinkKind::PasswordReset, &presented).await?;
+        let Some(link) = link.filter(|l| live_link(l, now)) else {
             return Err(CoreError::ResetTokenInvalid);
         };
-        self.store
-            .set_password_hash(&account_id, &hash, now)
-            .await?;
-        self.store
-            .revoke_sessions(&account_id, None, "password_reset", now)
-            .await?;
-        let organization_id = self
-            .store
-            .account(&account_id)
+        if !tx
+            .spend_link_token(LinkKind::PasswordReset, &presented, now)
             .await?
-            .map(|a| a.organization_id);
-        self.audit(AuditEvent {
-            organization_id,
-            actor_id: Some(account_id.clone()),
-            action: "password_reset",
-            target: Some(account_id),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        {
+            return Err(CoreError::ResetTokenInvalid);
+        }
+        let update = AccountUpdate {
+            password_hash: Some(hash),
+            ..AccountUpdate::default()
+        };
+        let Some(account) = tx.update_account(&link.account_id, &update, now).await? else {
+            return Err(CoreError::ResetTokenInvalid);
+        };
+        tx.revoke_sessions(
+            &account.id,
+            None,
+            crate::domain::RevokeReason::PasswordReset,
+            now,
+        )
+        .await?;
+        let event = AuditAction::PasswordReset.event(
+            Some(&account.organization_id),
+            Some(&account.id),
+            Some(account.id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.forget_account(&account.id);
+        self.forget_sessions();
         Ok(())
+    }
+}
+
+/// Who adds an account: a person signing up, or the operator.
+enum Origin<'a> {
+    SignUp(&'a Client),
+    CommandLine,
+}
+
+/// The caller's own account, if it still is one that may act: in the token's organization,
+/// and active.
+fn own_account(account: Option<AccountRecord>, caller: &Caller) -> CoreResult<AccountRecord> {
+    match account {
+        Some(a) if a.organization_id == caller.organization_id && a.status.may_log_in() => Ok(a),
+        _ => Err(CoreError::TokenInvalid),
     }
 }

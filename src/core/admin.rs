@@ -1,135 +1,201 @@
 //! Administration of an organization's accounts: list, change roles within the rules of SPEC §2,
-//! disable. Every query is scoped to the caller's organization.
+//! disable; and the audit trail. Every query is scoped to the actor's organization.
 
-use crate::core::accounts::STATUS_ACTIVE;
-use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
-use crate::crypto::jwt::Claims;
-use crate::domain::{FieldError, Problem};
-use crate::store::{AccountRecord, AuditEvent};
-
-pub const STATUS_DISABLED: &str = "disabled";
+use crate::core::actor::{Granted, ManageAccounts, ReadAudit};
+use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
+use crate::domain::{AccountStatus, FieldError, Problem, RevokeReason, Role};
+use crate::store::{AccountRecord, AccountUpdate, AuditRecord};
 
 /// A change an admin asks for; `None` leaves the field as it is.
-#[derive(Debug, Default)]
-pub struct AccountChange<'a> {
-    pub role: Option<&'a str>,
-    pub status: Option<&'a str>,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountChange {
+    pub role: Option<Role>,
+    pub status: Option<AccountStatus>,
+}
+
+/// How many audit events one page holds, unless asked otherwise, and at most.
+const AUDIT_PAGE: i64 = 100;
+const AUDIT_PAGE_MAX: i64 = 1000;
+
+/// SPEC §2: below the owner, an actor manages only accounts below their own role and grants
+/// at most the role below their own; an owner manages anyone (but themself, which the caller
+/// checks, so that an organization cannot lose its last owner by accident).
+pub fn check_account_change(actor: Role, target: Role, change: &AccountChange) -> CoreResult<()> {
+    let outranked = actor < Role::Owner
+        && (target >= actor || change.role.is_some_and(|granted| granted >= actor));
+    if outranked {
+        return Err(CoreError::Forbidden {
+            required: Role::Owner,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a change ends the account's sessions: a disabled or demoted account must not keep
+/// them; a promotion shows in the next refreshed access token, which re-reads the role.
+pub fn change_ends_sessions(target: Role, change: &AccountChange) -> bool {
+    change.status == Some(AccountStatus::Disabled) || change.role.is_some_and(|r| r < target)
 }
 
 impl Core {
-    /// Fails unless the token's role is at least `required`.
-    pub fn require(&self, claims: &Claims, required: Role) -> CoreResult<Role> {
-        let role = Core::role_of(claims);
-        if role >= required {
-            Ok(role)
-        } else {
-            Err(CoreError::Forbidden { required })
-        }
-    }
-
-    /// The organization's audit trail, newest first (admins).
+    /// The organization's audit trail, newest first.
     pub async fn audit_trail(
         &self,
-        claims: &Claims,
+        granted: &Granted<ReadAudit>,
         before: Option<i64>,
         limit: Option<i64>,
-    ) -> CoreResult<Vec<crate::store::AuditRecord>> {
-        self.require(claims, Role::Admin)?;
-        let limit = limit.unwrap_or(100).clamp(1, 1000);
-        Ok(self.store.audit_events(&claims.org, before, limit).await?)
+    ) -> CoreResult<Vec<AuditRecord>> {
+        let limit = limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX);
+        Ok(self
+            .store
+            .audit_events(&granted.organization_id, before, limit)
+            .await?)
     }
 
-    pub async fn list_accounts(&self, claims: &Claims) -> CoreResult<Vec<AccountRecord>> {
-        self.require(claims, Role::Admin)?;
-        Ok(self.store.accounts(&claims.org).await?)
+    pub async fn list_accounts(
+        &self,
+        granted: &Granted<ManageAccounts>,
+    ) -> CoreResult<Vec<AccountRecord>> {
+        Ok(self.store.accounts(&granted.organization_id).await?)
     }
 
-    /// One account of the caller's organization; another organization's is not found.
-    pub async fn account_of_org(&self, claims: &Claims, id: &str) -> CoreResult<AccountRecord> {
-        self.require(claims, Role::Admin)?;
+    /// One account of the actor's organization; another organization's is not found.
+    pub async fn account_of_org(
+        &self,
+        granted: &Granted<ManageAccounts>,
+        id: &str,
+    ) -> CoreResult<AccountRecord> {
         match self.store.account(id).await? {
-            Some(a) if a.organization_id == claims.org => Ok(a),
+            Some(a) if a.organization_id == granted.organization_id => Ok(a),
             _ => Err(CoreError::NotFound),
         }
     }
 
-    /// Changes role and/or status. An admin manages accounts below their own role and may grant
-    /// at most moderator; only an owner grants admin or owner. Nobody changes their own account,
-    /// so an organization cannot lose its last owner by accident. Disabling ends every session.
+    /// Changes role and/or status (see [`check_account_change`]). Nobody changes their own
+    /// account. The change, the sessions it ends and its audit event commit together.
     pub async fn change_account(
         &self,
-        claims: &Claims,
+        granted: &Granted<ManageAccounts>,
         id: &str,
-        change: AccountChange<'_>,
-        client: &Client,
+        change: AccountChange,
     ) -> CoreResult<AccountRecord> {
-        let actor = self.require(claims, Role::Admin)?;
-        let mut errors = Vec::new();
-        let role = match change.role {
-            None => None,
-            Some(r) => match Role::parse(r.trim().to_ascii_lowercase().trim_start_matches("role_"))
-            {
-                Some(role) => Some(role),
-                None => {
-                    errors.push(FieldError {
-                        field: "role",
-                        problem: Problem::Format,
-                    });
-                    None
-                }
-            },
-        };
-        let status = match change.status.map(str::trim) {
-            None => None,
-            Some(s) if s == STATUS_ACTIVE || s == STATUS_DISABLED => Some(s),
-            Some(_) => {
-                errors.push(FieldError {
-                    field: "status",
-                    problem: Problem::Format,
-                });
-                None
-            }
-        };
-        if !errors.is_empty() {
-            return Err(CoreError::Validation(errors));
-        }
-        let target = self.account_of_org(claims, id).await?;
-        if target.id == claims.sub {
-            return Err(CoreError::CannotChangeSelf);
-        }
-        let target_role = Role::parse(&target.role).unwrap_or(Role::User);
-        if actor < Role::Owner && target_role >= actor {
-            return Err(CoreError::Forbidden {
-                required: Role::Owner,
-            });
-        }
-        if actor < Role::Owner && role.is_some_and(|r| r >= actor) {
-            return Err(CoreError::Forbidden {
-                required: Role::Owner,
-            });
+        if change.status.is_some_and(|s| !s.settable_by_admin()) {
+            return Err(CoreError::Validation(vec![FieldError {
+                field: "status",
+                problem: Problem::Format,
+            }]));
         }
         let now = now_ms();
-        let updated = self
-            .store
-            .update_account(&claims.org, id, role.map(Role::as_str), status, now)
+        let mut tx = self.begin().await?;
+        let target = tx
+            .account(id)
+            .await?
+            .filter(|a| a.organization_id == granted.organization_id)
+            .ok_or(CoreError::NotFound)?;
+        if granted.account_id.as_deref() == Some(target.id.as_str()) {
+            return Err(CoreError::CannotChangeSelf);
+        }
+        check_account_change(granted.role, target.role, &change)?;
+        let update = AccountUpdate {
+            role: change.role,
+            status: change.status,
+            ..AccountUpdate::default()
+        };
+        let updated = tx
+            .update_account(&target.id, &update, now)
             .await?
             .ok_or(CoreError::NotFound)?;
-        self.forget_account(&updated.id);
-        if status == Some(STATUS_DISABLED) || role.is_some_and(|r| r < target_role) {
-            // A disabled or demoted account must not keep its sessions; a promotion shows in the
-            // next refreshed access token, which re-reads the role.
-            self.store
-                .revoke_sessions(&updated.id, None, "account_changed", now)
+        if change_ends_sessions(target.role, &change) {
+            tx.revoke_sessions(&updated.id, None, RevokeReason::AccountChanged, now)
                 .await?;
         }
-        self.audit(AuditEvent {
-            organization_id: Some(claims.org.clone()),
-            actor_id: Some(claims.sub.clone()),
-            action: "account_changed",
-            target: Some(updated.id.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        let event = AuditAction::AccountChanged.event(
+            Some(&granted.organization_id),
+            granted.account_id.as_deref(),
+            Some(updated.id.clone()),
+            granted.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.forget_account(&updated.id);
+        self.forget_sessions();
         Ok(updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(role: Option<Role>, status: Option<AccountStatus>) -> AccountChange {
+        AccountChange { role, status }
+    }
+
+    #[test]
+    fn admins_manage_below_themselves_and_grant_at_most_moderator() {
+        let admin = Role::Admin;
+        assert!(
+            check_account_change(admin, Role::User, &change(Some(Role::Moderator), None)).is_ok()
+        );
+        assert!(
+            check_account_change(
+                admin,
+                Role::Moderator,
+                &change(None, Some(AccountStatus::Disabled))
+            )
+            .is_ok()
+        );
+        for (target, granted) in [
+            (Role::User, Some(Role::Admin)),
+            (Role::User, Some(Role::Owner)),
+            (Role::Admin, None),
+            (Role::Owner, Some(Role::User)),
+        ] {
+            assert!(
+                matches!(
+                    check_account_change(admin, target, &change(granted, None)),
+                    Err(CoreError::Forbidden {
+                        required: Role::Owner
+                    })
+                ),
+                "{target:?} -> {granted:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn owners_manage_anyone() {
+        for target in Role::ALL {
+            for granted in Role::ALL {
+                assert!(
+                    check_account_change(Role::Owner, *target, &change(Some(*granted), None))
+                        .is_ok()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn disabling_and_demoting_end_sessions_promoting_does_not() {
+        assert!(change_ends_sessions(
+            Role::User,
+            &change(None, Some(AccountStatus::Disabled))
+        ));
+        assert!(change_ends_sessions(
+            Role::Admin,
+            &change(Some(Role::User), None)
+        ));
+        assert!(!change_ends_sessions(
+            Role::User,
+            &change(Some(Role::Admin), None)
+        ));
+        assert!(!change_ends_sessions(
+            Role::User,
+            &change(None, Some(AccountStatus::Active))
+        ));
+        assert!(!change_ends_sessions(
+            Role::User,
+            &change(Some(Role::User), None)
+        ));
     }
 }

@@ -4,108 +4,95 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::core::accounts::{field, required};
+use crate::core::accounts::{live_link, role_for_new_account};
 use crate::core::sessions::IssuedSession;
-use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
+use crate::core::{AuditAction, Client, Core, CoreError, CoreResult, now_ms};
 use crate::crypto::{random_token, token_hash};
 use crate::domain::{
-    CompanyEmail, FieldError, MemberText, Password, Phone, Problem, normalize_key,
+    AccountStatus, CompanyEmail, MemberText, OrganizationStatus, Password, Phone, Role,
+    normalize_key,
 };
 use crate::i18n::Lang;
-use crate::store::{AccountRecord, AuditEvent, NewAccount, OrganizationRecord};
+use crate::store::{AccountRecord, AccountUpdate, LinkKind, NewAccount, OrganizationRecord};
 
 /// How long an activation link works (SPEC §5).
 const ACTIVATION_TTL_MS: i64 = 48 * 3600 * 1000;
-pub const STATUS_PENDING: &str = "pending_activation";
 
-/// What the sign-up form sends; `state` must be a JSON integer.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct Signup {
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub state: Option<Value>,
+/// A company's sign-up (SPEC §10's company rules, already checked).
+#[derive(Debug, Clone)]
+pub struct CompanySignup {
+    pub email: CompanyEmail,
+    pub phone: Phone,
+    pub state: i64,
+}
+
+/// The owner's first password and name, with the token of the activation link.
+#[derive(Debug)]
+pub struct Activation {
+    pub token: String,
+    pub password: Password,
+    pub name: MemberText,
+    /// The seed's own example answers with an empty surname.
+    pub surname: Option<MemberText>,
 }
 
 impl Core {
-    /// Validates SPEC §10's company rules, then creates the pending organization and owner and
-    /// emails the activation link.
+    /// Creates the pending organization and its pending owner, and emails the activation link.
     pub async fn signup(
         self: &Arc<Self>,
-        input: &Signup,
+        signup: CompanySignup,
         lang: Lang,
         client: &Client,
     ) -> CoreResult<AccountRecord> {
-        let mut errors = Vec::new();
-        let email = field(
-            &mut errors,
-            "email",
-            input.email.as_deref(),
-            CompanyEmail::parse,
-        );
-        let phone = field(&mut errors, "phone", input.phone.as_deref(), Phone::parse);
-        let state = match &input.state {
-            None | Some(Value::Null) => {
-                errors.push(FieldError {
-                    field: "state",
-                    problem: Problem::Required,
-                });
-                None
-            }
-            Some(v) => match v.as_i64() {
-                Some(n) => Some(n),
-                None => {
-                    errors.push(FieldError {
-                        field: "state",
-                        problem: Problem::Type,
-                    });
-                    None
-                }
-            },
-        };
-        let (Some(email), Some(phone), Some(state)) = (email, phone, state) else {
-            return Err(CoreError::Validation(errors));
-        };
         self.count_registration(client).await?;
         let now = now_ms();
+        let email = signup.email.as_str();
         let org = OrganizationRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            name: email.as_str().to_string(),
-            state,
-            status: "pending".into(),
+            name: email.to_string(),
+            state: signup.state,
+            status: OrganizationStatus::Pending,
             created_at: now,
         };
-        let owner = NewAccount {
-            id: uuid::Uuid::now_v7().to_string(),
-            organization_id: org.id.clone(),
-            username: None,
-            username_norm: None,
-            email: email.as_str().to_string(),
-            email_norm: normalize_key(email.as_str()),
-            phone: Some(phone.as_str().to_string()),
-            phone_norm: Some(normalize_key(phone.as_str())),
-            name: String::new(),
-            surname: String::new(),
-            password_hash: None,
-            role: Role::Owner.as_str().into(),
-            first_is_owner: false,
-            status: STATUS_PENDING.into(),
-            now,
-        };
         let token = random_token();
-        let account = self
-            .store
-            .create_company(&org, owner, &token_hash(&token), now + ACTIVATION_TTL_MS)
+        let mut tx = self.begin().await?;
+        tx.insert_organization(&org).await?;
+        let first = tx.claim_first_account(&org.id).await?;
+        let account = tx
+            .insert_account(&NewAccount {
+                id: uuid::Uuid::now_v7().to_string(),
+                organization_id: org.id.clone(),
+                username: None,
+                username_norm: None,
+                email: email.to_string(),
+                email_norm: normalize_key(email),
+                phone: Some(signup.phone.as_str().to_string()),
+                phone_norm: Some(normalize_key(signup.phone.as_str())),
+                name: String::new(),
+                surname: String::new(),
+                password_hash: None,
+                // The company's own account: its organization bootstraps its owner.
+                role: role_for_new_account(Role::Owner, first, true),
+                status: AccountStatus::PendingActivation,
+                now,
+            })
             .await?;
-        self.audit(AuditEvent {
-            organization_id: Some(org.id.clone()),
-            actor_id: Some(account.id.clone()),
-            action: "company_signed_up",
-            target: Some(org.id.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        tx.insert_link_token(
+            LinkKind::Activation,
+            &account.id,
+            &token_hash(&token),
+            now,
+            now + ACTIVATION_TTL_MS,
+        )
+        .await?;
+        let event = AuditAction::CompanySignedUp.event(
+            Some(&org.id),
+            Some(&account.id),
+            Some(org.id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
         self.send_activation_later(account.email.clone(), token, lang);
         Ok(account)
     }
@@ -124,47 +111,58 @@ impl Core {
     }
 
     /// Sets the password, name and surname with an activation token, activates the account and
-    /// its organization, and logs the owner in.
+    /// its organization (all in one transaction), and logs the owner in.
     pub async fn activate(
         &self,
-        token: Option<&str>,
-        password: Option<&str>,
-        name: Option<&str>,
-        surname: Option<&str>,
+        activation: Activation,
         client: &Client,
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
-        let mut errors = Vec::new();
-        let token = required(&mut errors, "token", token);
-        let policy = self.config.password_policy;
-        let password = field(&mut errors, "password", password, |p| {
-            Password::parse(p, policy)
-        });
-        let name = field(&mut errors, "name", name, MemberText::parse);
-        // The seed's own example answers with an empty surname.
-        let surname = match surname.map(str::trim).filter(|s| !s.is_empty()) {
-            None => Some(String::new()),
-            Some(s) => field(&mut errors, "surname", Some(s), MemberText::parse)
-                .map(|t| t.as_str().to_string()),
+        let hash = self.hasher.hash(activation.password.expose()).await?;
+        let now = now_ms();
+        let presented = token_hash(&activation.token);
+        let mut tx = self.begin().await?;
+        let link = tx.link_token(LinkKind::Activation, &presented).await?;
+        let Some(link) = link.filter(|l| live_link(l, now)) else {
+            return Err(CoreError::ActivationTokenInvalid);
         };
-        let (Some(token), Some(password), Some(name), Some(surname)) =
-            (token, password, name, surname)
-        else {
-            return Err(CoreError::Validation(errors));
+        let pending = tx
+            .account(&link.account_id)
+            .await?
+            .filter(|a| a.status == AccountStatus::PendingActivation);
+        if pending.is_none()
+            || !tx
+                .spend_link_token(LinkKind::Activation, &presented, now)
+                .await?
+        {
+            return Err(CoreError::ActivationTokenInvalid);
+        }
+        let update = AccountUpdate {
+            password_hash: Some(hash),
+            name: Some(activation.name.as_str().to_string()),
+            surname: Some(
+                activation
+                    .surname
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
+            status: Some(AccountStatus::Active),
+            role: None,
         };
-        let hash = self.hasher.hash(password.expose()).await?;
-        let account = self
-            .store
-            .activate_account(&token_hash(token), &hash, name.as_str(), &surname, now_ms())
+        let account = tx
+            .update_account(&link.account_id, &update, now)
             .await?
             .ok_or(CoreError::ActivationTokenInvalid)?;
-        self.audit(AuditEvent {
-            organization_id: Some(account.organization_id.clone()),
-            actor_id: Some(account.id.clone()),
-            action: "account_activated",
-            target: Some(account.id.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        tx.set_organization_status(&account.organization_id, OrganizationStatus::Active)
+            .await?;
+        let event = AuditAction::AccountActivated.event(
+            Some(&account.organization_id),
+            Some(&account.id),
+            Some(account.id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.forget_account(&account.id);
         let issued = self.start_session(&account, client).await?;
         Ok((account, issued))
     }
@@ -173,14 +171,10 @@ impl Core {
     /// whether one does; over the limit, nothing is sent and the answer is the same.
     pub async fn resend_activation(
         self: &Arc<Self>,
-        email: Option<&str>,
+        email: CompanyEmail,
         lang: Lang,
         client: &Client,
     ) -> CoreResult<()> {
-        let mut errors = Vec::new();
-        let Some(email) = field(&mut errors, "email", email, CompanyEmail::parse) else {
-            return Err(CoreError::Validation(errors));
-        };
         let key = normalize_key(email.as_str());
         let hour = Duration::from_secs(3600);
         let limit = self.config.password_resets_per_hour;
@@ -193,19 +187,21 @@ impl Core {
         let Some(account) = self.store.account_by_login(&key).await? else {
             return Ok(());
         };
-        if account.status != STATUS_PENDING {
+        if account.status != AccountStatus::PendingActivation {
             return Ok(());
         }
         let token = random_token();
         let now = now_ms();
-        self.store
-            .insert_activation_token(
-                &account.id,
-                &token_hash(&token),
-                now,
-                now + ACTIVATION_TTL_MS,
-            )
-            .await?;
+        let mut tx = self.begin().await?;
+        tx.insert_link_token(
+            LinkKind::Activation,
+            &account.id,
+            &token_hash(&token),
+            now,
+            now + ACTIVATION_TTL_MS,
+        )
+        .await?;
+        tx.commit().await?;
         self.send_activation_later(account.email, token, lang);
         Ok(())
     }

@@ -79,16 +79,17 @@ impl Core {
         match &self.mailer {
             Mailer::Outbox => {
                 let id = uuid::Uuid::now_v7().to_string();
-                self.store
-                    .insert_outbox(OutboxRecord {
-                        id: id.clone(),
-                        recipient: to.to_string(),
-                        subject,
-                        body,
-                        created_at: now_ms(),
-                        sent_at: None,
-                    })
-                    .await?;
+                let email = OutboxRecord {
+                    id: id.clone(),
+                    recipient: to.to_string(),
+                    subject,
+                    body,
+                    created_at: now_ms(),
+                    sent_at: None,
+                };
+                let mut tx = self.begin().await?;
+                tx.insert_outbox(&email).await?;
+                tx.commit().await?;
                 tracing::info!(email = %id, kind, "email queued in the outbox (no SMTP set); `brama outbox` shows it with its link");
             }
             Mailer::Smtp(smtp) => {

@@ -7,10 +7,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::core::members::{Actor, FIELDS, MemberDraft, parse_member};
-use crate::core::{Core, CoreError, CoreResult, Role, now_ms};
-use crate::domain::Problem;
-use crate::store::{AuditEvent, MemberFilter, MemberRecord, MemberSort};
+use crate::core::actor::{Granted, TransferMembers};
+use crate::core::members::new_record;
+use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
+use crate::domain::{FieldInput, MEMBER_FIELDS as FIELDS, MemberForm, NewMember, Problem};
+use crate::store::{MemberFilter, MemberRecord, MemberSort};
 
 const BOM: &str = "\u{feff}";
 /// Import errors listed in full; beyond this only their count is given.
@@ -58,13 +59,12 @@ fn unescape_cell(value: &str) -> &str {
 }
 
 impl Core {
-    /// Every member of the organization as CSV (admins).
-    pub async fn export_members_csv(&self, actor: &Actor, separator: u8) -> CoreResult<Vec<u8>> {
-        if actor.role < Role::Admin {
-            return Err(CoreError::Forbidden {
-                required: Role::Admin,
-            });
-        }
+    /// Every member of the organization as CSV.
+    pub async fn export_members_csv(
+        &self,
+        granted: &Granted<TransferMembers>,
+        separator: u8,
+    ) -> CoreResult<Vec<u8>> {
         let filter = MemberFilter {
             q: None,
             wojewodztwo: None,
@@ -75,7 +75,7 @@ impl Core {
         };
         let (members, _) = self
             .store
-            .list_members(&actor.organization_id, &filter)
+            .list_members(&granted.organization_id, &filter)
             .await?;
         let mut out = BOM.as_bytes().to_vec();
         {
@@ -112,31 +112,25 @@ impl Core {
                 .flush()
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
         }
-        self.audit(AuditEvent {
-            organization_id: Some(actor.organization_id.clone()),
-            actor_id: actor.account_id.clone(),
-            action: "members_exported",
-            target: Some(format!("{} members", members.len())),
-            ip: actor.ip.map(|ip| ip.to_string()),
-        })
+        self.audit_alone(AuditAction::MembersExported.event(
+            Some(&granted.organization_id),
+            granted.account_id.as_deref(),
+            Some(format!("{} members", members.len())),
+            granted.ip,
+        ))
         .await;
         Ok(out)
     }
 
-    /// Imports every row or none (admins). `progress(done, total)` is called while rows are
-    /// checked, for the command line's progress bar.
+    /// Imports every row or none. `progress(done, total)` is called while rows are checked,
+    /// for the command line's progress bar.
     pub async fn import_members_csv(
         &self,
-        actor: &Actor,
+        granted: &Granted<TransferMembers>,
         data: &[u8],
         separator: Option<u8>,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> CoreResult<usize> {
-        if actor.role < Role::Admin {
-            return Err(CoreError::Forbidden {
-                required: Role::Admin,
-            });
-        }
         let file_error = |problem| CoreError::Import {
             errors: vec![RowError {
                 row: 1,
@@ -218,17 +212,18 @@ impl Core {
                 }
             };
             let line = row.position().map(|p| p.line()).unwrap_or(line);
-            let cells: HashMap<&'static str, String> = columns
-                .iter()
-                .zip(row.iter())
-                .filter_map(|(c, v)| c.map(|c| (c, unescape_cell(v).to_string())))
-                .collect();
-            match parse_member(&MemberDraft::from_texts(&cells), None) {
-                Ok(fields) => {
-                    let record = crate::core::members::record_for_import(
-                        fields,
-                        &actor.organization_id,
-                        actor.account_id.clone(),
+            let mut form = MemberForm::default();
+            for (column, cell) in columns.iter().zip(row.iter()) {
+                if let Some(slot) = column.and_then(|c| form.slot(c)) {
+                    *slot = Some(FieldInput::Text(unescape_cell(cell).to_string()));
+                }
+            }
+            match NewMember::parse(form) {
+                Ok(member) => {
+                    let record = new_record(
+                        member,
+                        &granted.organization_id,
+                        granted.account_id.clone(),
                         now,
                     );
                     if let Some(first) = seen_pesels.insert(record.pesel.clone(), line) {
@@ -267,7 +262,7 @@ impl Core {
         let pesels: Vec<String> = records.iter().map(|r| r.pesel.clone()).collect();
         let existing: HashSet<String> = self
             .store
-            .existing_pesels(&actor.organization_id, &pesels)
+            .existing_pesels(&granted.organization_id, &pesels)
             .await?
             .into_iter()
             .collect();
@@ -294,28 +289,26 @@ impl Core {
                 total: error_count,
             });
         }
-        self.store
-            .insert_members(&records)
-            .await
-            .map_err(|e| match e {
-                crate::store::StoreError::Unique(_) => CoreError::Import {
-                    errors: vec![RowError {
-                        row: 0,
-                        field: "pesel".into(),
-                        problem: Problem::Taken,
-                    }],
-                    total: 1,
-                },
-                other => other.into(),
-            })?;
-        self.audit(AuditEvent {
-            organization_id: Some(actor.organization_id.clone()),
-            actor_id: actor.account_id.clone(),
-            action: "members_imported",
-            target: Some(format!("{} members", records.len())),
-            ip: actor.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+        let mut tx = self.begin().await?;
+        tx.insert_members(&records).await.map_err(|e| match e {
+            crate::store::StoreError::Unique(_) => CoreError::Import {
+                errors: vec![RowError {
+                    row: 0,
+                    field: "pesel".into(),
+                    problem: Problem::Taken,
+                }],
+                total: 1,
+            },
+            other => other.into(),
+        })?;
+        let event = AuditAction::MembersImported.event(
+            Some(&granted.organization_id),
+            granted.account_id.as_deref(),
+            Some(format!("{} members", records.len())),
+            granted.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
         Ok(records.len())
     }
 }

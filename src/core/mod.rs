@@ -1,7 +1,26 @@
-//! The rules: accounts, sessions and tokens, rate limits, audit. Knows nothing of HTTP.
+//! The rules: accounts, sessions and tokens, members, companies, rate limits, audit. Knows
+//! nothing of HTTP, and formats no message for a person (emails aside, from the catalogs).
+//!
+//! Each operation takes typed commands (parsed by a surface), decides, and writes through one
+//! store transaction ([`crate::store::Tx`]) together with its audit event, so that it happens
+//! whole or not at all, even when the client hangs up half-way. Where each rule lives:
+//!
+//! | rule | place |
+//! |---|---|
+//! | which role may do what (SPEC §2) | [`actor::Permission`] impls |
+//! | a new account's role, the owner bootstrap | [`accounts::role_for_new_account`] |
+//! | who may change whose role or status | [`admin::check_account_change`] |
+//! | what a refused refresh token means (reuse, grace, expiry) | [`sessions::refusal`] |
+//! | how many sessions an account keeps | [`sessions::sessions_over_limit`] |
+//! | which status may log in, which an admin may set | [`crate::domain::AccountStatus`] |
+//! | when a single-use link is spent | [`accounts::live_link`] |
+//! | what a member search matches | [`members::search_text`] |
+//! | claimable refresh token (the atomic claim) | `store::sql::claimable`, the one SQL rule |
 
 pub mod accounts;
+pub mod actor;
 pub mod admin;
+pub mod audit;
 pub mod company;
 pub mod error;
 pub mod limits;
@@ -10,49 +29,31 @@ pub mod members;
 pub mod members_csv;
 pub mod sessions;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use actor::{Actor, Caller, Granted};
+pub use audit::AuditAction;
 pub use error::{CoreError, CoreResult};
+
+pub use crate::domain::{AccountStatus, OrganizationStatus, RevokeReason, Role};
+/// What the core answers with: the rows as stored, read-only to the surfaces.
+pub use crate::store::{
+    AccountRecord, AuditRecord, DEFAULT_ORGANIZATION, MemberRecord, MemberSort, OutboxRecord,
+    SessionRecord,
+};
 
 use crate::config::Config;
 use crate::crypto::csrf::CsrfKey;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::KeyRing;
-use crate::store::{AuditEvent, DynStore};
+use crate::store::{AuditEvent, DynStore, Tx};
 use limits::RateLimiter;
-
-/// Roles in rising order of power.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    User,
-    Moderator,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Moderator => "moderator",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "user" => Some(Role::User),
-            "moderator" => Some(Role::Moderator),
-            "admin" => Some(Role::Admin),
-            "owner" => Some(Role::Owner),
-            _ => None,
-        }
-    }
-}
 
 /// Who is asking, as far as the transport can tell.
 #[derive(Debug, Clone, Default)]
@@ -74,10 +75,19 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Whether the database answers, for `/readyz`.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub ready: bool,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+}
+
 /// Everything the rules need, shared by every surface and request.
 pub struct Core {
     pub config: Config,
-    pub store: DynStore,
+    /// Private: every read and write goes through an operation of the core.
+    store: DynStore,
     pub hasher: PasswordHasher,
     pub keys: KeyRing,
     pub csrf: CsrfKey,
@@ -88,7 +98,7 @@ pub struct Core {
     session_cache: Mutex<HashMap<String, (bool, Instant)>>,
     /// Accounts read in the last second, by id: `/me` on a hot path need not hit the database
     /// for every request. Changes made on this node drop their entry at once.
-    account_cache: Mutex<HashMap<String, (crate::store::AccountRecord, Instant)>>,
+    account_cache: Mutex<HashMap<String, (AccountRecord, Instant)>>,
     /// Last time an unknown `kid` made us re-read the keys, to bound reloads.
     last_key_reload: Mutex<Option<Instant>>,
 }
@@ -103,9 +113,11 @@ impl Core {
         };
         let hasher = PasswordHasher::start(params, config.hash_workers, config.hash_queue)?;
         let keys = KeyRing::load(&store, &config.issuer(), &config.audience, now_ms()).await?;
-        let csrf_secret = store
+        let mut tx = store.begin().await?;
+        let csrf_secret = tx
             .secret_or_insert("csrf", &crate::crypto::random_token(), now_ms())
             .await?;
+        tx.commit().await?;
         let csrf = CsrfKey::new(csrf_secret.into_bytes());
         let limiter: Arc<dyn RateLimiter> =
             match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
@@ -131,7 +143,43 @@ impl Core {
         }))
     }
 
-    fn cached_account(&self, id: &str) -> Option<crate::store::AccountRecord> {
+    /// Whether the database answers.
+    pub async fn readiness(&self) -> Readiness {
+        let ready = match self.store.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "database not reachable");
+                false
+            }
+        };
+        Readiness {
+            ready,
+            backend: self.store.backend(),
+        }
+    }
+
+    /// Re-reads the signing keys, picking up a `brama keys rotate` done on any node.
+    pub async fn reload_keys(&self) -> CoreResult<()> {
+        Ok(self.keys.reload(&self.store, now_ms()).await?)
+    }
+
+    /// Adds a new signing key (what `brama keys rotate` does); nodes sign with it after their
+    /// next reload. Returns its `kid`.
+    pub async fn rotate_signing_key(&self) -> CoreResult<String> {
+        Ok(crate::crypto::jwt::rotate(&self.store, now_ms()).await?)
+    }
+
+    /// Every email in the outbox, oldest first.
+    pub async fn outbox(&self) -> CoreResult<Vec<OutboxRecord>> {
+        Ok(self.store.outbox().await?)
+    }
+
+    /// A write transaction: the unit of work of one operation.
+    async fn begin(&self) -> CoreResult<Box<dyn Tx>> {
+        Ok(self.store.begin().await?)
+    }
+
+    fn cached_account(&self, id: &str) -> Option<AccountRecord> {
         let cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(id)
@@ -139,7 +187,7 @@ impl Core {
             .map(|(a, _)| a.clone())
     }
 
-    fn remember_account(&self, account: &crate::store::AccountRecord) {
+    fn remember_account(&self, account: &AccountRecord) {
         let mut cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 50_000 {
             cache.retain(|_, (_, seen)| seen.elapsed() < ACCOUNT_CACHE_TTL);
@@ -148,17 +196,24 @@ impl Core {
     }
 
     /// Drops this node's copy of an account it has just changed.
-    pub(crate) fn forget_account(&self, id: &str) {
+    fn forget_account(&self, id: &str) {
         self.account_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
     }
 
-    /// Writes an audit event; a failure is logged, not returned, so it never undoes the action.
-    pub async fn audit(&self, event: AuditEvent) {
+    /// Writes an audit event on its own, for events that belong to no other write (a failed
+    /// login, an export). A failure is logged, not returned: it must not turn the answer into
+    /// an error. Events of an operation that writes go into its transaction instead.
+    async fn audit_alone(&self, event: AuditEvent) {
         let action = event.action;
-        if let Err(e) = self.store.record_audit(event, now_ms()).await {
+        let written = async {
+            let mut tx = self.store.begin().await?;
+            tx.record_audit(&event, now_ms()).await?;
+            tx.commit().await
+        };
+        if let Err(e) = written.await {
             tracing::error!(error = %e, action, "could not record audit event");
         }
     }

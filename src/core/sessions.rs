@@ -1,13 +1,15 @@
 //! Sessions and tokens: one login is one session, one refresh-token family (SPEC §3).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::core::{Client, Core, CoreError, CoreResult, Role, now_ms};
+use crate::core::{AuditAction, Caller, Client, Core, CoreError, CoreResult, now_ms};
 use crate::crypto::jwt::{Claims, VerifyError};
 use crate::crypto::{random_token, token_hash};
+use crate::domain::{RevokeReason, Role};
 use crate::store::{
-    AccountRecord, AuditEvent, NewRefreshToken, Rotation, SessionRecord, TokenSubject,
+    AccountRecord, NewRefreshToken, NewSession, RefreshTokenState, SessionRecord, Tx,
 };
 
 /// A fresh token pair and the session it belongs to.
@@ -20,10 +22,64 @@ pub struct IssuedSession {
     pub refresh_token: String,
 }
 
+/// Why a refresh token that was not claimed is refused (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such token; or its session was revoked or its account may not log in; or a logout
+    /// won a race against its rotation.
+    Unknown,
+    /// Never used, but the token or its session has run out.
+    Expired,
+    /// Used within `refresh_reuse_grace` of its rotation, in a live session: a client that
+    /// raced itself. Refused; the session stays.
+    RotatedRecently,
+    /// Used before: whoever holds it is not the client it was rotated for. The session ends.
+    Reused,
+}
+
+/// The verdict on a refresh token that `Store::claim_refresh` did not claim, from what is
+/// stored about it.
+pub fn refusal(state: Option<&RefreshTokenState>, now: i64, grace_ms: i64) -> Refusal {
+    let Some(state) = state else {
+        return Refusal::Unknown;
+    };
+    if state.successor_missing {
+        // Claimed by a rotation whose session a logout revoked in the same instant.
+        return Refusal::Unknown;
+    }
+    match state.used_at {
+        None => {
+            let ended = state.session_revoked_at.is_some() || !state.account_status.may_log_in();
+            let expired = state.expires_at <= now || state.session_expires_at <= now;
+            if expired && !ended {
+                Refusal::Expired
+            } else {
+                Refusal::Unknown
+            }
+        }
+        Some(used_at) => {
+            if grace_ms > 0 && now - used_at <= grace_ms && state.session_revoked_at.is_none() {
+                Refusal::RotatedRecently
+            } else {
+                Refusal::Reused
+            }
+        }
+    }
+}
+
+/// The live sessions (newest first) that a new one pushes over `keep` (`max_sessions_per_account`):
+/// the oldest go.
+pub fn sessions_over_limit(live_newest_first: &[SessionRecord], keep: u32) -> &[SessionRecord] {
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    live_newest_first.get(keep..).unwrap_or_default()
+}
+
 /// How long strict revocation trusts what it saw of a session.
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
 /// At most one key reload per this interval is caused by unknown `kid`s.
 const KEY_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// A refresh token longer than this is not one of ours; refused before any lookup.
+const MAX_REFRESH_TOKEN_LEN: usize = 256;
 
 impl Core {
     fn refresh_expiry(&self, now: i64) -> i64 {
@@ -41,32 +97,50 @@ impl Core {
         client: &Client,
     ) -> CoreResult<IssuedSession> {
         let now = now_ms();
+        let mut tx = self.begin().await?;
+        let issued = self.open_session(&mut *tx, account, client, now).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// A new session with its first refresh token, inside the caller's transaction; the
+    /// account's oldest sessions beyond `max_sessions_per_account` end with it.
+    pub(crate) async fn open_session(
+        &self,
+        tx: &mut dyn Tx,
+        account: &AccountRecord,
+        client: &Client,
+        now: i64,
+    ) -> CoreResult<IssuedSession> {
         let refresh_token = random_token();
-        let session = SessionRecord {
+        let session = NewSession {
             id: uuid::Uuid::now_v7().to_string(),
             account_id: account.id.clone(),
             created_at: now,
-            last_used_at: now,
             expires_at: self.refresh_expiry(now),
             user_agent: client
                 .user_agent
                 .as_ref()
                 .map(|ua| ua.chars().take(512).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
-            revoked_at: None,
-            revoke_reason: None,
         };
         let token = NewRefreshToken {
             token_hash: token_hash(&refresh_token),
             expires_at: session.expires_at,
         };
-        let (store, keep, record) = (
-            Arc::clone(&self.store),
-            self.config.max_sessions_per_account,
-            session.clone(),
-        );
-        detached(async move { store.create_session(record, token, keep).await }).await?;
-        let access_token = self.sign_access(&account.into(), &session.id, now)?;
+        tx.insert_session(&session, &token).await?;
+        let live = tx.live_sessions(&account.id, now).await?;
+        for old in sessions_over_limit(&live, self.config.max_sessions_per_account) {
+            tx.revoke_session(&account.id, &old.id, RevokeReason::SessionLimit, now)
+                .await?;
+        }
+        let access_token = self.sign_access(
+            &account.id,
+            &account.organization_id,
+            account.role,
+            &session.id,
+            now,
+        )?;
         Ok(IssuedSession {
             session_id: session.id,
             access_token,
@@ -77,7 +151,9 @@ impl Core {
 
     fn sign_access(
         &self,
-        subject: &TokenSubject,
+        account_id: &str,
+        organization_id: &str,
+        role: Role,
         session_id: &str,
         now_ms: i64,
     ) -> CoreResult<String> {
@@ -85,9 +161,9 @@ impl Core {
         let claims = Claims {
             iss: self.config.issuer(),
             aud: self.config.audience.clone(),
-            sub: subject.account_id.clone(),
-            org: subject.organization_id.clone(),
-            roles: vec![subject.role.clone()],
+            sub: account_id.to_string(),
+            org: organization_id.to_string(),
+            roles: vec![role.as_str().to_string()],
             sid: session_id.to_string(),
             iat,
             exp: iat + self.access_ttl_secs(),
@@ -98,66 +174,81 @@ impl Core {
             .map_err(|e| CoreError::Internal(format!("signing: {e}")))
     }
 
-    /// Uses a refresh token once and returns the next pair (SPEC §3).
-    pub async fn refresh(&self, refresh_token: &str, client: &Client) -> CoreResult<IssuedSession> {
-        if refresh_token.is_empty() || refresh_token.len() > 256 {
+    /// Uses a refresh token once and returns the next pair (SPEC §3). Runs on its own task: a
+    /// client that hangs up cannot stop a rotation, or the revocation that answers a reuse,
+    /// half-way.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        refresh_token: &str,
+        client: &Client,
+    ) -> CoreResult<IssuedSession> {
+        if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_LEN {
             return Err(CoreError::RefreshUnknown);
         }
+        let (core, presented, ip) = (Arc::clone(self), token_hash(refresh_token), client.ip);
+        match tokio::spawn(async move { core.rotate(presented, ip).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(CoreError::Internal(format!("refresh task: {e}"))),
+        }
+    }
+
+    async fn rotate(&self, presented: String, ip: Option<IpAddr>) -> CoreResult<IssuedSession> {
         let now = now_ms();
         let next_token = random_token();
         let next = NewRefreshToken {
             token_hash: token_hash(&next_token),
             expires_at: self.refresh_expiry(now),
         };
+        if let Some(claimed) = self.store.claim_refresh(&presented, next, now).await? {
+            let access_token = self.sign_access(
+                &claimed.account_id,
+                &claimed.organization_id,
+                claimed.role,
+                &claimed.session_id,
+                now,
+            )?;
+            return Ok(IssuedSession {
+                session_id: claimed.session_id,
+                access_token,
+                access_ttl_secs: self.access_ttl_secs(),
+                refresh_token: next_token,
+            });
+        }
         let grace_ms =
             i64::try_from(self.config.refresh_reuse_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let (store, presented) = (Arc::clone(&self.store), token_hash(refresh_token));
-        match detached(async move {
-            store
-                .rotate_refresh_token(&presented, next, now, grace_ms)
-                .await
-        })
-        .await?
-        {
-            Rotation::Rotated {
-                session_id,
-                subject,
-            } => {
-                let access_token = self.sign_access(&subject, &session_id, now)?;
-                Ok(IssuedSession {
-                    session_id,
-                    access_token,
-                    access_ttl_secs: self.access_ttl_secs(),
-                    refresh_token: next_token,
-                })
-            }
-            Rotation::Unknown => Err(CoreError::RefreshUnknown),
-            Rotation::Expired => Err(CoreError::RefreshExpired),
-            Rotation::RotatedRecently => Err(CoreError::RefreshRotated),
-            Rotation::Reused {
-                session_id,
-                account_id,
-                organization_id,
-            } => {
-                tracing::warn!(session = %session_id, account = %account_id, "refresh token reused; session revoked");
+        let state = self.store.refresh_token_state(&presented).await?;
+        match (refusal(state.as_ref(), now, grace_ms), state) {
+            (Refusal::Reused, Some(state)) => {
+                let mut tx = self.begin().await?;
+                tx.revoke_session(
+                    &state.account_id,
+                    &state.session_id,
+                    RevokeReason::RefreshTokenReused,
+                    now,
+                )
+                .await?;
+                let event = AuditAction::RefreshTokenReused.event(
+                    Some(&state.organization_id),
+                    Some(&state.account_id),
+                    Some(state.session_id.clone()),
+                    ip,
+                );
+                tx.record_audit(&event, now).await?;
+                tx.commit().await?;
+                tracing::warn!(session = %state.session_id, account = %state.account_id, "refresh token reused; session revoked");
                 crate::telemetry::count_refresh_reuse();
-                self.forget_session(&session_id);
-                self.audit(AuditEvent {
-                    organization_id: Some(organization_id),
-                    actor_id: Some(account_id),
-                    action: "refresh_token_reused",
-                    target: Some(session_id),
-                    ip: client.ip.map(|ip| ip.to_string()),
-                })
-                .await;
+                self.forget_session(&state.session_id);
                 Err(CoreError::RefreshReused)
             }
+            (Refusal::Expired, _) => Err(CoreError::RefreshExpired),
+            (Refusal::RotatedRecently, _) => Err(CoreError::RefreshRotated),
+            (Refusal::Unknown | Refusal::Reused, _) => Err(CoreError::RefreshUnknown),
         }
     }
 
     /// Checks an access token: signature, issuer, audience, expiry, and with
     /// `strict_revocation` that its session is still live.
-    pub async fn authenticate(&self, token: &str) -> CoreResult<Claims> {
+    pub async fn authenticate(&self, token: &str) -> CoreResult<Caller> {
         let claims = match self.keys.verify(token) {
             Ok(c) => c,
             Err(VerifyError::UnknownKey) if self.may_reload_keys() => {
@@ -171,17 +262,7 @@ impl Core {
         if self.config.strict_revocation && !self.session_live(&claims.sid).await? {
             return Err(CoreError::TokenInvalid);
         }
-        Ok(claims)
-    }
-
-    /// The highest role in the token.
-    pub fn role_of(claims: &Claims) -> Role {
-        claims
-            .roles
-            .iter()
-            .filter_map(|r| Role::parse(r))
-            .max()
-            .unwrap_or(Role::User)
+        caller(claims)
     }
 
     fn may_reload_keys(&self) -> bool {
@@ -229,93 +310,254 @@ impl Core {
             .remove(session_id);
     }
 
-    /// Ends the session the token belongs to.
-    pub async fn logout(&self, claims: &Claims, client: &Client) -> CoreResult<()> {
-        self.store
-            .revoke_session(&claims.sub, &claims.sid, "logout", now_ms())
-            .await?;
-        self.forget_session(&claims.sid);
-        self.audit_session(claims, "logout", Some(claims.sid.clone()), client)
-            .await;
-        Ok(())
-    }
-
-    /// Ends every session of the account.
-    pub async fn logout_all(&self, claims: &Claims, client: &Client) -> CoreResult<u64> {
-        let n = self
-            .store
-            .revoke_sessions(&claims.sub, None, "logout_all", now_ms())
-            .await?;
+    /// Drops this node's cached view of every session (after revoking many at once).
+    pub(crate) fn forget_sessions(&self) {
         self.session_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        self.audit_session(claims, "logout_all", None, client).await;
+    }
+
+    /// Ends the session the token belongs to.
+    pub async fn logout(&self, caller: &Caller, client: &Client) -> CoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        tx.revoke_session(
+            &caller.account_id,
+            &caller.session_id,
+            RevokeReason::Logout,
+            now,
+        )
+        .await?;
+        tx.record_audit(
+            &self.session_event(
+                caller,
+                AuditAction::Logout,
+                Some(&caller.session_id),
+                client,
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.forget_session(&caller.session_id);
+        Ok(())
+    }
+
+    /// Ends every session of the account.
+    pub async fn logout_all(&self, caller: &Caller, client: &Client) -> CoreResult<u64> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let n = tx
+            .revoke_sessions(&caller.account_id, None, RevokeReason::LogoutAll, now)
+            .await?;
+        tx.record_audit(
+            &self.session_event(caller, AuditAction::LogoutAll, None, client),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.forget_sessions();
         Ok(n)
     }
 
-    pub async fn sessions(&self, claims: &Claims) -> CoreResult<Vec<SessionRecord>> {
-        Ok(self.store.live_sessions(&claims.sub, now_ms()).await?)
+    /// The caller's live sessions, newest first.
+    pub async fn sessions(&self, caller: &Caller) -> CoreResult<Vec<SessionRecord>> {
+        Ok(self
+            .store
+            .live_sessions(&caller.account_id, now_ms())
+            .await?)
     }
 
     /// Revokes one of the caller's own sessions; another account's id is simply not found.
     pub async fn revoke_own_session(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         session_id: &str,
         client: &Client,
     ) -> CoreResult<()> {
-        if !self
-            .store
-            .revoke_session(&claims.sub, session_id, "revoked_by_user", now_ms())
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        if !tx
+            .revoke_session(
+                &caller.account_id,
+                session_id,
+                RevokeReason::RevokedByUser,
+                now,
+            )
             .await?
         {
             return Err(CoreError::NotFound);
         }
-        self.forget_session(session_id);
-        self.audit_session(
-            claims,
-            "session_revoked",
-            Some(session_id.to_string()),
-            client,
+        tx.record_audit(
+            &self.session_event(
+                caller,
+                AuditAction::SessionRevoked,
+                Some(session_id),
+                client,
+            ),
+            now,
         )
-        .await;
+        .await?;
+        tx.commit().await?;
+        self.forget_session(session_id);
         Ok(())
     }
 
-    async fn audit_session(
+    fn session_event(
         &self,
-        claims: &Claims,
-        action: &'static str,
-        target: Option<String>,
+        caller: &Caller,
+        action: AuditAction,
+        target: Option<&str>,
         client: &Client,
-    ) {
-        self.audit(AuditEvent {
-            organization_id: Some(claims.org.clone()),
-            actor_id: Some(claims.sub.clone()),
-            action,
-            target,
-            ip: client.ip.map(|ip| ip.to_string()),
-        })
-        .await;
+    ) -> crate::store::AuditEvent {
+        action.event(
+            Some(&caller.organization_id),
+            Some(&caller.account_id),
+            target.map(str::to_owned),
+            client.ip,
+        )
     }
 }
 
-/// Runs a transactional store call on its own task. A client that hangs up drops its request's
-/// future; the transaction must still finish (or roll back) as a whole rather than stop
-/// between two statements on a pooled connection.
-async fn detached<T: Send + 'static>(
-    work: impl std::future::Future<Output = crate::store::StoreResult<T>> + Send + 'static,
-) -> CoreResult<T> {
-    match tokio::spawn(work).await {
-        Ok(result) => Ok(result?),
-        Err(e) => Err(CoreError::Internal(format!("store task: {e}"))),
+/// The caller a verified token speaks for. A role name the token carries but brama does not
+/// know makes the token invalid, never a lesser role.
+fn caller(claims: Claims) -> CoreResult<Caller> {
+    let mut role = None;
+    for name in &claims.roles {
+        let parsed = Role::parse(name).ok_or(CoreError::TokenInvalid)?;
+        role = role.max(Some(parsed));
     }
+    Ok(Caller {
+        account_id: claims.sub,
+        organization_id: claims.org,
+        session_id: claims.sid,
+        role: role.ok_or(CoreError::TokenInvalid)?,
+    })
 }
 
 fn verify_error(e: VerifyError) -> CoreError {
     match e {
         VerifyError::Expired => CoreError::TokenExpired,
         VerifyError::Invalid | VerifyError::UnknownKey => CoreError::TokenInvalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AccountStatus;
+
+    fn state() -> RefreshTokenState {
+        RefreshTokenState {
+            session_id: "s".into(),
+            account_id: "a".into(),
+            organization_id: "o".into(),
+            account_status: AccountStatus::Active,
+            used_at: None,
+            expires_at: 2_000,
+            session_revoked_at: None,
+            session_expires_at: 3_000,
+            successor_missing: false,
+        }
+    }
+
+    #[test]
+    fn an_unknown_token_is_unknown() {
+        assert_eq!(refusal(None, 1_000, 0), Refusal::Unknown);
+    }
+
+    #[test]
+    fn an_unused_token_is_expired_only_while_its_session_and_account_stand() {
+        let now = 2_500;
+        assert_eq!(refusal(Some(&state()), now, 0), Refusal::Expired);
+        let session_over = RefreshTokenState {
+            expires_at: 9_000,
+            session_expires_at: 2_400,
+            ..state()
+        };
+        assert_eq!(refusal(Some(&session_over), now, 0), Refusal::Expired);
+        let revoked = RefreshTokenState {
+            session_revoked_at: Some(10),
+            ..state()
+        };
+        assert_eq!(refusal(Some(&revoked), now, 0), Refusal::Unknown);
+        let disabled = RefreshTokenState {
+            account_status: AccountStatus::Disabled,
+            ..state()
+        };
+        assert_eq!(refusal(Some(&disabled), now, 0), Refusal::Unknown);
+        // Not expired, yet not claimed: nothing to say but unknown.
+        assert_eq!(refusal(Some(&state()), 1_000, 0), Refusal::Unknown);
+    }
+
+    #[test]
+    fn a_used_token_is_reuse_unless_within_the_grace_of_a_live_session() {
+        let used = RefreshTokenState {
+            used_at: Some(1_000),
+            ..state()
+        };
+        assert_eq!(refusal(Some(&used), 1_500, 0), Refusal::Reused);
+        assert_eq!(refusal(Some(&used), 1_500, 500), Refusal::RotatedRecently);
+        assert_eq!(refusal(Some(&used), 1_501, 500), Refusal::Reused);
+        let revoked = RefreshTokenState {
+            session_revoked_at: Some(1_200),
+            ..used.clone()
+        };
+        assert_eq!(refusal(Some(&revoked), 1_300, 500), Refusal::Reused);
+        let orphan = RefreshTokenState {
+            successor_missing: true,
+            ..used
+        };
+        assert_eq!(refusal(Some(&orphan), 1_300, 0), Refusal::Unknown);
+    }
+
+    #[test]
+    fn the_oldest_sessions_go_beyond_the_limit() {
+        let session = |id: &str| SessionRecord {
+            id: id.into(),
+            account_id: "a".into(),
+            created_at: 0,
+            last_used_at: 0,
+            expires_at: 1,
+            user_agent: None,
+            ip: None,
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let live = [session("new"), session("mid"), session("old")];
+        let ids = |s: &[SessionRecord]| s.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(sessions_over_limit(&live, 1)), ["mid", "old"]);
+        assert_eq!(ids(sessions_over_limit(&live, 2)), ["old"]);
+        assert!(sessions_over_limit(&live, 3).is_empty());
+        assert!(sessions_over_limit(&live, 10).is_empty());
+    }
+
+    #[test]
+    fn a_token_with_an_unknown_role_speaks_for_nobody() {
+        let claims = |roles: &[&str]| Claims {
+            iss: "i".into(),
+            aud: "a".into(),
+            sub: "acc".into(),
+            org: "org".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            sid: "s".into(),
+            iat: 0,
+            exp: 1,
+            jti: "j".into(),
+        };
+        assert_eq!(
+            caller(claims(&["admin"])).map(|c| c.role).ok(),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            caller(claims(&["user", "owner"])).map(|c| c.role).ok(),
+            Some(Role::Owner)
+        );
+        assert!(matches!(
+            caller(claims(&["root"])),
+            Err(CoreError::TokenInvalid)
+        ));
+        assert!(matches!(caller(claims(&[])), Err(CoreError::TokenInvalid)));
     }
 }

@@ -55,7 +55,32 @@ struct Ring {
     /// The base64url JOSE header (`typ` JWT, `alg` EdDSA, `kid`), the same for every token.
     header: String,
     verifying: HashMap<String, DecodingKey>,
-    jwks: Arc<serde_json::Value>,
+    jwks: Arc<Jwks>,
+}
+
+/// A JSON Web Key Set (RFC 7517): the public keys that verify brama's access tokens.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// One Ed25519 public key (RFC 8037).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Jwk {
+    /// `OKP`.
+    pub kty: &'static str,
+    /// `Ed25519`.
+    pub crv: &'static str,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    /// `EdDSA`.
+    pub alg: &'static str,
+    pub kid: String,
+    /// The public key, base64url.
+    pub x: String,
 }
 
 /// The signing key in use and every public key still accepted.
@@ -165,7 +190,7 @@ impl KeyRing {
     }
 
     /// The JWKS document (`/.well-known/jwks.json`).
-    pub fn jwks(&self) -> Arc<serde_json::Value> {
+    pub fn jwks(&self) -> Arc<Jwks> {
         Arc::clone(&self.current().jwks)
     }
 }
@@ -174,7 +199,9 @@ impl KeyRing {
 pub async fn rotate(store: &DynStore, now_ms: i64) -> Result<String, StoreError> {
     let record = generate(now_ms)?;
     let kid = record.kid.clone();
-    store.insert_signing_key(record).await?;
+    let mut tx = store.begin().await?;
+    tx.insert_signing_key(&record).await?;
+    tx.commit().await?;
     Ok(kid)
 }
 
@@ -196,7 +223,9 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
     if keys.is_empty() {
         // Two nodes starting on an empty database may both insert; both then sign with the
         // newest, and both keys verify.
-        store.insert_signing_key(generate(now_ms)?).await?;
+        let mut tx = store.begin().await?;
+        tx.insert_signing_key(&generate(now_ms)?).await?;
+        tx.commit().await?;
         keys = store.signing_keys().await?;
     }
     let Some(newest) = keys.first() else {
@@ -226,15 +255,20 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("public key {}: {e}", key.kid)))?;
         let x = URL_SAFE_NO_PAD.encode(&public);
         verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
-        published.push(serde_json::json!({
-            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": key.kid, "x": x,
-        }));
+        published.push(Jwk {
+            kty: "OKP",
+            crv: "Ed25519",
+            use_: "sig",
+            alg: "EdDSA",
+            kid: key.kid.clone(),
+            x,
+        });
         replaced_at = Some(key.created_at);
     }
     Ok(Ring {
         signing,
         header,
         verifying,
-        jwks: Arc::new(serde_json::json!({ "keys": published })),
+        jwks: Arc::new(Jwks { keys: published }),
     })
 }

@@ -1,15 +1,23 @@
-//! Parse-don't-validate types for everything a client sends
+//! Parse-don't-validate types for everything a client sends, the closed sets of names an
+//! account lives by, and the commands built from them. Depends on std and small crates only:
+//! no wire format, no database.
 
+pub mod account;
 pub mod company;
 pub mod email;
+pub mod form;
 pub mod member;
+pub mod new_member;
 pub mod password;
 pub mod pesel;
 pub mod username;
 
+pub use account::{AccountStatus, OrganizationStatus, RevokeReason, Role};
 pub use company::{CompanyEmail, Phone};
 pub use email::AccountEmail;
+pub use form::{FieldInput, Fields};
 pub use member::{MemberPhone, MemberText, PostalCode, Voivodeship};
+pub use new_member::{FIELDS as MEMBER_FIELDS, MemberForm, MemberPatch, NewMember, SearchText};
 pub use password::{Password, PasswordPolicy};
 pub use pesel::Pesel;
 pub use username::Username;

@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use serde_json::Value;
-
-use super::{Problem, check_length};
+use super::{FieldInput, Problem, check_length};
 
 const LEN: usize = 11;
 
@@ -62,25 +60,23 @@ impl Pesel {
         Ok(Self(trimmed.to_owned()))
     }
 
-    /// Reads a PESEL sent as a JSON string or a JSON number.
+    /// Reads a PESEL sent as text or as a number.
     ///
-    /// A string goes through [`Pesel::parse`]. A number is a non-negative integer of at most 11
-    /// digits, left-padded with zeros to 11: the seed client sends PESELs as numbers, and a JSON
+    /// Text goes through [`Pesel::parse`]. A number is a non-negative integer of at most 11
+    /// digits, left-padded with zeros to 11: the seed client sends PESELs as numbers, and a
     /// number drops leading zeros, which every PESEL of someone born 1900–1909 or 2000–2009 has
-    /// (`02270803624` arrives as `2270803624`). Negative numbers and floats (even `4.4e10`) are
-    /// [`Problem::Format`], numbers over 11 digits are [`Problem::Length`] like a too-long
-    /// string; `null` is [`Problem::Required`]; booleans, arrays and objects are
-    /// [`Problem::Format`].
-    pub fn from_json(value: &Value) -> Result<Self, Problem> {
+    /// (`02270803624` arrives as `2270803624`). Negative numbers and fractions (even `4.4e10`)
+    /// are [`Problem::Format`], numbers over 11 digits are [`Problem::Length`] like a too-long
+    /// string; anything else (true or false, a list) is [`Problem::Format`].
+    pub fn from_input(value: &FieldInput) -> Result<Self, Problem> {
         match value {
-            Value::Null => Err(Problem::Required),
-            Value::String(s) => Self::parse(s),
-            Value::Number(n) => match n.as_u64() {
-                Some(n) if n <= MAX_NUMBER => Self::parse(&format!("{n:011}")),
-                Some(_) => Err(Problem::Length { min: LEN, max: LEN }),
-                None => Err(Problem::Format),
-            },
-            Value::Bool(_) | Value::Array(_) | Value::Object(_) => Err(Problem::Format),
+            FieldInput::Text(s) => Self::parse(s),
+            FieldInput::Integer(n) if *n < 0 => Err(Problem::Format),
+            FieldInput::Integer(n) if *n > i128::from(MAX_NUMBER) => {
+                Err(Problem::Length { min: LEN, max: LEN })
+            }
+            FieldInput::Integer(n) => Self::parse(&format!("{n:011}")),
+            FieldInput::Decimal(_) | FieldInput::Other => Err(Problem::Format),
         }
     }
 
@@ -190,6 +186,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    fn int(n: impl Into<i128>) -> FieldInput {
+        FieldInput::Integer(n.into())
+    }
+
+    fn text(s: &str) -> FieldInput {
+        FieldInput::Text(s.into())
+    }
 
     const LENGTH: Problem = Problem::Length { min: LEN, max: LEN };
 
@@ -463,47 +467,44 @@ mod tests {
     }
 
     #[test]
-    fn from_json_accepts_strings_and_numbers() {
-        let from = |v: Value| Pesel::from_json(&v).map(|p| p.0);
-        assert_eq!(from(json!("44051401359")), Ok("44051401359".to_owned()));
-        assert_eq!(from(json!(" 44051401359 ")), Ok("44051401359".to_owned()));
-        assert_eq!(from(json!(44051401359u64)), Ok("44051401359".to_owned()));
-        // Leading zeros lost by the number are restored; a string is never padded.
-        assert_eq!(from(json!(2270803624u64)), Ok("02270803624".to_owned()));
-        assert_eq!(from(json!(2070803628u64)), Ok("02070803628".to_owned()));
-        assert_eq!(from(json!("2270803624")), Err(LENGTH));
-        // A number the JSON parser read from text, as a request body would be.
-        let body: Value = serde_json::from_str(r#"{"pesel": 2270803624}"#).expect("json");
-        assert_eq!(from(body["pesel"].clone()), Ok("02270803624".to_owned()));
+    fn from_input_accepts_text_and_numbers() {
+        let from = |v: FieldInput| Pesel::from_input(&v).map(|p| p.0);
+        assert_eq!(from(text("44051401359")), Ok("44051401359".to_owned()));
+        assert_eq!(from(text(" 44051401359 ")), Ok("44051401359".to_owned()));
+        assert_eq!(from(int(44051401359u64)), Ok("44051401359".to_owned()));
+        // Leading zeros lost by the number are restored; text is never padded.
+        assert_eq!(from(int(2270803624u64)), Ok("02270803624".to_owned()));
+        assert_eq!(from(int(2070803628u64)), Ok("02070803628".to_owned()));
+        assert_eq!(from(text("2270803624")), Err(LENGTH));
     }
 
     #[test]
-    fn from_json_refuses_other_numbers_and_types() {
-        let from = |v: Value| Pesel::from_json(&v);
-        assert_eq!(from(Value::Null), Err(Problem::Required));
-        assert_eq!(from(json!("")), Err(Problem::Required));
-        assert_eq!(from(json!(-44051401359i64)), Err(Problem::Format));
-        assert_eq!(from(json!(-1)), Err(Problem::Format));
-        assert_eq!(from(json!(44051401359.0)), Err(Problem::Format));
-        assert_eq!(from(json!(4.4051401359e10)), Err(Problem::Format));
-        assert_eq!(from(json!(0.5)), Err(Problem::Format));
-        let float: Value = serde_json::from_str("44051401359.0").expect("json");
-        assert_eq!(from(float), Err(Problem::Format));
-        assert_eq!(from(json!(100_000_000_000u64)), Err(LENGTH));
-        assert_eq!(from(json!(u64::MAX)), Err(LENGTH));
+    fn from_input_refuses_other_numbers_and_kinds() {
+        let from = |v: FieldInput| Pesel::from_input(&v);
+        assert_eq!(from(text("")), Err(Problem::Required));
+        assert_eq!(from(int(-44051401359i64)), Err(Problem::Format));
+        assert_eq!(from(int(-1)), Err(Problem::Format));
+        assert_eq!(
+            from(FieldInput::Decimal("44051401359.0".into())),
+            Err(Problem::Format)
+        );
+        assert_eq!(
+            from(FieldInput::Decimal("4.4051401359e10".into())),
+            Err(Problem::Format)
+        );
+        assert_eq!(from(int(100_000_000_000u64)), Err(LENGTH));
+        assert_eq!(from(int(u64::MAX)), Err(LENGTH));
         // Eleven nines is a number of the right size, refused on its check digit.
-        assert_eq!(from(json!(MAX_NUMBER)), Err(Problem::Format));
+        assert_eq!(from(int(MAX_NUMBER)), Err(Problem::Format));
         // Zero pads to eleven zeros: check digit fine, month 00 impossible.
-        assert_eq!(from(json!(0)), Err(Problem::Format));
-        assert_eq!(from(json!(77543187764u64)), Err(Problem::Format));
-        assert_eq!(from(json!(true)), Err(Problem::Format));
-        assert_eq!(from(json!(["44051401359"])), Err(Problem::Format));
-        assert_eq!(from(json!({"pesel": "44051401359"})), Err(Problem::Format));
+        assert_eq!(from(int(0)), Err(Problem::Format));
+        assert_eq!(from(int(77543187764u64)), Err(Problem::Format));
+        assert_eq!(from(FieldInput::Other), Err(Problem::Format));
     }
 
     #[test]
     fn serializes_as_the_eleven_char_string() {
-        let p = Pesel::from_json(&json!(2270803624u64)).expect("valid");
+        let p = Pesel::from_input(&int(2270803624u64)).expect("valid");
         assert_eq!(
             serde_json::to_value(&p).expect("serializes"),
             json!("02270803624")
@@ -574,7 +575,7 @@ mod tests {
         }
 
         #[test]
-        fn leading_zero_survives_a_json_number(
+        fn leading_zero_survives_a_number(
             year in prop_oneof![1900i32..=1909, 2000i32..=2009],
             month in 1u8..=12,
             day in 1u8..=28,
@@ -583,7 +584,7 @@ mod tests {
             let raw = with_check_digit(&first10(year, month, day, serial));
             prop_assert!(raw.starts_with('0'));
             let number: u64 = raw.parse().expect("digits");
-            let p = Pesel::from_json(&json!(number)).expect("valid");
+            let p = Pesel::from_input(&int(number)).expect("valid");
             prop_assert_eq!(p.as_str(), raw.as_str());
             prop_assert_eq!(p.birth_date(), (year, month, day));
             prop_assert_eq!(serde_json::to_value(&p).expect("serializes"), json!(raw));
@@ -592,13 +593,13 @@ mod tests {
         #[test]
         fn number_and_string_agree_for_eleven_digit_values(raw in "[1-9][0-9]{10}") {
             let number: u64 = raw.parse().expect("digits");
-            prop_assert_eq!(Pesel::from_json(&json!(number)), Pesel::parse(&raw));
+            prop_assert_eq!(Pesel::from_input(&int(number)), Pesel::parse(&raw));
         }
 
         #[test]
         fn never_panics(s in any::<String>()) {
             let _ = Pesel::parse(&s);
-            let _ = Pesel::from_json(&json!(s));
+            let _ = Pesel::from_input(&FieldInput::Text(s.clone()));
         }
 
         #[test]
@@ -611,9 +612,9 @@ mod tests {
 
         #[test]
         fn never_panics_on_numbers(n in any::<u64>(), i in any::<i64>(), f in any::<f64>()) {
-            let _ = Pesel::from_json(&json!(n));
-            let _ = Pesel::from_json(&json!(i));
-            let _ = Pesel::from_json(&json!(f));
+            let _ = Pesel::from_input(&int(n));
+            let _ = Pesel::from_input(&int(i));
+            let _ = Pesel::from_input(&FieldInput::Decimal(f.to_string()));
         }
 
         #[test]

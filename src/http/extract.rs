@@ -1,5 +1,7 @@
-//! Extractors shared by the surfaces: JSON bodies that fail in the surface's envelope, the
-//! client's address, access tokens from header or cookie, and the CSRF rules of SPEC §7.
+//! Extractors shared by the surfaces: JSON bodies, queries and path segments that fail with a
+//! surface-neutral [`Rejection`], the client's address, access tokens from header or cookie, and
+//! the CSRF rules of SPEC §7. Each surface wraps these in its own types, whose rejection is its
+//! own envelope (`From<Rejection>`), so no surface answers in another's words.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -11,10 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
 
-use crate::core::Client;
-use crate::crypto::jwt::Claims;
+use crate::core::{Caller, Client, CoreError};
 use crate::http::AppState;
-use crate::http::membership::error::ApiError;
 use crate::i18n::Msg;
 
 pub const TOKEN_COOKIE: &str = "token";
@@ -22,114 +22,209 @@ pub const CSRF_COOKIE: &str = "sessionToken";
 pub const CSRF_HEADER: &str = "sessionid";
 pub const CSRF_HEADER_ALT: &str = "x-csrf-token";
 
-/// A JSON body; every way it can be wrong is a 4xx in the Membership envelope.
-/// Unknown fields are ignored (serde's default).
-pub struct AppJson<T>(pub T);
+/// Why a request could not be read, before any rule was asked. Each surface renders it in its
+/// own envelope; `status`, `code` and `msg` are what every surface agrees on.
+#[derive(Debug)]
+pub enum Rejection {
+    /// A body that is not `application/json`.
+    UnsupportedMediaType,
+    /// Over the route's body limit (declared or read).
+    BodyTooLarge,
+    /// The body could not be read at all.
+    UnreadableBody,
+    /// Not JSON; the parser's words.
+    InvalidJson(String),
+    /// JSON, but not an object, a field of the wrong type, or a NUL; which and where.
+    InvalidField(String),
+    /// A malformed query string; which parameter and why.
+    InvalidQuery(String),
+    /// A path segment that can name nothing (not UTF-8, NUL).
+    NotFound,
+    MethodNotAllowed,
+    /// CSRF (SPEC §7): from another site.
+    CrossSite,
+    /// CSRF: no `sessionId` header or no `sessionToken` cookie.
+    CsrfMissing,
+    /// CSRF: a header that does not match its cookie.
+    CsrfInvalid,
+    /// The access token was missing or refused.
+    Unauthenticated(CoreError),
+}
 
-impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let json_type = is_json(req.headers());
-        let bytes = body_bytes(req, state).await?;
-        if !json_type {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                Msg::UnsupportedMediaType,
-            ));
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::UnreadableBody
+            | Rejection::InvalidJson(_)
+            | Rejection::InvalidField(_)
+            | Rejection::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::CrossSite | Rejection::CsrfMissing | Rejection::CsrfInvalid => {
+                StatusCode::FORBIDDEN
+            }
+            // Each surface maps the core's error itself.
+            Rejection::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         }
-        parse_json(&bytes).map(AppJson)
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::UnsupportedMediaType => "unsupported_media_type",
+            Rejection::BodyTooLarge => "body_too_large",
+            Rejection::UnreadableBody => "invalid_body",
+            Rejection::InvalidJson(_) => "invalid_json",
+            Rejection::InvalidField(_) => "invalid_field",
+            Rejection::InvalidQuery(_) => "invalid_query",
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::CrossSite => "cross_site",
+            Rejection::CsrfMissing => "csrf_missing",
+            Rejection::CsrfInvalid => "csrf_invalid",
+            Rejection::Unauthenticated(_) => "unauthorized",
+        }
+    }
+
+    pub fn msg(&self) -> Msg {
+        match self {
+            Rejection::UnsupportedMediaType => Msg::UnsupportedMediaType,
+            Rejection::BodyTooLarge => Msg::BodyTooLarge,
+            Rejection::UnreadableBody | Rejection::InvalidJson(_) | Rejection::InvalidField(_) => {
+                Msg::InvalidJson
+            }
+            Rejection::InvalidQuery(_) => Msg::InvalidQuery,
+            Rejection::NotFound => Msg::NotFound,
+            Rejection::MethodNotAllowed => Msg::MethodNotAllowed,
+            Rejection::CrossSite => Msg::CrossSite,
+            Rejection::CsrfMissing => Msg::CsrfMissing,
+            Rejection::CsrfInvalid => Msg::CsrfInvalid,
+            Rejection::Unauthenticated(_) => Msg::Unauthorized,
+        }
+    }
+
+    /// Words that replace `msg` where the problem is the client's text (a parser's message).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Rejection::InvalidJson(d) | Rejection::InvalidField(d) | Rejection::InvalidQuery(d) => {
+                Some(d)
+            }
+            _ => None,
+        }
     }
 }
 
-/// One path parameter; a segment that is not valid UTF-8 is a 404 in the envelope, because no
+/// Axum needs every rejection to be a response. The surfaces never let this one through (each
+/// wraps these extractors in its own, whose rejection is its envelope); if one ever did, the
+/// client would still get the right status with a plain sentence.
+impl axum::response::IntoResponse for Rejection {
+    fn into_response(self) -> axum::response::Response {
+        let text = self
+            .detail()
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.msg().text(crate::i18n::Lang::En));
+        (self.status(), text).into_response()
+    }
+}
+
+/// A JSON object body. Unknown fields are ignored (serde's default).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Rejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = is_json(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if !json_type {
+            return Err(Rejection::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON object body that may be absent: an empty body is `None`.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Rejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = is_json(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        if !json_type {
+            return Err(Rejection::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
+
+/// A raw body (CSV imports), within the route's limit.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Rejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        body_bytes(req, state).await.map(RawBody)
+    }
+}
+
+/// One path parameter; a segment that is not valid UTF-8 or holds NUL is not found, because no
 /// such resource can exist.
-pub struct AppPath(pub String);
+pub struct PathParam(pub String);
 
-impl FromRequestParts<AppState> for AppPath {
-    type Rejection = ApiError;
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = Rejection;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .ok()
             .filter(|p| !p.0.contains('\0'))
-            .map(|p| AppPath(p.0))
-            .ok_or_else(ApiError::not_found)
+            .map(|p| PathParam(p.0))
+            .ok_or(Rejection::NotFound)
     }
 }
 
-/// Query parameters; a malformed query is a 400 in the Membership envelope.
-pub struct AppQuery<T>(pub T);
+/// Query parameters; a malformed query is refused with what is wrong with it.
+pub struct QueryParams<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequestParts<AppState> for AppQuery<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Rejection;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         if form_urlencoded::parse(query.as_bytes())
             .any(|(k, v)| k.contains('\0') || v.contains('\0'))
         {
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", Msg::InvalidQuery)
-                    .with_detail(Msg::NulCharacter.text(crate::http::current_lang())),
-            );
+            return Err(Rejection::InvalidQuery(
+                Msg::NulCharacter
+                    .text(crate::http::current_lang())
+                    .to_string(),
+            ));
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
-            .map(AppQuery)
-            .map_err(|e| {
-                let detail = format!("{}: {}", e.path(), e.inner());
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", Msg::InvalidQuery)
-                    .with_detail(detail)
-            })
+            .map(QueryParams)
+            .map_err(|e| Rejection::InvalidQuery(format!("{}: {}", e.path(), e.inner())))
     }
 }
 
-/// A JSON body that may be absent (an empty body is `None`).
-pub struct OptionalJson<T>(pub Option<T>);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let json_type = is_json(req.headers());
-        let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(None));
-        }
-        if !json_type {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                Msg::UnsupportedMediaType,
-            ));
-        }
-        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
-    }
-}
-
-async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Rejection> {
     Bytes::from_request(req, state)
         .await
         .map_err(|rejection| match rejection {
             BytesRejection::FailedToBufferBody(e)
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    Msg::BodyTooLarge,
-                )
+                Rejection::BodyTooLarge
             }
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", Msg::InvalidJson),
+            _ => Rejection::UnreadableBody,
         })
 }
 
@@ -150,29 +245,24 @@ fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
     let lang = crate::http::current_lang();
-    let bad = |code, detail: String| {
-        ApiError::new(StatusCode::BAD_REQUEST, code, Msg::InvalidJson).with_detail(detail)
-    };
     // A body is an object: serde would otherwise accept `["alice", "secret"]` as a struct.
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Err(bad(
-                "invalid_field",
+            Ok(_) => Err(Rejection::InvalidField(
                 Msg::JsonObjectExpected.text(lang).to_string(),
             )),
-            Err(e) => Err(bad(
-                "invalid_json",
-                format!("{} ({e})", Msg::InvalidJson.text(lang)),
-            )),
+            Err(e) => Err(Rejection::InvalidJson(format!(
+                "{} ({e})",
+                Msg::InvalidJson.text(lang)
+            ))),
         };
     }
     // PostgreSQL cannot store NUL, and no field of ours has a use for it.
     if has_escaped_nul(bytes) {
-        return Err(bad(
-            "invalid_field",
+        return Err(Rejection::InvalidField(
             Msg::NulCharacter.text(lang).to_string(),
         ));
     }
@@ -186,18 +276,12 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             // serde says what and where ("invalid type: integer `5`, expected a string"); it
             // echoes only what the client itself sent. Prefixed with the field's JSON name.
-            Category::Data => {
-                let detail = if path.is_empty() || path == "." {
-                    inner.to_string()
-                } else {
-                    format!("{path}: {inner}")
-                };
-                bad("invalid_field", detail)
-            }
-            _ => bad(
-                "invalid_json",
-                format!("{} ({inner})", Msg::InvalidJson.text(lang)),
-            ),
+            Category::Data => Rejection::InvalidField(if path.is_empty() || path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }),
+            _ => Rejection::InvalidJson(format!("{} ({inner})", Msg::InvalidJson.text(lang))),
         }
     })
 }
@@ -221,25 +305,29 @@ impl FromRequestParts<AppState> for ClientInfo {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; compare it as IPv4.
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_canonical());
-        let trusted = &state.core.config.trusted_proxies;
-        let ip = match peer {
-            Some(peer) if trusted.contains(&peer) => {
-                forwarded_for(&parts.headers, trusted).or(Some(peer))
-            }
-            other => other,
-        };
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(ClientInfo(Client { ip, user_agent }))
+        Ok(ClientInfo(client(parts, state)))
     }
+}
+
+fn client(parts: &Parts, state: &AppState) -> Client {
+    // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; compare it as IPv4.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let trusted = &state.core.config.trusted_proxies;
+    let ip = match peer {
+        Some(peer) if trusted.contains(&peer) => {
+            forwarded_for(&parts.headers, trusted).or(Some(peer))
+        }
+        other => other,
+    };
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Client { ip, user_agent }
 }
 
 fn forwarded_for(headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
@@ -260,8 +348,9 @@ pub enum TokenSource {
     Cookie,
 }
 
-/// The access token of a request: `x-access-token`, `Authorization: Bearer`, or the `token` cookie.
-pub fn access_token(headers: &HeaderMap, jar: &CookieJar) -> Option<(String, TokenSource)> {
+/// The access token of a request: `x-access-token`, `Authorization: Bearer`, or (where a
+/// surface takes cookies) the `token` cookie.
+pub fn access_token(headers: &HeaderMap, jar: Option<&CookieJar>) -> Option<(String, TokenSource)> {
     if let Some(t) = headers
         .get("x-access-token")
         .and_then(|v| v.to_str().ok())
@@ -279,34 +368,44 @@ pub fn access_token(headers: &HeaderMap, jar: &CookieJar) -> Option<(String, Tok
     if let Some(t) = bearer {
         return Some((t.trim().to_string(), TokenSource::Header));
     }
-    jar.get(TOKEN_COOKIE)
+    jar?.get(TOKEN_COOKIE)
         .map(|c| c.value().to_string())
         .filter(|t| !t.is_empty())
         .map(|t| (t, TokenSource::Cookie))
 }
 
-/// An authenticated caller. Cookie-authenticated unsafe requests have passed the CSRF checks.
-pub struct AuthUser {
-    pub claims: Claims,
+/// An authenticated caller, with the client it called from. A cookie-authenticated unsafe
+/// request has passed the CSRF checks.
+pub struct Authenticated {
+    pub caller: Caller,
+    pub client: Client,
     pub source: TokenSource,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = Rejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
-        let Some((token, source)) = access_token(&parts.headers, &jar) else {
-            return Err(crate::core::CoreError::NoToken.into());
+        let Some((token, source)) = access_token(&parts.headers, Some(&jar)) else {
+            return Err(Rejection::Unauthenticated(CoreError::NoToken));
         };
         if source == TokenSource::Cookie && !is_safe(&parts.method) {
             check_csrf(&parts.headers, &jar, state)?;
         }
-        let claims = state.core.authenticate(&token).await?;
-        Ok(AuthUser { claims, source })
+        let caller = state
+            .core
+            .authenticate(&token)
+            .await
+            .map_err(Rejection::Unauthenticated)?;
+        Ok(Authenticated {
+            caller,
+            client: client(parts, state),
+            source,
+        })
     }
 }
 
@@ -321,10 +420,9 @@ pub fn browser_mode(jar: &CookieJar) -> bool {
 }
 
 /// SPEC §7: not cross-site, and a `sessionId` header that matches the `sessionToken` cookie.
-pub fn check_csrf(headers: &HeaderMap, jar: &CookieJar, state: &AppState) -> Result<(), ApiError> {
-    let forbidden = |code, msg| ApiError::new(StatusCode::FORBIDDEN, code, msg);
+pub fn check_csrf(headers: &HeaderMap, jar: &CookieJar, state: &AppState) -> Result<(), Rejection> {
     if cross_site(headers, state) {
-        return Err(forbidden("cross_site", Msg::CrossSite));
+        return Err(Rejection::CrossSite);
     }
     let header = headers
         .get(CSRF_HEADER)
@@ -332,10 +430,10 @@ pub fn check_csrf(headers: &HeaderMap, jar: &CookieJar, state: &AppState) -> Res
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
     let (Some(header), Some(cookie)) = (header, jar.get(CSRF_COOKIE)) else {
-        return Err(forbidden("csrf_missing", Msg::CsrfMissing));
+        return Err(Rejection::CsrfMissing);
     };
     if !state.core.csrf.verify(header, cookie.value()) {
-        return Err(forbidden("csrf_invalid", Msg::CsrfInvalid));
+        return Err(Rejection::CsrfInvalid);
     }
     Ok(())
 }

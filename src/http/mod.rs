@@ -1,4 +1,16 @@
-//! The HTTP side: one router for every surface, and the layers every request passes through.
+//! The HTTP side: each surface is a nested router with its own fallback, body limits,
+//! rejections, envelope and language; this module nests them and adds the layers every request
+//! passes through.
+//!
+//! | path | surface | envelope | language |
+//! |---|---|---|---|
+//! | `/api/*` | Membership API (seed 001) | `{message, code}` | English |
+//! | `/company/*`, `/web/*` | Company API (seed 002) | `{errorID, status, msg, info}` | Russian |
+//! | `/`, `/activate`, `/reset`, `/assets/*` | the page (seed 000) | – | Polish |
+//! | `/healthz`, `/readyz`, `/metrics`, `/.well-known/jwks.json`, `/openapi.json`, `/docs` | operations | – | English |
+//!
+//! Anything outside every surface answers 404 (and 405, 413) in the Membership envelope, the
+//! one most clients speak.
 
 pub mod company;
 pub mod extract;
@@ -15,18 +27,20 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
+use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
-use utoipa::OpenApi;
+use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::core::Core;
 use crate::i18n::{Lang, Msg};
+use extract::Rejection;
 use membership::error::ApiError;
 
 /// Request bodies above this are refused with 413 (SPEC §7).
@@ -49,47 +63,93 @@ pub fn current_lang() -> Lang {
     LANG.try_with(|l| *l).unwrap_or(Lang::En)
 }
 
-/// Each surface has its own default language: Russian for the Company API (seed 002), Polish
-/// for the page (seed 000), English for the rest.
-async fn negotiate_language(request: Request, next: Next) -> axum::response::Response {
-    let path = request.uri().path();
-    let default = if company::is_company_path(path) {
-        Lang::Ru
-    } else if path == "/" || path.starts_with("/assets/") || path == "/activate" || path == "/reset"
-    {
-        Lang::Pl
-    } else {
-        Lang::En
-    };
-    let lang = Lang::negotiate(request.headers(), default);
+/// A layer that serves a surface's requests in the language `Accept-Language` asks for, or in
+/// the surface's own `default`.
+fn language<S: Clone + Send + Sync + 'static>(default: Lang, router: Router<S>) -> Router<S> {
+    router.layer(middleware::from_fn_with_state(default, negotiate_language))
+}
+
+async fn negotiate_language(
+    State(default): State<Lang>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    let header = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = Lang::negotiate(header, default);
     LANG.scope(lang, next.run(request)).await
+}
+
+/// A body limit for the routes of `router` so far, and their fallbacks: bodies read past
+/// `limit` are refused, and so is a declared `Content-Length` over it before anything reads
+/// it, also on routes that take no body. Refusals are in `E`'s envelope.
+fn body_limit<E, S>(limit: usize, router: Router<S>) -> Router<S>
+where
+    E: From<Rejection> + IntoResponse + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            limit,
+            refuse_declared_oversize::<E>,
+        ))
+}
+
+async fn refuse_declared_oversize<E: From<Rejection> + IntoResponse>(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return E::from(Rejection::BodyTooLarge).into_response();
+    }
+    next.run(request).await
 }
 
 pub fn router(state: AppState) -> Router {
     let https = state.core.config.https();
     let cors_origins = state.core.config.cors_origins.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
-    let (api_routes, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+
+    let (operations, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(jwks))
-        .merge(membership::routes())
-        .merge(company::routes())
         .split_for_parts();
-    let mut router = api_routes
+    let (membership, membership_doc) = membership::surface();
+    let (company, company_doc) = company::company_surface();
+    let (web_api, web_api_doc) = company::web_surface();
+    doc = doc
+        .nest("/api", membership_doc)
+        .nest("/company", company_doc)
+        .nest("/web", web_api_doc);
+
+    let outside = operations
         .merge(web::routes())
         // Swagger UI from files inside the binary; it serves /openapi.json too.
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(refuse_declared_oversize))
-        .layer(middleware::from_fn(negotiate_language))
+        .merge(
+            Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc))
+                .layer(middleware::from_fn(docs_csp)),
+        )
+        .method_not_allowed_fallback(membership::error::method_not_allowed)
+        .fallback(membership::error::not_found);
+    let mut router = body_limit::<ApiError, _>(BODY_LIMIT, outside)
+        .nest("/api", membership)
+        .nest("/company", company)
+        .nest("/web", web_api)
+        .with_state(state);
+    router = language(Lang::En, router)
         .layer(middleware::from_fn(crate::telemetry::track))
-        .layer(middleware::map_response(no_store_for_api))
-        .layer(middleware::from_fn(docs_csp));
+        .layer(middleware::map_response(no_store_for_api));
     router = security_headers(router, https);
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
@@ -178,47 +238,16 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// A body whose declared length is over the route's limit is refused before anything reads it,
-/// also on routes that take no body (the extractors catch undeclared, chunked ones).
-async fn refuse_declared_oversize(request: Request, next: Next) -> axum::response::Response {
-    let limit = if request.uri().path() == "/api/membership/members/import" {
-        membership::members::IMPORT_BODY_LIMIT
-    } else {
-        BODY_LIMIT
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        let error = ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            Msg::BodyTooLarge,
-        );
-        return if company::is_company_path(request.uri().path()) {
-            company::error::CompanyError::from(error).into_response()
-        } else {
-            error.into_response()
-        };
-    }
-    next.run(request).await
-}
-
 /// Swagger UI (served from the binary) sets inline styles; `/docs` alone may use them.
 async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
-    let docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
-    if docs {
-        response.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-                 connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-            ),
-        );
-    }
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
     response
 }
 
@@ -243,52 +272,45 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> 
     response
 }
 
-/// Unknown routes answer in the envelope of the surface whose path they are under.
-async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
-    if company::is_company_path(uri.path()) {
-        company::not_found().await.into_response()
-    } else {
-        ApiError::not_found().into_response()
-    }
+/// `/healthz`: the process answers.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
-async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
-    if company::is_company_path(uri.path()) {
-        company::method_not_allowed().await.into_response()
-    } else {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            Msg::MethodNotAllowed,
-        )
-        .into_response()
-    }
+/// `/readyz`: whether the database answers.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    /// `sqlite` or `postgres`.
+    database: &'static str,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up", body = Object)))]
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers", body = Object), (status = 503, description = "The database does not answer", body = Object)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", responses((status = 200, description = "The database answers", body = Readiness), (status = 503, description = "The database does not answer", body = Readiness)))]
 async fn readyz(State(state): State<AppState>) -> axum::response::Response {
-    match state.core.store.ping().await {
-        Ok(()) => axum::Json(
-            serde_json::json!({ "status": "ready", "database": state.core.store.backend() }),
-        )
-        .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "status": "unavailable", "database": state.core.store.backend() })),
-            )
-                .into_response()
-        }
-    }
+    let readiness = state.core.readiness().await;
+    let (status, word) = if readiness.ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    let body = Readiness {
+        status: word,
+        database: readiness.backend,
+    };
+    (status, axum::Json(body)).into_response()
 }
 
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "Public keys that verify access tokens (RFC 7517)", body = Object)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", operation_id = "jwks", responses((status = 200, description = "Public keys that verify access tokens (RFC 7517)", body = crate::crypto::jwt::Jwks)))]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     let doc = state.core.keys.jwks();
     (
@@ -298,7 +320,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = 503, description = "No recorder", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = 503, description = "No recorder", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     crate::telemetry::set_hash_queue_depth(state.core.hasher.queue_depth());
     match crate::telemetry::prometheus() {

@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use axum::http::HeaderMap;
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
@@ -19,12 +18,9 @@ pub enum Lang {
 impl Lang {
     pub const ALL: [Lang; 3] = [Lang::En, Lang::Pl, Lang::Ru];
 
-    /// Picks the best supported language from `Accept-Language`, or `default`.
-    pub fn negotiate(headers: &HeaderMap, default: Lang) -> Lang {
-        let Some(header) = headers
-            .get(axum::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-        else {
+    /// Picks the best supported language from an `Accept-Language` value, or `default`.
+    pub fn negotiate(accept_language: Option<&str>, default: Lang) -> Lang {
+        let Some(header) = accept_language else {
             return default;
         };
         // In the client's order of preference; `pl-PL` counts as `pl`.

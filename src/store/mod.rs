@@ -1,12 +1,24 @@
-//! Persistence: one `Store` trait, implemented for SQLite and PostgreSQL from the same SQL text.
+//! Persistence: one `Store` trait for reads and one `Tx` trait for writes, implemented for
+//! SQLite and PostgreSQL from the same SQL text.
+//!
+//! The store keeps data; it makes no decision. Which role a new account gets, how many
+//! sessions an account keeps, what a refused refresh token means, which status may follow
+//! which: those are rules, and they live in `crate::core`, which runs them between the calls
+//! of one [`Tx`]. What the store does guarantee is atomicity: everything written through one
+//! `Tx` commits together or not at all, and a `Tx` dropped before `commit` (a client that hung
+//! up) rolls back. The one write outside a `Tx` is [`Store::claim_refresh`], the hot path of
+//! every client, which is a single atomic statement on each backend.
 
 mod postgres;
 mod sql;
 mod sqlite;
+mod types;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::domain::{AccountStatus, OrganizationStatus, RevokeReason, Role};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -19,7 +31,7 @@ pub struct OrganizationRecord {
     pub id: String,
     pub name: String,
     pub state: i64,
-    pub status: String,
+    pub status: OrganizationStatus,
     pub created_at: i64,
 }
 
@@ -33,31 +45,13 @@ pub struct AccountRecord {
     pub name: String,
     pub surname: String,
     pub password_hash: Option<String>,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: AccountStatus,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-/// Whom an access token speaks for: the account fields its claims carry.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TokenSubject {
-    pub account_id: String,
-    pub organization_id: String,
-    pub role: String,
-}
-
-impl From<&AccountRecord> for TokenSubject {
-    fn from(account: &AccountRecord) -> Self {
-        Self {
-            account_id: account.id.clone(),
-            organization_id: account.organization_id.clone(),
-            role: account.role.clone(),
-        }
-    }
-}
-
-/// What `insert_account` needs; the `*_norm` fields are the uniqueness keys.
+/// What `Tx::insert_account` stores; the `*_norm` fields are the uniqueness keys.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub id: String,
@@ -71,12 +65,19 @@ pub struct NewAccount {
     pub name: String,
     pub surname: String,
     pub password_hash: Option<String>,
-    /// Role when the account is not the organization's first.
-    pub role: String,
-    /// Give the organization's first account the owner role.
-    pub first_is_owner: bool,
-    pub status: String,
+    pub role: Role,
+    pub status: AccountStatus,
     pub now: i64,
+}
+
+/// Fields of an account to overwrite; `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub surname: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<AccountStatus>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -89,7 +90,18 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub revoked_at: Option<i64>,
-    pub revoke_reason: Option<String>,
+    pub revoke_reason: Option<RevokeReason>,
+}
+
+/// A session as it starts.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub account_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
 }
 
 /// A refresh token as stored: only the SHA-256 of the value the client holds.
@@ -97,6 +109,32 @@ pub struct SessionRecord {
 pub struct NewRefreshToken {
     pub token_hash: String,
     pub expires_at: i64,
+}
+
+/// A refresh token that [`Store::claim_refresh`] used up and replaced, and whom it speaks for.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    #[sqlx(rename = "rotated_session")]
+    pub session_id: String,
+    pub account_id: String,
+    pub organization_id: String,
+    pub role: Role,
+}
+
+/// Everything stored about a refresh token that was not claimed, for the core to say why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenState {
+    pub session_id: String,
+    pub account_id: String,
+    pub organization_id: String,
+    pub account_status: AccountStatus,
+    pub used_at: Option<i64>,
+    pub expires_at: i64,
+    pub session_revoked_at: Option<i64>,
+    pub session_expires_at: i64,
+    /// Used, but the successor it names was never stored: on PostgreSQL a revocation that
+    /// commits between the claim and the session update of one rotation leaves this.
+    pub successor_missing: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -121,7 +159,7 @@ pub struct OutboxRecord {
     pub sent_at: Option<i64>,
 }
 
-/// A stored audit event.
+/// A stored audit event. `action` stays text: the log keeps what older versions wrote.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: String,
@@ -142,29 +180,31 @@ pub struct AuditEvent {
     pub ip: Option<String>,
 }
 
-/// The result of presenting a refresh token, decided inside one transaction.
-#[derive(Debug)]
-pub enum Rotation {
-    /// The token was live: it is now used, and the new one is stored in the same session.
-    Rotated {
-        session_id: String,
-        subject: TokenSubject,
-    },
-    /// No such token, or its session was revoked or has ended.
-    Unknown,
-    /// The token was never used but is past its expiry.
-    Expired,
-    /// Already used, within `refresh_reuse_grace` of its use: refused, the session is kept.
-    RotatedRecently,
-    /// Already used, outside the grace: the whole session was revoked.
-    Reused {
-        session_id: String,
-        account_id: String,
-        organization_id: String,
-    },
+/// The single-use tokens sent by email; each kind has its own table of the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Activation,
+    PasswordReset,
 }
 
-/// A member of an organization's register (seed 001's fields).
+impl LinkKind {
+    fn table(self) -> &'static str {
+        match self {
+            LinkKind::Activation => "activation_tokens",
+            LinkKind::PasswordReset => "password_resets",
+        }
+    }
+}
+
+/// A single-use link token as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkTokenRecord {
+    pub account_id: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// A member of an organization's register (seed 001's fields), as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRecord {
     pub id: String,
@@ -276,74 +316,42 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything the core asks of a database. Times are Unix milliseconds.
+/// What the core reads from a database (committed data), how it starts a [`Tx`], and the one
+/// write that does without one. Times are Unix milliseconds.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn insert_organization(&self, org: &OrganizationRecord) -> StoreResult<()>;
-    async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord>;
+    /// Starts a write transaction: see [`Tx`].
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
+
     async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>>;
     /// Looks an account up by its username or email key.
     async fn account_by_login(&self, key: &str) -> StoreResult<Option<AccountRecord>>;
-    async fn set_password_hash(&self, account_id: &str, hash: &str, now: i64) -> StoreResult<()>;
     /// Accounts of one organization, oldest first.
     async fn accounts(&self, organization_id: &str) -> StoreResult<Vec<AccountRecord>>;
-    /// Sets role and/or status of an account of the organization; `None` if there is none.
-    async fn update_account(
-        &self,
-        organization_id: &str,
-        id: &str,
-        role: Option<&str>,
-        status: Option<&str>,
-        now: i64,
-    ) -> StoreResult<Option<AccountRecord>>;
 
-    /// Starts a session with its first refresh token and revokes the account's oldest live
-    /// sessions beyond `keep`, all in one transaction.
-    async fn create_session(
-        &self,
-        session: SessionRecord,
-        token: NewRefreshToken,
-        keep: u32,
-    ) -> StoreResult<()>;
-    /// Uses `token_hash` once and stores `next` in its place; see [`Rotation`].
-    async fn rotate_refresh_token(
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Unrevoked, unexpired sessions of an account, newest first.
+    async fn live_sessions(&self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
+
+    /// Uses the refresh token `token_hash` once, if it is claimable (see `sql::claimable`), and
+    /// stores `next` in its place in the same session, atomically: of N concurrent claims of one
+    /// token, on one node or many, exactly one gets `Some`. `None` says nothing about why; ask
+    /// [`Store::refresh_token_state`].
+    async fn claim_refresh(
         &self,
         token_hash: &str,
         next: NewRefreshToken,
         now: i64,
-        grace_ms: i64,
-    ) -> StoreResult<Rotation>;
-    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
-    /// Live sessions of an account, newest first.
-    async fn live_sessions(&self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
-    /// Revokes one of the account's sessions; false if it was not live.
-    async fn revoke_session(
-        &self,
-        account_id: &str,
-        session_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> StoreResult<bool>;
-    /// Revokes every live session of the account except `keep`; returns how many.
-    async fn revoke_sessions(
-        &self,
-        account_id: &str,
-        keep: Option<&str>,
-        reason: &str,
-        now: i64,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Option<Claimed>>;
+    async fn refresh_token_state(&self, token_hash: &str)
+    -> StoreResult<Option<RefreshTokenState>>;
 
+    /// Newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn insert_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
-    /// Stores `value` under `name` unless a value exists, and returns the stored one, so that
-    /// every node ends up with the same secret.
-    async fn secret_or_insert(&self, name: &str, value: &str, now: i64) -> StoreResult<String>;
-
-    async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()>;
     /// The organization's newest audit events, at most `limit`, optionally older than `before`.
     async fn audit_events(
         &self,
@@ -351,63 +359,10 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>>;
-
-    /// A company sign-up: the pending organization, its pending owner and the first activation
-    /// token, all or nothing.
-    async fn create_company(
-        &self,
-        org: &OrganizationRecord,
-        owner: NewAccount,
-        token_hash: &str,
-        expires_at: i64,
-    ) -> StoreResult<AccountRecord>;
-    async fn insert_activation_token(
-        &self,
-        account_id: &str,
-        token_hash: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> StoreResult<()>;
-    /// Uses a live activation token once: sets the password, name and surname, and activates the
-    /// account and its organization. `None` if the token is unknown, used or expired.
-    async fn activate_account(
-        &self,
-        token_hash: &str,
-        password_hash: &str,
-        name: &str,
-        surname: &str,
-        now: i64,
-    ) -> StoreResult<Option<AccountRecord>>;
-
-    async fn insert_password_reset(
-        &self,
-        account_id: &str,
-        token_hash: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> StoreResult<()>;
-    /// Marks a live reset token used and returns its account; `None` if unknown, used or expired.
-    async fn consume_password_reset(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<Option<String>>;
-
-    async fn insert_outbox(&self, email: OutboxRecord) -> StoreResult<()>;
     /// Every email in the outbox, oldest first.
     async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>>;
 
-    async fn insert_member(&self, member: &MemberRecord) -> StoreResult<()>;
-    /// Inserts all or none, in one transaction.
-    async fn insert_members(&self, members: &[MemberRecord]) -> StoreResult<()>;
     async fn member(&self, organization_id: &str, id: &str) -> StoreResult<Option<MemberRecord>>;
-    /// Replaces the member's fields if its version is `expected`, and bumps the version.
-    async fn update_member(
-        &self,
-        member: &MemberRecord,
-        expected: i64,
-    ) -> StoreResult<VersionedUpdate>;
-    async fn delete_member(&self, organization_id: &str, id: &str) -> StoreResult<bool>;
     /// One page of members and the number matching the filter.
     async fn list_members(
         &self,
@@ -422,6 +377,107 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
 }
 
+/// One write transaction, the core's unit of work. Reads through it see its own writes and,
+/// on PostgreSQL, lock the rows they return until it ends; SQLite runs one write transaction
+/// at a time anyway (`BEGIN IMMEDIATE` on the single writer connection).
+#[async_trait]
+pub trait Tx: Send {
+    /// Makes every write of this transaction durable at once.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+
+    async fn insert_organization(&mut self, org: &OrganizationRecord) -> StoreResult<()>;
+    async fn set_organization_status(
+        &mut self,
+        id: &str,
+        status: OrganizationStatus,
+    ) -> StoreResult<()>;
+    /// Marks that the organization has had its first account; true for the one caller that
+    /// made that mark (the others wait for it and then find it made).
+    async fn claim_first_account(&mut self, organization_id: &str) -> StoreResult<bool>;
+
+    async fn insert_account(&mut self, new: &NewAccount) -> StoreResult<AccountRecord>;
+    async fn account(&mut self, id: &str) -> StoreResult<Option<AccountRecord>>;
+    /// `None` if there is no such account.
+    async fn update_account(
+        &mut self,
+        id: &str,
+        update: &AccountUpdate,
+        now: i64,
+    ) -> StoreResult<Option<AccountRecord>>;
+
+    /// Stores a session with its first refresh token.
+    async fn insert_session(
+        &mut self,
+        session: &NewSession,
+        token: &NewRefreshToken,
+    ) -> StoreResult<()>;
+    /// Unrevoked, unexpired sessions of an account, newest first.
+    async fn live_sessions(
+        &mut self,
+        account_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Revokes one of the account's sessions; false if it was not unrevoked.
+    async fn revoke_session(
+        &mut self,
+        account_id: &str,
+        session_id: &str,
+        reason: RevokeReason,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Revokes every unrevoked session of the account except `keep`; returns how many.
+    async fn revoke_sessions(
+        &mut self,
+        account_id: &str,
+        keep: Option<&str>,
+        reason: RevokeReason,
+        now: i64,
+    ) -> StoreResult<u64>;
+
+    async fn insert_link_token(
+        &mut self,
+        kind: LinkKind,
+        account_id: &str,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    async fn link_token(
+        &mut self,
+        kind: LinkKind,
+        token_hash: &str,
+    ) -> StoreResult<Option<LinkTokenRecord>>;
+    /// Marks a link token used; false if it already was.
+    async fn spend_link_token(
+        &mut self,
+        kind: LinkKind,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+
+    async fn record_audit(&mut self, event: &AuditEvent, now: i64) -> StoreResult<()>;
+    async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()>;
+    async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Stores `value` under `name` unless a value exists, and returns the stored one, so that
+    /// every node ends up with the same secret.
+    async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String>;
+
+    async fn insert_member(&mut self, member: &MemberRecord) -> StoreResult<()>;
+    async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()>;
+    async fn member(
+        &mut self,
+        organization_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<MemberRecord>>;
+    /// Replaces the member's fields if its version is `expected`, and bumps the version.
+    async fn update_member(
+        &mut self,
+        member: &MemberRecord,
+        expected: i64,
+    ) -> StoreResult<VersionedUpdate>;
+    async fn delete_member(&mut self, organization_id: &str, id: &str) -> StoreResult<bool>;
+}
+
 pub type DynStore = Arc<dyn Store>;
 
 /// Opens (creating if needed) the database the URL names and runs its migrations.
@@ -430,6 +486,23 @@ pub async fn connect(url: &str) -> StoreResult<DynStore> {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}
+
+/// Starts a transaction on its own task. sqlx builds its `Transaction` only after the database
+/// has acknowledged `BEGIN`; a future dropped between the two (a client hanging up) would leave
+/// the connection in a transaction that nothing rolls back, and the next `BEGIN` on it would fail
+/// (SQLite) or nest in it (PostgreSQL). On its own task the `Transaction` is always built, and
+/// if nobody is left to use it, dropping it rolls it back. `core::tests::
+/// a_reset_cut_short_at_any_point_is_all_or_nothing` found this.
+async fn begin_uncut<T: Send + 'static>(
+    begin: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> StoreResult<T> {
+    match tokio::spawn(begin).await {
+        Ok(tx) => Ok(tx?),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "starting a transaction: {e}"
+        )))),
     }
 }
 

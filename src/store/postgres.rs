@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
 
 use super::sql::{
-    account_columns, insert_account_query, insert_member_query, map_unique, member_columns, now_ms,
+    account_columns, live_sessions_sql, map_unique, member_columns, now_ms, session_columns,
     sql_store,
 };
 use super::*;
@@ -32,6 +32,16 @@ impl PostgresStore {
         &self.pool
     }
 
+    async fn begin_tx(&self) -> StoreResult<PostgresTx> {
+        let pool = self.pool.clone();
+        let tx = super::begin_uncut(async move { pool.begin().await }).await?;
+        Ok(PostgresTx {
+            tx,
+            pool: self.pool.clone(),
+            bulk_inserted: 0,
+        })
+    }
+
     /// Connects and migrates; sqlx takes an advisory lock, so nodes starting together are safe.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
@@ -48,47 +58,62 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Claims a live refresh token and stores its successor in one statement: one round trip
-    /// instead of a transaction of six. The conditional UPDATE is the whole race: a second
-    /// claim of the same token waits for the first one's row lock, then finds `used_at` set
-    /// and matches nothing. Returns the session and the token's subject, or `None` when the
-    /// token was not claimable.
+    /// Claims a claimable refresh token (`sql::claimable`) and stores its successor in one
+    /// statement: one round trip instead of a transaction of six. The conditional UPDATE is the
+    /// whole race: a second claim of the same token waits for the first one's row lock, then
+    /// finds `used_at` set and matches nothing. `None` when the token was not claimable.
     pub(super) async fn claim_rotation(
         &self,
         token_hash: &str,
         next: &NewRefreshToken,
         now: i64,
-    ) -> StoreResult<Option<(String, TokenSubject)>> {
-        const ROTATE: &str = "WITH claimed AS (\
-               UPDATE refresh_tokens t SET used_at = $1, replaced_by = $3 \
-               WHERE t.token_hash = $2 AND t.used_at IS NULL AND t.expires_at > $1 AND EXISTS (\
-                 SELECT 1 FROM sessions s JOIN accounts a ON a.id = s.account_id \
-                 WHERE s.id = t.session_id AND s.revoked_at IS NULL \
-                 AND s.expires_at > $1 AND a.status = 'active') \
-               RETURNING t.session_id), \
-             touched AS (\
-               UPDATE sessions s SET last_used_at = $1 FROM claimed c \
-               WHERE s.id = c.session_id AND s.revoked_at IS NULL \
-               RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
-               s.expires_at AS session_ends), \
-             issued AS (\
-               INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
-               SELECT $3, rotated_session, $1, LEAST($4, session_ends), $2 FROM touched) \
-             SELECT rotated_session, a.id AS account_id, a.organization_id, a.role \
-             FROM touched JOIN accounts a ON a.id = touched.rotated_account";
-        let row = sqlx::query(ROTATE)
+    ) -> StoreResult<Option<Claimed>> {
+        // `touched` checks the session again: a revocation that committed after the claim
+        // leaves the claim without a successor (`RefreshTokenState::successor_missing`).
+        static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "WITH claimed AS (\
+                   UPDATE refresh_tokens t SET used_at = $1, replaced_by = $3 \
+                   WHERE t.token_hash = $2 AND {} \
+                   RETURNING t.session_id), \
+                 touched AS (\
+                   UPDATE sessions s SET last_used_at = $1 FROM claimed c \
+                   WHERE s.id = c.session_id AND s.revoked_at IS NULL \
+                   RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
+                   s.expires_at AS session_ends), \
+                 issued AS (\
+                   INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
+                   SELECT $3, rotated_session, $1, LEAST($4, session_ends), $2 FROM touched) \
+                 SELECT rotated_session, a.id AS account_id, a.organization_id, a.role \
+                 FROM touched JOIN accounts a ON a.id = touched.rotated_account",
+                super::sql::claimable("t", "$1", "$5")
+            )
+        });
+        let row = sqlx::query(&ROTATE)
             .bind(now)
             .bind(token_hash)
             .bind(&next.token_hash)
             .bind(next.expires_at)
+            .bind(crate::domain::AccountStatus::Active)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let session_id: String = row.try_get("rotated_session")?;
-        Ok(Some((session_id, TokenSubject::from_row(&row)?)))
+        Ok(row.as_ref().map(Claimed::from_row).transpose()?)
     }
 }
 
-sql_store!(PostgresStore, "postgres");
+/// A write transaction of [`PostgresStore`].
+pub struct PostgresTx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// For the tidy-up after a large import commits.
+    pool: PgPool,
+    /// Members inserted, for `AFTER_BULK_INSERT`.
+    bulk_inserted: usize,
+}
+
+impl PostgresTx {
+    /// Rows a transaction reads before it decides are locked until it ends, so two
+    /// transactions cannot both decide on the same old value.
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+}
+
+sql_store!(PostgresStore, PostgresTx, "postgres");

@@ -1,19 +1,37 @@
-//! The SQL shared by both backends: `sql_store!` implements `Store` for a pool type.
+//! The SQL shared by both backends: `sql_store!` implements `Store` for a pool type and `Tx`
+//! for its transaction type.
 //!
 //! The statements use `$N` placeholders, `RETURNING` and `ON CONFLICT`, which SQLite (3.35+) and
-//! PostgreSQL read the same way, so each rule lives once. The backends differ only in how they
-//! connect, which lives in `sqlite.rs` and `postgres.rs`.
+//! PostgreSQL read the same way, so each statement is written once. The backends differ in how
+//! they connect, how they rotate refresh tokens (the hot path, tuned for each) and in a few
+//! associated constants, which live in `sqlite.rs` and `postgres.rs`. No statement decides
+//! anything: status values and reasons are bound from the domain's enums, never written here.
 //!
 //! RETURNING: a write with `RETURNING` outside an explicit transaction is read with
 //! `fetch_all`, never `fetch_optional`/`fetch_one`. Those stop after the first row and reset the
 //! statement; SQLite then commits in the reset, and runs its WAL auto-checkpoint only when a
 //! statement steps to its end, so the WAL grew without bound (830 MB after a minute of
 //! refreshes, and every page read slowed with it). `sqlite_wal_stays_bounded_under_refreshes` guards
-//! this.
+//! this. Inside a transaction the commit is the transaction's own.
 
-/// Implements `Store` for `$store`, a struct with a `pool: sqlx::Pool<$db>` field.
+/// A refresh token that may be rotated at `now`: unused, unexpired, of an unrevoked,
+/// unexpired session of an account whose status is `active` (a bound parameter). The one
+/// definition of "claimable", used by both backends' rotation; `token` is the alias of the
+/// `refresh_tokens` row, and `now`/`active` are SQL expressions (placeholders or columns).
+pub(crate) fn claimable(token: &str, now: &str, active: &str) -> String {
+    format!(
+        "{token}.used_at IS NULL AND {token}.expires_at > {now} AND EXISTS (\
+           SELECT 1 FROM sessions cs JOIN accounts ca ON ca.id = cs.account_id \
+           WHERE cs.id = {token}.session_id AND cs.revoked_at IS NULL \
+           AND cs.expires_at > {now} AND ca.status = {active})"
+    )
+}
+
+/// Implements `Store` for `$store`, a struct with a `pool: sqlx::Pool<$db>` field and the
+/// methods `writer`, `begin_tx` and `claim_rotation`; and `Tx` for `$tx`, a struct with a
+/// `tx: sqlx::Transaction<'static, $db>` field.
 macro_rules! sql_store {
-    ($store:ty, $backend:literal) => {
+    ($store:ty, $tx:ty, $backend:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> &'static str {
@@ -25,43 +43,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_organization(&self, org: &OrganizationRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO organizations (id, name, state, status, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&org.id)
-                .bind(&org.name)
-                .bind(org.state)
-                .bind(&org.status)
-                .bind(org.created_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
-            }
-
-            async fn insert_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
-                let mut tx = self.writer().begin().await?;
-                let mut role = new.role.clone();
-                // The first account of an organization, however it is made, ends the bootstrap;
-                // it becomes the owner only when the caller asks for that (`first_is_owner`).
-                // The row lock (PostgreSQL) or the write lock (SQLite) lets exactly one
-                // concurrent first account flip the flag.
-                let flipped = sqlx::query(
-                    "UPDATE organizations SET owner_bootstrapped = 1 \
-                     WHERE id = $1 AND owner_bootstrapped = 0",
-                )
-                .bind(&new.organization_id)
-                .execute(&mut *tx)
-                .await?;
-                if new.first_is_owner && flipped.rows_affected() == 1 {
-                    role = "owner".into();
-                }
-                let inserted = insert_account_query!(new, role)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_unique)?;
-                tx.commit().await?;
-                Ok(inserted)
+            async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+                Ok(Box::new(self.begin_tx().await?))
             }
 
             async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
@@ -84,16 +67,6 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn set_password_hash(&self, account_id: &str, hash: &str, now: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
-                    .bind(hash)
-                    .bind(now)
-                    .bind(account_id)
-                    .execute(self.writer())
-                    .await?;
-                Ok(())
-            }
-
             async fn accounts(&self, organization_id: &str) -> StoreResult<Vec<AccountRecord>> {
                 Ok(sqlx::query_as::<_, AccountRecord>(concat!(
                     "SELECT ", account_columns!(),
@@ -104,192 +77,69 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn update_account(
-                &self,
-                organization_id: &str,
-                id: &str,
-                role: Option<&str>,
-                status: Option<&str>,
-                now: i64,
-            ) -> StoreResult<Option<AccountRecord>> {
-                Ok(sqlx::query_as::<_, AccountRecord>(concat!(
-                    "UPDATE accounts SET role = COALESCE($1, role), status = COALESCE($2, status), \
-                     updated_at = $3 WHERE organization_id = $4 AND id = $5 RETURNING ",
-                    account_columns!()
-                ))
-                .bind(role)
-                .bind(status)
-                .bind(now)
-                .bind(organization_id)
-                .bind(id)
-                // fetch_all, not fetch_optional: see "RETURNING" in this module's notes.
-                .fetch_all(self.writer())
-                .await?
-                .into_iter()
-                .next())
-            }
-
-            async fn create_session(
-                &self,
-                session: SessionRecord,
-                token: NewRefreshToken,
-                keep: u32,
-            ) -> StoreResult<()> {
-                let mut tx = self.writer().begin().await?;
-                sqlx::query(
-                    "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
-                     user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6)",
-                )
-                .bind(&session.id)
-                .bind(&session.account_id)
-                .bind(session.created_at)
-                .bind(session.expires_at)
-                .bind(&session.user_agent)
-                .bind(&session.ip)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&token.token_hash)
-                .bind(&session.id)
-                .bind(session.created_at)
-                .bind(token.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1, revoke_reason = 'session_limit' \
-                     WHERE account_id = $2 AND revoked_at IS NULL AND id NOT IN (\
-                       SELECT id FROM sessions WHERE account_id = $2 AND revoked_at IS NULL \
-                       AND expires_at > $1 ORDER BY created_at DESC, id DESC LIMIT $3)",
-                )
-                .bind(session.created_at)
-                .bind(&session.account_id)
-                .bind(i64::from(keep))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn rotate_refresh_token(
-                &self,
-                token_hash: &str,
-                next: NewRefreshToken,
-                now: i64,
-                grace_ms: i64,
-            ) -> StoreResult<Rotation> {
-                if let Some((session_id, subject)) = self.claim_rotation(token_hash, &next, now).await? {
-                    return Ok(Rotation::Rotated { session_id, subject });
-                }
-                // Not claimed: find out why, for the answer (SPEC §3).
-                // `orphaned`: used, but the successor it names was never stored. On PostgreSQL a
-                // revocation committed between the claim and the session update leaves this
-                // (the statement claims, then finds the session revoked); that is a logout
-                // racing a refresh, not a reuse.
-                let known: Option<(String, Option<i64>, i64, String, Option<i64>, i64, String, String, i64)> =
-                    sqlx::query_as(
-                        "SELECT s.id, t.used_at, t.expires_at, s.account_id, s.revoked_at, s.expires_at, \
-                         a.organization_id, a.status, \
-                         CAST(CASE WHEN t.replaced_by IS NOT NULL AND NOT EXISTS \
-                           (SELECT 1 FROM refresh_tokens n WHERE n.token_hash = t.replaced_by) \
-                         THEN 1 ELSE 0 END AS BIGINT) \
-                         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-                         JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
-                    )
-                    .bind(token_hash)
-                    .fetch_optional(self.writer())
-                    .await?;
-                let Some((session_id, used_at, expires_at, account_id, revoked_at, session_ends, organization_id, status, orphaned)) = known
-                else {
-                    return Ok(Rotation::Unknown);
-                };
-                if orphaned == 1 {
-                    return Ok(Rotation::Unknown);
-                }
-                let Some(used_at) = used_at else {
-                    // Unused, yet not claimable: a revoked session or a disabled account is
-                    // unknown; otherwise the token or its session has run out.
-                    let ended = revoked_at.is_some() || status != "active";
-                    let expired = expires_at <= now || session_ends <= now;
-                    return Ok(if expired && !ended { Rotation::Expired } else { Rotation::Unknown });
-                };
-                if grace_ms > 0 && now - used_at <= grace_ms && revoked_at.is_none() {
-                    return Ok(Rotation::RotatedRecently);
-                }
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1, revoke_reason = 'refresh_token_reused' \
-                     WHERE id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&session_id)
-                .execute(self.writer())
-                .await?;
-                Ok(Rotation::Reused { session_id, account_id, organization_id })
-            }
-
             async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
-                Ok(sqlx::query_as::<_, SessionRecord>(
-                    "SELECT id, account_id, created_at, last_used_at, expires_at, user_agent, ip, \
-                     revoked_at, revoke_reason FROM sessions WHERE id = $1",
-                )
+                Ok(sqlx::query_as::<_, SessionRecord>(concat!(
+                    "SELECT ", session_columns!(), " FROM sessions WHERE id = $1"
+                ))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
             }
 
             async fn live_sessions(&self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
-                Ok(sqlx::query_as::<_, SessionRecord>(
-                    "SELECT id, account_id, created_at, last_used_at, expires_at, user_agent, ip, \
-                     revoked_at, revoke_reason FROM sessions \
-                     WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                     ORDER BY created_at DESC, id DESC",
-                )
-                .bind(account_id)
-                .bind(now)
-                .fetch_all(&self.pool)
-                .await?)
+                Ok(sqlx::query_as::<_, SessionRecord>(live_sessions_sql!())
+                    .bind(account_id)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
-            async fn revoke_session(
+            async fn claim_refresh(
                 &self,
-                account_id: &str,
-                session_id: &str,
-                reason: &str,
+                token_hash: &str,
+                next: NewRefreshToken,
                 now: i64,
-            ) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-                     WHERE id = $3 AND account_id = $4 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(reason)
-                .bind(session_id)
-                .bind(account_id)
-                .execute(self.writer())
-                .await?;
-                Ok(done.rows_affected() == 1)
+            ) -> StoreResult<Option<Claimed>> {
+                self.claim_rotation(token_hash, &next, now).await
             }
 
-            async fn revoke_sessions(
-                &self,
-                account_id: &str,
-                keep: Option<&str>,
-                reason: &str,
-                now: i64,
-            ) -> StoreResult<u64> {
-                let done = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-                     WHERE account_id = $3 AND revoked_at IS NULL AND id <> $4",
+            async fn refresh_token_state(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenState>> {
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    session_id: String,
+                    account_id: String,
+                    organization_id: String,
+                    account_status: $crate::domain::AccountStatus,
+                    used_at: Option<i64>,
+                    expires_at: i64,
+                    session_revoked_at: Option<i64>,
+                    session_expires_at: i64,
+                    successor_missing: i64,
+                }
+                let row = sqlx::query_as::<_, Row>(
+                    "SELECT t.session_id, s.account_id, a.organization_id, a.status AS account_status, \
+                     t.used_at, t.expires_at, s.revoked_at AS session_revoked_at, \
+                     s.expires_at AS session_expires_at, \
+                     CAST(CASE WHEN t.replaced_by IS NOT NULL AND NOT EXISTS \
+                       (SELECT 1 FROM refresh_tokens n WHERE n.token_hash = t.replaced_by) \
+                     THEN 1 ELSE 0 END AS BIGINT) AS successor_missing \
+                     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+                     JOIN accounts a ON a.id = s.account_id WHERE t.token_hash = $1",
                 )
-                .bind(now)
-                .bind(reason)
-                .bind(account_id)
-                .bind(keep.unwrap_or(""))
-                .execute(self.writer())
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
                 .await?;
-                Ok(done.rows_affected())
+                Ok(row.map(|r| RefreshTokenState {
+                    session_id: r.session_id,
+                    account_id: r.account_id,
+                    organization_id: r.organization_id,
+                    account_status: r.account_status,
+                    used_at: r.used_at,
+                    expires_at: r.expires_at,
+                    session_revoked_at: r.session_revoked_at,
+                    session_expires_at: r.session_expires_at,
+                    successor_missing: r.successor_missing == 1,
+                }))
             }
 
             async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -301,156 +151,16 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn insert_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, private_key, public_key, created_at) \
-                     VALUES ($1, $2, $3, $4)",
+            async fn audit_events(&self, organization_id: &str, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+                Ok(sqlx::query_as::<_, AuditRecord>(
+                    "SELECT id, organization_id, actor_id, action, target, ip, created_at FROM audit_events \
+                     WHERE organization_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3",
                 )
-                .bind(&key.kid)
-                .bind(&key.private_key)
-                .bind(&key.public_key)
-                .bind(key.created_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
-            }
-
-            async fn secret_or_insert(&self, name: &str, value: &str, now: i64) -> StoreResult<String> {
-                sqlx::query(
-                    "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(value)
-                .bind(now)
-                .execute(self.writer())
-                .await?;
-                let (stored,): (String,) = sqlx::query_as("SELECT value FROM secrets WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(self.writer())
-                    .await?;
-                Ok(stored)
-            }
-
-            async fn create_company(
-                &self,
-                org: &OrganizationRecord,
-                owner: NewAccount,
-                token_hash: &str,
-                expires_at: i64,
-            ) -> StoreResult<AccountRecord> {
-                let mut tx = self.writer().begin().await?;
-                sqlx::query(
-                    "INSERT INTO organizations (id, name, state, status, owner_bootstrapped, created_at) \
-                     VALUES ($1, $2, $3, $4, 1, $5)",
-                )
-                .bind(&org.id)
-                .bind(&org.name)
-                .bind(org.state)
-                .bind(&org.status)
-                .bind(org.created_at)
-                .execute(&mut *tx)
-                .await?;
-                let account = insert_account_query!(owner, owner.role)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_unique)?;
-                sqlx::query(
-                    "INSERT INTO activation_tokens (token_hash, account_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(token_hash)
-                .bind(&account.id)
-                .bind(owner.now)
-                .bind(expires_at)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(account)
-            }
-
-            async fn insert_activation_token(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
-                self.insert_link_token("activation_tokens", account_id, token_hash, now, expires_at).await
-            }
-
-            async fn activate_account(
-                &self,
-                token_hash: &str,
-                password_hash: &str,
-                name: &str,
-                surname: &str,
-                now: i64,
-            ) -> StoreResult<Option<AccountRecord>> {
-                let mut tx = self.writer().begin().await?;
-                let claimed: Option<(String,)> = sqlx::query_as(
-                    "UPDATE activation_tokens SET used_at = $1 \
-                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
-                )
-                .bind(now)
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((account_id,)) = claimed else {
-                    tx.rollback().await?;
-                    return Ok(None);
-                };
-                let account = sqlx::query_as::<_, AccountRecord>(concat!(
-                    "UPDATE accounts SET password_hash = $1, name = $2, surname = $3, status = 'active', \
-                     updated_at = $4 WHERE id = $5 AND status = 'pending_activation' RETURNING ",
-                    account_columns!()
-                ))
-                .bind(password_hash)
-                .bind(name)
-                .bind(surname)
-                .bind(now)
-                .bind(&account_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(account) = account else {
-                    tx.rollback().await?;
-                    return Ok(None);
-                };
-                sqlx::query("UPDATE organizations SET status = 'active' WHERE id = $1")
-                    .bind(&account.organization_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(Some(account))
-            }
-
-            async fn insert_password_reset(&self, account_id: &str, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
-                self.insert_link_token("password_resets", account_id, token_hash, now, expires_at).await
-            }
-
-            async fn consume_password_reset(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
-                let row: Option<(String,)> = sqlx::query_as(
-                    "UPDATE password_resets SET used_at = $1 \
-                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
-                )
-                .bind(now)
-                .bind(token_hash)
-                // fetch_all, not fetch_optional: see "RETURNING" in this module's notes.
-                .fetch_all(self.writer())
-                .await?
-                .into_iter()
-                .next();
-                Ok(row.map(|(id,)| id))
-            }
-
-            async fn insert_outbox(&self, email: OutboxRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO outbox (id, recipient, subject, body, created_at, sent_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&email.id)
-                .bind(&email.recipient)
-                .bind(&email.subject)
-                .bind(&email.body)
-                .bind(email.created_at)
-                .bind(email.sent_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
+                .bind(organization_id)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>> {
@@ -462,51 +172,6 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn insert_member(&self, member: &MemberRecord) -> StoreResult<()> {
-                insert_member_query!(member).execute(self.writer()).await.map_err(map_unique)?;
-                Ok(())
-            }
-
-            async fn insert_members(&self, members: &[MemberRecord]) -> StoreResult<()> {
-                let mut tx = self.writer().begin().await?;
-                // 18 binds a row: 500 rows stay under both backends' bind limits.
-                for chunk in members.chunks(500) {
-                    let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO members (", member_columns!(), ") "));
-                    insert.push_values(chunk, |mut row, m| {
-                        row.push_bind(&m.id)
-                            .push_bind(&m.organization_id)
-                            .push_bind(&m.imie)
-                            .push_bind(&m.nazwisko)
-                            .push_bind(&m.wyksztalcenie)
-                            .push_bind(&m.pesel)
-                            .push_bind(&m.wojewodztwo)
-                            .push_bind(&m.miejscowosc)
-                            .push_bind(&m.ulica)
-                            .push_bind(&m.nrdomulokalu)
-                            .push_bind(&m.kodpocztowy)
-                            .push_bind(&m.email)
-                            .push_bind(&m.tel)
-                            .push_bind(&m.search)
-                            .push_bind(m.version)
-                            .push_bind(&m.created_by)
-                            .push_bind(m.created_at)
-                            .push_bind(m.updated_at);
-                    });
-                    insert.build().execute(&mut *tx).await.map_err(map_unique)?;
-                }
-                tx.commit().await?;
-                if members.len() >= Self::BULK_INSERT {
-                    // Failures only cost speed, so they are logged, not returned: the import
-                    // has committed.
-                    for statement in Self::AFTER_BULK_INSERT {
-                        if let Err(e) = sqlx::query(statement).execute(self.writer()).await {
-                            tracing::warn!(error = %e, "tidying up after an import failed");
-                        }
-                    }
-                }
-                Ok(())
-            }
-
             async fn member(&self, organization_id: &str, id: &str) -> StoreResult<Option<MemberRecord>> {
                 Ok(sqlx::query_as::<_, MemberRecord>(concat!(
                     "SELECT ", member_columns!(), " FROM members WHERE organization_id = $1 AND id = $2"
@@ -515,61 +180,6 @@ macro_rules! sql_store {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
-            }
-
-            async fn update_member(&self, m: &MemberRecord, expected: i64) -> StoreResult<VersionedUpdate> {
-                let updated = sqlx::query_as::<_, MemberRecord>(concat!(
-                    "UPDATE members SET imie = $1, nazwisko = $2, wyksztalcenie = $3, pesel = $4, \
-                     wojewodztwo = $5, miejscowosc = $6, ulica = $7, nrdomulokalu = $8, \
-                     kodpocztowy = $9, email = $10, tel = $11, search = $12, updated_at = $13, \
-                     version = version + 1 \
-                     WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING ",
-                    member_columns!()
-                ))
-                .bind(&m.imie)
-                .bind(&m.nazwisko)
-                .bind(&m.wyksztalcenie)
-                .bind(&m.pesel)
-                .bind(&m.wojewodztwo)
-                .bind(&m.miejscowosc)
-                .bind(&m.ulica)
-                .bind(&m.nrdomulokalu)
-                .bind(&m.kodpocztowy)
-                .bind(&m.email)
-                .bind(&m.tel)
-                .bind(&m.search)
-                .bind(m.updated_at)
-                .bind(&m.organization_id)
-                .bind(&m.id)
-                .bind(expected)
-                // fetch_all, not fetch_optional: see "RETURNING" in this module's notes.
-                .fetch_all(self.writer())
-                .await
-                .map_err(map_unique)?
-                .into_iter()
-                .next();
-                if let Some(member) = updated {
-                    return Ok(VersionedUpdate::Updated(Box::new(member)));
-                }
-                let current: Option<(i64,)> =
-                    sqlx::query_as("SELECT version FROM members WHERE organization_id = $1 AND id = $2")
-                        .bind(&m.organization_id)
-                        .bind(&m.id)
-                        .fetch_optional(self.writer())
-                        .await?;
-                Ok(match current {
-                    Some((current,)) => VersionedUpdate::Conflict { current },
-                    None => VersionedUpdate::NotFound,
-                })
-            }
-
-            async fn delete_member(&self, organization_id: &str, id: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM members WHERE organization_id = $1 AND id = $2")
-                    .bind(organization_id)
-                    .bind(id)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
             }
 
             async fn list_members(
@@ -650,20 +260,237 @@ macro_rules! sql_store {
                 }
                 Ok(found)
             }
+        }
 
-            async fn audit_events(&self, organization_id: &str, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-                Ok(sqlx::query_as::<_, AuditRecord>(
-                    "SELECT id, organization_id, actor_id, action, target, ip, created_at FROM audit_events \
-                     WHERE organization_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3",
+        #[async_trait::async_trait]
+        impl $crate::store::Tx for $tx {
+            async fn commit(self: Box<Self>) -> StoreResult<()> {
+                let this = *self;
+                this.tx.commit().await?;
+                if this.bulk_inserted >= <$store>::BULK_INSERT {
+                    // Failures only cost speed, so they are logged, not returned: the import
+                    // has committed.
+                    for statement in <$store>::AFTER_BULK_INSERT {
+                        if let Err(e) = sqlx::query(statement).execute(&this.pool).await {
+                            tracing::warn!(error = %e, "tidying up after an import failed");
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            async fn insert_organization(&mut self, org: &OrganizationRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO organizations (id, name, state, status, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&org.id)
+                .bind(&org.name)
+                .bind(org.state)
+                .bind(org.status)
+                .bind(org.created_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn set_organization_status(&mut self, id: &str, status: $crate::domain::OrganizationStatus) -> StoreResult<()> {
+                sqlx::query("UPDATE organizations SET status = $1 WHERE id = $2")
+                    .bind(status)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn claim_first_account(&mut self, organization_id: &str) -> StoreResult<bool> {
+                // The row lock (PostgreSQL) or the write lock (SQLite) lets exactly one
+                // transaction flip the flag; one that rolls back flips it back.
+                let flipped = sqlx::query(
+                    "UPDATE organizations SET owner_bootstrapped = 1 \
+                     WHERE id = $1 AND owner_bootstrapped = 0",
                 )
                 .bind(organization_id)
-                .bind(before.unwrap_or(i64::MAX))
-                .bind(limit)
-                .fetch_all(&self.pool)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(flipped.rows_affected() == 1)
+            }
+
+            async fn insert_account(&mut self, new: &NewAccount) -> StoreResult<AccountRecord> {
+                sqlx::query_as::<_, AccountRecord>(concat!(
+                    "INSERT INTO accounts (id, organization_id, username, username_norm, email, email_norm, \
+                     phone, phone_norm, name, surname, password_hash, role, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
+                    account_columns!()
+                ))
+                .bind(&new.id)
+                .bind(&new.organization_id)
+                .bind(&new.username)
+                .bind(&new.username_norm)
+                .bind(&new.email)
+                .bind(&new.email_norm)
+                .bind(&new.phone)
+                .bind(&new.phone_norm)
+                .bind(&new.name)
+                .bind(&new.surname)
+                .bind(&new.password_hash)
+                .bind(new.role)
+                .bind(new.status)
+                .bind(new.now)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(map_unique)
+            }
+
+            async fn account(&mut self, id: &str) -> StoreResult<Option<AccountRecord>> {
+                let sql = format!(
+                    concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1{}"),
+                    <$tx>::FOR_UPDATE
+                );
+                Ok(sqlx::query_as::<_, AccountRecord>(&sql)
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?)
+            }
+
+            async fn update_account(&mut self, id: &str, update: &AccountUpdate, now: i64) -> StoreResult<Option<AccountRecord>> {
+                Ok(sqlx::query_as::<_, AccountRecord>(concat!(
+                    "UPDATE accounts SET password_hash = COALESCE($1, password_hash), \
+                     name = COALESCE($2, name), surname = COALESCE($3, surname), \
+                     role = COALESCE($4, role), status = COALESCE($5, status), updated_at = $6 \
+                     WHERE id = $7 RETURNING ",
+                    account_columns!()
+                ))
+                .bind(&update.password_hash)
+                .bind(&update.name)
+                .bind(&update.surname)
+                .bind(update.role)
+                .bind(update.status)
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
                 .await?)
             }
 
-            async fn record_audit(&self, event: AuditEvent, now: i64) -> StoreResult<()> {
+            async fn insert_session(&mut self, session: &NewSession, token: &NewRefreshToken) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
+                     user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6)",
+                )
+                .bind(&session.id)
+                .bind(&session.account_id)
+                .bind(session.created_at)
+                .bind(session.expires_at)
+                .bind(&session.user_agent)
+                .bind(&session.ip)
+                .execute(&mut *self.tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&token.token_hash)
+                .bind(&session.id)
+                .bind(session.created_at)
+                .bind(token.expires_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn live_sessions(&mut self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
+                Ok(sqlx::query_as::<_, SessionRecord>(live_sessions_sql!())
+                    .bind(account_id)
+                    .bind(now)
+                    .fetch_all(&mut *self.tx)
+                    .await?)
+            }
+
+            async fn revoke_session(
+                &mut self,
+                account_id: &str,
+                session_id: &str,
+                reason: $crate::domain::RevokeReason,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                     WHERE id = $3 AND account_id = $4 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(session_id)
+                .bind(account_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_sessions(
+                &mut self,
+                account_id: &str,
+                keep: Option<&str>,
+                reason: $crate::domain::RevokeReason,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                     WHERE account_id = $3 AND revoked_at IS NULL AND id <> $4",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(account_id)
+                .bind(keep.unwrap_or(""))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_link_token(
+                &mut self,
+                kind: LinkKind,
+                account_id: &str,
+                token_hash: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO {} (token_hash, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                    kind.table()
+                ))
+                .bind(token_hash)
+                .bind(account_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn link_token(&mut self, kind: LinkKind, token_hash: &str) -> StoreResult<Option<LinkTokenRecord>> {
+                Ok(sqlx::query_as::<_, LinkTokenRecord>(&format!(
+                    "SELECT account_id, expires_at, used_at FROM {} WHERE token_hash = $1{}",
+                    kind.table(),
+                    <$tx>::FOR_UPDATE
+                ))
+                .bind(token_hash)
+                .fetch_optional(&mut *self.tx)
+                .await?)
+            }
+
+            async fn spend_link_token(&mut self, kind: LinkKind, token_hash: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(&format!(
+                    "UPDATE {} SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+                    kind.table()
+                ))
+                .bind(now)
+                .bind(token_hash)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_audit(&mut self, event: &AuditEvent, now: i64) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO audit_events (id, organization_id, actor_id, action, target, ip, \
                      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -675,43 +502,192 @@ macro_rules! sql_store {
                 .bind(&event.target)
                 .bind(&event.ip)
                 .bind(now)
-                .execute(self.writer())
+                .execute(&mut *self.tx)
                 .await?;
                 Ok(())
+            }
+
+            async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO outbox (id, recipient, subject, body, created_at, sent_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&email.id)
+                .bind(&email.recipient)
+                .bind(&email.subject)
+                .bind(&email.body)
+                .bind(email.created_at)
+                .bind(email.sent_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, private_key, public_key, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&key.kid)
+                .bind(&key.private_key)
+                .bind(&key.public_key)
+                .bind(key.created_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String> {
+                sqlx::query(
+                    "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(value)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                let (stored,): (String,) = sqlx::query_as("SELECT value FROM secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok(stored)
+            }
+
+            async fn insert_member(&mut self, m: &MemberRecord) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO members (",
+                    member_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                ))
+                .bind(&m.id)
+                .bind(&m.organization_id)
+                .bind(&m.imie)
+                .bind(&m.nazwisko)
+                .bind(&m.wyksztalcenie)
+                .bind(&m.pesel)
+                .bind(&m.wojewodztwo)
+                .bind(&m.miejscowosc)
+                .bind(&m.ulica)
+                .bind(&m.nrdomulokalu)
+                .bind(&m.kodpocztowy)
+                .bind(&m.email)
+                .bind(&m.tel)
+                .bind(&m.search)
+                .bind(m.version)
+                .bind(&m.created_by)
+                .bind(m.created_at)
+                .bind(m.updated_at)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_unique)?;
+                Ok(())
+            }
+
+            async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
+                // 18 binds a row: 500 rows stay under both backends' bind limits.
+                for chunk in members.chunks(500) {
+                    let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO members (", member_columns!(), ") "));
+                    insert.push_values(chunk, |mut row, m| {
+                        row.push_bind(&m.id)
+                            .push_bind(&m.organization_id)
+                            .push_bind(&m.imie)
+                            .push_bind(&m.nazwisko)
+                            .push_bind(&m.wyksztalcenie)
+                            .push_bind(&m.pesel)
+                            .push_bind(&m.wojewodztwo)
+                            .push_bind(&m.miejscowosc)
+                            .push_bind(&m.ulica)
+                            .push_bind(&m.nrdomulokalu)
+                            .push_bind(&m.kodpocztowy)
+                            .push_bind(&m.email)
+                            .push_bind(&m.tel)
+                            .push_bind(&m.search)
+                            .push_bind(m.version)
+                            .push_bind(&m.created_by)
+                            .push_bind(m.created_at)
+                            .push_bind(m.updated_at);
+                    });
+                    insert.build().execute(&mut *self.tx).await.map_err(map_unique)?;
+                }
+                self.bulk_inserted += members.len();
+                Ok(())
+            }
+
+            async fn member(&mut self, organization_id: &str, id: &str) -> StoreResult<Option<MemberRecord>> {
+                let sql = format!(
+                    concat!("SELECT ", member_columns!(), " FROM members WHERE organization_id = $1 AND id = $2{}"),
+                    <$tx>::FOR_UPDATE
+                );
+                Ok(sqlx::query_as::<_, MemberRecord>(&sql)
+                    .bind(organization_id)
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?)
+            }
+
+            async fn update_member(&mut self, m: &MemberRecord, expected: i64) -> StoreResult<VersionedUpdate> {
+                let updated = sqlx::query_as::<_, MemberRecord>(concat!(
+                    "UPDATE members SET imie = $1, nazwisko = $2, wyksztalcenie = $3, pesel = $4, \
+                     wojewodztwo = $5, miejscowosc = $6, ulica = $7, nrdomulokalu = $8, \
+                     kodpocztowy = $9, email = $10, tel = $11, search = $12, updated_at = $13, \
+                     version = version + 1 \
+                     WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING ",
+                    member_columns!()
+                ))
+                .bind(&m.imie)
+                .bind(&m.nazwisko)
+                .bind(&m.wyksztalcenie)
+                .bind(&m.pesel)
+                .bind(&m.wojewodztwo)
+                .bind(&m.miejscowosc)
+                .bind(&m.ulica)
+                .bind(&m.nrdomulokalu)
+                .bind(&m.kodpocztowy)
+                .bind(&m.email)
+                .bind(&m.tel)
+                .bind(&m.search)
+                .bind(m.updated_at)
+                .bind(&m.organization_id)
+                .bind(&m.id)
+                .bind(expected)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(map_unique)?;
+                if let Some(member) = updated {
+                    return Ok(VersionedUpdate::Updated(Box::new(member)));
+                }
+                let current: Option<(i64,)> =
+                    sqlx::query_as("SELECT version FROM members WHERE organization_id = $1 AND id = $2")
+                        .bind(&m.organization_id)
+                        .bind(&m.id)
+                        .fetch_optional(&mut *self.tx)
+                        .await?;
+                Ok(match current {
+                    Some((current,)) => VersionedUpdate::Conflict { current },
+                    None => VersionedUpdate::NotFound,
+                })
+            }
+
+            async fn delete_member(&mut self, organization_id: &str, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM members WHERE organization_id = $1 AND id = $2")
+                    .bind(organization_id)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
         }
 
         impl $store {
-            /// Stores a single-use link token (`activation_tokens`, `password_resets`: the same
-            /// columns). `table` is one of those names, never client text.
-            async fn insert_link_token(
-                &self,
-                table: &'static str,
-                account_id: &str,
-                token_hash: &str,
-                now: i64,
-                expires_at: i64,
-            ) -> StoreResult<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (token_hash, account_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)"
-                ))
-                .bind(token_hash)
-                .bind(account_id)
-                .bind(now)
-                .bind(expires_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
-            }
-
             /// Creates the default organization if this is a fresh database.
             async fn seed_defaults(&self, now: i64) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO organizations (id, name, state, status, created_at) \
-                     VALUES ($1, 'default', 0, 'active', $2) ON CONFLICT (id) DO NOTHING",
+                     VALUES ($1, 'default', 0, $2, $3) ON CONFLICT (id) DO NOTHING",
                 )
                 .bind($crate::store::DEFAULT_ORGANIZATION)
+                .bind($crate::domain::OrganizationStatus::Active)
                 .bind(now)
                 .execute(self.writer())
                 .await?;
@@ -728,6 +704,24 @@ macro_rules! account_columns {
     };
 }
 
+macro_rules! session_columns {
+    () => {
+        "id, account_id, created_at, last_used_at, expires_at, user_agent, ip, revoked_at, \
+         revoke_reason"
+    };
+}
+
+macro_rules! live_sessions_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id DESC"
+        )
+    };
+}
+
 macro_rules! member_columns {
     () => {
         "id, organization_id, imie, nazwisko, wyksztalcenie, pesel, wojewodztwo, miejscowosc, ulica, \
@@ -735,65 +729,7 @@ macro_rules! member_columns {
     };
 }
 
-/// The INSERT of one account (`$new: NewAccount`) with the role `$role`, returning the record;
-/// shared by sign-ups of both surfaces.
-macro_rules! insert_account_query {
-    ($new:expr, $role:expr) => {
-        sqlx::query_as::<_, AccountRecord>(concat!(
-            "INSERT INTO accounts (id, organization_id, username, username_norm, email, email_norm, \
-             phone, phone_norm, name, surname, password_hash, role, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
-            account_columns!()
-        ))
-        .bind(&$new.id)
-        .bind(&$new.organization_id)
-        .bind(&$new.username)
-        .bind(&$new.username_norm)
-        .bind(&$new.email)
-        .bind(&$new.email_norm)
-        .bind(&$new.phone)
-        .bind(&$new.phone_norm)
-        .bind(&$new.name)
-        .bind(&$new.surname)
-        .bind(&$new.password_hash)
-        .bind(&$role)
-        .bind(&$new.status)
-        .bind($new.now)
-    };
-}
-
-/// The INSERT of one member, shared by single inserts and imports.
-macro_rules! insert_member_query {
-    ($m:expr) => {
-        sqlx::query(concat!(
-            "INSERT INTO members (",
-            member_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        ))
-        .bind(&$m.id)
-        .bind(&$m.organization_id)
-        .bind(&$m.imie)
-        .bind(&$m.nazwisko)
-        .bind(&$m.wyksztalcenie)
-        .bind(&$m.pesel)
-        .bind(&$m.wojewodztwo)
-        .bind(&$m.miejscowosc)
-        .bind(&$m.ulica)
-        .bind(&$m.nrdomulokalu)
-        .bind(&$m.kodpocztowy)
-        .bind(&$m.email)
-        .bind(&$m.tel)
-        .bind(&$m.search)
-        .bind($m.version)
-        .bind(&$m.created_by)
-        .bind($m.created_at)
-        .bind($m.updated_at)
-    };
-}
-
-pub(crate) use {
-    account_columns, insert_account_query, insert_member_query, member_columns, sql_store,
-};
+pub(crate) use {account_columns, live_sessions_sql, member_columns, session_columns, sql_store};
 
 /// Turns a unique violation into the field it concerns; other errors pass through.
 pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {
@@ -806,4 +742,26 @@ pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {
 /// Unix milliseconds now; the stores stamp rows with the time the core passes in, except here.
 pub(crate) fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn claimable_names_every_condition_once() {
+        let text = super::claimable("t", "$1", "$5");
+        for part in [
+            "t.used_at IS NULL",
+            "t.expires_at > $1",
+            "cs.revoked_at IS NULL",
+            "cs.expires_at > $1",
+            "ca.status = $5",
+            "cs.id = t.session_id",
+        ] {
+            assert_eq!(text.matches(part).count(), 1, "{part} in {text}");
+        }
+        assert!(
+            !text.contains("'active'"),
+            "statuses are bound, never literal"
+        );
+    }
 }

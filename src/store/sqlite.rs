@@ -7,7 +7,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, Row, SqlitePool};
 
 use super::sql::{
-    account_columns, insert_account_query, insert_member_query, map_unique, member_columns, now_ms,
+    account_columns, live_sessions_sql, map_unique, member_columns, now_ms, session_columns,
     sql_store,
 };
 use super::*;
@@ -38,6 +38,20 @@ impl SqliteStore {
 
     fn writer(&self) -> &SqlitePool {
         &self.write_pool
+    }
+
+    /// A write transaction on the single writer connection. `IMMEDIATE` takes the write lock
+    /// at once, so a transaction that reads before it writes never finds, at its first write,
+    /// that another process (`brama user create` beside the server) wrote in between.
+    async fn begin_tx(&self) -> StoreResult<SqliteTx> {
+        let pool = self.write_pool.clone();
+        let tx =
+            super::begin_uncut(async move { pool.begin_with("BEGIN IMMEDIATE").await }).await?;
+        Ok(SqliteTx {
+            tx,
+            pool: self.write_pool.clone(),
+            bulk_inserted: 0,
+        })
     }
 
     /// Opens or creates the file, then migrates. The parent directory must exist.
@@ -82,15 +96,15 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Claims a live refresh token and stores its successor. Returns the session and the
-    /// token's subject, or `None` when the token was not claimable. The rotation joins the
-    /// next batch of `rotate_in_batches` and finishes even if this future is dropped.
+    /// Claims a claimable refresh token and stores its successor; `None` when the token was not
+    /// claimable. The rotation joins the next batch of `rotate_in_batches` and finishes even if
+    /// this future is dropped.
     pub(super) async fn claim_rotation(
         &self,
         token_hash: &str,
         next: &NewRefreshToken,
         now: i64,
-    ) -> StoreResult<Option<(String, TokenSubject)>> {
+    ) -> StoreResult<Option<Claimed>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = RotationRequest {
             token_hash: token_hash.to_string(),
@@ -105,13 +119,27 @@ impl SqliteStore {
     }
 }
 
+/// A write transaction of [`SqliteStore`].
+pub struct SqliteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    /// The writer, for the tidy-up after a large import commits.
+    pool: SqlitePool,
+    /// Members inserted, for `AFTER_BULK_INSERT`.
+    bulk_inserted: usize,
+}
+
+impl SqliteTx {
+    /// SQLite locks the whole database for a write transaction; rows need no lock of their own.
+    const FOR_UPDATE: &'static str = "";
+}
+
 /// One refresh token to rotate, and where its answer goes.
 struct RotationRequest {
     token_hash: String,
     next_hash: String,
     next_expires_at: i64,
     now: i64,
-    reply: tokio::sync::oneshot::Sender<StoreResult<Option<(String, TokenSubject)>>>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<Option<Claimed>>>,
 }
 
 /// At most this many rotations share one statement (four binds each).
@@ -124,11 +152,11 @@ const ROTATION_BATCH: usize = 64;
 /// one statement, one commit, one trip to the worker, and the pages they share written once.
 /// Alone, a rotation goes at once, as a batch of one.
 ///
-/// The statement INSERTs each successor only from a claimable token (unused, unexpired, live
-/// session, active account); the `refresh_tokens_rotate` trigger (migration 0008) marks the
-/// old token used and touches the session, in the same statement. Two requests for the same
-/// token never both go into a statement: the later one follows the batch and then finds the
-/// token used.
+/// The statement INSERTs each successor only from a claimable token (`sql::claimable`); the
+/// `refresh_tokens_rotate` trigger (migration 0009) marks the old token used and touches the
+/// session, in the same statement, and the unique index on `replaces` makes a second successor
+/// of one token impossible. Two requests for the same token never both go into a statement:
+/// the later one follows the batch and then finds the token used.
 async fn rotate_in_batches(
     pool: SqlitePool,
     mut queue: tokio::sync::mpsc::Receiver<RotationRequest>,
@@ -175,9 +203,10 @@ async fn rotate_batch(
     batch: Vec<RotationRequest>,
     followers: Vec<RotationRequest>,
 ) {
+    // $1 is the status of an account that may rotate; each row's four binds follow.
     let rows: Vec<String> = (0..batch.len())
         .map(|i| {
-            let b = i * 4;
+            let b = i * 4 + 1;
             format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
         })
         .collect();
@@ -186,9 +215,7 @@ async fn rotate_batch(
          INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
          SELECT r.new_hash, t.session_id, r.now, MIN(r.expires_at, s.expires_at), t.token_hash \
          FROM r JOIN refresh_tokens t ON t.token_hash = r.old_hash \
-         JOIN sessions s ON s.id = t.session_id JOIN accounts a ON a.id = s.account_id \
-         WHERE t.used_at IS NULL AND t.expires_at > r.now \
-         AND s.revoked_at IS NULL AND s.expires_at > r.now AND a.status = 'active' \
+         JOIN sessions s ON s.id = t.session_id WHERE {} \
          RETURNING replaces, session_id AS rotated_session, \
          (SELECT a.id FROM sessions s JOIN accounts a ON a.id = s.account_id \
           WHERE s.id = refresh_tokens.session_id) AS account_id, \
@@ -196,9 +223,10 @@ async fn rotate_batch(
           WHERE s.id = refresh_tokens.session_id) AS organization_id, \
          (SELECT a.role FROM sessions s JOIN accounts a ON a.id = s.account_id \
           WHERE s.id = refresh_tokens.session_id) AS role",
-        rows.join(", ")
+        rows.join(", "),
+        super::sql::claimable("t", "r.now", "$1"),
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(&sql).bind(crate::domain::AccountStatus::Active);
     for r in &batch {
         query = query
             .bind(&r.token_hash)
@@ -220,12 +248,11 @@ async fn rotate_batch(
             return;
         }
     };
-    let decoded: StoreResult<std::collections::HashMap<String, (String, TokenSubject)>> = rotated
+    let decoded: StoreResult<std::collections::HashMap<String, Claimed>> = rotated
         .iter()
         .map(|row| {
             let replaced: String = row.try_get("replaces")?;
-            let session: String = row.try_get("rotated_session")?;
-            Ok((replaced, (session, TokenSubject::from_row(row)?)))
+            Ok((replaced, Claimed::from_row(row)?))
         })
         .collect();
     let mut done = match decoded {
@@ -252,4 +279,4 @@ async fn rotate_batch(
     }
 }
 
-sql_store!(SqliteStore, "sqlite");
+sql_store!(SqliteStore, SqliteTx, "sqlite");

@@ -737,7 +737,7 @@ async fn forgot_and_reset_password(backend: Backend) {
     let emails = outbox_with(&app, 1).await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(
-        app.core.store.outbox().await.unwrap().len(),
+        app.core.outbox().await.unwrap().len(),
         1,
         "nothing is sent to an unknown address"
     );
@@ -881,18 +881,16 @@ async fn full_hash_queue_answers_503_and_other_routes_keep_answering(backend: Ba
 async fn login_upgrades_hashes_made_with_old_parameters(backend: Backend) {
     let app = app!(backend);
     app.register("alice").await;
-    let stored = |app: &crate::helpers::TestApp| {
-        let core = app.core.clone();
-        async move {
-            core.store
-                .account_by_login("alice")
-                .await
-                .unwrap()
-                .unwrap()
-                .password_hash
-                .unwrap()
-        }
-    };
+    async fn stored(app: &crate::helpers::TestApp) -> String {
+        app.store()
+            .await
+            .account_by_login("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .unwrap()
+    }
     assert!(stored(&app).await.contains("m=256,t=1,p=1"));
     // The operator raises the cost; the next login re-hashes with it.
     let upgraded = app.sibling(|c| c.argon2_memory_kib = 512).await;

@@ -55,7 +55,7 @@ fn failure(r: &Resp, status: u16) -> Vec<String> {
 
 /// Signs up and activates a company; returns the activation answer's `data`.
 async fn active_company(app: &TestApp, email: &str, phone: &str) -> Value {
-    let before = app.core.store.outbox().await.unwrap().len();
+    let before = app.core.outbox().await.unwrap().len();
     assert_eq!(signup(app, email, phone).await.status, 200);
     let emails = outbox_with(app, before + 1).await;
     let token = link_token(app, &emails[before].body, "/activate");
@@ -397,7 +397,7 @@ async fn resend_always_answers_the_same(backend: Backend) {
     // Only the pending account got a new link, and it works.
     let emails = outbox_with(&app, 3).await;
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    assert_eq!(app.core.store.outbox().await.unwrap().len(), 3);
+    assert_eq!(app.core.outbox().await.unwrap().len(), 3);
     assert_eq!(emails[2].recipient, "pending@firma.pl");
     let token = link_token(&app, &emails[2].body, "/activate");
     let r = app
@@ -584,7 +584,7 @@ async fn emails_are_delivered_over_smtp(backend: Backend) {
     );
     let token = link_token(&app, mail, "/activate");
     assert!(
-        app.core.store.outbox().await.unwrap().is_empty(),
+        app.core.outbox().await.unwrap().is_empty(),
         "SMTP mail does not go to the outbox"
     );
     let r = app

@@ -213,6 +213,7 @@ pub struct TestApp {
     secrets: Mutex<Vec<String>>,
     _db: Arc<TestDb>,
     config: Config,
+    store: tokio::sync::OnceCell<brama::store::DynStore>,
 }
 
 impl TestApp {
@@ -248,6 +249,7 @@ impl TestApp {
             secrets: Mutex::new(Vec::new()),
             _db: db,
             config,
+            store: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -368,8 +370,14 @@ impl TestApp {
     /// Creates an account with `role` in the default organization (as `brama user create`
     /// does) and logs it in; returns the login body.
     pub async fn user_with_role(&self, username: &str, role: brama::core::Role) -> Value {
+        use brama::domain::{AccountEmail, Password, Username};
+        let registration = brama::core::accounts::Registration {
+            username: Username::parse(username).expect("username"),
+            email: AccountEmail::parse(&format!("{username}@example.com")).expect("email"),
+            password: Password::parse(PASSWORD, self.config.password_policy).expect("password"),
+        };
         self.core
-            .create_account(username, &format!("{username}@example.com"), PASSWORD, role)
+            .create_account(registration, role)
             .await
             .expect("account created");
         let r = self.login(username, PASSWORD).await;
@@ -377,44 +385,55 @@ impl TestApp {
         r.body
     }
 
+    /// The test's database, opened beside the server (as an operator's tool would): for
+    /// fixtures no API makes, and for looking at what was stored.
+    pub async fn store(&self) -> brama::store::DynStore {
+        self.store
+            .get_or_init(|| async {
+                brama::store::connect(&self._db.url)
+                    .await
+                    .expect("the test database opens")
+            })
+            .await
+            .clone()
+    }
+
     /// An admin of another organization, logged in; returns the login body.
     pub async fn foreign_admin(&self, username: &str) -> Value {
         let org = uuid::Uuid::now_v7().to_string();
         let now = brama::core::now_ms();
-        self.core
-            .store
-            .insert_organization(&brama::store::OrganizationRecord {
-                id: org.clone(),
-                name: "Other NGO".into(),
-                state: 1,
-                status: "active".into(),
-                created_at: now,
-            })
-            .await
-            .expect("organization");
+        let store = self.store().await;
+        let mut tx = store.begin().await.expect("transaction");
+        tx.insert_organization(&brama::store::OrganizationRecord {
+            id: org.clone(),
+            name: "Other NGO".into(),
+            state: 1,
+            status: brama::domain::OrganizationStatus::Active,
+            created_at: now,
+        })
+        .await
+        .expect("organization");
         let hash = self.core.hasher.hash(PASSWORD).await.expect("hash");
         let email = format!("{username}@other.example");
-        self.core
-            .store
-            .insert_account(brama::store::NewAccount {
-                id: uuid::Uuid::now_v7().to_string(),
-                organization_id: org,
-                username: Some(username.into()),
-                username_norm: Some(brama::domain::normalize_key(username)),
-                email_norm: brama::domain::normalize_key(&email),
-                email,
-                phone: None,
-                phone_norm: None,
-                name: String::new(),
-                surname: String::new(),
-                password_hash: Some(hash),
-                role: "admin".into(),
-                first_is_owner: false,
-                status: "active".into(),
-                now,
-            })
-            .await
-            .expect("account");
+        tx.insert_account(&brama::store::NewAccount {
+            id: uuid::Uuid::now_v7().to_string(),
+            organization_id: org,
+            username: Some(username.into()),
+            username_norm: Some(brama::domain::normalize_key(username)),
+            email_norm: brama::domain::normalize_key(&email),
+            email,
+            phone: None,
+            phone_norm: None,
+            name: String::new(),
+            surname: String::new(),
+            password_hash: Some(hash),
+            role: brama::domain::Role::Admin,
+            status: brama::domain::AccountStatus::Active,
+            now,
+        })
+        .await
+        .expect("account");
+        tx.commit().await.expect("commit");
         let r = self.login(username, PASSWORD).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body
@@ -565,7 +584,7 @@ macro_rules! app {
 /// Waits until the outbox holds at least `n` emails (they are sent after the answer).
 pub async fn outbox_with(app: &TestApp, n: usize) -> Vec<brama::store::OutboxRecord> {
     for _ in 0..200 {
-        let emails = app.core.store.outbox().await.expect("outbox");
+        let emails = app.core.outbox().await.expect("outbox");
         if emails.len() >= n {
             return emails;
         }

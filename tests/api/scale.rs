@@ -133,9 +133,7 @@ async fn metrics_count_requests_logins_and_refusals(backend: Backend) {
 async fn a_running_node_signs_with_a_rotated_key_within_ten_seconds(backend: Backend) {
     let app: TestApp = app!(backend);
     let old = app.user("alice").await;
-    let kid = brama::crypto::jwt::rotate(&app.core.store, brama::core::now_ms())
-        .await
-        .unwrap();
+    let kid = app.core.rotate_signing_key().await.unwrap();
     // No reload by hand: the node's own timer must find the key.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

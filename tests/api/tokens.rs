@@ -31,7 +31,7 @@ fn claims_of(app: &TestApp, access: &str) -> Value {
 
 /// Signs `claims` with the server's own current private key, as only the server could.
 async fn sign_as_server(app: &TestApp, claims: &Value) -> String {
-    let keys = app.core.store.signing_keys().await.unwrap();
+    let keys = app.store().await.signing_keys().await.unwrap();
     let key = &keys[0];
     let der = STANDARD.decode(&key.private_key).unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
@@ -225,14 +225,8 @@ async fn rotated_key_keeps_old_tokens_valid(backend: Backend) {
     let app = app!(backend);
     let old = app.user("alice").await;
     let old_access = old["accessToken"].as_str().unwrap();
-    let kid = brama::crypto::jwt::rotate(&app.core.store, brama::core::now_ms())
-        .await
-        .unwrap();
-    app.core
-        .keys
-        .reload(&app.core.store, brama::core::now_ms())
-        .await
-        .unwrap();
+    let kid = app.core.rotate_signing_key().await.unwrap();
+    app.core.reload_keys().await.unwrap();
     let fresh = app.login("alice", crate::helpers::PASSWORD).await.body;
     let header = jsonwebtoken::decode_header(fresh["accessToken"].as_str().unwrap()).unwrap();
     assert_eq!(header.kid.as_deref(), Some(kid.as_str()));

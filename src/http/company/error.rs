@@ -1,4 +1,5 @@
-//! The Company API's failure envelope (seed 002): `{"errorID", "status": "error", "msg", "info"}`.
+//! The Company API's failure envelope (seed 002): `{"errorID", "status": "error", "msg", "info"}`,
+//! and the one table from the core's errors (and the extractors' rejections) to it.
 //! `errorID` is `#` and eight random letters and digits, new for every answer, and logged with
 //! the error, so support can find the log line from the client's screenshot.
 
@@ -8,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::core::CoreError;
 use crate::domain::{FieldError, Problem};
 use crate::http::current_lang;
-use crate::http::membership::error::ApiError;
+use crate::http::extract::Rejection;
 use crate::i18n::{Msg, problem_text};
 
 #[derive(Debug)]
@@ -41,13 +43,18 @@ impl CompanyError {
     }
 }
 
-#[derive(Serialize)]
-struct Body {
+/// The Company API's failure envelope, as sent.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyFailure {
+    /// `#` and eight letters or digits, also in the server's log line of the error.
     #[serde(rename = "errorID")]
-    error_id: String,
-    status: &'static str,
-    msg: Vec<String>,
-    info: String,
+    pub error_id: String,
+    /// Always `error`.
+    pub status: &'static str,
+    /// One sentence per problem, starting with the field's JSON name.
+    pub msg: Vec<String>,
+    pub info: String,
 }
 
 /// `#` and eight letters or digits from the OS generator.
@@ -77,7 +84,7 @@ impl IntoResponse for CompanyError {
         } else {
             tracing::warn!(error_id = %error_id, code = self.code, status = self.status.as_u16(), ?fields, "company api error");
         }
-        let body = Body {
+        let body = CompanyFailure {
             error_id,
             status: "error",
             msg,
@@ -93,6 +100,30 @@ impl IntoResponse for CompanyError {
     }
 }
 
+/// Seed 002 answers every failure with 400, except rate limits and a busy server; what is not
+/// a request of this API at all (404, 405, 413, 415) keeps its own status.
+impl From<Rejection> for CompanyError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::Unauthenticated(e) => e.into(),
+            other => {
+                let status = match other.status() {
+                    s @ (StatusCode::NOT_FOUND
+                    | StatusCode::METHOD_NOT_ALLOWED
+                    | StatusCode::PAYLOAD_TOO_LARGE
+                    | StatusCode::UNSUPPORTED_MEDIA_TYPE) => s,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                CompanyError {
+                    sentences: other.detail().map(str::to_owned).into_iter().collect(),
+                    ..CompanyError::new(status, other.code(), other.msg())
+                }
+            }
+        }
+    }
+}
+
+/// The one table from the core's errors to this surface's status and sentences.
 impl From<CoreError> for CompanyError {
     fn from(e: CoreError) -> Self {
         use StatusCode as S;
@@ -104,6 +135,7 @@ impl From<CoreError> for CompanyError {
             }],
             ..bad("taken", Msg::ValidationFailed)
         };
+        let retry = |secs: u64| Some(u32::try_from(secs).unwrap_or(u32::MAX));
         match e {
             CoreError::Validation(fields) => CompanyError {
                 fields,
@@ -116,11 +148,11 @@ impl From<CoreError> for CompanyError {
                 bad("invalid_credentials", Msg::InvalidEmailOrPassword)
             }
             CoreError::RateLimited { retry_after_secs } => CompanyError {
-                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
+                retry_after: retry(retry_after_secs),
                 ..CompanyError::new(S::TOO_MANY_REQUESTS, "rate_limited", Msg::RateLimited)
             },
             CoreError::Busy { retry_after_secs } => CompanyError {
-                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
+                retry_after: retry(retry_after_secs),
                 ..CompanyError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
             },
             CoreError::NoToken => bad("no_token", Msg::NoToken),
@@ -149,22 +181,11 @@ impl From<CoreError> for CompanyError {
     }
 }
 
-/// The shared extractors answer in the Membership form; this surface re-dresses them.
-impl From<ApiError> for CompanyError {
-    fn from(e: ApiError) -> Self {
-        // Seed 002: failures are 400, except rate limits; 404/405/413/415 keep their meaning.
-        let status = match e.status.as_u16() {
-            404 | 405 | 413 | 415 | 429 | 503 => e.status,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let sentences = e.detail.map(|d| vec![d.to_string()]).unwrap_or_default();
-        CompanyError {
-            status,
-            code: e.code,
-            info: e.msg,
-            fields: e.fields,
-            sentences,
-            retry_after: e.retry_after,
-        }
-    }
+/// Unknown routes under this surface.
+pub async fn not_found() -> CompanyError {
+    Rejection::NotFound.into()
+}
+
+pub async fn method_not_allowed() -> CompanyError {
+    Rejection::MethodNotAllowed.into()
 }

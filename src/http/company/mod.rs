@@ -1,148 +1,169 @@
 //! Seed 002's surface: `/company/*` sign-up and activation, `/web/*` log-in, refresh and
 //! log-out, in its `{status, info, msg, data}` envelope, Russian unless `Accept-Language` says
-//! otherwise.
+//! otherwise. Two nested routers (one per prefix) with the same fallbacks, limits and envelope.
 
 pub mod error;
 
-use axum::Json;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum_extra::extract::CookieJar;
-use serde::de::DeserializeOwned;
+use axum::Router;
+use axum::extract::{FromRequest, State};
+use axum::http::HeaderMap;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::company::Signup;
+use crate::core::accounts::Credentials;
+use crate::core::company::{Activation, CompanySignup};
 use crate::core::sessions::IssuedSession;
-use crate::core::{CoreError, Role};
-use crate::http::extract::{AppJson, ClientInfo, access_token};
-use crate::http::openapi::CompanyFailure;
-use crate::http::{AppState, current_lang};
-use crate::i18n::Msg;
-use crate::store::AccountRecord;
-use error::CompanyError;
+use crate::core::{AccountRecord, CoreError, Role};
+use crate::domain::{CompanyEmail, Fields, MemberText, Password, Phone, Problem};
+use crate::http::extract::{ClientInfo, JsonBody, access_token};
+use crate::http::{AppState, BODY_LIMIT, body_limit, current_lang, language};
+use crate::i18n::{Lang, Msg};
+use error::{CompanyError, CompanyFailure};
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(signup))
-        .routes(routes!(activate))
-        .routes(routes!(resend_activation))
-        .routes(routes!(auth))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-}
-
-/// A success without `data` (sign-up, resend, log-out).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct CompanyAnswer {
-    /// `created` or `success`.
-    status: String,
-    info: String,
-    msg: Vec<String>,
-}
-
-/// The sign-up form of seed 002.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct SignupInput {
-    /// 10–40 characters: English letters, digits and `!?@.-`.
-    email: String,
-    /// 2–20 characters: digits and a leading `+`.
-    phone: String,
-    state: i64,
-}
-
-/// Paths this surface answers, in its own envelope and language.
-pub fn is_company_path(path: &str) -> bool {
-    ["/company", "/web"].iter().any(|p| {
-        path == *p
-            || path
-                .strip_prefix(p)
-                .is_some_and(|rest| rest.starts_with('/'))
-    })
-}
-
-pub async fn not_found() -> CompanyError {
-    CompanyError::new(StatusCode::NOT_FOUND, "not_found", Msg::NotFound)
-}
-
-pub async fn method_not_allowed() -> CompanyError {
-    CompanyError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        Msg::MethodNotAllowed,
+/// `/company/*`: sign-up and activation (paths relative to `/company`).
+pub fn company_surface() -> (Router<AppState>, OpenApi) {
+    decorate(
+        OpenApiRouter::new()
+            .routes(routes!(signup))
+            .routes(routes!(activate))
+            .routes(routes!(resend_activation)),
     )
 }
 
-/// A JSON body; its failures in this surface's envelope.
-pub struct CompanyJson<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for CompanyJson<T> {
-    type Rejection = CompanyError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        AppJson::<T>::from_request(req, state)
-            .await
-            .map(|AppJson(v)| CompanyJson(v))
-            .map_err(CompanyError::from)
-    }
+/// `/web/*`: log-in, refresh and log-out (paths relative to `/web`).
+pub fn web_surface() -> (Router<AppState>, OpenApi) {
+    decorate(
+        OpenApiRouter::new()
+            .routes(routes!(auth))
+            .routes(routes!(refresh))
+            .routes(routes!(logout)),
+    )
 }
 
-/// The success envelope.
+fn decorate(routes: OpenApiRouter<AppState>) -> (Router<AppState>, OpenApi) {
+    let (router, doc) = routes.split_for_parts();
+    let router = router
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found);
+    let router = body_limit::<CompanyError, _>(BODY_LIMIT, router);
+    (language(Lang::Ru, router), doc)
+}
+
+/// A JSON body; its failures in this surface's envelope.
+#[derive(FromRequest)]
+#[from_request(via(JsonBody), rejection(CompanyError))]
+pub struct Json<T>(pub T);
+
+/// A success with `data`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Success<T: Serialize> {
+    /// `success`.
     status: &'static str,
     info: String,
     msg: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<T>,
+    data: T,
 }
 
-fn success<T: Serialize>(status: &'static str, info: String, data: Option<T>) -> Json<Success<T>> {
-    Json(Success {
-        status,
-        info,
+/// A success without `data` (sign-up, resend, log-out).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Done {
+    /// `created` or `success`.
+    status: &'static str,
+    info: String,
+    msg: Vec<String>,
+}
+
+fn success<T: Serialize>(data: T) -> axum::Json<Success<T>> {
+    axum::Json(Success {
+        status: "success",
+        info: String::new(),
         msg: Vec::new(),
         data,
     })
 }
 
-type Answer<T> = Result<Json<Success<T>>, CompanyError>;
+fn done(status: &'static str, info: String) -> axum::Json<Done> {
+    axum::Json(Done {
+        status,
+        info,
+        msg: Vec::new(),
+    })
+}
 
-#[utoipa::path(post, path = "/company/signup", tag = "company", request_body = SignupInput,
-    responses((status = 200, description = "`status: created`; the activation email is on its way", body = CompanyAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
+type Answer<T> = Result<axum::Json<T>, CompanyError>;
+
+fn invalid(fields: Fields) -> CompanyError {
+    CoreError::Validation(fields.into_errors()).into()
+}
+
+/// The sign-up form of seed 002.
+#[derive(Deserialize, ToSchema)]
+struct SignupBody {
+    /// 10–40 characters: English letters, digits and `!?@.-`.
+    email: Option<String>,
+    /// 2–20 characters: digits and a leading `+`.
+    phone: Option<String>,
+    /// A whole number.
+    #[schema(value_type = Option<i64>)]
+    state: Option<Value>,
+}
+
+impl SignupBody {
+    fn parse(self) -> Result<CompanySignup, CompanyError> {
+        let mut f = Fields::new();
+        let email = f.parse("email", self.email.as_deref(), CompanyEmail::parse);
+        let phone = f.parse("phone", self.phone.as_deref(), Phone::parse);
+        let state = f.parse("state", self.state.filter(|s| !s.is_null()), |v| {
+            v.as_i64().ok_or(Problem::Type)
+        });
+        match (email, phone, state) {
+            (Some(email), Some(phone), Some(state)) => Ok(CompanySignup {
+                email,
+                phone,
+                state,
+            }),
+            _ => Err(invalid(f)),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/signup", tag = "company", operation_id = "company_signup", request_body = SignupBody,
+    responses((status = 200, description = "`status: created`; the activation email is on its way", body = Done), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
 async fn signup(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    CompanyJson(body): CompanyJson<Signup>,
-) -> Answer<()> {
-    state.core.signup(&body, current_lang(), &client).await?;
-    Ok(success(
-        "created",
-        Msg::CompanyCreated.text(current_lang()),
-        None,
-    ))
+    Json(body): Json<SignupBody>,
+) -> Answer<Done> {
+    let signup = body.parse()?;
+    state.core.signup(signup, current_lang(), &client).await?;
+    Ok(done("created", Msg::CompanyCreated.text(current_lang())))
 }
 
 /// What `/web/auth` and `/company/activate` answer in `data`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Session {
     name: String,
     surname: String,
+    /// `Owner`, `Admin`, `Moderator` or `User`.
     role: &'static str,
     access: String,
     refresh: String,
 }
 
 fn session(account: &AccountRecord, issued: IssuedSession) -> Session {
-    let role = match Role::parse(&account.role) {
-        Some(Role::Owner) => "Owner",
-        Some(Role::Admin) => "Admin",
-        Some(Role::Moderator) => "Moderator",
-        _ => "User",
+    let role = match account.role {
+        Role::Owner => "Owner",
+        Role::Admin => "Admin",
+        Role::Moderator => "Moderator",
+        Role::User => "User",
     };
     Session {
         name: account.name.clone(),
@@ -161,28 +182,41 @@ struct ActivateBody {
     surname: Option<String>,
 }
 
-#[utoipa::path(post, path = "/company/activate", tag = "company", request_body = ActivateBody,
+#[utoipa::path(post, path = "/activate", tag = "company", operation_id = "company_activate", request_body = ActivateBody,
     responses((status = 200, description = "Activated and logged in", body = Success<Session>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
 async fn activate(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    CompanyJson(body): CompanyJson<ActivateBody>,
-) -> Answer<Session> {
-    let (account, issued) = state
-        .core
-        .activate(
-            body.token.as_deref(),
-            body.password.as_deref(),
-            body.name.as_deref(),
-            body.surname.as_deref(),
-            &client,
-        )
-        .await?;
-    Ok(success(
-        "success",
-        String::new(),
-        Some(session(&account, issued)),
-    ))
+    Json(body): Json<ActivateBody>,
+) -> Answer<Success<Session>> {
+    let policy = state.core.config.password_policy;
+    let mut f = Fields::new();
+    let token = f.present("token", body.token.as_deref());
+    let password = f.parse("password", body.password.as_deref(), |p| {
+        Password::parse(p, policy)
+    });
+    let name = f.parse("name", body.name.as_deref(), MemberText::parse);
+    let surname = match body
+        .surname
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => Some(None),
+        Some(s) => f.check("surname", MemberText::parse(s)).map(Some),
+    };
+    let (Some(token), Some(password), Some(name), Some(surname)) = (token, password, name, surname)
+    else {
+        return Err(invalid(f));
+    };
+    let activation = Activation {
+        token: token.to_string(),
+        password,
+        name,
+        surname,
+    };
+    let (account, issued) = state.core.activate(activation, &client).await?;
+    Ok(success(session(&account, issued)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -190,22 +224,22 @@ struct EmailBody {
     email: Option<String>,
 }
 
-#[utoipa::path(post, path = "/company/activation/resend", tag = "company", request_body = EmailBody,
-    responses((status = 200, description = "Always the same answer", body = CompanyAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
+#[utoipa::path(post, path = "/activation/resend", tag = "company", operation_id = "company_resend_activation", request_body = EmailBody,
+    responses((status = 200, description = "Always the same answer", body = Done), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
 async fn resend_activation(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    CompanyJson(body): CompanyJson<EmailBody>,
-) -> Answer<()> {
+    Json(body): Json<EmailBody>,
+) -> Answer<Done> {
+    let mut f = Fields::new();
+    let Some(email) = f.parse("email", body.email.as_deref(), CompanyEmail::parse) else {
+        return Err(invalid(f));
+    };
     state
         .core
-        .resend_activation(body.email.as_deref(), current_lang(), &client)
+        .resend_activation(email, current_lang(), &client)
         .await?;
-    Ok(success(
-        "success",
-        Msg::ActivationResent.text(current_lang()),
-        None,
-    ))
+    Ok(done("success", Msg::ActivationResent.text(current_lang())))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -214,27 +248,25 @@ struct AuthBody {
     password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/web/auth", tag = "company", request_body = AuthBody,
+#[utoipa::path(post, path = "/auth", tag = "company", operation_id = "web_auth", request_body = AuthBody,
     responses((status = 200, description = "Logged in", body = Success<Session>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
 async fn auth(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    CompanyJson(body): CompanyJson<AuthBody>,
-) -> Answer<Session> {
-    let (account, issued) = state
-        .core
-        .login_as(
-            "email",
-            body.email.as_deref(),
-            body.password.as_deref(),
-            &client,
-        )
-        .await?;
-    Ok(success(
-        "success",
-        String::new(),
-        Some(session(&account, issued)),
-    ))
+    Json(body): Json<AuthBody>,
+) -> Answer<Success<Session>> {
+    let mut f = Fields::new();
+    let login = f.present("email", body.email.as_deref());
+    let password = f.present("password", body.password.as_deref());
+    let (Some(login), Some(password)) = (login, password) else {
+        return Err(invalid(f));
+    };
+    let credentials = Credentials {
+        login: login.to_string(),
+        password: SecretString::from(password),
+    };
+    let (account, issued) = state.core.login(credentials, &client).await?;
+    Ok(success(session(&account, issued)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -243,49 +275,43 @@ struct RefreshBody {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Pair {
     access: String,
     refresh: String,
 }
 
-#[utoipa::path(post, path = "/web/refresh", tag = "company", request_body = RefreshBody,
+#[utoipa::path(post, path = "/refresh", tag = "company", operation_id = "web_refresh", request_body = RefreshBody,
     responses((status = 200, description = "A new pair; the old refresh token is used up", body = Success<Pair>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)))]
 async fn refresh(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    CompanyJson(body): CompanyJson<RefreshBody>,
-) -> Answer<Pair> {
-    let Some(token) = body.refresh.filter(|t| !t.is_empty()) else {
-        return Err(CoreError::Validation(vec![crate::domain::FieldError {
-            field: "refresh",
-            problem: crate::domain::Problem::Required,
-        }])
-        .into());
+    Json(body): Json<RefreshBody>,
+) -> Answer<Success<Pair>> {
+    let mut f = Fields::new();
+    let Some(token) = f.present("refresh", body.refresh.as_deref()) else {
+        return Err(invalid(f));
     };
-    let issued = state.core.refresh(&token, &client).await?;
-    Ok(success(
-        "success",
-        String::new(),
-        Some(Pair {
-            access: issued.access_token,
-            refresh: issued.refresh_token,
-        }),
-    ))
+    let issued = state.core.refresh(token, &client).await?;
+    Ok(success(Pair {
+        access: issued.access_token,
+        refresh: issued.refresh_token,
+    }))
 }
 
 /// Ends the session of the access token in `Authorization: Bearer` (or `x-access-token`).
-#[utoipa::path(post, path = "/web/logout", tag = "company",
-    responses((status = 200, description = "Session ended", body = CompanyAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)), security(("bearer" = []), ("access_token" = [])))]
+#[utoipa::path(post, path = "/logout", tag = "company", operation_id = "web_logout",
+    responses((status = 200, description = "Session ended", body = Done), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure)), security(("bearer" = []), ("access_token" = [])))]
 async fn logout(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     headers: HeaderMap,
-) -> Answer<()> {
+) -> Answer<Done> {
     // Cookies are the Membership API's browser mode; this surface takes header tokens only.
-    let Some((token, _)) = access_token(&headers, &CookieJar::new()) else {
+    let Some((token, _)) = access_token(&headers, None) else {
         return Err(CoreError::NoToken.into());
     };
-    let claims = state.core.authenticate(&token).await?;
-    state.core.logout(&claims, &client).await?;
-    Ok(success("success", String::new(), None))
+    let caller = state.core.authenticate(&token).await?;
+    state.core.logout(&caller, &client).await?;
+    Ok(done("success", String::new()))
 }

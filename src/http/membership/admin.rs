@@ -1,21 +1,20 @@
-//! `/api/admin/*`: the accounts of the caller's organization and its audit trail.
+//! `/admin/*`: the accounts of the caller's organization and its audit trail.
 
-use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::core::actor::{ManageAccounts, ReadAudit};
 use crate::core::admin::AccountChange;
-use crate::core::rfc3339;
+use crate::core::{AccountRecord, AccountStatus, rfc3339};
+use crate::domain::{Fields, Problem};
 use crate::http::AppState;
-use crate::http::extract::{AppJson, AppPath, AppQuery, AuthUser, ClientInfo};
-use crate::store::{AccountRecord, AuditRecord};
 
-use super::error::ApiError;
-use super::role_names;
-use crate::http::openapi::ErrorBody;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Id, Json, Query, Require};
+use super::{invalid, parse_role, role_names};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct AccountBody {
     id: String,
     username: Option<String>,
@@ -34,43 +34,46 @@ struct AccountBody {
     name: String,
     surname: String,
     roles: Vec<String>,
-    status: String,
+    /// `pending_activation`, `active` or `disabled`.
+    status: &'static str,
     created_at: String,
 }
 
 impl From<AccountRecord> for AccountBody {
     fn from(a: AccountRecord) -> Self {
         AccountBody {
-            roles: role_names(&a),
+            roles: role_names(a.role),
             id: a.id,
             username: a.username,
             email: a.email,
             phone: a.phone,
             name: a.name,
             surname: a.surname,
-            status: a.status,
+            status: a.status.as_str(),
             created_at: rfc3339(a.created_at),
         }
     }
 }
 
-#[utoipa::path(get, path = "/api/admin/accounts", tag = "admin", responses((status = 200, description = "Accounts of the caller's organization", body = Vec<AccountBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/accounts", tag = "admin", operation_id = "list_accounts", responses((status = 200, description = "Accounts of the caller's organization", body = Vec<AccountBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
-    user: AuthUser,
-) -> Result<Json<Vec<AccountBody>>, ApiError> {
-    let accounts = state.core.list_accounts(&user.claims).await?;
-    Ok(Json(accounts.into_iter().map(AccountBody::from).collect()))
+    Require(granted): Require<ManageAccounts>,
+) -> Result<axum::Json<Vec<AccountBody>>, ApiError> {
+    let accounts = state.core.list_accounts(&granted).await?;
+    Ok(axum::Json(
+        accounts.into_iter().map(AccountBody::from).collect(),
+    ))
 }
 
-#[utoipa::path(get, path = "/api/admin/accounts/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "One account", body = AccountBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/accounts/{id}", tag = "admin", operation_id = "get_account", params(("id" = String, Path)), responses((status = 200, description = "One account", body = AccountBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn one(
     State(state): State<AppState>,
-    user: AuthUser,
-    AppPath(id): AppPath,
-) -> Result<Json<AccountBody>, ApiError> {
-    Ok(Json(
-        state.core.account_of_org(&user.claims, &id).await?.into(),
+    Require(granted): Require<ManageAccounts>,
+    Id(id): Id,
+) -> Result<axum::Json<AccountBody>, ApiError> {
+    Ok(axum::Json(
+        state.core.account_of_org(&granted, &id).await?.into(),
     ))
 }
 
@@ -80,43 +83,57 @@ struct ChangeBody {
     /// array is accepted too, as the login answer shows roles that way.
     role: Option<String>,
     roles: Option<Vec<String>>,
+    /// `active` or `disabled`.
     status: Option<String>,
 }
 
-#[utoipa::path(patch, path = "/api/admin/accounts/{id}", tag = "admin", params(("id" = String, Path)), request_body = ChangeBody,
+impl ChangeBody {
+    fn parse(self) -> Result<AccountChange, ApiError> {
+        let role = self
+            .role
+            .or_else(|| self.roles.and_then(|r| r.into_iter().next()));
+        let mut f = Fields::new();
+        let role = f.optional("role", role.as_deref(), parse_role);
+        let status = f.optional("status", self.status.as_deref(), |s| {
+            AccountStatus::parse(s.trim()).ok_or(Problem::Format)
+        });
+        match (role, status) {
+            (Some(role), Some(status)) => Ok(AccountChange { role, status }),
+            _ => Err(invalid(f)),
+        }
+    }
+}
+
+#[utoipa::path(patch, path = "/admin/accounts/{id}", tag = "admin", operation_id = "change_account", params(("id" = String, Path)), request_body = ChangeBody,
     responses((status = 200, description = "Changed", body = AccountBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn change(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppPath(id): AppPath,
-    AppJson(body): AppJson<ChangeBody>,
-) -> Result<Json<AccountBody>, ApiError> {
-    let role = body
-        .role
-        .or_else(|| body.roles.and_then(|r| r.into_iter().next()));
-    let change = AccountChange {
-        role: role.as_deref(),
-        status: body.status.as_deref(),
-    };
-    Ok(Json(
+    Require(granted): Require<ManageAccounts>,
+    Id(id): Id,
+    Json(body): Json<ChangeBody>,
+) -> Result<axum::Json<AccountBody>, ApiError> {
+    let change = body.parse()?;
+    Ok(axum::Json(
         state
             .core
-            .change_account(&user.claims, &id, change, &client)
+            .change_account(&granted, &id, change)
             .await?
             .into(),
     ))
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// Unix milliseconds: only events older than this (the next page).
     before: Option<i64>,
+    /// From 1 to 1000 (default 100).
     limit: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct AuditBody {
     id: String,
     actor: Option<String>,
@@ -127,17 +144,17 @@ struct AuditBody {
     at_ms: i64,
 }
 
-#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditQuery), responses((status = 200, description = "Newest first", body = Vec<AuditBody>), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "audit_trail", params(AuditQuery), responses((status = 200, description = "Newest first", body = Vec<AuditBody>), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn audit(
     State(state): State<AppState>,
-    user: AuthUser,
-    AppQuery(query): AppQuery<AuditQuery>,
-) -> Result<Json<Vec<AuditBody>>, ApiError> {
-    let events: Vec<AuditRecord> = state
+    Require(granted): Require<ReadAudit>,
+    Query(query): Query<AuditQuery>,
+) -> Result<axum::Json<Vec<AuditBody>>, ApiError> {
+    let events = state
         .core
-        .audit_trail(&user.claims, query.before, query.limit)
+        .audit_trail(&granted, query.before, query.limit)
         .await?;
-    Ok(Json(
+    Ok(axum::Json(
         events
             .into_iter()
             .map(|e| AuditBody {

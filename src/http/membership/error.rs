@@ -1,14 +1,17 @@
-//! The Membership API's error envelope: `{"message", "code"}`, plus `errors` for validation.
+//! The Membership API's error envelope: `{"message", "code"}`, plus `errors` for validation,
+//! and the one table from the core's errors (and the extractors' rejections) to it.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::core::members_csv::RowError;
 use crate::core::{CoreError, Role};
 use crate::domain::FieldError;
 use crate::http::current_lang;
+use crate::http::extract::Rejection;
 use crate::i18n::{Msg, problem_text};
 
 /// An error on its way to the client; rendered in the request's language.
@@ -41,53 +44,57 @@ impl ApiError {
         }
     }
 
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into().into_boxed_str());
-        self
-    }
-
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", Msg::NotFound)
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    message: String,
-    code: &'a str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<FieldBody<'a>>,
+/// The Membership API's failure envelope, as sent.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// For people; follows `Accept-Language`.
+    pub message: String,
+    /// snake_case, stable.
+    pub code: &'static str,
+    /// Validation and import problems, one per field (and line, for imports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldErrorBody>>,
+    /// All problems of an import, when `errors` lists only the first 1000.
     #[serde(rename = "errorCount", skip_serializing_if = "Option::is_none")]
-    error_count: Option<u32>,
+    pub error_count: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct FieldBody<'a> {
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldErrorBody {
+    /// Line of the CSV file (imports only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    row: Option<u64>,
-    field: &'a str,
-    message: String,
+    pub row: Option<u64>,
+    pub field: String,
+    /// Starts with the field's name.
+    pub message: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let lang = current_lang();
-        let errors: Vec<FieldBody> = self
+        let errors: Vec<FieldErrorBody> = self
             .fields
             .iter()
-            .map(|f| FieldBody {
+            .map(|f| FieldErrorBody {
                 row: None,
-                field: f.field,
+                field: f.field.to_string(),
                 message: problem_text(f.field, f.problem, lang),
             })
-            .chain(self.rows.iter().map(|r| FieldBody {
+            .chain(self.rows.iter().map(|r| FieldErrorBody {
                 row: Some(r.row),
-                field: &r.field,
+                field: r.field.clone(),
                 message: problem_text(&r.field, r.problem, lang),
             }))
             .collect();
         // Import errors can be many; the message then stays the general sentence.
-        let listed: &[FieldBody] = if self.rows.is_empty() { &errors } else { &[] };
+        let listed: &[FieldErrorBody] = if self.rows.is_empty() { &errors } else { &[] };
         let message = match (&self.detail, listed) {
             (Some(detail), _) => detail.to_string(),
             (None, []) => self.msg.text(lang).to_string(),
@@ -106,16 +113,13 @@ impl IntoResponse for ApiError {
                 "request refused"
             );
         }
-        let mut response = (
-            self.status,
-            Json(Body {
-                message,
-                code: self.code,
-                errors,
-                error_count: self.error_count,
-            }),
-        )
-            .into_response();
+        let body = ErrorBody {
+            message,
+            code: self.code,
+            errors: (!errors.is_empty()).then_some(errors),
+            error_count: self.error_count,
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -125,9 +129,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::Unauthenticated(e) => e.into(),
+            other => ApiError {
+                detail: other.detail().map(Into::into),
+                ..ApiError::new(other.status(), other.code(), other.msg())
+            },
+        }
+    }
+}
+
+/// The one table from the core's errors to this surface's status, code and sentence.
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         use StatusCode as S;
+        let retry = |secs: u64| Some(u32::try_from(secs).unwrap_or(u32::MAX));
         match e {
             CoreError::Validation(fields) => ApiError {
                 fields,
@@ -147,11 +165,11 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, "wrong_password", Msg::WrongPassword)
             }
             CoreError::RateLimited { retry_after_secs } => ApiError {
-                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
+                retry_after: retry(retry_after_secs),
                 ..ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", Msg::RateLimited)
             },
             CoreError::Busy { retry_after_secs } => ApiError {
-                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
+                retry_after: retry(retry_after_secs),
                 ..ApiError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
             },
             CoreError::NoToken => ApiError::new(S::FORBIDDEN, "no_token", Msg::NoToken),
@@ -213,4 +231,13 @@ impl From<CoreError> for ApiError {
             }
         }
     }
+}
+
+/// Unknown routes under this surface, and anything outside every surface.
+pub async fn not_found() -> ApiError {
+    ApiError::from(Rejection::NotFound)
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::from(Rejection::MethodNotAllowed)
 }

@@ -1,28 +1,30 @@
-//! `/api/membership/members`: seed 001's member register routes, in its JSON shape (`_id`,
-//! `__v`, the Polish field names), plus CSV export and import.
+//! `/membership/members`: seed 001's member register routes, in its JSON shape (`_id`, `__v`,
+//! the Polish field names), plus CSV export and import.
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::Client;
-use crate::core::members::{Actor, MemberDraft, MemberQuery};
-use crate::core::members_csv::parse_separator;
-use crate::domain::{FieldError, Problem};
-use crate::http::AppState;
-use crate::http::extract::{AppJson, AppPath, AppQuery, AuthUser, ClientInfo};
-use crate::i18n::Msg;
-use crate::store::MemberRecord;
+use axum::extract::State;
 
-use super::error::ApiError;
-use super::message;
-use crate::http::openapi::{ErrorBody, MessageBody};
+use crate::core::actor::{DeleteMembers, ManageMembers, TransferMembers};
+use crate::core::members::{MAX_LIMIT, MemberListing};
+use crate::core::members_csv::parse_separator;
+use crate::core::{CoreError, MemberRecord, MemberSort};
+use crate::domain::{
+    FieldError, FieldInput, Fields, MemberForm, MemberPatch, NewMember, Problem, SearchText,
+    Voivodeship,
+};
+use crate::http::AppState;
+use crate::i18n::Msg;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Id, Json, Query, Raw, Require};
+use super::{MessageBody, message};
 
 /// Imports may be large spreadsheets (SPEC §7: 20 MiB).
 pub const IMPORT_BODY_LIMIT: usize = 20 * 1024 * 1024;
@@ -31,36 +33,106 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(export))
-        .routes(routes!(import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .routes(routes!(one, replace, patch, remove))
 }
 
-/// A member as a client sends it (seed 001). PUT needs every field, PATCH some; `pesel` may be a
-/// string or a number; `__v` is the version the client last saw.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// The import, which has a body limit of its own.
+pub fn import_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(import))
+}
+
+/// A member as a client sends it (seed 001). PUT and POST need every field, PATCH some; a
+/// field of the wrong type is reported with the others, not refused by the JSON reader.
+#[derive(Deserialize, ToSchema)]
 struct MemberInput {
-    imie: String,
-    nazwisko: String,
-    wyksztalcenie: String,
-    #[schema(value_type = String, example = "44051401359")]
-    pesel: String,
+    #[schema(value_type = Option<String>)]
+    imie: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    nazwisko: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    wyksztalcenie: Option<Value>,
+    /// Eleven digits, as a string or a number (leading zeros restored).
+    #[schema(value_type = Option<String>, example = "44051401359")]
+    pesel: Option<Value>,
     /// One of the 16 voivodeships, any case.
-    wojewodztwo: String,
-    miejscowosc: String,
-    ulica: String,
-    nrdomulokalu: String,
-    #[schema(example = "00-950")]
-    kodpocztowy: String,
-    email: String,
-    #[schema(example = "600-100-200")]
-    tel: String,
-    #[schema(rename = "__v")]
-    version: Option<i64>,
+    #[schema(value_type = Option<String>)]
+    wojewodztwo: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    miejscowosc: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    ulica: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    nrdomulokalu: Option<Value>,
+    #[schema(value_type = Option<String>, example = "00-950")]
+    kodpocztowy: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    email: Option<Value>,
+    #[schema(value_type = Option<String>, example = "600-100-200")]
+    tel: Option<Value>,
+    /// The version the client last saw.
+    #[serde(rename = "__v")]
+    #[schema(value_type = Option<i64>)]
+    version: Option<Value>,
+}
+
+/// A JSON value as a form field: `null` is a field left out.
+fn field(value: Option<Value>) -> Option<FieldInput> {
+    match value? {
+        Value::Null => None,
+        Value::String(s) => Some(FieldInput::Text(s)),
+        Value::Number(n) => Some(
+            match n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from))
+            {
+                Some(whole) => FieldInput::Integer(whole),
+                None => FieldInput::Decimal(n.to_string()),
+            },
+        ),
+        Value::Bool(_) | Value::Array(_) | Value::Object(_) => Some(FieldInput::Other),
+    }
+}
+
+impl MemberInput {
+    /// `__v`, as a number or a numeric string.
+    fn version(&self) -> Result<Option<i64>, ApiError> {
+        match &self.version {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .map(Some)
+                .ok_or_else(|| {
+                    CoreError::Validation(vec![FieldError {
+                        field: "__v",
+                        problem: Problem::Format,
+                    }])
+                    .into()
+                }),
+        }
+    }
+
+    fn form(self) -> MemberForm {
+        MemberForm {
+            imie: field(self.imie),
+            nazwisko: field(self.nazwisko),
+            wyksztalcenie: field(self.wyksztalcenie),
+            pesel: field(self.pesel),
+            wojewodztwo: field(self.wojewodztwo),
+            miejscowosc: field(self.miejscowosc),
+            ulica: field(self.ulica),
+            nrdomulokalu: field(self.nrdomulokalu),
+            kodpocztowy: field(self.kodpocztowy),
+            email: field(self.email),
+            tel: field(self.tel),
+        }
+    }
 }
 
 /// A member as seed 001 shows it; PESEL always as an 11-character string.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemberBody {
     #[serde(rename = "_id")]
     id: String,
@@ -102,7 +174,7 @@ impl From<MemberRecord> for MemberBody {
 /// A member with its version as an `ETag`, for `If-Match`.
 fn member_response(status: StatusCode, m: MemberRecord) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", m.version)).ok();
-    let mut response = (status, Json(MemberBody::from(m))).into_response();
+    let mut response = (status, axum::Json(MemberBody::from(m))).into_response();
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -110,35 +182,84 @@ fn member_response(status: StatusCode, m: MemberRecord) -> Response {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Text to find in imie, nazwisko, miejscowosc or email (case and diacritics ignored).
     q: Option<String>,
+    /// One of the 16 voivodeships.
     wojewodztwo: Option<String>,
+    /// `nazwisko` (default), `imie`, `miejscowosc`, `wojewodztwo` or `createdAt`.
     sort: Option<String>,
+    /// `asc` (default) or `desc`.
     order: Option<String>,
+    /// From 1.
     page: Option<i64>,
+    /// From 1 to 1000.
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/membership/members", tag = "members", params(ListQuery),
+impl ListQuery {
+    /// Every problem of the query at once.
+    fn listing(&self) -> Result<MemberListing, ApiError> {
+        let mut f = Fields::new();
+        let wojewodztwo = match self.wojewodztwo.as_deref().filter(|w| !w.trim().is_empty()) {
+            None => None,
+            Some(w) => f.check("wojewodztwo", Voivodeship::parse(w)),
+        };
+        let sort = match self.sort.as_deref().map(str::trim) {
+            None | Some("") | Some("nazwisko") => MemberSort::Nazwisko,
+            Some("imie") => MemberSort::Imie,
+            Some("miejscowosc") => MemberSort::Miejscowosc,
+            Some("wojewodztwo") => MemberSort::Wojewodztwo,
+            Some("createdAt") | Some("created_at") => MemberSort::CreatedAt,
+            Some(_) => {
+                f.refuse("sort", Problem::Format);
+                MemberSort::Nazwisko
+            }
+        };
+        let descending = match self.order.as_deref().map(|o| o.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(o) if o.is_empty() || o == "asc" => false,
+            Some(o) if o == "desc" => true,
+            Some(_) => {
+                f.refuse("order", Problem::Format);
+                false
+            }
+        };
+        if self.page.is_some_and(|p| p < 1) {
+            f.refuse("page", Problem::Format);
+        }
+        if self.limit.is_some_and(|l| !(1..=MAX_LIMIT).contains(&l)) {
+            f.refuse("limit", Problem::Format);
+        }
+        let q = match &self.q {
+            None => None,
+            Some(q) => f.check("q", SearchText::parse(q)),
+        };
+        if !f.is_empty() {
+            return Err(super::invalid(f));
+        }
+        Ok(MemberListing {
+            q,
+            wojewodztwo,
+            sort,
+            descending,
+            page: self.page,
+            limit: self.limit,
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/membership/members", tag = "members", operation_id = "list_members", params(ListQuery),
     responses((status = 200, description = "Members; `X-Total-Count`, and `Link` when paged", body = Vec<MemberBody>,
         headers(("x-total-count" = i64, description = "Members matching the filter"), ("link" = String, description = "first, prev, next, last (RFC 8288)"))),
         (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppQuery(query): AppQuery<ListQuery>,
+    Require(granted): Require<ManageMembers>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    let request = MemberQuery {
-        q: query.q.clone(),
-        wojewodztwo: query.wojewodztwo.clone(),
-        sort: query.sort.clone(),
-        order: query.order.clone(),
-        page: query.page,
-        limit: query.limit,
-    };
-    let page = state.core.list_members(&actor, &request).await?;
+    let page = state.core.list_members(&granted, query.listing()?).await?;
     let mut headers = HeaderMap::new();
     headers.insert("x-total-count", HeaderValue::from(page.total));
     let link = page
@@ -148,7 +269,7 @@ async fn list(
         headers.insert(header::LINK, link);
     }
     let body: Vec<MemberBody> = page.members.into_iter().map(MemberBody::from).collect();
-    Ok((headers, Json(body)).into_response())
+    Ok((headers, axum::Json(body)).into_response())
 }
 
 /// RFC 8288 links to the first, previous, next and last pages, keeping the other parameters.
@@ -181,33 +302,30 @@ fn link_header(query: &ListQuery, page: i64, limit: i64, total: i64) -> String {
     links.join(", ")
 }
 
-#[utoipa::path(get, path = "/api/membership/members/{id}", tag = "members", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/membership/members/{id}", tag = "members", operation_id = "get_member", params(("id" = String, Path)),
     responses((status = 200, description = "The member; `ETag` holds `__v`", body = MemberBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn one(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppPath(id): AppPath,
+    Require(granted): Require<ManageMembers>,
+    Id(id): Id,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
     Ok(member_response(
         StatusCode::OK,
-        state.core.member(&actor, &id).await?,
+        state.core.member(&granted, &id).await?,
     ))
 }
 
-#[utoipa::path(post, path = "/api/membership/members", tag = "members", request_body = MemberInput,
+#[utoipa::path(post, path = "/membership/members", tag = "members", operation_id = "create_member", request_body = MemberInput,
     responses((status = 201, description = "Created with `__v: 0`", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppJson(draft): AppJson<MemberDraft>,
+    Require(granted): Require<ManageMembers>,
+    Json(input): Json<MemberInput>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
+    let member = NewMember::parse(input.form()).map_err(CoreError::Validation)?;
     Ok(member_response(
         StatusCode::CREATED,
-        state.core.create_member(&actor, &draft).await?,
+        state.core.create_member(&granted, member).await?,
     ))
 }
 
@@ -222,7 +340,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     bare.parse::<i64>().map(Some).map_err(|_| {
-        crate::core::CoreError::Validation(vec![FieldError {
+        CoreError::Validation(vec![FieldError {
             field: "If-Match",
             problem: Problem::Format,
         }])
@@ -230,95 +348,86 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     })
 }
 
-/// PUT replaces every field, PATCH the ones given; both check the version.
-async fn update(
-    state: AppState,
-    client: Client,
-    user: AuthUser,
-    headers: HeaderMap,
-    id: String,
-    draft: MemberDraft,
-    partial: bool,
-) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    let version = if_match(&headers)?;
-    let member = state
-        .core
-        .update_member(&actor, &id, &draft, version, partial)
-        .await?;
-    Ok(member_response(StatusCode::OK, member))
-}
-
-#[utoipa::path(put, path = "/api/membership/members/{id}", tag = "members", request_body = MemberInput,
+#[utoipa::path(put, path = "/membership/members/{id}", tag = "members", operation_id = "replace_member", request_body = MemberInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version, as `\"3\"`")),
     responses((status = 200, description = "Replaced; `__v` + 1", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody), (status = 409, description = "Stale `__v` or `If-Match`; nothing changed", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn replace(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
+    Require(granted): Require<ManageMembers>,
     headers: HeaderMap,
-    AppPath(id): AppPath,
-    AppJson(draft): AppJson<MemberDraft>,
+    Id(id): Id,
+    Json(input): Json<MemberInput>,
 ) -> Result<Response, ApiError> {
-    update(state, client, user, headers, id, draft, false).await
+    let expected = input.version()?.or(if_match(&headers)?);
+    let member = NewMember::parse(input.form()).map_err(CoreError::Validation)?;
+    let updated = state
+        .core
+        .update_member(&granted, &id, member.into_patch(), expected)
+        .await?;
+    Ok(member_response(StatusCode::OK, updated))
 }
 
-#[utoipa::path(patch, path = "/api/membership/members/{id}", tag = "members", request_body = MemberInput,
+#[utoipa::path(patch, path = "/membership/members/{id}", tag = "members", operation_id = "patch_member", request_body = MemberInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version, as `\"3\"`")),
     responses((status = 200, description = "Changed; `__v` + 1", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody), (status = 409, description = "Stale `__v` or `If-Match`; nothing changed", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn patch(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
+    Require(granted): Require<ManageMembers>,
     headers: HeaderMap,
-    AppPath(id): AppPath,
-    AppJson(draft): AppJson<MemberDraft>,
+    Id(id): Id,
+    Json(input): Json<MemberInput>,
 ) -> Result<Response, ApiError> {
-    update(state, client, user, headers, id, draft, true).await
+    let expected = input.version()?.or(if_match(&headers)?);
+    let patch = MemberPatch::parse(input.form()).map_err(CoreError::Validation)?;
+    let updated = state
+        .core
+        .update_member(&granted, &id, patch, expected)
+        .await?;
+    Ok(member_response(StatusCode::OK, updated))
 }
 
-#[utoipa::path(delete, path = "/api/membership/members/{id}", tag = "members", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/membership/members/{id}", tag = "members", operation_id = "delete_member", params(("id" = String, Path)),
     responses((status = 200, description = "Deleted", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppPath(id): AppPath,
+    Require(granted): Require<DeleteMembers>,
+    Id(id): Id,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    state.core.delete_member(&actor, &id).await?;
+    state.core.delete_member(&granted, &id).await?;
     Ok(message(Msg::MemberDeleted).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CsvQuery {
+    /// `;` (default), `,`, `tab` or `|`.
     sep: Option<String>,
 }
 
-fn separator(query: &CsvQuery) -> Result<Option<u8>, ApiError> {
-    match query.sep.as_deref() {
-        None => Ok(None),
-        Some(s) => parse_separator(s).map(Some).ok_or_else(|| {
-            crate::core::CoreError::Validation(vec![FieldError {
-                field: "sep",
-                problem: Problem::Format,
-            }])
-            .into()
-        }),
+impl CsvQuery {
+    fn separator(&self) -> Result<Option<u8>, ApiError> {
+        match self.sep.as_deref() {
+            None => Ok(None),
+            Some(s) => parse_separator(s).map(Some).ok_or_else(|| {
+                CoreError::Validation(vec![FieldError {
+                    field: "sep",
+                    problem: Problem::Format,
+                }])
+                .into()
+            }),
+        }
     }
 }
 
-#[utoipa::path(get, path = "/api/membership/members/export.csv", tag = "members", params(CsvQuery),
+#[utoipa::path(get, path = "/membership/members/export.csv", tag = "members", operation_id = "export_members", params(CsvQuery),
     responses((status = 200, description = "UTF-8 CSV with a BOM", body = String, content_type = "text/csv"), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn export(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppQuery(query): AppQuery<CsvQuery>,
+    Require(granted): Require<TransferMembers>,
+    Query(query): Query<CsvQuery>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    let sep = separator(&query)?.unwrap_or(b';');
-    let csv = state.core.export_members_csv(&actor, sep).await?;
+    let sep = query.separator()?.unwrap_or(b';');
+    let csv = state.core.export_members_csv(&granted, sep).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -333,38 +442,96 @@ async fn export(
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Imported {
     imported: usize,
 }
 
-#[utoipa::path(post, path = "/api/membership/members/import", tag = "members", params(CsvQuery),
+#[utoipa::path(post, path = "/membership/members/import", tag = "members", operation_id = "import_members", params(CsvQuery),
     request_body(content = String, content_type = "text/csv", description = "A header line and one member per line; at most 20 MiB"),
     responses((status = 200, description = "Every row imported", body = Imported),
         (status = 400, description = "Nothing imported; each bad line and field listed", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody),
         (status = 413, description = "Over 20 MiB", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn import(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppQuery(query): AppQuery<CsvQuery>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<Imported>, ApiError> {
-    let actor = Actor::from_claims(&user.claims, client.ip);
-    let sep = separator(&query)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                Msg::BodyTooLarge,
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", Msg::InvalidJson)
-        }
-    })?;
+    Require(granted): Require<TransferMembers>,
+    Query(query): Query<CsvQuery>,
+    Raw(body): Raw,
+) -> Result<axum::Json<Imported>, ApiError> {
+    let sep = query.separator()?;
     let imported = state
         .core
-        .import_members_csv(&actor, &body, sep, &|_, _| {})
+        .import_members_csv(&granted, &body, sep, &|_, _| {})
         .await?;
-    Ok(Json(Imported { imported }))
+    Ok(axum::Json(Imported { imported }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Pesel;
+
+    fn pesel_of(json: &str) -> Result<String, Problem> {
+        let body: Value = serde_json::from_str(json).expect("json");
+        let input = field(body.get("pesel").cloned()).ok_or(Problem::Required)?;
+        Pesel::from_input(&input).map(|p| p.as_str().to_string())
+    }
+
+    /// A PESEL read from JSON text, as a request body brings it.
+    #[test]
+    fn a_pesel_may_come_as_a_json_string_or_number() {
+        assert_eq!(
+            pesel_of(r#"{"pesel": "44051401359"}"#),
+            Ok("44051401359".into())
+        );
+        assert_eq!(
+            pesel_of(r#"{"pesel": 2270803624}"#),
+            Ok("02270803624".into())
+        );
+        assert_eq!(pesel_of(r#"{"pesel": -1}"#), Err(Problem::Format));
+        assert_eq!(
+            pesel_of(r#"{"pesel": 44051401359.0}"#),
+            Err(Problem::Format)
+        );
+        assert_eq!(
+            pesel_of(r#"{"pesel": 4.4051401359e10}"#),
+            Err(Problem::Format)
+        );
+        assert_eq!(
+            pesel_of(r#"{"pesel": 18446744073709551615}"#),
+            Err(Problem::Length { min: 11, max: 11 })
+        );
+        assert_eq!(pesel_of(r#"{"pesel": true}"#), Err(Problem::Format));
+        assert_eq!(
+            pesel_of(r#"{"pesel": ["44051401359"]}"#),
+            Err(Problem::Format)
+        );
+        assert_eq!(
+            pesel_of(r#"{"pesel": {"pesel": "44051401359"}}"#),
+            Err(Problem::Format)
+        );
+        assert_eq!(pesel_of(r#"{"pesel": null}"#), Err(Problem::Required));
+    }
+
+    #[test]
+    fn json_values_become_form_fields() {
+        assert_eq!(field(None), None);
+        assert_eq!(field(Some(Value::Null)), None);
+        assert_eq!(
+            field(Some(serde_json::json!("x"))),
+            Some(FieldInput::Text("x".into()))
+        );
+        assert_eq!(
+            field(Some(serde_json::json!(-5))),
+            Some(FieldInput::Integer(-5))
+        );
+        assert_eq!(
+            field(Some(serde_json::json!(600100200.5))),
+            Some(FieldInput::Decimal("600100200.5".into()))
+        );
+        assert_eq!(
+            field(Some(serde_json::json!(false))),
+            Some(FieldInput::Other)
+        );
+    }
 }

@@ -1,35 +1,41 @@
-//! Seed 001's surface: `/api/auth/*` with the seed's messages, status codes and field names.
+//! Seed 001's surface, nested at `/api`: `/auth/*` with the seed's messages, status codes and
+//! field names, the member register and the admin routes; its request bodies, their parsing
+//! into the core's commands, and its answers.
 
 pub mod admin;
 pub mod error;
+pub mod extract;
 pub mod members;
 
-use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
+use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::accounts::Registration;
+use crate::core::accounts::{Credentials, PasswordChange, PasswordReset, Registration};
 use crate::core::sessions::IssuedSession;
-use crate::http::AppState;
+use crate::core::{AccountRecord, CoreError, Role, rfc3339};
+use crate::domain::{AccountEmail, Fields, Password, Username};
 use crate::http::extract::{
-    AppJson, AppPath, AuthUser, CSRF_COOKIE, ClientInfo, OptionalJson, TOKEN_COOKIE, TokenSource,
-    access_token, browser_mode, check_csrf,
+    CSRF_COOKIE, ClientInfo, TOKEN_COOKIE, TokenSource, access_token, browser_mode, check_csrf,
 };
-use crate::http::openapi::{ErrorBody, MessageBody};
-use crate::i18n::Msg;
-use crate::store::{AccountRecord, SessionRecord};
+use crate::http::{AppState, BODY_LIMIT, body_limit, current_lang, language};
+use crate::i18n::{Lang, Msg};
 use error::ApiError;
+use extract::{AuthUser, Id, Json, OptionalJson};
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// This surface's routes with its fallbacks, body limits and language, and their document
+/// (paths relative to `/api`).
+pub fn surface() -> (Router<AppState>, OpenApi) {
+    let (routes, mut doc) = OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(refresh_token))
@@ -44,43 +50,106 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_password))
         .merge(admin::routes())
         .merge(members::routes())
+        .split_for_parts();
+    let (import, import_doc) = members::import_routes().split_for_parts();
+    doc.merge(import_doc);
+    let routes = routes
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found);
+    let import = import.method_not_allowed_fallback(error::method_not_allowed);
+    let router = body_limit::<ApiError, _>(BODY_LIMIT, routes).merge(body_limit::<ApiError, _>(
+        members::IMPORT_BODY_LIMIT,
+        import,
+    ));
+    (language(Lang::En, router), doc)
+}
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// `{"message": "..."}`: this surface's plain answers.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub message: String,
+}
+
+pub(crate) fn message(msg: Msg) -> axum::Json<MessageBody> {
+    axum::Json(MessageBody {
+        message: msg.text(current_lang()),
+    })
 }
 
 /// The login answer (browser mode leaves `accessToken` out: it is in the cookie).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct LoginAnswer {
     id: String,
     username: Option<String>,
     email: String,
     /// `ROLE_USER`, `ROLE_MODERATOR`, `ROLE_ADMIN` or `ROLE_OWNER`.
     roles: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     access_token: Option<String>,
     refresh_token: String,
     /// Present after a browser-mode registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
 }
 
-/// Either `{message: "Authorized"}` (access-token check) or a new pair (refresh).
+impl LoginAnswer {
+    fn new(account: &AccountRecord, issued: IssuedSession, with_access: bool) -> LoginAnswer {
+        LoginAnswer {
+            id: account.id.clone(),
+            username: account.username.clone(),
+            email: account.email.clone(),
+            roles: role_names(account.role),
+            access_token: with_access.then_some(issued.access_token),
+            refresh_token: issued.refresh_token,
+            message: None,
+        }
+    }
+}
+
+/// A registration's answer: a message, or in browser mode the login answer with a message.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum RegisterAnswer {
+    Registered(MessageBody),
+    LoggedIn(LoginAnswer),
+}
+
+/// A new pair (browser mode: only the refresh token, the access token is in the cookie).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RefreshAnswer {
-    message: Option<String>,
-    access_token: Option<String>,
-    refresh_token: Option<String>,
+#[serde(deny_unknown_fields)]
+struct TokenPair {
+    access_token: String,
+    refresh_token: String,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+struct BrowserRefresh {
+    refresh_token: String,
+}
+
+/// `{message: "Authorized"}` (access-token check) or a new pair (refresh).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum RefreshAnswer {
+    Authorized(MessageBody),
+    Pair(TokenPair),
+    Browser(BrowserRefresh),
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct CsrfAnswer {
     /// Send it back in the `sessionId` header; its HMAC is in the `sessionToken` cookie.
     session_id: String,
-}
-
-type ApiResult<T = Response> = Result<T, ApiError>;
-
-pub(crate) fn message(msg: Msg) -> Json<serde_json::Value> {
-    Json(json!({ "message": msg.text(crate::http::current_lang()) }))
 }
 
 /// Browser mode: the access token travels in an HttpOnly cookie and stays out of the body.
@@ -105,8 +174,18 @@ fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
 }
 
 /// `ROLE_USER`, `ROLE_ADMIN`, ... as the seed's clients expect.
-pub(crate) fn role_names(account: &AccountRecord) -> Vec<String> {
-    vec![format!("ROLE_{}", account.role.to_ascii_uppercase())]
+pub(crate) fn role_names(role: Role) -> Vec<String> {
+    vec![format!("ROLE_{}", role.as_str().to_ascii_uppercase())]
+}
+
+/// A role as a client names it: `admin`, `Admin`, `ROLE_ADMIN`.
+pub(crate) fn parse_role(text: &str) -> Result<Role, crate::domain::Problem> {
+    let lower = text.trim().to_ascii_lowercase();
+    Role::parse(lower.trim_start_matches("role_")).ok_or(crate::domain::Problem::Format)
+}
+
+fn invalid(fields: Fields) -> ApiError {
+    CoreError::Validation(fields.into_errors()).into()
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -116,33 +195,56 @@ struct RegisterBody {
     password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 200, description = "Registered (browser mode: also logged in)", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)))]
+impl RegisterBody {
+    fn parse(self, policy: crate::domain::PasswordPolicy) -> ApiResult<Registration> {
+        let mut f = Fields::new();
+        let username = f.parse("username", self.username.as_deref(), Username::parse);
+        let email = f.parse("email", self.email.as_deref(), AccountEmail::parse);
+        let password = f.parse("password", self.password.as_deref(), |p| {
+            Password::parse(p, policy)
+        });
+        match (username, email, password) {
+            (Some(username), Some(email), Some(password)) => Ok(Registration {
+                username,
+                email,
+                password,
+            }),
+            _ => Err(invalid(f)),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "register", request_body = RegisterBody,
+    responses((status = 200, description = "Registered (browser mode: also logged in)", body = RegisterAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     headers: HeaderMap,
     jar: CookieJar,
-    AppJson(body): AppJson<RegisterBody>,
+    Json(body): Json<RegisterBody>,
 ) -> ApiResult {
     let browser = browser_mode(&jar);
     if browser {
         check_csrf(&headers, &jar, &state)?;
     }
-    let input = Registration {
-        username: body.username.as_deref(),
-        email: body.email.as_deref(),
-        password: body.password.as_deref(),
-    };
-    let account = state.core.register(input, &client).await?;
+    let registration = body.parse(state.core.config.password_policy)?;
+    let account = state.core.register(registration, &client).await?;
     if !browser {
-        return Ok(message(Msg::Registered).into_response());
+        return Ok(axum::Json(RegisterAnswer::Registered(MessageBody {
+            message: Msg::Registered.text(current_lang()),
+        }))
+        .into_response());
     }
     // The seed's page logs the new user straight in.
     let issued = state.core.start_session(&account, &client).await?;
-    let mut body = account_body(&account, &issued, false);
-    body["message"] = json!(Msg::Registered.text(crate::http::current_lang()));
-    Ok((jar.add(token_cookie(&state, &issued)), Json(body)).into_response())
+    let cookie = token_cookie(&state, &issued);
+    let mut answer = LoginAnswer::new(&account, issued, false);
+    answer.message = Some(Msg::Registered.text(current_lang()));
+    Ok((
+        jar.add(cookie),
+        axum::Json(RegisterAnswer::LoggedIn(answer)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -151,47 +253,37 @@ struct LoginBody {
     password: Option<String>,
 }
 
-fn account_body(
-    account: &AccountRecord,
-    issued: &IssuedSession,
-    with_access: bool,
-) -> serde_json::Value {
-    let mut body = json!({
-        "id": account.id,
-        "username": account.username,
-        "email": account.email,
-        "roles": role_names(account),
-        "refreshToken": issued.refresh_token,
-    });
-    if with_access {
-        body["accessToken"] = json!(issued.access_token);
-    }
-    body
-}
-
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = ErrorBody),
-        (status = 401, description = "Invalid username or password", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginBody,
+    responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody),
+        (status = 401, description = "Invalid username or password", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     headers: HeaderMap,
     jar: CookieJar,
-    AppJson(body): AppJson<LoginBody>,
+    Json(body): Json<LoginBody>,
 ) -> ApiResult {
     let browser = browser_mode(&jar);
     if browser {
         check_csrf(&headers, &jar, &state)?;
     }
-    let (account, issued) = state
-        .core
-        .login(body.username.as_deref(), body.password.as_deref(), &client)
-        .await?;
-    let body = account_body(&account, &issued, !browser);
+    let mut f = Fields::new();
+    let login = f.present("username", body.username.as_deref());
+    let password = f.present("password", body.password.as_deref());
+    let (Some(login), Some(password)) = (login, password) else {
+        return Err(invalid(f));
+    };
+    let credentials = Credentials {
+        login: login.to_string(),
+        password: SecretString::from(password),
+    };
+    let (account, issued) = state.core.login(credentials, &client).await?;
     if browser {
-        Ok((jar.add(token_cookie(&state, &issued)), Json(body)).into_response())
+        let cookie = token_cookie(&state, &issued);
+        let answer = LoginAnswer::new(&account, issued, false);
+        Ok((jar.add(cookie), axum::Json(answer)).into_response())
     } else {
-        Ok(Json(body).into_response())
+        Ok(axum::Json(LoginAnswer::new(&account, issued, true)).into_response())
     }
 }
 
@@ -203,10 +295,10 @@ struct RefreshBody {
 
 /// Seed 001 gives this route two meanings: with a refresh token it rotates it; with only an
 /// access token it says whether that token is still valid.
-#[utoipa::path(post, path = "/api/auth/refreshtoken", tag = "auth", request_body(content = Option<RefreshBody>, description = "Optional: the refresh token may also come as the `refreshToken` header"),
+#[utoipa::path(post, path = "/auth/refreshtoken", tag = "auth", operation_id = "refresh_token", request_body(content = Option<RefreshBody>, description = "Optional: the refresh token may also come as the `refreshToken` header"),
     params(("refreshToken" = Option<String>, Header, description = "The refresh token")),
-    responses((status = 200, description = "Authorized, or a new token pair", body = RefreshAnswer), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody),
-        (status = 403, description = "No token, or an unknown or expired refresh token", body = ErrorBody)), security((), ("access_token" = []), ("bearer" = [])))]
+    responses((status = 200, description = "Authorized, or a new token pair", body = RefreshAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody),
+        (status = 403, description = "No token, or an unknown or expired refresh token", body = error::ErrorBody)), security((), ("access_token" = []), ("bearer" = [])))]
 async fn refresh_token(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -228,29 +320,33 @@ async fn refresh_token(
         }
         let issued = state.core.refresh(&refresh, &client).await?;
         return Ok(if browser {
-            (
-                jar.add(token_cookie(&state, &issued)),
-                Json(json!({ "refreshToken": issued.refresh_token })),
-            )
-                .into_response()
+            let cookie = token_cookie(&state, &issued);
+            let answer = RefreshAnswer::Browser(BrowserRefresh {
+                refresh_token: issued.refresh_token,
+            });
+            (jar.add(cookie), axum::Json(answer)).into_response()
         } else {
-            Json(
-                json!({ "accessToken": issued.access_token, "refreshToken": issued.refresh_token }),
-            )
+            axum::Json(RefreshAnswer::Pair(TokenPair {
+                access_token: issued.access_token,
+                refresh_token: issued.refresh_token,
+            }))
             .into_response()
         });
     }
-    let Some((token, source)) = access_token(&headers, &jar) else {
-        return Err(crate::core::CoreError::NoToken.into());
+    let Some((token, source)) = access_token(&headers, Some(&jar)) else {
+        return Err(CoreError::NoToken.into());
     };
     if source == TokenSource::Cookie {
         check_csrf(&headers, &jar, &state)?;
     }
     state.core.authenticate(&token).await?;
-    Ok(message(Msg::Authorized).into_response())
+    Ok(axum::Json(RefreshAnswer::Authorized(MessageBody {
+        message: Msg::Authorized.text(current_lang()),
+    }))
+    .into_response())
 }
 
-#[utoipa::path(get, path = "/api/auth/csrf", tag = "auth", responses((status = 200, description = "A CSRF pair; the cookie `sessionToken` is set", body = CsrfAnswer)))]
+#[utoipa::path(get, path = "/auth/csrf", tag = "auth", operation_id = "csrf", responses((status = 200, description = "A CSRF pair; the cookie `sessionToken` is set", body = CsrfAnswer)))]
 async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoResponse {
     let pair = state.core.csrf.issue();
     let cookie = Cookie::build((CSRF_COOKIE, pair.cookie))
@@ -261,12 +357,15 @@ async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoRespons
         .build();
     (
         jar.add(cookie),
-        Json(json!({ "sessionId": pair.session_id })),
+        axum::Json(CsrfAnswer {
+            session_id: pair.session_id,
+        }),
     )
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct MeBody {
     id: String,
     username: Option<String>,
@@ -278,40 +377,30 @@ struct MeBody {
     created_at: String,
 }
 
-#[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
-async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<MeBody>> {
-    let account = state.core.me(&user.claims).await?;
-    Ok(Json(MeBody {
-        roles: role_names(&account),
+#[utoipa::path(get, path = "/auth/me", tag = "auth", operation_id = "me", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<MeBody>> {
+    let account = state.core.me(&user.caller).await?;
+    Ok(axum::Json(MeBody {
+        roles: role_names(account.role),
         id: account.id,
         username: account.username,
         email: account.email,
         name: account.name,
         surname: account.surname,
         organization: account.organization_id,
-        created_at: crate::core::rfc3339(account.created_at),
+        created_at: rfc3339(account.created_at),
     }))
 }
 
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 200, description = "Signed out; cookies cleared", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
-async fn logout(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    jar: CookieJar,
-    user: AuthUser,
-) -> ApiResult {
-    state.core.logout(&user.claims, &client).await?;
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout", responses((status = 200, description = "Signed out; cookies cleared", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn logout(State(state): State<AppState>, jar: CookieJar, user: AuthUser) -> ApiResult {
+    state.core.logout(&user.caller, &user.client).await?;
     Ok(cleared(&state, jar, Msg::LoggedOut))
 }
 
-#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", responses((status = 200, description = "Every session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
-async fn logout_all(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    jar: CookieJar,
-    user: AuthUser,
-) -> ApiResult {
-    state.core.logout_all(&user.claims, &client).await?;
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth", operation_id = "logout_all", responses((status = 200, description = "Every session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn logout_all(State(state): State<AppState>, jar: CookieJar, user: AuthUser) -> ApiResult {
+    state.core.logout_all(&user.caller, &user.client).await?;
     Ok(cleared(&state, jar, Msg::LoggedOutAll))
 }
 
@@ -325,6 +414,7 @@ fn cleared(state: &AppState, jar: CookieJar, msg: Msg) -> Response {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct SessionBody {
     id: String,
     created_at: String,
@@ -335,20 +425,20 @@ struct SessionBody {
     current: bool,
 }
 
-#[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", responses((status = 200, description = "The caller's live sessions", body = Vec<SessionBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth", operation_id = "list_sessions", responses((status = 200, description = "The caller's live sessions", body = Vec<SessionBody>), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn sessions(
     State(state): State<AppState>,
     user: AuthUser,
-) -> ApiResult<Json<Vec<SessionBody>>> {
-    let list: Vec<SessionRecord> = state.core.sessions(&user.claims).await?;
-    Ok(Json(
+) -> ApiResult<axum::Json<Vec<SessionBody>>> {
+    let list = state.core.sessions(&user.caller).await?;
+    Ok(axum::Json(
         list.into_iter()
             .map(|s| SessionBody {
-                current: s.id == user.claims.sid,
+                current: s.id == user.caller.session_id,
                 id: s.id,
-                created_at: crate::core::rfc3339(s.created_at),
-                last_used_at: crate::core::rfc3339(s.last_used_at),
-                expires_at: crate::core::rfc3339(s.expires_at),
+                created_at: rfc3339(s.created_at),
+                last_used_at: rfc3339(s.last_used_at),
+                expires_at: rfc3339(s.expires_at),
                 user_agent: s.user_agent,
                 ip: s.ip,
             })
@@ -356,17 +446,12 @@ async fn sessions(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 200, description = "Session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
-async fn revoke_session(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    user: AuthUser,
-    AppPath(id): AppPath,
-) -> ApiResult {
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth", operation_id = "revoke_session", params(("id" = String, Path)),
+    responses((status = 200, description = "Session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 404, description = "Not found", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn revoke_session(State(state): State<AppState>, user: AuthUser, Id(id): Id) -> ApiResult {
     state
         .core
-        .revoke_own_session(&user.claims, &id, &client)
+        .revoke_own_session(&user.caller, &id, &user.client)
         .await?;
     Ok(message(Msg::SessionRevoked).into_response())
 }
@@ -378,22 +463,29 @@ struct PasswordBody {
     new_password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordBody,
-    responses((status = 200, description = "Changed; other sessions ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/auth/password", tag = "auth", operation_id = "change_password", request_body = PasswordBody,
+    responses((status = 200, description = "Changed; other sessions ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn change_password(
     State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
     user: AuthUser,
-    AppJson(body): AppJson<PasswordBody>,
+    Json(body): Json<PasswordBody>,
 ) -> ApiResult {
+    let policy = state.core.config.password_policy;
+    let mut f = Fields::new();
+    let current = f.present("currentPassword", body.current_password.as_deref());
+    let new = f.parse("newPassword", body.new_password.as_deref(), |p| {
+        Password::parse(p, policy)
+    });
+    let (Some(current), Some(new)) = (current, new) else {
+        return Err(invalid(f));
+    };
+    let change = PasswordChange {
+        current: SecretString::from(current),
+        new,
+    };
     state
         .core
-        .change_password(
-            &user.claims,
-            body.current_password.as_deref(),
-            body.new_password.as_deref(),
-            &client,
-        )
+        .change_password(&user.caller, change, &user.client)
         .await?;
     Ok(message(Msg::PasswordChanged).into_response())
 }
@@ -403,17 +495,20 @@ struct ForgotBody {
     email: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/auth/password/forgot", tag = "auth", request_body = ForgotBody,
-    responses((status = 200, description = "The same answer whether or not the address is known", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/auth/password/forgot", tag = "auth", operation_id = "forgot_password", request_body = ForgotBody,
+    responses((status = 200, description = "The same answer whether or not the address is known", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)))]
 async fn forgot_password(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    AppJson(body): AppJson<ForgotBody>,
+    Json(body): Json<ForgotBody>,
 ) -> ApiResult {
-    let lang = crate::http::current_lang();
+    let mut f = Fields::new();
+    let Some(email) = f.parse("email", body.email.as_deref(), AccountEmail::parse) else {
+        return Err(invalid(f));
+    };
     state
         .core
-        .forgot_password(body.email.as_deref(), lang, &client)
+        .forgot_password(email, current_lang(), &client)
         .await?;
     Ok(message(Msg::ResetRequested).into_response())
 }
@@ -424,16 +519,28 @@ struct ResetBody {
     password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/auth/password/reset", tag = "auth", request_body = ResetBody,
-    responses((status = 200, description = "Password set; every session ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/auth/password/reset", tag = "auth", operation_id = "reset_password", request_body = ResetBody,
+    responses((status = 200, description = "Password set; every session ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn reset_password(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    AppJson(body): AppJson<ResetBody>,
+    Json(body): Json<ResetBody>,
 ) -> ApiResult {
-    state
-        .core
-        .reset_password(body.token.as_deref(), body.password.as_deref(), &client)
-        .await?;
+    let policy = state.core.config.password_policy;
+    let mut f = Fields::new();
+    let token = f.present("token", body.token.as_deref());
+    // The policy is checked before the token is spent, so a weak password does not use up
+    // the link.
+    let password = f.parse("password", body.password.as_deref(), |p| {
+        Password::parse(p, policy)
+    });
+    let (Some(token), Some(password)) = (token, password) else {
+        return Err(invalid(f));
+    };
+    let reset = PasswordReset {
+        token: token.to_string(),
+        password,
+    };
+    state.core.reset_password(reset, &client).await?;
     Ok(message(Msg::ResetDone).into_response())
 }

@@ -37,13 +37,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
 ];
 
+/// The page's routes, in Polish unless the browser asks otherwise. An unknown asset is a 404
+/// in the Membership envelope, like anything else outside a surface.
 pub fn routes() -> Router<AppState> {
     // The activation and reset links land on the same page, which reads their fragment.
-    Router::new()
+    let routes = Router::new()
         .route("/", get(index))
         .route("/activate", get(index))
         .route("/reset", get(index))
-        .route("/assets/{name}", get(asset))
+        .route("/assets/{name}", get(asset));
+    crate::http::language(crate::i18n::Lang::Pl, routes)
 }
 
 async fn index() -> Response {

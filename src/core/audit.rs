@@ -1,0 +1,72 @@
+//! What brama writes to the audit trail, and how an event is put together. Events hold ids, an
+//! action and an address: never a secret, a token or a PESEL.
+
+use crate::store::AuditEvent;
+
+/// Every action that is audited, with the name stored in `audit_events.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    AccountRegistered,
+    AccountCreatedCli,
+    AccountChanged,
+    LoginFailed,
+    Login,
+    Logout,
+    LogoutAll,
+    SessionRevoked,
+    RefreshTokenReused,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    CompanySignedUp,
+    AccountActivated,
+    MemberCreated,
+    MemberUpdated,
+    MemberDeleted,
+    MembersExported,
+    MembersImported,
+}
+
+impl AuditAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::AccountRegistered => "account_registered",
+            AuditAction::AccountCreatedCli => "account_created_cli",
+            AuditAction::AccountChanged => "account_changed",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Login => "login",
+            AuditAction::Logout => "logout",
+            AuditAction::LogoutAll => "logout_all",
+            AuditAction::SessionRevoked => "session_revoked",
+            AuditAction::RefreshTokenReused => "refresh_token_reused",
+            AuditAction::PasswordChanged => "password_changed",
+            AuditAction::PasswordResetRequested => "password_reset_requested",
+            AuditAction::PasswordReset => "password_reset",
+            AuditAction::CompanySignedUp => "company_signed_up",
+            AuditAction::AccountActivated => "account_activated",
+            AuditAction::MemberCreated => "member_created",
+            AuditAction::MemberUpdated => "member_updated",
+            AuditAction::MemberDeleted => "member_deleted",
+            AuditAction::MembersExported => "members_exported",
+            AuditAction::MembersImported => "members_imported",
+        }
+    }
+
+    /// An event of this action in `organization`, by `actor` (none: an unknown or anonymous
+    /// client, or the command line), about `target`.
+    pub fn event(
+        self,
+        organization: Option<&str>,
+        actor: Option<&str>,
+        target: Option<String>,
+        ip: Option<std::net::IpAddr>,
+    ) -> AuditEvent {
+        AuditEvent {
+            organization_id: organization.map(str::to_owned),
+            actor_id: actor.map(str::to_owned),
+            action: self.as_str(),
+            target,
+            ip: ip.map(|ip| ip.to_string()),
+        }
+    }
+}
