@@ -114,12 +114,17 @@ async fn refuse_declared_oversize<E: From<Rejection> + IntoResponse>(
     next.run(request).await
 }
 
-pub fn router(state: AppState) -> Router {
-    let https = state.core.config.https();
-    let cors_origins = state.core.config.cors_origins.clone();
-    let x_request_id = HeaderName::from_static("x-request-id");
+/// Every surface's router, without state, and the document that describes all of them.
+struct Surfaces {
+    operations: Router<AppState>,
+    membership: Router<AppState>,
+    company: Router<AppState>,
+    web_api: Router<AppState>,
+    document: utoipa::openapi::OpenApi,
+}
 
-    let (operations, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+fn surfaces() -> Surfaces {
+    let (operations, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
@@ -128,18 +133,40 @@ pub fn router(state: AppState) -> Router {
     let (membership, membership_doc) = membership::surface();
     let (company, company_doc) = company::company_surface();
     let (web_api, web_api_doc) = company::web_surface();
-    doc = doc
+    let document = document
         .nest("/api", membership_doc)
         .nest("/company", company_doc)
         .nest("/web", web_api_doc);
+    Surfaces {
+        operations,
+        membership,
+        company,
+        web_api,
+        document,
+    }
+}
 
+/// The OpenAPI document `/openapi.json` serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    surfaces().document
+}
+
+pub fn router(state: AppState) -> Router {
+    let https = state.core.config.https();
+    let cors_origins = state.core.config.cors_origins.clone();
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let Surfaces {
+        operations,
+        membership,
+        company,
+        web_api,
+        document,
+    } = surfaces();
+    let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
     let outside = operations
         .merge(web::routes())
         // Swagger UI from files inside the binary; it serves /openapi.json too.
-        .merge(
-            Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc))
-                .layer(middleware::from_fn(docs_csp)),
-        )
+        .merge(Router::from(docs).layer(middleware::from_fn(docs_csp)))
         .method_not_allowed_fallback(membership::error::method_not_allowed)
         .fallback(membership::error::not_found);
     let mut router = body_limit::<ApiError, _>(BODY_LIMIT, outside)

@@ -470,6 +470,11 @@ impl TestApp {
         }
     }
 
+    /// A scratch directory of this test's own, removed with it.
+    pub fn dir(&self) -> &PathBuf {
+        self._db.dir()
+    }
+
     /// The SQLite database file, for tests of the file itself.
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         self._db.url.strip_prefix("sqlite://").map(PathBuf::from)

@@ -9,6 +9,7 @@ mod e2e;
 mod helpers;
 mod input;
 mod members;
+mod openapi;
 mod process;
 mod scale;
 mod tokens;

@@ -184,7 +184,7 @@ fn member_response(status: StatusCode, m: MemberRecord) -> Response {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// Text to find in imie, nazwisko, miejscowosc or email (case and diacritics ignored).
+    /// Text to find in imie, nazwisko, miejscowosc or email (case ignored).
     q: Option<String>,
     /// One of the 16 voivodeships.
     wojewodztwo: Option<String>,
