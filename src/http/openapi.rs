@@ -90,7 +90,10 @@ mod tests {
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for (method, operation) in item.as_object().expect("operations") {
                 let id = operation["operationId"].as_str().unwrap_or_default();
-                assert!(ids.insert(id.to_string()), "{method} {path}: operationId {id:?} repeats");
+                assert!(
+                    ids.insert(id.to_string()),
+                    "{method} {path}: operationId {id:?} repeats"
+                );
                 referenced(&operation["responses"], schemas, &mut answers);
             }
         }

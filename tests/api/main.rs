@@ -1,6 +1,7 @@
 //! brama's API tests: the real application on a real port, on SQLite and on PostgreSQL.
 
 mod admin;
+mod atomicity;
 mod auth;
 mod browser;
 mod company;

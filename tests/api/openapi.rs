@@ -10,7 +10,10 @@ use std::process::Command;
 use crate::helpers::{Backend, PASSWORD, TestApp};
 
 /// Pinned, so that a new release of a tool cannot change what passes.
-const TOOLS: [&str; 2] = ["openapi-spec-validator==0.9.0", "openapi-python-client==0.29.1"];
+const TOOLS: [&str; 2] = [
+    "openapi-spec-validator==0.9.0",
+    "openapi-python-client==0.29.1",
+];
 
 /// A directory with both tools installed (`pip install --target`), made once per build
 /// directory; `None` (after a note) where Python or PyPI is not at hand.
@@ -21,7 +24,13 @@ fn tools() -> Option<PathBuf> {
         return Some(dir);
     }
     let installed = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .arg("--target")
         .arg(&dir)
         .args(TOOLS)
@@ -44,8 +53,14 @@ fn tools() -> Option<PathBuf> {
 
 fn python(tools: &Path) -> Command {
     let mut cmd = Command::new("python3");
-    cmd.env("PYTHONPATH", tools)
-        .env("PATH", format!("{}:{}", tools.join("bin").display(), std::env::var("PATH").unwrap_or_default()));
+    cmd.env("PYTHONPATH", tools).env(
+        "PATH",
+        format!(
+            "{}:{}",
+            tools.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
     cmd
 }
 
