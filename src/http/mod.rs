@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", membership)
         .nest("/company", company)
         .nest("/web", web_api)
+        .merge(company::bare_prefixes())
         .with_state(state);
     router = language(Lang::En, router)
         .layer(middleware::from_fn(crate::telemetry::track))

@@ -16,6 +16,7 @@ both_backends!(
     malformed_input_gets_the_company_envelope,
     emails_are_delivered_over_smtp,
     company_owner_sees_only_its_own_organization,
+    each_surface_answers_its_unknown_paths_in_its_own_envelope,
 );
 
 const PASSWORD: &str = "Zx8!quokka";
@@ -671,4 +672,37 @@ async fn company_owner_sees_only_its_own_organization(backend: Backend) {
         .collect();
     assert_eq!(emails, ["owner@firma.pl"]);
     assert_eq!(r.body[0]["phone"], "+48600100200");
+}
+
+/// Each surface is a router of its own: an unknown path under it, its bare prefix included,
+/// answers in its envelope and language; anything outside every surface in the Membership one.
+async fn each_surface_answers_its_unknown_paths_in_its_own_envelope(backend: Backend) {
+    let app = app!(backend);
+    for path in [
+        "/company",
+        "/company/",
+        "/company/nothing",
+        "/web",
+        "/web/",
+        "/web/auth/x",
+    ] {
+        let r = app.get(path, &[]).await;
+        failure(&r, 404);
+        assert_eq!(r.body["info"], "Не найдено.", "{path}");
+    }
+    for (path, message) in [
+        ("/api", "Not found."),
+        ("/api/", "Not found."),
+        ("/api/nothing", "Not found."),
+        ("/nothing", "Not found."),
+        ("/assets/nothing.js", "Nie znaleziono."),
+    ] {
+        let r = app.get(path, &[]).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(
+            r.body,
+            json!({ "message": message, "code": "not_found" }),
+            "{path}"
+        );
+    }
 }

@@ -45,6 +45,17 @@ pub fn web_surface() -> (Router<AppState>, OpenApi) {
     )
 }
 
+/// `/company/` and `/web/`: a nested router answers its prefix with and without more path, but
+/// not the prefix with a bare trailing slash; that one is still this surface's unknown route.
+pub fn bare_prefixes() -> Router<AppState> {
+    let unknown = axum::routing::any(error::not_found);
+    let router = Router::new()
+        .route("/company/", unknown.clone())
+        .route("/web/", unknown);
+    let router = body_limit::<CompanyError, _>(BODY_LIMIT, router);
+    language(Lang::Ru, router)
+}
+
 fn decorate(routes: OpenApiRouter<AppState>) -> (Router<AppState>, OpenApi) {
     let (router, doc) = routes.split_for_parts();
     let router = router
