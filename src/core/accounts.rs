@@ -137,12 +137,7 @@ impl Core {
             })
             .await?;
         let event = match origin {
-            Origin::SignUp(client) => AuditAction::AccountRegistered.event(
-                Some(&account.organization_id),
-                Some(&account.id),
-                Some(account.id.clone()),
-                client.ip,
-            ),
+            Origin::SignUp(client) => AuditAction::AccountRegistered.by_itself(&account, client.ip),
             Origin::CommandLine => AuditAction::AccountCreatedCli.event(
                 Some(&account.organization_id),
                 None,
@@ -289,12 +284,7 @@ impl Core {
             now,
         )
         .await?;
-        let event = AuditAction::PasswordChanged.event(
-            Some(&account.organization_id),
-            Some(&account.id),
-            Some(account.id.clone()),
-            client.ip,
-        );
+        let event = AuditAction::PasswordChanged.by_itself(&account, client.ip);
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
         self.forget_account(&account.id);
@@ -401,12 +391,7 @@ impl Core {
             now,
         )
         .await?;
-        let event = AuditAction::PasswordReset.event(
-            Some(&account.organization_id),
-            Some(&account.id),
-            Some(account.id.clone()),
-            client.ip,
-        );
+        let event = AuditAction::PasswordReset.by_itself(&account, client.ip);
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
         self.forget_account(&account.id);

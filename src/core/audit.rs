@@ -1,7 +1,7 @@
 //! What brama writes to the audit trail, and how an event is put together. Events hold ids, an
 //! action and an address: never a secret, a token or a PESEL.
 
-use crate::store::AuditEvent;
+use crate::store::{AccountRecord, AuditEvent};
 
 /// Every action that is audited, with the name stored in `audit_events.action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,16 @@ impl AuditAction {
             AuditAction::MembersExported => "members_exported",
             AuditAction::MembersImported => "members_imported",
         }
+    }
+
+    /// An event of this action that an account did to itself.
+    pub fn by_itself(self, account: &AccountRecord, ip: Option<std::net::IpAddr>) -> AuditEvent {
+        self.event(
+            Some(&account.organization_id),
+            Some(&account.id),
+            Some(account.id.clone()),
+            ip,
+        )
     }
 
     /// An event of this action in `organization`, by `actor` (none: an unknown or anonymous

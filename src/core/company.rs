@@ -154,12 +154,7 @@ impl Core {
             .ok_or(CoreError::ActivationTokenInvalid)?;
         tx.set_organization_status(&account.organization_id, OrganizationStatus::Active)
             .await?;
-        let event = AuditAction::AccountActivated.event(
-            Some(&account.organization_id),
-            Some(&account.id),
-            Some(account.id.clone()),
-            client.ip,
-        );
+        let event = AuditAction::AccountActivated.by_itself(&account, client.ip);
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
         self.forget_account(&account.id);

@@ -555,33 +555,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_member(&mut self, m: &MemberRecord) -> StoreResult<()> {
-                sqlx::query(concat!(
-                    "INSERT INTO members (",
-                    member_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-                ))
-                .bind(&m.id)
-                .bind(&m.organization_id)
-                .bind(&m.imie)
-                .bind(&m.nazwisko)
-                .bind(&m.wyksztalcenie)
-                .bind(&m.pesel)
-                .bind(&m.wojewodztwo)
-                .bind(&m.miejscowosc)
-                .bind(&m.ulica)
-                .bind(&m.nrdomulokalu)
-                .bind(&m.kodpocztowy)
-                .bind(&m.email)
-                .bind(&m.tel)
-                .bind(&m.search)
-                .bind(m.version)
-                .bind(&m.created_by)
-                .bind(m.created_at)
-                .bind(m.updated_at)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(map_unique)?;
-                Ok(())
+                self.insert_members(std::slice::from_ref(m)).await
             }
 
             async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
