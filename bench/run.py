@@ -7,6 +7,9 @@ While working on one figure (BENCHMARKS.md is then left alone and the figures on
   BENCH_ONLY=refresh,members_search   run only these scenarios
   BENCH_PERF=1                   build `--profile profiling` (line tables) and record each
                                  scenario with `perf record --call-graph dwarf` into target/perf-<backend>-<scenario>.data
+  BENCH_BIN=path/to/brama        run that binary instead of building brama (to compare two builds
+                                 in one window: run each in turn; BENCHMARKS.md is left alone; the
+                                 login scenario still measures the raw hash rate with cargo bench)
 """
 import json
 import os
@@ -22,7 +25,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PERF = os.environ.get("BENCH_PERF") == "1"
-BIN = os.path.join(ROOT, "target", "profiling" if PERF else "release", "brama")
+BIN = os.path.abspath(os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "profiling" if PERF else "release", "brama"))
 BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(",")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 PASSWORD = "Zx8!quokka"
@@ -193,7 +196,8 @@ def machine():
 
 
 def main():
-    sh(["cargo", "build", "--profile", "profiling"] if PERF else ["cargo", "build", "--release"])
+    if not os.environ.get("BENCH_BIN"):
+        sh(["cargo", "build", "--profile", "profiling"] if PERF else ["cargo", "build", "--release"])
     raw = hash_rate() if wanted("login") else None
     db = f"brama_bench_{int(time.time())}"
     subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {db}"], check=True)
@@ -204,7 +208,7 @@ def main():
             runs[backend] = bench_backend(backend, None if backend == "sqlite" else pg_url)
     finally:
         subprocess.run(["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
-    if ONLY or PERF or BACKENDS != ["sqlite", "postgres"]:
+    if ONLY or PERF or BACKENDS != ["sqlite", "postgres"] or os.environ.get("BENCH_BIN"):
         # A partial or profiled run: print the figures, keep BENCHMARKS.md from full runs only.
         for backend, r in runs.items():
             for scenario, s in r.items():

@@ -41,7 +41,7 @@ pub struct PasswordChange {
 /// A new password set with an emailed reset token.
 #[derive(Debug)]
 pub struct PasswordReset {
-    pub token: String,
+    pub token: SecretString,
     pub password: Password,
 }
 
@@ -76,22 +76,26 @@ pub fn live_link(link: &LinkTokenRecord, now: i64) -> bool {
 impl Core {
     /// Registers an account in the default organization. The first one is its owner when
     /// `bootstrap_first_user` is on.
+    /// With `log_in`, the new account's first session is opened in the same transaction (the
+    /// page's register logs the person straight in).
     pub async fn register(
         &self,
         registration: Registration,
         client: &Client,
-    ) -> CoreResult<AccountRecord> {
+        log_in: bool,
+    ) -> CoreResult<(AccountRecord, Option<IssuedSession>)> {
         self.count_registration(client).await?;
-        let account = self
+        let origin = Origin::SignUp { client, log_in };
+        let (account, issued) = self
             .add_account(
                 &registration,
                 Role::User,
                 self.config.bootstrap_first_user,
-                Origin::SignUp(client),
+                origin,
             )
             .await?;
         tracing::info!(account = %account.id, role = %account.role, "account registered");
-        Ok(account)
+        Ok((account, issued))
     }
 
     /// Creates an account with a given role from the command line (`brama user create`).
@@ -100,8 +104,10 @@ impl Core {
         registration: Registration,
         role: Role,
     ) -> CoreResult<AccountRecord> {
-        self.add_account(&registration, role, false, Origin::CommandLine)
-            .await
+        let (account, _) = self
+            .add_account(&registration, role, false, Origin::CommandLine)
+            .await?;
+        Ok(account)
     }
 
     /// Both ways of adding an account to the default organization.
@@ -111,7 +117,7 @@ impl Core {
         requested: Role,
         owner_bootstrap: bool,
         origin: Origin<'_>,
-    ) -> CoreResult<AccountRecord> {
+    ) -> CoreResult<(AccountRecord, Option<IssuedSession>)> {
         let hash = self.hasher.hash(registration.password.expose()).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
@@ -136,18 +142,29 @@ impl Core {
                 now,
             })
             .await?;
-        let event = match origin {
-            Origin::SignUp(client) => AuditAction::AccountRegistered.by_itself(&account, client.ip),
-            Origin::CommandLine => AuditAction::AccountCreatedCli.event(
-                Some(&account.organization_id),
-                None,
-                Some(account.id.clone()),
-                None,
-            ),
+        let (event, issued) = match origin {
+            Origin::SignUp { client, log_in } => {
+                let issued = if log_in {
+                    Some(self.open_session(&mut *tx, &account, client, now).await?)
+                } else {
+                    None
+                };
+                let event = AuditAction::AccountRegistered.by_itself(&account, client.ip);
+                (event, issued)
+            }
+            Origin::CommandLine => {
+                let event = AuditAction::AccountCreatedCli.event(
+                    Some(&account.organization_id),
+                    None,
+                    Some(account.id.clone()),
+                    None,
+                );
+                (event, None)
+            }
         };
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
-        Ok(account)
+        Ok((account, issued))
     }
 
     /// Checks a username (or email) and password and starts a session. Unknown users, wrong
@@ -345,19 +362,21 @@ impl Core {
             now + RESET_TTL_MS,
         )
         .await?;
-        let event = AuditAction::PasswordResetRequested.event(
-            Some(&account.organization_id),
-            None,
-            Some(account.id.clone()),
-            ip,
-        );
-        tx.record_audit(&event, now).await?;
         tx.commit().await?;
         // In the fragment: it never reaches a server log or a Referer header.
         let link = format!("{}/reset#token={token}", self.config.public_url());
         let (subject, body) = crate::i18n::email(lang, "reset", &link);
         self.send_email("password reset", &account.email, subject, body)
-            .await
+            .await?;
+        // The trail says a reset email went out, so only once it has.
+        self.audit_alone(AuditAction::PasswordResetRequested.event(
+            Some(&account.organization_id),
+            None,
+            Some(account.id.clone()),
+            ip,
+        ))
+        .await;
+        Ok(())
     }
 
     /// Sets a new password with a reset token; every session of the account ends. Spending the
@@ -365,7 +384,7 @@ impl Core {
     pub async fn reset_password(&self, reset: PasswordReset, client: &Client) -> CoreResult<()> {
         let hash = self.hasher.hash(reset.password.expose()).await?;
         let now = now_ms();
-        let presented = token_hash(&reset.token);
+        let presented = token_hash(reset.token.expose_secret());
         let mut tx = self.begin().await?;
         let link = tx.link_token(LinkKind::PasswordReset, &presented).await?;
         let Some(link) = link.filter(|l| live_link(l, now)) else {
@@ -400,9 +419,9 @@ impl Core {
     }
 }
 
-/// Who adds an account: a person signing up, or the operator.
+/// Who adds an account: a person signing up (and maybe logging straight in), or the operator.
 enum Origin<'a> {
-    SignUp(&'a Client),
+    SignUp { client: &'a Client, log_in: bool },
     CommandLine,
 }
 

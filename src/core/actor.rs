@@ -102,12 +102,6 @@ pub struct Granted<P: Permission> {
     permission: PhantomData<fn() -> P>,
 }
 
-impl<P: Permission> Granted<P> {
-    pub fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-
 impl<P: Permission> std::ops::Deref for Granted<P> {
     type Target = Actor;
 

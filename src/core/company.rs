@@ -29,7 +29,7 @@ pub struct CompanySignup {
 /// The owner's first password and name, with the token of the activation link.
 #[derive(Debug)]
 pub struct Activation {
-    pub token: String,
+    pub token: secrecy::SecretString,
     pub password: Password,
     pub name: MemberText,
     /// The seed's own example answers with an empty surname.
@@ -111,7 +111,7 @@ impl Core {
     }
 
     /// Sets the password, name and surname with an activation token, activates the account and
-    /// its organization (all in one transaction), and logs the owner in.
+    /// its organization, and logs the owner in: all in one transaction.
     pub async fn activate(
         &self,
         activation: Activation,
@@ -119,7 +119,7 @@ impl Core {
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
         let hash = self.hasher.hash(activation.password.expose()).await?;
         let now = now_ms();
-        let presented = token_hash(&activation.token);
+        let presented = token_hash(secrecy::ExposeSecret::expose_secret(&activation.token));
         let mut tx = self.begin().await?;
         let link = tx.link_token(LinkKind::Activation, &presented).await?;
         let Some(link) = link.filter(|l| live_link(l, now)) else {
@@ -156,9 +156,9 @@ impl Core {
             .await?;
         let event = AuditAction::AccountActivated.by_itself(&account, client.ip);
         tx.record_audit(&event, now).await?;
+        let issued = self.open_session(&mut *tx, &account, client, now).await?;
         tx.commit().await?;
         self.forget_account(&account.id);
-        let issued = self.start_session(&account, client).await?;
         Ok((account, issued))
     }
 

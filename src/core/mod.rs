@@ -11,7 +11,7 @@
 //! | a new account's role, the owner bootstrap | [`accounts::role_for_new_account`] |
 //! | who may change whose role or status | [`admin::check_account_change`] |
 //! | what a refused refresh token means (reuse, grace, expiry) | [`sessions::refusal`] |
-//! | how many sessions an account keeps | [`sessions::sessions_over_limit`] |
+//! | how many sessions an account keeps | [`sessions::sessions_to_end`] |
 //! | which status may log in, which an admin may set | [`crate::domain::AccountStatus`] |
 //! | when a single-use link is spent | [`accounts::live_link`] |
 //! | what a member search matches | [`members::search_text`] |

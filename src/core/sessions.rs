@@ -67,11 +67,24 @@ pub fn refusal(state: Option<&RefreshTokenState>, now: i64, grace_ms: i64) -> Re
     }
 }
 
-/// The live sessions (newest first) that a new one pushes over `keep` (`max_sessions_per_account`):
-/// the oldest go.
-pub fn sessions_over_limit(live_newest_first: &[SessionRecord], keep: u32) -> &[SessionRecord] {
+/// Of an account's unrevoked sessions (newest first, the one just opened among them), those a
+/// login ends: the live ones beyond `keep` (`max_sessions_per_account`), oldest first to go,
+/// and every one that has run out (so that its tokens answer "unknown", as after a logout).
+pub fn sessions_to_end(
+    unrevoked_newest_first: &[SessionRecord],
+    keep: u32,
+    now: i64,
+) -> Vec<&SessionRecord> {
     let keep = usize::try_from(keep).unwrap_or(usize::MAX);
-    live_newest_first.get(keep..).unwrap_or_default()
+    let mut kept = 0;
+    unrevoked_newest_first
+        .iter()
+        .filter(|s| {
+            let stays = s.expires_at > now && kept < keep;
+            kept += usize::from(stays);
+            !stays
+        })
+        .collect()
 }
 
 /// How long strict revocation trusts what it saw of a session.
@@ -129,8 +142,8 @@ impl Core {
             expires_at: session.expires_at,
         };
         tx.insert_session(&session, &token).await?;
-        let live = tx.live_sessions(&account.id, now).await?;
-        for old in sessions_over_limit(&live, self.config.max_sessions_per_account) {
+        let unrevoked = tx.unrevoked_sessions(&account.id).await?;
+        for old in sessions_to_end(&unrevoked, self.config.max_sessions_per_account, now) {
             tx.revoke_session(&account.id, &old.id, RevokeReason::SessionLimit, now)
                 .await?;
         }
@@ -513,24 +526,35 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_sessions_go_beyond_the_limit() {
-        let session = |id: &str| SessionRecord {
+    fn the_oldest_sessions_go_beyond_the_limit_and_run_out_ones_with_them() {
+        let session = |id: &str, expires_at: i64| SessionRecord {
             id: id.into(),
             account_id: "a".into(),
             created_at: 0,
             last_used_at: 0,
-            expires_at: 1,
+            expires_at,
             user_agent: None,
             ip: None,
             revoked_at: None,
             revoke_reason: None,
         };
-        let live = [session("new"), session("mid"), session("old")];
-        let ids = |s: &[SessionRecord]| s.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(sessions_over_limit(&live, 1)), ["mid", "old"]);
-        assert_eq!(ids(sessions_over_limit(&live, 2)), ["old"]);
-        assert!(sessions_over_limit(&live, 3).is_empty());
-        assert!(sessions_over_limit(&live, 10).is_empty());
+        let now = 100;
+        let sessions = [
+            session("new", 200),
+            session("ran-out", 50),
+            session("mid", 200),
+            session("old", 200),
+        ];
+        let ends = |keep| {
+            sessions_to_end(&sessions, keep, now)
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ends(1), ["ran-out", "mid", "old"]);
+        assert_eq!(ends(2), ["ran-out", "old"]);
+        assert_eq!(ends(3), ["ran-out"]);
+        assert_eq!(ends(10), ["ran-out"]);
     }
 
     #[test]

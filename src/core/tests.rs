@@ -129,13 +129,15 @@ async fn cut_at<F: Future>(work: F, cut: usize) -> Option<F::Output> {
 async fn the_first_account_of_the_default_organization_is_its_owner() {
     let core = scratch(|_| {}).await;
     let first = core
-        .register(registration("first"), &client())
+        .register(registration("first"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let second = core
-        .register(registration("second"), &client())
+        .register(registration("second"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!((first.role, second.role), (Role::Owner, Role::User));
     assert_eq!(first.status, AccountStatus::Active);
 }
@@ -144,9 +146,10 @@ async fn the_first_account_of_the_default_organization_is_its_owner() {
 async fn the_bootstrap_ends_with_the_first_account_however_it_is_made() {
     let off = scratch(|c| c.bootstrap_first_user = false).await;
     let first = off
-        .register(registration("first"), &client())
+        .register(registration("first"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(first.role, Role::User);
 
     let cli_first = scratch(|_| {}).await;
@@ -155,9 +158,10 @@ async fn the_bootstrap_ends_with_the_first_account_however_it_is_made() {
         .await
         .unwrap();
     let next = cli_first
-        .register(registration("next"), &client())
+        .register(registration("next"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!((admin.role, next.role), (Role::Admin, Role::User));
 }
 
@@ -168,9 +172,10 @@ async fn concurrent_first_registrations_make_exactly_one_owner() {
     for n in 0..8 {
         let core = Arc::clone(&core);
         tasks.push(tokio::spawn(async move {
-            core.register(registration(&format!("racer{n}")), &client())
+            core.register(registration(&format!("racer{n}")), &client(), false)
                 .await
                 .unwrap()
+                .0
                 .role
         }));
     }
@@ -190,13 +195,14 @@ async fn a_registration_that_fails_gives_the_bootstrap_back() {
     let mut clash = registration("first");
     clash.email = AccountEmail::parse("owner@firma.pl").unwrap();
     assert!(matches!(
-        core.register(clash, &client()).await,
+        core.register(clash, &client(), false).await,
         Err(CoreError::EmailTaken)
     ));
     let next = core
-        .register(registration("second"), &client())
+        .register(registration("second"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(next.role, Role::Owner);
 }
 
@@ -217,7 +223,7 @@ async fn company_signup(core: &Arc<Core>, email: &str, phone: &str) -> crate::st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_keeps_at_most_max_sessions_and_ends_the_oldest() {
     let core = scratch(|c| c.max_sessions_per_account = 2).await;
-    core.register(registration("alice"), &client())
+    core.register(registration("alice"), &client(), false)
         .await
         .unwrap();
     let (_, first) = logged_in(&core, "alice").await;
@@ -250,7 +256,7 @@ async fn a_login_keeps_at_most_max_sessions_and_ends_the_oldest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_refresh_token_ends_its_session() {
     let core = scratch(|_| {}).await;
-    core.register(registration("alice"), &client())
+    core.register(registration("alice"), &client(), false)
         .await
         .unwrap();
     let (_, issued) = logged_in(&core, "alice").await;
@@ -289,7 +295,7 @@ async fn a_reused_refresh_token_ends_its_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_within_the_grace_is_refused_without_ending_the_session() {
     let core = scratch(|c| c.refresh_reuse_grace = 60).await;
-    core.register(registration("alice"), &client())
+    core.register(registration("alice"), &client(), false)
         .await
         .unwrap();
     let (_, issued) = logged_in(&core, "alice").await;
@@ -307,10 +313,12 @@ async fn a_repeat_within_the_grace_is_refused_without_ending_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_account_cannot_refresh_and_its_sessions_end() {
     let core = scratch(|_| {}).await;
-    core.register(registration("owner"), &client())
+    core.register(registration("owner"), &client(), false)
         .await
         .unwrap();
-    core.register(registration("bob"), &client()).await.unwrap();
+    core.register(registration("bob"), &client(), false)
+        .await
+        .unwrap();
     let (owner, _) = logged_in(&core, "owner").await;
     let (bob, issued) = logged_in(&core, "bob").await;
     let granted = actor(&owner).grant::<ManageAccounts>().unwrap();
@@ -338,7 +346,7 @@ async fn a_disabled_account_cannot_refresh_and_its_sessions_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_changes_follow_the_rules_and_demotions_end_sessions() {
     let core = scratch(|_| {}).await;
-    core.register(registration("owner"), &client())
+    core.register(registration("owner"), &client(), false)
         .await
         .unwrap();
     core.create_account(registration("admin"), Role::Admin)
@@ -409,7 +417,7 @@ async fn role_changes_follow_the_rules_and_demotions_end_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_ends_the_other_sessions_only() {
     let core = scratch(|c| c.max_sessions_per_account = 5).await;
-    core.register(registration("alice"), &client())
+    core.register(registration("alice"), &client(), false)
         .await
         .unwrap();
     let (_, other) = logged_in(&core, "alice").await;
@@ -513,9 +521,10 @@ async fn reset_token(core: &Core, account_id: &str) -> String {
 async fn a_reset_cut_short_at_any_point_is_all_or_nothing() {
     let core = scratch(|c| c.max_sessions_per_account = 10).await;
     let account = core
-        .register(registration("alice"), &client())
+        .register(registration("alice"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let mut finished = false;
     let (mut cut_before, mut completed) = (0, 0);
     for cut in 0..200 {
@@ -534,7 +543,7 @@ async fn a_reset_cut_short_at_any_point_is_all_or_nothing() {
         let before = reset_state(&core, &account.id, &token).await;
         assert!(before.live_sessions >= 2 && !before.token_used);
         let reset = PasswordReset {
-            token: token.clone(),
+            token: SecretString::from(token.clone()),
             password: Password::parse(NEW_PASSWORD, PasswordPolicy::Seed).unwrap(),
         };
         let outcome = cut_at(core.reset_password(reset, &client()), cut).await;
@@ -571,13 +580,14 @@ async fn a_reset_cut_short_at_any_point_is_all_or_nothing() {
 async fn a_reset_link_works_once_and_ends_every_session() {
     let core = scratch(|_| {}).await;
     let account = core
-        .register(registration("alice"), &client())
+        .register(registration("alice"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let (caller, _) = logged_in(&core, "alice").await;
     let token = reset_token(&core, &account.id).await;
     let reset = || PasswordReset {
-        token: token.clone(),
+        token: SecretString::from(token.clone()),
         password: Password::parse(NEW_PASSWORD, PasswordPolicy::Seed).unwrap(),
     };
     core.reset_password(reset(), &client()).await.unwrap();
@@ -618,7 +628,7 @@ async fn activation_opens_the_account_and_its_organization_once() {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     let activation = || Activation {
-        token: token.clone(),
+        token: SecretString::from(token.clone()),
         password: Password::parse(PASSWORD, PasswordPolicy::Seed).unwrap(),
         name: MemberText::parse("Jan").unwrap(),
         surname: None,
@@ -679,9 +689,10 @@ async fn execute(core: &Scratch, sql: &str, binds: &[&str]) {
 async fn an_unknown_role_in_the_database_is_an_error_not_a_user() {
     let core = scratch(|_| {}).await;
     let account = core
-        .register(registration("alice"), &client())
+        .register(registration("alice"), &client(), false)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     execute(
         &core,
         "UPDATE accounts SET role = 'superuser' WHERE id = $1",
@@ -720,7 +731,7 @@ fn member_form(pesel: &str) -> MemberForm {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_versioned_unique_by_pesel_and_scoped() {
     let core = scratch(|_| {}).await;
-    core.register(registration("owner"), &client())
+    core.register(registration("owner"), &client(), false)
         .await
         .unwrap();
     let (owner, _) = logged_in(&core, "owner").await;
@@ -802,7 +813,7 @@ async fn members_are_versioned_unique_by_pesel_and_scoped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_and_its_audit_event_commit_together() {
     let core = scratch(|_| {}).await;
-    core.register(registration("owner"), &client())
+    core.register(registration("owner"), &client(), false)
         .await
         .unwrap();
     let (owner, _) = logged_in(&core, "owner").await;
@@ -829,4 +840,88 @@ async fn every_write_and_its_audit_event_commit_together() {
     let listing = crate::core::members::MemberListing::default();
     let page = core.list_members(&granted, listing).await.unwrap();
     assert_eq!(page.total, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_ends_the_sessions_that_ran_out() {
+    let core = scratch(|c| c.max_sessions_per_account = 5).await;
+    core.register(registration("alice"), &client(), false)
+        .await
+        .unwrap();
+    let (_, old) = logged_in(&core, "alice").await;
+    execute(
+        &core,
+        "UPDATE sessions SET expires_at = 1 WHERE id = $1",
+        &[&old.session_id],
+    )
+    .await;
+    assert!(matches!(
+        core.refresh(&old.refresh_token, &client()).await,
+        Err(CoreError::RefreshExpired)
+    ));
+    // The next login ends it: its token is then unknown, as after a logout.
+    logged_in(&core, "alice").await;
+    let session = core.store.session(&old.session_id).await.unwrap().unwrap();
+    assert_eq!(
+        session.revoke_reason,
+        Some(crate::domain::RevokeReason::SessionLimit)
+    );
+    assert!(matches!(
+        core.refresh(&old.refresh_token, &client()).await,
+        Err(CoreError::RefreshUnknown)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_account_fails_only_its_own_refresh() {
+    let core = scratch(|_| {}).await;
+    let mut tokens = Vec::new();
+    for n in 0..8 {
+        let name = format!("user{n}");
+        core.register(registration(&name), &client(), false)
+            .await
+            .unwrap();
+        tokens.push(logged_in(&core, &name).await.1.refresh_token);
+    }
+    let broken = core.store.account_by_login("user3").await.unwrap().unwrap();
+    execute(
+        &core,
+        "UPDATE accounts SET role = 'superuser' WHERE id = $1",
+        &[&broken.id],
+    )
+    .await;
+    // All at once, so that they share the writer's batches.
+    let refreshes: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            let (core, t) = (Arc::clone(&core), t.clone());
+            tokio::spawn(async move { core.refresh(&t, &client()).await })
+        })
+        .collect();
+    for (n, refresh) in refreshes.into_iter().enumerate() {
+        let result = refresh.await.unwrap();
+        if n == 3 {
+            assert!(matches!(result, Err(CoreError::Internal(_))), "{result:?}");
+        } else {
+            assert!(result.is_ok(), "user{n}: {result:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_in_the_browser_logs_in_at_once() {
+    let core = scratch(|_| {}).await;
+    let (account, issued) = core
+        .register(registration("alice"), &client(), true)
+        .await
+        .unwrap();
+    let issued = issued.expect("a session");
+    let live = core
+        .store
+        .live_sessions(&account.id, crate::core::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, issued.session_id);
+    assert!(core.refresh(&issued.refresh_token, &client()).await.is_ok());
 }

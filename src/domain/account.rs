@@ -63,9 +63,12 @@ names! {
 }
 
 impl AccountStatus {
-    /// Only an active account may log in, refresh its tokens or be read by its own token.
+    /// The one status whose account may log in, refresh its tokens or be read by its own token.
+    /// The stores bind it into the claim of a refresh token (`store::sql::claimable`).
+    pub const MAY_LOG_IN: AccountStatus = AccountStatus::Active;
+
     pub fn may_log_in(self) -> bool {
-        self == AccountStatus::Active
+        self == Self::MAY_LOG_IN
     }
 
     /// The statuses an admin may set by hand; `PendingActivation` is reached by signing up

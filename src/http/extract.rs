@@ -65,7 +65,8 @@ impl Rejection {
             Rejection::CrossSite | Rejection::CsrfMissing | Rejection::CsrfInvalid => {
                 StatusCode::FORBIDDEN
             }
-            // Each surface maps the core's error itself.
+            // Each surface maps the core's error itself; these are the Membership API's.
+            Rejection::Unauthenticated(CoreError::NoToken) => StatusCode::FORBIDDEN,
             Rejection::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         }
     }
@@ -379,7 +380,6 @@ pub fn access_token(headers: &HeaderMap, jar: Option<&CookieJar>) -> Option<(Str
 pub struct Authenticated {
     pub caller: Caller,
     pub client: Client,
-    pub source: TokenSource,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -404,7 +404,6 @@ impl FromRequestParts<AppState> for Authenticated {
         Ok(Authenticated {
             caller,
             client: client(parts, state),
-            source,
         })
     }
 }

@@ -162,11 +162,24 @@ pub fn router(state: AppState) -> Router {
         web_api,
         document,
     } = surfaces();
-    let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
+    let document = Arc::new(document);
+    // Swagger UI from files inside the binary, reading the document from /openapi.json; its
+    // pages alone may use inline styles.
+    let docs = Router::from(
+        SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")),
+    )
+    .method_not_allowed_fallback(membership::error::method_not_allowed)
+    .layer(middleware::from_fn(docs_csp));
     let outside = operations
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = Arc::clone(&document);
+                async move { axum::Json(document) }
+            }),
+        )
         .merge(web::routes())
-        // Swagger UI from files inside the binary; it serves /openapi.json too.
-        .merge(Router::from(docs).layer(middleware::from_fn(docs_csp)))
+        .merge(docs)
         .method_not_allowed_fallback(membership::error::method_not_allowed)
         .fallback(membership::error::not_found);
     let mut router = body_limit::<ApiError, _>(BODY_LIMIT, outside)

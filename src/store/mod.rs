@@ -6,8 +6,10 @@
 //! which: those are rules, and they live in `crate::core`, which runs them between the calls
 //! of one [`Tx`]. What the store does guarantee is atomicity: everything written through one
 //! `Tx` commits together or not at all, and a `Tx` dropped before `commit` (a client that hung
-//! up) rolls back. The one write outside a `Tx` is [`Store::claim_refresh`], the hot path of
-//! every client, which is a single atomic statement on each backend.
+//! up) rolls back. The one write the core makes outside a `Tx` is [`Store::claim_refresh`], the
+//! hot path of every client, a single atomic statement on each backend; the stores themselves
+//! also write the default organization at first start and refresh statistics after a large
+//! import, neither of which changes what any query answers.
 
 mod postgres;
 mod sql;
@@ -26,7 +28,8 @@ pub use sqlite::SqliteStore;
 /// Id of the organization that exists from first start; the Membership API registers accounts there.
 pub const DEFAULT_ORGANIZATION: &str = "00000000-0000-0000-0000-000000000000";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An organization as it is created.
+#[derive(Debug, Clone)]
 pub struct OrganizationRecord {
     pub id: String,
     pub name: String,
@@ -377,9 +380,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
 }
 
-/// One write transaction, the core's unit of work. Reads through it see its own writes and,
-/// on PostgreSQL, lock the rows they return until it ends; SQLite runs one write transaction
-/// at a time anyway (`BEGIN IMMEDIATE` on the single writer connection).
+/// One write transaction, the core's unit of work. Reads through it see its own writes; on
+/// PostgreSQL, `account`, `link_token` and `member` also lock the row they return until it ends
+/// (what the core decides on must not change under it). SQLite runs one write transaction at a
+/// time anyway (`BEGIN IMMEDIATE` on the single writer connection).
 #[async_trait]
 pub trait Tx: Send {
     /// Makes every write of this transaction durable at once.
@@ -411,12 +415,8 @@ pub trait Tx: Send {
         session: &NewSession,
         token: &NewRefreshToken,
     ) -> StoreResult<()>;
-    /// Unrevoked, unexpired sessions of an account, newest first.
-    async fn live_sessions(
-        &mut self,
-        account_id: &str,
-        now: i64,
-    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Unrevoked sessions of an account, expired or not, newest first.
+    async fn unrevoked_sessions(&mut self, account_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Revokes one of the account's sessions; false if it was not unrevoked.
     async fn revoke_session(
         &mut self,

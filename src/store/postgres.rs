@@ -94,7 +94,7 @@ impl PostgresStore {
             .bind(token_hash)
             .bind(&next.token_hash)
             .bind(next.expires_at)
-            .bind(crate::domain::AccountStatus::Active)
+            .bind(crate::domain::AccountStatus::MAY_LOG_IN)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(Claimed::from_row).transpose()?)

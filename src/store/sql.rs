@@ -15,7 +15,8 @@
 //! this. Inside a transaction the commit is the transaction's own.
 
 /// A refresh token that may be rotated at `now`: unused, unexpired, of an unrevoked,
-/// unexpired session of an account whose status is `active` (a bound parameter). The one
+/// unexpired session of an account that may log in (`active`: the caller binds
+/// `AccountStatus::MAY_LOG_IN`). The one
 /// definition of "claimable", used by both backends' rotation; `token` is the alias of the
 /// `refresh_tokens` row, and `now`/`active` are SQL expressions (placeholders or columns).
 pub(crate) fn claimable(token: &str, now: &str, active: &str) -> String {
@@ -27,9 +28,12 @@ pub(crate) fn claimable(token: &str, now: &str, active: &str) -> String {
     )
 }
 
-/// Implements `Store` for `$store`, a struct with a `pool: sqlx::Pool<$db>` field and the
-/// methods `writer`, `begin_tx` and `claim_rotation`; and `Tx` for `$tx`, a struct with a
-/// `tx: sqlx::Transaction<'static, $db>` field.
+/// Implements `Store` for `$store` and `Tx` for `$tx`.
+///
+/// `$store` has a `pool` field (readers), the methods `writer`, `begin_tx` and
+/// `claim_rotation`, and the constants `SEARCH_INDEX`, `BULK_INSERT` and `AFTER_BULK_INSERT`.
+/// `$tx` has the fields `tx` (a `sqlx::Transaction<'static, _>`), `pool` (for the tidy-up
+/// after a large import) and `bulk_inserted`, and the constant `FOR_UPDATE`.
 macro_rules! sql_store {
     ($store:ty, $tx:ty, $backend:literal) => {
         #[async_trait::async_trait]
@@ -397,12 +401,14 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn live_sessions(&mut self, account_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
-                Ok(sqlx::query_as::<_, SessionRecord>(live_sessions_sql!())
-                    .bind(account_id)
-                    .bind(now)
-                    .fetch_all(&mut *self.tx)
-                    .await?)
+            async fn unrevoked_sessions(&mut self, account_id: &str) -> StoreResult<Vec<SessionRecord>> {
+                Ok(sqlx::query_as::<_, SessionRecord>(concat!(
+                    "SELECT ", session_columns!(), " FROM sessions \
+                     WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
+                ))
+                .bind(account_id)
+                .fetch_all(&mut *self.tx)
+                .await?)
             }
 
             async fn revoke_session(

@@ -226,7 +226,7 @@ async fn rotate_batch(
         rows.join(", "),
         super::sql::claimable("t", "r.now", "$1"),
     );
-    let mut query = sqlx::query(&sql).bind(crate::domain::AccountStatus::Active);
+    let mut query = sqlx::query(&sql).bind(crate::domain::AccountStatus::MAY_LOG_IN);
     for r in &batch {
         query = query
             .bind(&r.token_hash)
@@ -248,19 +248,22 @@ async fn rotate_batch(
             return;
         }
     };
-    let decoded: StoreResult<std::collections::HashMap<String, Claimed>> = rotated
-        .iter()
-        .map(|row| {
-            let replaced: String = row.try_get("replaces")?;
-            Ok((replaced, Claimed::from_row(row)?))
-        })
-        .collect();
+    // Each row is read on its own: a row that cannot be read (an account whose role this
+    // version does not know) fails its own requester, not the whole batch.
+    let decoded: Result<std::collections::HashMap<String, StoreResult<Claimed>>, sqlx::Error> =
+        rotated
+            .iter()
+            .map(|row| {
+                let replaced: String = row.try_get("replaces")?;
+                Ok((replaced, Claimed::from_row(row).map_err(StoreError::from)))
+            })
+            .collect();
     let mut done = match decoded {
         Ok(done) => done,
         Err(e) => {
             // The statement committed, but which rotations it made cannot be told: every
             // requester gets an error (a client that retries then presents a used token).
-            // Only a column this statement returns failing to decode would lead here.
+            // Only the hash column this statement returns failing to decode would lead here.
             tracing::error!(error = %e, "reading rotated refresh tokens failed");
             for r in batch.into_iter().chain(followers) {
                 let _ = r
@@ -272,7 +275,7 @@ async fn rotate_batch(
     };
     for r in batch {
         // A requester that hung up does not stop the others; its rotation stands.
-        let _ = r.reply.send(Ok(done.remove(&r.token_hash)));
+        let _ = r.reply.send(done.remove(&r.token_hash).transpose());
     }
     for r in followers {
         let _ = r.reply.send(Ok(None));

@@ -147,7 +147,7 @@ async fn a_reset_cut_at_every_suspension_is_all_or_nothing(backend: Backend) {
         let token = prepare(&app, &account_id).await;
         let before = observe(&app, &account_id, &token).await;
         let reset = brama::core::accounts::PasswordReset {
-            token: token.clone(),
+            token: secrecy::SecretString::from(token.clone()),
             password: brama::domain::Password::parse(
                 NEW_PASSWORD,
                 brama::domain::PasswordPolicy::Seed,

@@ -696,12 +696,25 @@ async fn each_surface_answers_its_unknown_paths_in_its_own_envelope(backend: Bac
         ("/api/nothing", "Not found."),
         ("/nothing", "Not found."),
         ("/assets/nothing.js", "Nie znaleziono."),
+        ("/assets/", "Nie znaleziono."),
     ] {
         let r = app.get(path, &[]).await;
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(
             r.body,
             json!({ "message": message, "code": "not_found" }),
+            "{path}"
+        );
+    }
+    // A wrong method on the page is refused in its language, elsewhere in English.
+    for (path, message) in [
+        ("/", "Niedozwolona metoda"),
+        ("/healthz", "Method not allowed"),
+    ] {
+        let r = app.request("POST", path, None, &[]).await;
+        assert_eq!(
+            r.body,
+            json!({ "message": message, "code": "method_not_allowed" }),
             "{path}"
         );
     }

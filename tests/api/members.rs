@@ -22,6 +22,7 @@ both_backends!(
     member_changes_are_audited_without_pesel,
     search_follows_changes_and_deletes,
     totals_stay_exact_per_organization,
+    a_missing_member_is_not_found_before_its_fields_are_judged,
 );
 
 /// A valid PESEL for the n-th test member.
@@ -1076,4 +1077,46 @@ async fn totals_stay_exact_per_organization(backend: Backend) {
     }
     assert_eq!(total(&owner, "?limit=5").await, ("39".into(), 5));
     assert_eq!(total(&foreign, "").await, ("2".into(), 2));
+}
+
+/// PUT and PATCH: a member that is not there (or is another organization's) is not found,
+/// whatever was sent for it; an existing one gets every field problem.
+async fn a_missing_member_is_not_found_before_its_fields_are_judged(backend: Backend) {
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    let bad = json!({ "pesel": "77543187764", "kodpocztowy": "00950" });
+    for method in ["PUT", "PATCH"] {
+        let r = call(
+            &app,
+            method,
+            "/api/membership/members/nobody",
+            Some(bad.clone()),
+            Some(&owner),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.message()),
+            (404, "Member not found."),
+            "{method}"
+        );
+    }
+    let id = create(&app, &owner, member(7)).await.body["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/membership/members/{id}");
+    let r = call(&app, "PATCH", &path, Some(bad), Some(&owner)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "validation_failed"),
+        "{}",
+        r.text
+    );
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["pesel", "kodpocztowy"]);
 }

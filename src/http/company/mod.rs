@@ -221,7 +221,7 @@ async fn activate(
         return Err(invalid(f));
     };
     let activation = Activation {
-        token: token.to_string(),
+        token: SecretString::from(token),
         password,
         name,
         surname,

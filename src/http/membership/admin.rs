@@ -95,7 +95,9 @@ impl ChangeBody {
         let mut f = Fields::new();
         let role = f.optional("role", role.as_deref(), parse_role);
         let status = f.optional("status", self.status.as_deref(), |s| {
-            AccountStatus::parse(s.trim()).ok_or(Problem::Format)
+            AccountStatus::parse(s.trim())
+                .filter(|s| s.settable_by_admin())
+                .ok_or(Problem::Format)
         });
         match (role, status) {
             (Some(role), Some(status)) => Ok(AccountChange { role, status }),

@@ -7,7 +7,7 @@ use crate::core::actor::{Granted, Permission};
 use crate::core::{Actor, Caller, Client};
 use crate::http::AppState;
 use crate::http::extract::{
-    Authenticated, JsonBody, OptionalJsonBody, PathParam, QueryParams, RawBody, TokenSource,
+    Authenticated, JsonBody, OptionalJsonBody, PathParam, QueryParams, RawBody,
 };
 
 use super::error::ApiError;
@@ -60,23 +60,15 @@ impl<S: Send + Sync> FromRequest<S> for Raw {
 pub struct AuthUser {
     pub caller: Caller,
     pub client: Client,
-    pub source: TokenSource,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Authenticated {
-            caller,
-            client,
-            source,
-        } = Authenticated::from_request_parts(parts, state).await?;
-        Ok(AuthUser {
-            caller,
-            client,
-            source,
-        })
+        let Authenticated { caller, client } =
+            Authenticated::from_request_parts(parts, state).await?;
+        Ok(AuthUser { caller, client })
     }
 }
 

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use axum::extract::State;
 
-use crate::core::actor::{DeleteMembers, ManageMembers, TransferMembers};
+use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers};
 use crate::core::members::{MAX_LIMIT, MemberListing};
 use crate::core::members_csv::parse_separator;
 use crate::core::{CoreError, MemberRecord, MemberSort};
@@ -329,6 +329,23 @@ async fn create(
     ))
 }
 
+/// The patch, or its field errors; but a member that is not there (or is another
+/// organization's) is "not found" before anything sent for it is judged.
+async fn refuse_fields_of_a_known_member(
+    state: &AppState,
+    granted: &Granted<ManageMembers>,
+    id: &str,
+    parsed: Result<MemberPatch, Vec<FieldError>>,
+) -> Result<MemberPatch, ApiError> {
+    match parsed {
+        Ok(patch) => Ok(patch),
+        Err(errors) => {
+            state.core.member(granted, id).await?;
+            Err(CoreError::Validation(errors).into())
+        }
+    }
+}
+
 /// `If-Match: "3"` (or `W/"3"`, or a bare 3); `*` means any version.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
@@ -358,11 +375,13 @@ async fn replace(
     Id(id): Id,
     Json(input): Json<MemberInput>,
 ) -> Result<Response, ApiError> {
-    let expected = input.version()?.or(if_match(&headers)?);
-    let member = NewMember::parse(input.form()).map_err(CoreError::Validation)?;
+    let if_match = if_match(&headers)?;
+    let expected = input.version()?.or(if_match);
+    let parsed = NewMember::parse(input.form()).map(NewMember::into_patch);
+    let patch = refuse_fields_of_a_known_member(&state, &granted, &id, parsed).await?;
     let updated = state
         .core
-        .update_member(&granted, &id, member.into_patch(), expected)
+        .update_member(&granted, &id, patch, expected)
         .await?;
     Ok(member_response(StatusCode::OK, updated))
 }
@@ -377,8 +396,10 @@ async fn patch(
     Id(id): Id,
     Json(input): Json<MemberInput>,
 ) -> Result<Response, ApiError> {
-    let expected = input.version()?.or(if_match(&headers)?);
-    let patch = MemberPatch::parse(input.form()).map_err(CoreError::Validation)?;
+    let if_match = if_match(&headers)?;
+    let expected = input.version()?.or(if_match);
+    let parsed = MemberPatch::parse(input.form());
+    let patch = refuse_fields_of_a_known_member(&state, &granted, &id, parsed).await?;
     let updated = state
         .core
         .update_member(&granted, &id, patch, expected)

@@ -228,15 +228,14 @@ async fn register(
         check_csrf(&headers, &jar, &state)?;
     }
     let registration = body.parse(state.core.config.password_policy)?;
-    let account = state.core.register(registration, &client).await?;
-    if !browser {
+    // The seed's page logs the new user straight in.
+    let (account, issued) = state.core.register(registration, &client, browser).await?;
+    let Some(issued) = issued else {
         return Ok(axum::Json(RegisterAnswer::Registered(MessageBody {
             message: Msg::Registered.text(current_lang()),
         }))
         .into_response());
-    }
-    // The seed's page logs the new user straight in.
-    let issued = state.core.start_session(&account, &client).await?;
+    };
     let cookie = token_cookie(&state, &issued);
     let mut answer = LoginAnswer::new(&account, issued, false);
     answer.message = Some(Msg::Registered.text(current_lang()));
@@ -538,7 +537,7 @@ async fn reset_password(
         return Err(invalid(f));
     };
     let reset = PasswordReset {
-        token: token.to_string(),
+        token: SecretString::from(token),
         password,
     };
     state.core.reset_password(reset, &client).await?;

@@ -37,15 +37,24 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
 ];
 
-/// The page's routes, in Polish unless the browser asks otherwise. An unknown asset is a 404
-/// in the Membership envelope, like anything else outside a surface.
+/// The page's routes, in Polish unless the browser asks otherwise, and `/assets/*` with its own
+/// fallback so that a missing asset is refused in Polish too. Refusals (404, 405) are in the
+/// Membership envelope, like anything else outside a surface.
 pub fn routes() -> Router<AppState> {
+    use crate::http::membership::error::{method_not_allowed, not_found};
+    let assets = Router::new()
+        .route("/{name}", get(asset))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found);
     // The activation and reset links land on the same page, which reads their fragment.
     let routes = Router::new()
         .route("/", get(index))
         .route("/activate", get(index))
         .route("/reset", get(index))
-        .route("/assets/{name}", get(asset));
+        .method_not_allowed_fallback(method_not_allowed)
+        // The nested router answers `/assets` and what lies below, not the bare `/assets/`.
+        .route("/assets/", axum::routing::any(not_found))
+        .nest("/assets", assets);
     crate::http::language(crate::i18n::Lang::Pl, routes)
 }
 
