@@ -182,13 +182,14 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .method_not_allowed_fallback(membership::error::method_not_allowed)
         .fallback(membership::error::not_found);
-    let mut router = body_limit::<ApiError, _>(BODY_LIMIT, outside)
+    // Each surface negotiates its own language: one layer a request, not one per level.
+    let outside = language(Lang::En, body_limit::<ApiError, _>(BODY_LIMIT, outside));
+    let mut router = outside
         .nest("/api", membership)
         .nest("/company", company)
         .nest("/web", web_api)
         .merge(company::bare_prefixes())
-        .with_state(state);
-    router = language(Lang::En, router)
+        .with_state(state)
         .layer(middleware::from_fn(crate::telemetry::track))
         .layer(middleware::map_response(no_store_for_api));
     router = security_headers(router, https);
