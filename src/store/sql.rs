@@ -270,7 +270,13 @@ macro_rules! sql_store {
         impl $crate::store::Tx for $tx {
             async fn commit(self: Box<Self>) -> StoreResult<()> {
                 let this = *self;
-                this.tx.commit().await?;
+                // On its own task, like BEGIN (`begin_uncut`): a request dropped during COMMIT
+                // would leave sqlx to send a ROLLBACK after it ("there is no transaction in
+                // progress" in PostgreSQL's notices under wrk); started, a commit finishes.
+                let committed = tokio::spawn(this.tx.commit()).await;
+                committed.map_err(|e| {
+                    StoreError::Database(sqlx::Error::Protocol(format!("committing: {e}")))
+                })??;
                 if this.bulk_inserted >= <$store>::BULK_INSERT {
                     // Failures only cost speed, so they are logged, not returned: the import
                     // has committed.
