@@ -13,7 +13,7 @@ use crate::domain::{
     normalize_key,
 };
 use crate::i18n::Lang;
-use crate::store::{AccountRecord, AccountUpdate, LinkKind, NewAccount, OrganizationRecord};
+use crate::store::{AccountRecord, AccountUpdate, LinkKind, NewAccount, OrganizationRecord, Tx};
 
 /// How long an activation link works (SPEC §5).
 const ACTIVATION_TTL_MS: i64 = 48 * 3600 * 1000;
@@ -54,7 +54,6 @@ impl Core {
             status: OrganizationStatus::Pending,
             created_at: now,
         };
-        let token = random_token();
         let mut tx = self.begin().await?;
         tx.insert_organization(&org).await?;
         let first = tx.claim_first_account(&org.id).await?;
@@ -77,14 +76,7 @@ impl Core {
                 now,
             })
             .await?;
-        tx.insert_link_token(
-            LinkKind::Activation,
-            &account.id,
-            &token_hash(&token),
-            now,
-            now + ACTIVATION_TTL_MS,
-        )
-        .await?;
+        let token = activation_link(&mut *tx, &account.id, now).await?;
         let event = AuditAction::CompanySignedUp.event(
             Some(&org.id),
             Some(&account.id),
@@ -185,19 +177,24 @@ impl Core {
         if account.status != AccountStatus::PendingActivation {
             return Ok(());
         }
-        let token = random_token();
-        let now = now_ms();
         let mut tx = self.begin().await?;
-        tx.insert_link_token(
-            LinkKind::Activation,
-            &account.id,
-            &token_hash(&token),
-            now,
-            now + ACTIVATION_TTL_MS,
-        )
-        .await?;
+        let token = activation_link(&mut *tx, &account.id, now_ms()).await?;
         tx.commit().await?;
         self.send_activation_later(account.email, token, lang);
         Ok(())
     }
+}
+
+/// A new activation link for the account, stored (hashed) in `tx`; the token to email.
+async fn activation_link(tx: &mut dyn Tx, account_id: &str, now: i64) -> CoreResult<String> {
+    let token = random_token();
+    tx.insert_link_token(
+        LinkKind::Activation,
+        account_id,
+        &token_hash(&token),
+        now,
+        now + ACTIVATION_TTL_MS,
+    )
+    .await?;
+    Ok(token)
 }

@@ -18,7 +18,8 @@ use crate::core::company::{Activation, CompanySignup};
 use crate::core::{Actor, Caller, Client, Core, CoreError, DEFAULT_ORGANIZATION};
 use crate::domain::{
     AccountEmail, AccountStatus, CompanyEmail, FieldInput, MemberForm, MemberPatch, MemberText,
-    NewMember, OrganizationStatus, Password, PasswordPolicy, Phone, Problem, Role, Username,
+    NewMember, OrganizationStatus, Password, PasswordPolicy, Phone, Problem, RevokeReason, Role,
+    Username,
 };
 use crate::store::LinkKind;
 
@@ -107,6 +108,12 @@ async fn logged_in(core: &Core, name: &str) -> (Caller, crate::core::sessions::I
 
 fn actor(caller: &Caller) -> Actor {
     Actor::account(caller, &client())
+}
+
+/// Why a session ended; `None` while it has not.
+async fn revoke_reason(core: &Core, session_id: &str) -> Option<RevokeReason> {
+    let session = core.store.session(session_id).await.unwrap();
+    session.expect("the session exists").revoke_reason
 }
 
 /// Runs `work` but drops it at its `cut`-th suspension (the point where a client that hangs up
@@ -237,15 +244,9 @@ async fn a_login_keeps_at_most_max_sessions_and_ends_the_oldest() {
         .map(|s| s.id)
         .collect();
     assert_eq!(live, [third.session_id.clone(), second.session_id.clone()]);
-    let session = core
-        .store
-        .session(&first.session_id)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        session.revoke_reason,
-        Some(crate::domain::RevokeReason::SessionLimit)
+        revoke_reason(&core, &first.session_id).await,
+        Some(RevokeReason::SessionLimit)
     );
     assert!(matches!(
         core.refresh(&first.refresh_token, &client()).await,
@@ -269,15 +270,9 @@ async fn a_reused_refresh_token_ends_its_session() {
         core.refresh(&issued.refresh_token, &client()).await,
         Err(CoreError::RefreshReused)
     ));
-    let session = core
-        .store
-        .session(&issued.session_id)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        session.revoke_reason,
-        Some(crate::domain::RevokeReason::RefreshTokenReused)
+        revoke_reason(&core, &issued.session_id).await,
+        Some(RevokeReason::RefreshTokenReused)
     );
     // The successor went with its session.
     assert!(matches!(
@@ -861,10 +856,9 @@ async fn a_login_ends_the_sessions_that_ran_out() {
     ));
     // The next login ends it: its token is then unknown, as after a logout.
     logged_in(&core, "alice").await;
-    let session = core.store.session(&old.session_id).await.unwrap().unwrap();
     assert_eq!(
-        session.revoke_reason,
-        Some(crate::domain::RevokeReason::SessionLimit)
+        revoke_reason(&core, &old.session_id).await,
+        Some(RevokeReason::SessionLimit)
     );
     assert!(matches!(
         core.refresh(&old.refresh_token, &client()).await,
