@@ -183,41 +183,14 @@ impl Core {
         }
 
         let key = normalize_key(&credentials.login);
-        let window = Duration::from_secs(self.config.failed_login_window_secs);
-        let account_key = format!("login:account:{key}");
-        let ip_key = client.ip.map(|ip| format!("login:ip:{ip}"));
-        let mut blocked = self
-            .limiter
-            .blocked(&account_key, self.config.failed_logins_per_account, window)
-            .await;
-        if let Some(ip_key) = &ip_key {
-            blocked = blocked.max(
-                self.limiter
-                    .blocked(ip_key, self.config.failed_logins_per_ip, window)
-                    .await,
-            );
-        }
-        if let Some(wait) = blocked {
-            crate::telemetry::count_rate_limited("login");
-            return Err(CoreError::RateLimited {
-                retry_after_secs: retry_after_secs(wait),
-            });
-        }
-
         let account = self.store.account_by_login(&key).await?;
+        let budget = account.as_ref().map(|a| a.id.as_str()).ok_or(key.as_str());
+        let attempt = self.reserve_login_attempt(budget, client).await?;
         let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let verified = self.hasher.verify(password, hash).await?;
         let account = match account {
             Some(a) if verified.matches && a.status.may_log_in() => a,
             other => {
-                self.limiter
-                    .hit(&account_key, self.config.failed_logins_per_account, window)
-                    .await;
-                if let Some(ip_key) = &ip_key {
-                    self.limiter
-                        .hit(ip_key, self.config.failed_logins_per_ip, window)
-                        .await;
-                }
                 self.audit_alone(AuditAction::LoginFailed.event(
                     other.as_ref().map(|a| a.organization_id.as_str()),
                     None,
@@ -229,7 +202,7 @@ impl Core {
                 return Err(CoreError::InvalidCredentials);
             }
         };
-        self.limiter.reset(&account_key).await;
+        self.login_attempt_succeeded(attempt).await;
         let now = now_ms();
         let mut tx = self.begin().await?;
         if let Some(new_hash) = verified.rehash {
@@ -276,6 +249,9 @@ impl Core {
     ) -> CoreResult<()> {
         // Read afresh: the check is against the hash as it is now, not as cached.
         let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
+        // A stolen access token must not guess the password forever: each check is a login
+        // attempt of the account.
+        let attempt = self.reserve_login_attempt(Ok(&account.id), client).await?;
         let verified = self
             .hasher
             .verify(
@@ -286,6 +262,7 @@ impl Core {
         if !verified.matches {
             return Err(CoreError::WrongPassword);
         }
+        self.login_attempt_succeeded(attempt).await;
         let hash = self.hasher.hash(change.new.expose()).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;

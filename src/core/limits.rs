@@ -10,10 +10,11 @@ use async_trait::async_trait;
 
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// If `key` has already reached `limit` in its current window, how long until it resets.
-    async fn blocked(&self, key: &str, limit: u32, window: Duration) -> Option<Duration>;
-    /// Counts one event; returns the wait if this event went over `limit`.
+    /// Counts one event, then decides: the wait if this event went over `limit`. Counting first
+    /// makes the decision atomic: of N concurrent events, at most `limit` pass.
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Option<Duration>;
+    /// Takes one counted event back (an attempt that turned out to be a success).
+    async fn give_back(&self, key: &str);
     /// Forgets `key` (a successful login clears the account's failures).
     async fn reset(&self, key: &str);
 }
@@ -28,14 +29,6 @@ const SWEEP_ABOVE: usize = 10_000;
 
 #[async_trait]
 impl RateLimiter for MemoryLimiter {
-    async fn blocked(&self, key: &str, limit: u32, window: Duration) -> Option<Duration> {
-        let now = Instant::now();
-        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let (start, count) = windows.get(key)?;
-        let ends = *start + window;
-        (ends > now && *count >= limit).then(|| ends - now)
-    }
-
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Option<Duration> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -48,6 +41,13 @@ impl RateLimiter for MemoryLimiter {
         }
         entry.1 = entry.1.saturating_add(1);
         (entry.1 > limit).then(|| entry.0 + window - now)
+    }
+
+    async fn give_back(&self, key: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, count)) = windows.get_mut(key) {
+            *count = count.saturating_sub(1);
+        }
     }
 
     async fn reset(&self, key: &str) {
@@ -66,6 +66,7 @@ pub struct RedisLimiter {
     connection: redis::aio::ConnectionManager,
     prefix: String,
     hit: redis::Script,
+    give_back: redis::Script,
 }
 
 impl RedisLimiter {
@@ -79,10 +80,16 @@ impl RedisLimiter {
               if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
               return {n, ttl}",
         );
+        // Only a counter that still exists is decremented: one that expired meanwhile stays gone.
+        let give_back = redis::Script::new(
+            r"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+              return 0",
+        );
         Ok(RedisLimiter {
             connection,
             prefix: prefix.to_string(),
             hit,
+            give_back,
         })
     }
 
@@ -97,25 +104,6 @@ fn window_ms(window: Duration) -> u64 {
 
 #[async_trait]
 impl RateLimiter for RedisLimiter {
-    async fn blocked(&self, key: &str, limit: u32, _window: Duration) -> Option<Duration> {
-        let mut conn = self.connection.clone();
-        let result: Result<(Option<u64>, i64), _> = redis::pipe()
-            .get(self.key(key))
-            .pttl(self.key(key))
-            .query_async(&mut conn)
-            .await;
-        match result {
-            Ok((Some(count), ttl)) if count >= u64::from(limit) && ttl > 0 => {
-                Some(Duration::from_millis(ttl.unsigned_abs()))
-            }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "Redis rate limiter unavailable; letting the request through");
-                None
-            }
-        }
-    }
-
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Option<Duration> {
         let mut conn = self.connection.clone();
         let result: Result<(u64, i64), _> = self
@@ -133,6 +121,18 @@ impl RateLimiter for RedisLimiter {
                 tracing::error!(error = %e, "Redis rate limiter unavailable; letting the request through");
                 None
             }
+        }
+    }
+
+    async fn give_back(&self, key: &str) {
+        let mut conn = self.connection.clone();
+        let result: Result<i64, _> = self
+            .give_back
+            .key(self.key(key))
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "Redis rate limiter unavailable; could not give a place back");
         }
     }
 
@@ -201,6 +201,67 @@ impl crate::core::Core {
     }
 }
 
+/// A login attempt counted against the failure budgets it draws on.
+pub(crate) struct LoginAttempt {
+    account_key: String,
+    ip_key: Option<String>,
+}
+
+impl crate::core::Core {
+    /// Counts a login attempt (or a password check by a logged-in account) before anything is
+    /// hashed, against the account's budget (`account`: its id, so that its username and its
+    /// email share one) or, for a name no account has, the name's; and against the client's
+    /// IP. Refused with the longer wait if either is spent: of N attempts at once, at most the
+    /// budget reach the hasher.
+    pub(crate) async fn reserve_login_attempt(
+        &self,
+        account: Result<&str, &str>,
+        client: &crate::core::Client,
+    ) -> crate::core::CoreResult<LoginAttempt> {
+        let window = Duration::from_secs(self.config.failed_login_window_secs);
+        let attempt = LoginAttempt {
+            account_key: match account {
+                Ok(id) => format!("login:account:{id}"),
+                Err(name) => format!("login:name:{name}"),
+            },
+            ip_key: client.ip.map(|ip| format!("login:ip:{ip}")),
+        };
+        let mut over = self
+            .limiter
+            .hit(
+                &attempt.account_key,
+                self.config.failed_logins_per_account,
+                window,
+            )
+            .await;
+        if let Some(ip_key) = &attempt.ip_key {
+            let by_ip = self
+                .limiter
+                .hit(ip_key, self.config.failed_logins_per_ip, window)
+                .await;
+            over = over.max(by_ip);
+        }
+        match over {
+            None => Ok(attempt),
+            Some(wait) => {
+                crate::telemetry::count_rate_limited("login");
+                Err(crate::core::CoreError::RateLimited {
+                    retry_after_secs: retry_after_secs(wait),
+                })
+            }
+        }
+    }
+
+    /// The attempt was right: the account's failures are forgotten and the IP gets its place
+    /// back, so that many people behind one address do not use up each other's budget.
+    pub(crate) async fn login_attempt_succeeded(&self, attempt: LoginAttempt) {
+        self.limiter.reset(&attempt.account_key).await;
+        if let Some(ip_key) = &attempt.ip_key {
+            self.limiter.give_back(ip_key).await;
+        }
+    }
+}
+
 /// Whole seconds for a `Retry-After` header, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -211,19 +272,30 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn blocks_after_limit_until_window_ends() {
+    async fn counts_then_decides_until_the_window_ends() {
         let l = MemoryLimiter::default();
         let w = Duration::from_secs(60);
         for _ in 0..3 {
-            assert!(l.blocked("k", 3, w).await.is_none());
             assert!(l.hit("k", 3, w).await.is_none());
         }
-        let wait = l.blocked("k", 3, w).await.expect("blocked");
+        let wait = l.hit("k", 3, w).await.expect("over");
         assert!(wait <= w && wait > Duration::from_secs(58));
-        assert!(l.hit("k", 3, w).await.is_some());
-        assert!(l.blocked("other", 3, w).await.is_none());
+        assert!(l.hit("other", 3, w).await.is_none());
         l.reset("k").await;
-        assert!(l.blocked("k", 3, w).await.is_none());
+        assert!(l.hit("k", 3, w).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_place_given_back_can_be_used_again() {
+        let l = MemoryLimiter::default();
+        let w = Duration::from_secs(60);
+        assert!(l.hit("k", 1, w).await.is_none());
+        l.give_back("k").await;
+        assert!(l.hit("k", 1, w).await.is_none());
+        assert!(l.hit("k", 1, w).await.is_some());
+        // Giving back what was never taken changes nothing.
+        l.give_back("never").await;
+        assert!(l.hit("never", 1, w).await.is_none());
     }
 
     #[tokio::test]
@@ -231,9 +303,9 @@ mod tests {
         let l = MemoryLimiter::default();
         let w = Duration::from_millis(30);
         l.hit("k", 1, w).await;
-        assert!(l.blocked("k", 1, w).await.is_some());
+        assert!(l.hit("k", 1, w).await.is_some());
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(l.blocked("k", 1, w).await.is_none());
+        assert!(l.hit("k", 1, w).await.is_none());
     }
 
     #[test]

@@ -37,6 +37,11 @@ both_backends!(
     login_upgrades_hashes_made_with_old_parameters,
     nul_characters_are_refused_before_the_database,
     cli_created_first_account_ends_the_owner_bootstrap,
+    concurrent_wrong_passwords_reach_the_hasher_at_most_the_limit,
+    username_and_email_share_one_budget,
+    names_without_an_account_are_limited_alike,
+    wrong_current_passwords_count_as_failed_logins,
+    successful_logins_give_the_address_its_place_back,
 );
 
 async fn register_answers_the_seed_message(backend: Backend) {
@@ -955,4 +960,113 @@ async fn cli_created_first_account_ends_the_owner_bootstrap(backend: Backend) {
         app.user("first_signup").await["roles"],
         json!(["ROLE_USER"])
     );
+}
+
+/// How many failed logins of `account_id` were checked against a password (each writes one
+/// `login_failed` event; a refusal by the limit writes none).
+async fn failed_logins_checked(app: &crate::helpers::TestApp, account_id: &str) -> usize {
+    app.store()
+        .await
+        .audit_events(brama::store::DEFAULT_ORGANIZATION, None, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "login_failed" && e.target.as_deref() == Some(account_id))
+        .count()
+}
+
+async fn concurrent_wrong_passwords_reach_the_hasher_at_most_the_limit(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_account = 10);
+    let alice = app.user("alice").await;
+    let id = alice["id"].as_str().unwrap();
+    let answers = crate::helpers::all((0..60).map(|_| app.login("alice", "Wrong#pass1"))).await;
+    let (mut wrong, mut limited) = (0, 0);
+    for r in &answers {
+        match r.status {
+            401 => wrong += 1,
+            429 => {
+                limited += 1;
+                assert_eq!(r.code(), "rate_limited");
+                assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+            }
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert_eq!((wrong, limited), (10, 50));
+    assert_eq!(failed_logins_checked(&app, id).await, 10);
+    // The right password is refused too while the account is limited.
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+}
+
+async fn username_and_email_share_one_budget(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_account = 3);
+    app.register("alice").await;
+    assert_eq!(app.login("alice", "Wrong#pass1").await.status, 401);
+    assert_eq!(
+        app.login("ALICE@example.com", "Wrong#pass1").await.status,
+        401
+    );
+    assert_eq!(
+        app.login("alice@example.com", "Wrong#pass1").await.status,
+        401
+    );
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(
+        r.status, 429,
+        "two names, one account, one budget: {}",
+        r.text
+    );
+}
+
+async fn names_without_an_account_are_limited_alike(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_account = 2);
+    for _ in 0..2 {
+        assert_eq!(app.login("ghost", "Wrong#pass1").await.status, 401);
+    }
+    let r = app.login("GHOST", "Wrong#pass1").await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.text);
+}
+
+async fn wrong_current_passwords_count_as_failed_logins(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_account = 3);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap().to_string();
+    let change = |current: &str| json!({ "currentPassword": current, "newPassword": "Qv7#otter9" });
+    for _ in 0..3 {
+        let r = app
+            .request(
+                "POST",
+                "/api/auth/password",
+                Some(change("Wrong#pass1")),
+                &[("x-access-token", &access)],
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (401, "wrong_password"), "{}", r.text);
+    }
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/password",
+            Some(change(PASSWORD)),
+            &[("x-access-token", &access)],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.text);
+    assert_eq!(app.login("alice", PASSWORD).await.status, 429);
+}
+
+async fn successful_logins_give_the_address_its_place_back(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_ip = 3);
+    app.register("alice").await;
+    // Many people behind one address log in correctly all day.
+    for n in 0..8 {
+        let r = app.login("alice", PASSWORD).await;
+        assert_eq!(r.status, 200, "login {n}: {}", r.text);
+    }
+    // Failures still count.
+    for _ in 0..3 {
+        assert_eq!(app.login("alice", "Wrong#pass1").await.status, 401);
+    }
+    assert_eq!(app.login("alice", PASSWORD).await.status, 429);
 }
