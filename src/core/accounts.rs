@@ -74,6 +74,29 @@ pub fn live_link(link: &LinkTokenRecord, now: i64) -> bool {
 }
 
 impl Core {
+    /// A look at an emailed link's token before any work is done for it: nobody makes brama hash
+    /// a password for a token that does not work. The attempt counts against the client's
+    /// address like a failed login; `invalid` is the answer for a token that is not live.
+    pub(crate) async fn live_link_or(
+        &self,
+        kind: LinkKind,
+        token_hash: &str,
+        client: &Client,
+        invalid: CoreError,
+    ) -> CoreResult<LinkTokenRecord> {
+        let attempt = self.reserve_address_attempt(client).await?;
+        let link = self.store.link_token(kind, token_hash).await?;
+        match link.filter(|l| live_link(l, now_ms())) {
+            Some(link) => {
+                self.address_attempt_succeeded(attempt).await;
+                Ok(link)
+            }
+            None => Err(invalid),
+        }
+    }
+}
+
+impl Core {
     /// Registers an account in the default organization. The first one is its owner when
     /// `bootstrap_first_user` is on.
     /// With `log_in`, the new account's first session is opened in the same transaction (the
@@ -271,6 +294,9 @@ impl Core {
             ..AccountUpdate::default()
         };
         tx.update_account(&account.id, &update, now).await?;
+        // A reset link asked for before the change would undo it.
+        tx.spend_link_tokens_of(LinkKind::PasswordReset, &account.id, now)
+            .await?;
         tx.revoke_sessions(
             &account.id,
             Some(&caller.session_id),
@@ -359,9 +385,17 @@ impl Core {
     /// Sets a new password with a reset token; every session of the account ends. Spending the
     /// token, the new password, the revocations and the audit event commit together.
     pub async fn reset_password(&self, reset: PasswordReset, client: &Client) -> CoreResult<()> {
+        let presented = token_hash(reset.token.expose_secret());
+        self.live_link_or(
+            LinkKind::PasswordReset,
+            &presented,
+            client,
+            CoreError::ResetTokenInvalid,
+        )
+        .await?;
         let hash = self.hasher.hash(reset.password.expose()).await?;
         let now = now_ms();
-        let presented = token_hash(reset.token.expose_secret());
+        // Decided again under the lock: the token may have been used while we hashed.
         let mut tx = self.begin().await?;
         let link = tx.link_token(LinkKind::PasswordReset, &presented).await?;
         let Some(link) = link.filter(|l| live_link(l, now)) else {
@@ -380,6 +414,9 @@ impl Core {
         let Some(account) = tx.update_account(&link.account_id, &update, now).await? else {
             return Err(CoreError::ResetTokenInvalid);
         };
+        // The account's other reset links would set the password again: they end too.
+        tx.spend_link_tokens_of(LinkKind::PasswordReset, &account.id, now)
+            .await?;
         tx.revoke_sessions(
             &account.id,
             None,

@@ -109,9 +109,18 @@ impl Core {
         activation: Activation,
         client: &Client,
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
+        let presented = token_hash(secrecy::ExposeSecret::expose_secret(&activation.token));
+        let invalid = || CoreError::ActivationTokenInvalid;
+        let link = self
+            .live_link_or(LinkKind::Activation, &presented, client, invalid())
+            .await?;
+        let account = self.store.account(&link.account_id).await?;
+        if !account.is_some_and(|a| a.status == AccountStatus::PendingActivation) {
+            return Err(invalid());
+        }
         let hash = self.hasher.hash(activation.password.expose()).await?;
         let now = now_ms();
-        let presented = token_hash(secrecy::ExposeSecret::expose_secret(&activation.token));
+        // Decided again under the lock: the link may have been used while we hashed.
         let mut tx = self.begin().await?;
         let link = tx.link_token(LinkKind::Activation, &presented).await?;
         let Some(link) = link.filter(|l| live_link(l, now)) else {
@@ -155,7 +164,8 @@ impl Core {
     }
 
     /// Sends a fresh activation link if a pending account uses `email`. The answer never says
-    /// whether one does; over the limit, nothing is sent and the answer is the same.
+    /// whether one does, nor does its timing: the lookup and the new link happen after it, as
+    /// for a forgotten password. Over the limit, nothing is sent and the answer is the same.
     pub async fn resend_activation(
         self: &Arc<Self>,
         email: CompanyEmail,
@@ -171,7 +181,17 @@ impl Core {
         if over.is_some() {
             return Ok(());
         }
-        let Some(account) = self.store.account_by_login(&key).await? else {
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = core.resend_activation_now(&key, lang).await {
+                tracing::error!(error = %e, "could not send an activation email again");
+            }
+        });
+        Ok(())
+    }
+
+    async fn resend_activation_now(self: &Arc<Self>, key: &str, lang: Lang) -> CoreResult<()> {
+        let Some(account) = self.store.account_by_login(key).await? else {
             return Ok(());
         };
         if account.status != AccountStatus::PendingActivation {

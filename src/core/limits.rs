@@ -252,6 +252,37 @@ impl crate::core::Core {
         }
     }
 
+    /// Counts an attempt with a guessable secret that is not a password (an emailed link's
+    /// token) against the client's address, as a failed login of the address would be.
+    pub(crate) async fn reserve_address_attempt(
+        &self,
+        client: &crate::core::Client,
+    ) -> crate::core::CoreResult<Option<String>> {
+        let Some(ip) = client.ip else { return Ok(None) };
+        let key = format!("login:ip:{ip}");
+        let window = Duration::from_secs(self.config.failed_login_window_secs);
+        match self
+            .limiter
+            .hit(&key, self.config.failed_logins_per_ip, window)
+            .await
+        {
+            None => Ok(Some(key)),
+            Some(wait) => {
+                crate::telemetry::count_rate_limited("login");
+                Err(crate::core::CoreError::RateLimited {
+                    retry_after_secs: retry_after_secs(wait),
+                })
+            }
+        }
+    }
+
+    /// The address's attempt was right: it gets its place back.
+    pub(crate) async fn address_attempt_succeeded(&self, key: Option<String>) {
+        if let Some(key) = key {
+            self.limiter.give_back(&key).await;
+        }
+    }
+
     /// The attempt was right: the account's failures are forgotten and the IP gets its place
     /// back, so that many people behind one address do not use up each other's budget.
     pub(crate) async fn login_attempt_succeeded(&self, attempt: LoginAttempt) {

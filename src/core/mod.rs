@@ -14,6 +14,7 @@
 //! | how many sessions an account keeps | [`sessions::sessions_to_end`] |
 //! | which status may log in, which an admin may set | [`crate::domain::AccountStatus`] |
 //! | when a single-use link is spent | [`accounts::live_link`] |
+//! | what must pass before a password is hashed | [`limits`]' login budgets, `Core::live_link_or` |
 //! | what a member search matches | [`members::search_text`] |
 //! | claimable refresh token (the atomic claim) | `store::sql::claimable`, the one SQL rule |
 

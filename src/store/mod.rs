@@ -353,6 +353,13 @@ pub trait Store: Send + Sync + 'static {
     async fn refresh_token_state(&self, token_hash: &str)
     -> StoreResult<Option<RefreshTokenState>>;
 
+    /// A single-use link token as it stands (no lock: a look before deciding to do any work).
+    async fn link_token(
+        &self,
+        kind: LinkKind,
+        token_hash: &str,
+    ) -> StoreResult<Option<LinkTokenRecord>>;
+
     /// Newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// The organization's newest audit events, at most `limit`, optionally older than `before`.
@@ -454,6 +461,13 @@ pub trait Tx: Send {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<bool>;
+    /// Marks every unused link token of this kind of the account used; how many were.
+    async fn spend_link_tokens_of(
+        &mut self,
+        kind: LinkKind,
+        account_id: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
 
     async fn record_audit(&mut self, event: &AuditEvent, now: i64) -> StoreResult<()>;
     async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()>;

@@ -146,6 +146,16 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn link_token(&self, kind: LinkKind, token_hash: &str) -> StoreResult<Option<LinkTokenRecord>> {
+                Ok(sqlx::query_as::<_, LinkTokenRecord>(&format!(
+                    "SELECT account_id, expires_at, used_at FROM {} WHERE token_hash = $1",
+                    kind.table()
+                ))
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
                 Ok(sqlx::query_as::<_, SigningKeyRecord>(
                     "SELECT kid, private_key, public_key, created_at FROM signing_keys \
@@ -500,6 +510,18 @@ macro_rules! sql_store {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn spend_link_tokens_of(&mut self, kind: LinkKind, account_id: &str, now: i64) -> StoreResult<u64> {
+                let done = sqlx::query(&format!(
+                    "UPDATE {} SET used_at = $1 WHERE account_id = $2 AND used_at IS NULL",
+                    kind.table()
+                ))
+                .bind(now)
+                .bind(account_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn record_audit(&mut self, event: &AuditEvent, now: i64) -> StoreResult<()> {

@@ -42,6 +42,9 @@ both_backends!(
     names_without_an_account_are_limited_alike,
     wrong_current_passwords_count_as_failed_logins,
     successful_logins_give_the_address_its_place_back,
+    a_flood_of_bogus_links_cannot_starve_a_login,
+    bogus_link_tokens_count_against_the_address,
+    a_reset_or_a_change_ends_every_reset_link,
 );
 
 async fn register_answers_the_seed_message(backend: Backend) {
@@ -1069,4 +1072,134 @@ async fn successful_logins_give_the_address_its_place_back(backend: Backend) {
         assert_eq!(app.login("alice", "Wrong#pass1").await.status, 401);
     }
     assert_eq!(app.login("alice", PASSWORD).await.status, 429);
+}
+
+/// Resets and activations with tokens that do not work, sent at once while a real user logs in,
+/// with one hashing thread and a queue of two: none of them may hash, so the login gets in.
+async fn a_flood_of_bogus_links_cannot_starve_a_login(backend: Backend) {
+    let app = app!(backend, |c| {
+        c.hash_workers = 1;
+        c.hash_queue = 2;
+        // A real cost, so that hashing flood requests would hold the queue.
+        c.argon2_memory_kib = 19456;
+        c.argon2_iterations = 2;
+    });
+    app.register("alice").await;
+    let reset = |n: usize| {
+        app.post(
+            "/api/auth/password/reset",
+            json!({ "token": format!("bogus-reset-{n}"), "password": "Qv7#otter9" }),
+        )
+    };
+    let activate = |n: usize| {
+        app.post(
+            "/company/activate",
+            json!({ "token": format!("bogus-activation-{n}"), "password": "Qv7#otter9", "name": "X" }),
+        )
+    };
+    let flood = crate::helpers::all((0..150).map(reset));
+    let more = crate::helpers::all((0..150).map(activate));
+    let login = async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        app.login("alice", PASSWORD).await
+    };
+    let (resets, activations, login) = tokio::join!(flood, more, login);
+    assert_eq!(login.status, 200, "{}", login.text);
+    for r in &resets {
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "reset_token_invalid"),
+            "{}",
+            r.text
+        );
+    }
+    for r in &activations {
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(
+            r.body["info"], "Ссылка активации недействительна, использована или устарела",
+            "{}",
+            r.text
+        );
+    }
+}
+
+async fn bogus_link_tokens_count_against_the_address(backend: Backend) {
+    let app = app!(backend, |c| c.failed_logins_per_ip = 3);
+    for n in 0..3 {
+        let r = app
+            .post(
+                "/api/auth/password/reset",
+                json!({ "token": format!("guess-{n}"), "password": "Qv7#otter9" }),
+            )
+            .await;
+        assert_eq!(r.code(), "reset_token_invalid", "{}", r.text);
+    }
+    let r = app
+        .post(
+            "/company/activate",
+            json!({ "token": "guess-4", "password": "Qv7#otter9", "name": "X" }),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+/// The newest link in the outbox for `path`.
+async fn newest_link(app: &crate::helpers::TestApp, n: usize, path: &str) -> String {
+    let emails = outbox_with(app, n).await;
+    crate::helpers::link_token(app, &emails[n - 1].body, path)
+}
+
+async fn a_reset_or_a_change_ends_every_reset_link(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let forgot = || {
+        app.post(
+            "/api/auth/password/forgot",
+            json!({ "email": "alice@example.com" }),
+        )
+    };
+    let reset = |token: String, password: &str| {
+        app.post(
+            "/api/auth/password/reset",
+            json!({ "token": token, "password": password }),
+        )
+    };
+    assert_eq!(forgot().await.status, 200);
+    let first = newest_link(&app, 1, "/reset").await;
+    assert_eq!(forgot().await.status, 200);
+    let second = newest_link(&app, 2, "/reset").await;
+    assert_eq!(reset(first, "Qv7#otter9").await.status, 200);
+    let r = reset(second, "Zz9!badger1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "reset_token_invalid"),
+        "{}",
+        r.text
+    );
+
+    // A password change ends the links asked for before it too.
+    assert_eq!(forgot().await.status, 200);
+    let third = newest_link(&app, 3, "/reset").await;
+    let fresh = app.login("alice", "Qv7#otter9").await;
+    let access = fresh.body["accessToken"].as_str().unwrap().to_string();
+    let change = json!({ "currentPassword": "Qv7#otter9", "newPassword": "Wx6$heron2" });
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/password",
+            Some(change),
+            &[("x-access-token", &access)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = reset(third, "Zz9!badger1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "reset_token_invalid"),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.login("alice", "Wx6$heron2").await.status, 200);
+    drop(login);
 }

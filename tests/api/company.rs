@@ -17,6 +17,7 @@ both_backends!(
     emails_are_delivered_over_smtp,
     company_owner_sees_only_its_own_organization,
     each_surface_answers_its_unknown_paths_in_its_own_envelope,
+    resend_answers_before_it_looks_or_writes,
 );
 
 const PASSWORD: &str = "Zx8!quokka";
@@ -718,4 +719,58 @@ async fn each_surface_answers_its_unknown_paths_in_its_own_envelope(backend: Bac
             "{path}"
         );
     }
+}
+
+/// `/company/activation/resend` answers before it looks the address up or stores a link: a
+/// store that cannot write changes neither the answer nor its timing.
+async fn resend_answers_before_it_looks_or_writes(backend: Backend) {
+    let app = app!(backend);
+    signup(&app, "pending@firma.pl", "+48600100200").await;
+    outbox_with(&app, 1).await;
+    let unknown = app
+        .post(
+            "/company/activation/resend",
+            json!({ "email": "nobody@firma.pl" }),
+        )
+        .await;
+    let (create, drop_it): (&[&str], &[&str]) = match backend {
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER refuse_links BEFORE INSERT ON activation_tokens \
+               BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ],
+            &["DROP TRIGGER refuse_links"],
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION refuse_links() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                "CREATE TRIGGER refuse_links BEFORE INSERT ON activation_tokens \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_links()",
+            ],
+            &[
+                "DROP TRIGGER refuse_links ON activation_tokens",
+                "DROP FUNCTION refuse_links",
+            ],
+        ),
+    };
+    for statement in create {
+        app.execute_sql(statement, &[]).await;
+    }
+    let pending = app
+        .post(
+            "/company/activation/resend",
+            json!({ "email": "pending@firma.pl" }),
+        )
+        .await;
+    assert_eq!((pending.status, &pending.text), (200, &unknown.text));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for statement in drop_it {
+        app.execute_sql(statement, &[]).await;
+    }
+    assert_eq!(
+        app.core.outbox().await.unwrap().len(),
+        1,
+        "no link could be stored"
+    );
 }
