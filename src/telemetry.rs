@@ -32,8 +32,13 @@ pub fn init(format: LogFormat) {
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// The process's metrics recorder, installed on first use. Several apps in one process (the
-/// tests) share it, as they would share a process's metrics anyway.
+/// How often the recorder folds the latency samples it holds into its summaries. Without it
+/// every request's sample is kept until `/metrics` is scraped, and most small organizations
+/// scrape nothing: memory grew by ~8 bytes a request (57 → 64 MiB over three 8-second runs).
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The process's metrics recorder, installed on first use, with a thread that runs its upkeep.
+/// Several apps in one process (the tests) share it, as they would share a process's metrics.
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
@@ -49,7 +54,21 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 )
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    let upkeep = handle.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_INTERVAL);
+                                upkeep.run_upkeep();
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        tracing::error!(error = %e, "metrics upkeep not started");
+                    }
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "metrics recorder not installed");
                     None
@@ -63,7 +82,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 /// and times it.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -71,11 +90,29 @@ pub async fn track(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A request method as a label: the standard ones, and `other` for anything a client invents,
+/// which would otherwise add series that stay for the life of the process.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 pub fn count_login(ok: bool) {

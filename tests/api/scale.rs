@@ -128,6 +128,32 @@ async fn metrics_count_requests_logins_and_refusals(backend: Backend) {
         "{text}"
     );
     assert!(!text.contains("some-id"));
+    // Methods a client invents are one label, not a series each.
+    for method in ["XYZ1", "XYZ2", "PROPFIND"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("XYZ") && !text.contains("PROPFIND"),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"}"),
+        "{text}"
+    );
 }
 
 async fn a_running_node_signs_with_a_rotated_key_within_ten_seconds(backend: Backend) {
