@@ -97,6 +97,12 @@ pub enum KeysCommand {
     /// Add a new signing key. Nodes sign with it within 10 s; the old public key stays in the
     /// JWKS until every token it signed has expired.
     Rotate,
+    /// Remove a signing key that has leaked, at once: every node refuses the tokens it signed
+    /// within 10 s (their holders log in again). A key still signing is replaced first.
+    Revoke {
+        /// The key's id (`kid` in the JWKS and in each token's header).
+        kid: String,
+    },
 }
 
 /// Runs a parsed command line; the error is printed by `main`.
@@ -153,6 +159,16 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let store = open_store(&config).await?;
             let kid = crate::crypto::jwt::rotate(&store, now_ms()).await?;
             println!("new signing key {kid}; running nodes switch to it within 10 s");
+        }
+        Command::Keys(KeysCommand::Revoke { kid }) => {
+            let store = open_store(&config).await?;
+            let replaced = crate::crypto::jwt::revoke(&store, &kid, now_ms())
+                .await
+                .map_err(|e| format!("could not revoke {kid}: {e}"))?;
+            if let Some(new) = replaced {
+                println!("new signing key {new} replaces {kid}");
+            }
+            println!("removed signing key {kid}; running nodes refuse its tokens within 10 s");
         }
         Command::Members(command) => members(config, command).await?,
         Command::Outbox { json } => {

@@ -87,8 +87,8 @@ pub struct Jwk {
 pub struct KeyRing {
     ring: RwLock<Arc<Ring>>,
     validation: Validation,
-    /// Tokens whose signature has been checked, with their claims.
-    verified: std::sync::Mutex<HashMap<String, Claims>>,
+    /// Tokens whose signature has been checked, with their claims and the key that signed them.
+    verified: std::sync::Mutex<HashMap<String, (Claims, Arc<str>)>>,
 }
 
 /// Above this many remembered tokens the memory starts over (a few MB at most).
@@ -115,11 +115,23 @@ impl KeyRing {
         })
     }
 
-    /// Re-reads the keys, picking up a `brama keys rotate` done on any node.
+    /// Re-reads the keys, picking up a `brama keys rotate` or `keys revoke` done on any node.
+    /// When a key has left, every token remembered as verified is checked again.
     pub async fn reload(&self, store: &DynStore, now_ms: i64) -> Result<(), StoreError> {
         let ring = build_ring(store, now_ms).await?;
+        let gone = self
+            .current()
+            .verifying
+            .keys()
+            .any(|kid| !ring.verifying.contains_key(kid));
         if let Ok(mut guard) = self.ring.write() {
             *guard = Arc::new(ring);
+        }
+        if gone {
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
         }
         Ok(())
     }
@@ -153,23 +165,26 @@ impl KeyRing {
         if let Some(claims) = self.remembered(token) {
             return Ok(claims);
         }
-        let claims = self.verify_signature(token)?;
+        let (claims, kid) = self.verify_signature(token)?;
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= VERIFIED_CACHE_MAX {
             verified.clear();
         }
-        verified.insert(token.to_string(), claims.clone());
+        verified.insert(token.to_string(), (claims.clone(), kid.into()));
         Ok(claims)
     }
 
+    /// A token verified before, still unexpired, whose key is still in the ring (a revoked
+    /// key's tokens stop at once, not at their own expiry).
     fn remembered(&self, token: &str) -> Option<Claims> {
         let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        let claims = verified.get(token)?;
+        let (claims, kid) = verified.get(token)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        (claims.exp + LEEWAY_SECS as i64 >= now).then(|| claims.clone())
+        let live = claims.exp + LEEWAY_SECS as i64 >= now;
+        (live && self.current().verifying.contains_key(&**kid)).then(|| claims.clone())
     }
 
-    fn verify_signature(&self, token: &str) -> Result<Claims, VerifyError> {
+    fn verify_signature(&self, token: &str) -> Result<(Claims, String), VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(VerifyError::Invalid);
@@ -182,7 +197,7 @@ impl KeyRing {
             return Err(VerifyError::UnknownKey);
         };
         jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map(|data| data.claims)
+            .map(|data| (data.claims, kid))
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => VerifyError::Expired,
                 _ => VerifyError::Invalid,
@@ -193,6 +208,41 @@ impl KeyRing {
     pub fn jwks(&self) -> Arc<Jwks> {
         Arc::clone(&self.current().jwks)
     }
+}
+
+/// Removes a signing key at once (`brama keys revoke`, for a key that has leaked): every node
+/// refuses its tokens at its next reload. A key still signing is first replaced by a new one;
+/// its id is returned. `Ok(None)` if no key was replaced, `Err` if there is no such key.
+pub async fn revoke(
+    store: &DynStore,
+    kid: &str,
+    now_ms: i64,
+) -> Result<Option<String>, RevokeError> {
+    let keys = store.signing_keys().await?;
+    if !keys.iter().any(|k| k.kid == kid) {
+        return Err(RevokeError::Unknown);
+    }
+    let mut tx = store.begin().await?;
+    let replacement = if keys.first().is_some_and(|newest| newest.kid == kid) {
+        let record = generate(now_ms)?;
+        tx.insert_signing_key(&record).await?;
+        Some(record.kid)
+    } else {
+        None
+    };
+    if !tx.delete_signing_key(kid).await? {
+        return Err(RevokeError::Unknown);
+    }
+    tx.commit().await?;
+    Ok(replacement)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("no signing key has that id")]
+    Unknown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Adds a new signing key; nodes switch to it at their next reload (`brama keys rotate`).

@@ -472,6 +472,8 @@ pub trait Tx: Send {
     async fn record_audit(&mut self, event: &AuditEvent, now: i64) -> StoreResult<()>;
     async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()>;
     async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// False if there was no such key.
+    async fn delete_signing_key(&mut self, kid: &str) -> StoreResult<bool>;
     /// Stores `value` under `name` unless a value exists, and returns the stored one, so that
     /// every node ends up with the same secret.
     async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String>;

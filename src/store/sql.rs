@@ -571,6 +571,14 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn delete_signing_key(&mut self, kid: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+                    .bind(kid)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String> {
                 sqlx::query(
                     "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \

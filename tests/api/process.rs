@@ -20,6 +20,7 @@ both_backends!(
     rotated_key_signs_new_tokens_and_old_ones_still_verify,
     members_import_and_export_from_the_command_line,
     sigterm_answers_every_request_in_flight_then_exits_zero,
+    a_revoked_key_is_refused_by_every_node_within_ten_seconds,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -726,4 +727,49 @@ async fn sigterm_answers_every_request_in_flight_then_exits_zero(backend: Backen
     assert_eq!(status.code(), Some(0), "{}", server.log());
     // And it no longer listens.
     assert!(client.get(server.url("/healthz")).send().await.is_err());
+}
+
+/// `brama keys revoke KID` while two nodes serve: both refuse the key's tokens within 10 s,
+/// and sign new ones with the key that replaced it.
+async fn a_revoked_key_is_refused_by_every_node_within_ten_seconds(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let shared = [("BRAMA_PUBLIC_URL", "http://auth.brama.test")];
+    let first = serve(&db, backend, &shared, "first").await;
+    let second = serve(&db, backend, &shared, "second").await;
+    assert_eq!(first.register("alice").await.0, 200);
+    let token = first.login("alice").await["accessToken"].clone();
+    let leaked = kid(&token);
+    let access = token.as_str().expect("token");
+    for node in [&first, &second] {
+        assert_eq!(node.get("/api/auth/me", Some(access)).await.0, 200);
+    }
+    let mut revoke = brama(db.dir());
+    data_env(&mut revoke, &db, backend);
+    revoke.args(["keys", "revoke", &leaked]);
+    let output = run(revoke, "").await;
+    assert!(
+        output.status.success(),
+        "keys revoke: {}",
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains(&format!("removed signing key {leaked}")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for node in [&first, &second] {
+        loop {
+            let (status, _) = node.get("/api/auth/me", Some(access)).await;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the revoked key still works after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let fresh = second.login("alice").await["accessToken"].clone();
+    assert_ne!(kid(&fresh), leaked);
+    assert_eq!(first.get("/api/auth/me", fresh.as_str()).await.0, 200);
 }

@@ -21,6 +21,7 @@ both_backends!(
     a_rotation_that_fails_midway_leaves_nothing_behind,
     concurrent_refreshes_of_many_sessions_each_get_their_own,
     a_logout_racing_a_refresh_is_not_reuse,
+    a_revoked_key_stops_its_tokens_at_once,
 );
 
 /// The claims the server itself would put in a token for this login.
@@ -575,4 +576,46 @@ async fn a_logout_racing_a_refresh_is_not_reuse(backend: Backend) {
         )
         .await;
     assert_eq!(audit, None, "no reuse recorded");
+}
+
+/// `brama keys revoke` for a leaked key: once a node reloads its keys (within 5 s on its own),
+/// a token the key signed is refused, even one this node had already verified and remembered.
+async fn a_revoked_key_stops_its_tokens_at_once(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("alice").await;
+    let access = login["accessToken"].as_str().unwrap().to_string();
+    let kid = jsonwebtoken::decode_header(&access).unwrap().kid.unwrap();
+    assert_eq!(
+        me_with(&app, &access).await.0,
+        200,
+        "verified and remembered"
+    );
+    let replacement = brama::crypto::jwt::revoke(&app.store().await, &kid, brama::core::now_ms())
+        .await
+        .expect("revoked")
+        .expect("the key in use is replaced first");
+    app.core.reload_keys().await.unwrap();
+    assert_eq!(
+        me_with(&app, &access).await,
+        (401, "Unauthorized!".to_string())
+    );
+    let jwks = app.get("/.well-known/jwks.json", &[]).await.body;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [replacement.as_str()]);
+    let fresh = app.login("alice", crate::helpers::PASSWORD).await;
+    let fresh_access = fresh.body["accessToken"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(fresh_access).unwrap().kid,
+        Some(replacement.clone())
+    );
+    assert_eq!(me_with(&app, fresh_access).await.0, 200);
+    assert!(matches!(
+        brama::crypto::jwt::revoke(&app.store().await, &kid, brama::core::now_ms()).await,
+        Err(brama::crypto::jwt::RevokeError::Unknown)
+    ));
 }
