@@ -23,28 +23,95 @@ pub struct Application {
 
 /// Opens the configured database (creating the data dir for the default SQLite file) and
 /// runs its migrations; `brama migrate` is this and nothing more.
+///
+/// The data directory and the database's files hold the signing keys, the CSRF secret,
+/// password hashes and members' PESELs: a directory brama creates is 0700 and the database's
+/// files are 0600, whatever the umask; an existing directory that others may read is kept as
+/// it is, with a warning.
 pub async fn open_store(config: &Config) -> Result<store::DynStore, StartupError> {
     let url = config.database_url();
-    if url.starts_with("sqlite:") {
+    let file = url.starts_with("sqlite:").then(|| {
         let path = url
             .trim_start_matches("sqlite://")
             .trim_start_matches("sqlite:");
-        let path = path.split('?').next().unwrap_or(path);
-        if let Some(parent) = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|e| {
+        std::path::PathBuf::from(path.split('?').next().unwrap_or(path))
+    });
+    if let Some(parent) = file
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        private_dir(parent)?;
+    }
+    let store = store::connect(&url)
+        .await
+        .map_err(|e| format!("invalid setting `database_url`: cannot open the database: {e}"))?;
+    if let Some(file) = file {
+        private_files(&file);
+    }
+    Ok(store)
+}
+
+#[cfg(unix)]
+fn private_dir(dir: &std::path::Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    directory = %dir.display(),
+                    mode = format!("{mode:o}"),
+                    "the data directory may be read by other users of this machine; it holds keys, \
+                     password hashes and personal data (chmod 700 it)"
+                );
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
                 format!(
                     "invalid setting `data_dir`: cannot create {}: {e}",
-                    parent.display()
+                    dir.display()
                 )
-            })?;
+                .into()
+            }),
+    }
+}
+
+#[cfg(not(unix))]
+fn private_dir(dir: &std::path::Path) -> Result<(), StartupError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "invalid setting `data_dir`: cannot create {}: {e}",
+            dir.display()
+        )
+        .into()
+    })
+}
+
+/// The SQLite file and its WAL and shared-memory files, readable by brama's user only.
+fn private_files(file: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            if path.exists()
+                && let Err(e) =
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %path.display(), error = %e, "could not make a database file private");
+            }
         }
     }
-    store::connect(&url).await.map_err(|e| {
-        format!("invalid setting `database_url`: cannot open the database: {e}").into()
-    })
+    #[cfg(not(unix))]
+    let _ = file;
 }
 
 impl Application {

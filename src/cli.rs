@@ -107,6 +107,13 @@ pub enum KeysCommand {
 
 /// Runs a parsed command line; the error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<(), StartupError> {
+    // Whatever brama writes (the database and its WAL, exports of the register) is its user's
+    // alone, whatever umask it was started with.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let config = Config::load(&cli.overrides)?;
     match cli.command {
         Command::Serve => {

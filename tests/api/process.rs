@@ -773,3 +773,57 @@ async fn a_revoked_key_is_refused_by_every_node_within_ten_seconds(backend: Back
     assert_ne!(kid(&fresh), leaked);
     assert_eq!(first.get("/api/auth/me", fresh.as_str()).await.0, 200);
 }
+
+/// The data directory holds keys, password hashes and PESELs: brama makes it 0700 and the
+/// database's files 0600 even under a permissive umask, and warns about an existing directory
+/// that others may read.
+#[tokio::test]
+async fn the_data_directory_and_database_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_dir().await;
+    let data = dir.dir().join("data");
+    let mut migrate = brama(dir.dir());
+    migrate.env("BRAMA_DATA_DIR", &data).arg("migrate");
+    // SAFETY: umask only sets the child's file-creation mask before it runs brama.
+    unsafe {
+        migrate.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    let output = run(migrate, "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "data directory");
+    for name in ["brama.db", "brama.db-wal", "brama.db-shm"] {
+        let file = data.join(name);
+        if file.exists() {
+            assert_eq!(mode(&file), 0o600, "{name}");
+        }
+    }
+    assert!(data.join("brama.db").exists());
+
+    // An operator's own directory is left as it is, but named in the log.
+    let open = dir.dir().join("open");
+    std::fs::create_dir(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let port = free_port();
+    let mut cmd = brama(dir.dir());
+    cmd.env("BRAMA_DATA_DIR", &open)
+        .env("BRAMA_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve");
+    let server = Server::start(cmd, port, dir.dir().join("open.log")).await;
+    assert_eq!(mode(&open), 0o755);
+    assert_eq!(mode(&open.join("brama.db")), 0o600);
+    assert!(
+        server.log().contains("may be read by other users"),
+        "{}",
+        server.log()
+    );
+}
