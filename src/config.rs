@@ -69,6 +69,9 @@ pub struct Config {
     pub password_resets_per_hour: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Per-address limits count an IPv6 client by this many leading bits of its address (a /64
+    /// is one customer's network).
+    pub ipv6_prefix_len: u8,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
     /// `text` or `json` log lines.
@@ -144,6 +147,7 @@ impl Default for Config {
             registrations_per_ip_per_hour: 20,
             password_resets_per_hour: 5,
             trusted_proxies: Vec::new(),
+            ipv6_prefix_len: 64,
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,
             members_max_unpaged: 10_000,
@@ -276,6 +280,12 @@ impl Config {
             return Err(ConfigError::new(
                 "members_max_unpaged",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=128).contains(&self.ipv6_prefix_len) {
+            return Err(ConfigError::new(
+                "ipv6_prefix_len",
+                "must be between 1 and 128",
             ));
         }
         if self.failed_login_window_secs == 0 {

@@ -88,7 +88,7 @@ impl Core {
         let link = self.store.link_token(kind, token_hash).await?;
         match link.filter(|l| live_link(l, now_ms())) {
             Some(link) => {
-                self.address_attempt_succeeded(attempt).await;
+                self.login_attempt_succeeded(attempt).await;
                 Ok(link)
             }
             None => Err(invalid),

@@ -19,41 +19,143 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn reset(&self, key: &str);
 }
 
-#[derive(Default)]
+/// Counters in this process's memory. Each counter keeps its own window, so that one kind of
+/// limit's clean-up never ends another's early; expired counters are dropped by a periodic
+/// sweep, not by the requests; and the map holds at most `cap` counters, the oldest going first
+/// when a new one would not fit. Every operation is O(1) under a mutex held for no longer.
 pub struct MemoryLimiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    state: Mutex<Counters>,
+    cap: usize,
 }
 
-/// Above this many keys, expired windows are swept on the next hit.
-const SWEEP_ABOVE: usize = 10_000;
+#[derive(Default)]
+struct Counters {
+    by_key: HashMap<String, Counter>,
+    /// Keys in the order their windows started, with the generation of that start; an entry
+    /// whose counter has since restarted or gone is skipped when met.
+    by_age: std::collections::VecDeque<(String, u64)>,
+    generation: u64,
+}
+
+struct Counter {
+    ends: Instant,
+    count: u32,
+    generation: u64,
+}
+
+/// The counters one node keeps at most: a few MB.
+pub const MEMORY_LIMITER_CAP: usize = 100_000;
+/// How often expired counters are swept away.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        MemoryLimiter::with_cap(MEMORY_LIMITER_CAP)
+    }
+}
+
+impl MemoryLimiter {
+    pub fn with_cap(cap: usize) -> MemoryLimiter {
+        MemoryLimiter {
+            state: Mutex::new(Counters::default()),
+            cap: cap.max(1),
+        }
+    }
+
+    /// A limiter whose expired counters a task sweeps away every minute, for as long as the
+    /// limiter lives.
+    pub fn start() -> std::sync::Arc<MemoryLimiter> {
+        let limiter = std::sync::Arc::new(MemoryLimiter::default());
+        let weak = std::sync::Arc::downgrade(&limiter);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(limiter) => limiter.sweep(Instant::now()),
+                    None => return,
+                }
+            }
+        });
+        limiter
+    }
+
+    /// Drops every counter whose window has ended.
+    pub fn sweep(&self, now: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.by_key.retain(|_, c| c.ends > now);
+        let Counters { by_key, by_age, .. } = &mut *state;
+        by_age.retain(|(key, generation)| {
+            by_key.get(key).is_some_and(|c| c.generation == *generation)
+        });
+    }
+
+    /// How many counters are kept (for tests and the cap).
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn hit_at(&self, key: &str, limit: u32, window: Duration, now: Instant) -> Option<Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let live = state.by_key.get(key).is_some_and(|c| c.ends > now);
+        if !live {
+            while state.by_key.len() >= self.cap && !state.by_key.contains_key(key) {
+                let Some((oldest, generation)) = state.by_age.pop_front() else {
+                    break;
+                };
+                if state
+                    .by_key
+                    .get(&oldest)
+                    .is_some_and(|c| c.generation == generation)
+                {
+                    state.by_key.remove(&oldest);
+                }
+            }
+            state.generation += 1;
+            let generation = state.generation;
+            state.by_key.insert(
+                key.to_string(),
+                Counter {
+                    ends: now + window,
+                    count: 0,
+                    generation,
+                },
+            );
+            state.by_age.push_back((key.to_string(), generation));
+        }
+        let counter = state.by_key.get_mut(key)?;
+        counter.count = counter.count.saturating_add(1);
+        (counter.count > limit).then(|| counter.ends - now)
+    }
+}
 
 #[async_trait]
 impl RateLimiter for MemoryLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Option<Duration> {
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() > SWEEP_ABOVE {
-            windows.retain(|_, (start, _)| *start + window > now);
-        }
-        let entry = windows.entry(key.to_string()).or_insert((now, 0));
-        if entry.0 + window <= now {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-        (entry.1 > limit).then(|| entry.0 + window - now)
+        self.hit_at(key, limit, window, Instant::now())
     }
 
     async fn give_back(&self, key: &str) {
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, count)) = windows.get_mut(key) {
-            *count = count.saturating_sub(1);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(counter) = state.by_key.get_mut(key) {
+            counter.count = counter.count.saturating_sub(1);
         }
     }
 
     async fn reset(&self, key: &str) {
-        self.windows
+        self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_key
             .remove(key);
     }
 }
@@ -148,26 +250,47 @@ impl RateLimiter for RedisLimiter {
     }
 }
 
+/// The part of a client's address that limits count against: an IPv4 address whole, an IPv6
+/// address by its first `ipv6_prefix_len` bits (a /64 is one customer's network, and would
+/// otherwise give an attacker 2^64 budgets). An IPv4 address mapped into IPv6 counts as IPv4.
+pub fn address_key(ip: std::net::IpAddr, ipv6_prefix_len: u8) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let bits = u32::from(ipv6_prefix_len.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{network}/{bits}")
+        }
+    }
+}
+
+/// A login attempt counted against the failure budgets it draws on.
+pub(crate) struct LoginAttempt {
+    account_key: Option<String>,
+    ip_key: Option<String>,
+}
+
 impl crate::core::Core {
-    /// Counts a registration (Membership or company sign-up) against the client's IP.
-    pub(crate) async fn count_registration(
+    /// The limiter key of the client's address for `kind` of limit, if its address is known.
+    fn address_limit_key(&self, kind: &str, client: &crate::core::Client) -> Option<String> {
+        client
+            .ip
+            .map(|ip| format!("{kind}:ip:{}", address_key(ip, self.config.ipv6_prefix_len)))
+    }
+
+    /// Counts one event against `key`; a refusal of `kind` if it went over `limit`.
+    async fn count(
         &self,
-        client: &crate::core::Client,
+        kind: &'static str,
+        key: &str,
+        limit: u32,
+        window: Duration,
     ) -> crate::core::CoreResult<()> {
-        let Some(ip) = client.ip else { return Ok(()) };
-        let limit = self.config.registrations_per_ip_per_hour;
-        match self
-            .limiter
-            .hit(
-                &format!("register:ip:{ip}"),
-                limit,
-                Duration::from_secs(3600),
-            )
-            .await
-        {
+        match self.limiter.hit(key, limit, window).await {
             None => Ok(()),
             Some(wait) => {
-                crate::telemetry::count_rate_limited("registration");
+                crate::telemetry::count_rate_limited(kind);
                 Err(crate::core::CoreError::RateLimited {
                     retry_after_secs: retry_after_secs(wait),
                 })
@@ -175,8 +298,23 @@ impl crate::core::Core {
         }
     }
 
-    /// Counts one `kind` event against the address `key` and the client's IP; the longer wait
-    /// if either is over its limit.
+    /// Counts a registration (Membership or company sign-up) against the client's address.
+    pub(crate) async fn count_registration(
+        &self,
+        client: &crate::core::Client,
+    ) -> crate::core::CoreResult<()> {
+        let Some(key) = self.address_limit_key("register", client) else {
+            return Ok(());
+        };
+        let limit = self.config.registrations_per_ip_per_hour;
+        self.count("registration", &key, limit, Duration::from_secs(3600))
+            .await
+    }
+
+    /// Counts one `kind` event against the client's address and then the email address `key`;
+    /// the wait if either is over its limit. A client already over its own limit adds no
+    /// counter for the addresses it names, so a flood of made-up addresses from one client
+    /// cannot fill the limiter.
     pub(crate) async fn hit_address_and_ip(
         &self,
         kind: &str,
@@ -185,70 +323,53 @@ impl crate::core::Core {
         limit: u32,
         window: Duration,
     ) -> Option<Duration> {
-        let by_address = self
-            .limiter
+        if let Some(ip_key) = self.address_limit_key(kind, client)
+            && let Some(wait) = self.limiter.hit(&ip_key, limit, window).await
+        {
+            return Some(wait);
+        }
+        self.limiter
             .hit(&format!("{kind}:address:{key}"), limit, window)
-            .await;
-        let by_ip = match client.ip {
-            Some(ip) => {
-                self.limiter
-                    .hit(&format!("{kind}:ip:{ip}"), limit, window)
-                    .await
-            }
-            None => None,
-        };
-        by_address.max(by_ip)
+            .await
     }
-}
 
-/// A login attempt counted against the failure budgets it draws on.
-pub(crate) struct LoginAttempt {
-    account_key: String,
-    ip_key: Option<String>,
-}
-
-impl crate::core::Core {
     /// Counts a login attempt (or a password check by a logged-in account) before anything is
-    /// hashed, against the account's budget (`account`: its id, so that its username and its
-    /// email share one) or, for a name no account has, the name's; and against the client's
-    /// IP. Refused with the longer wait if either is spent: of N attempts at once, at most the
-    /// budget reach the hasher.
+    /// hashed: first against the client's address, then against the account's budget
+    /// (`account`: its id, so that its username and its email share one) or, for a name no
+    /// account has, the name's. Refused if either is spent: of N attempts at once, at most the
+    /// budget reach the hasher. A client over its own budget adds no counter for the names it
+    /// tries.
     pub(crate) async fn reserve_login_attempt(
         &self,
         account: Result<&str, &str>,
         client: &crate::core::Client,
     ) -> crate::core::CoreResult<LoginAttempt> {
         let window = Duration::from_secs(self.config.failed_login_window_secs);
-        let attempt = LoginAttempt {
-            account_key: match account {
-                Ok(id) => format!("login:account:{id}"),
-                Err(name) => format!("login:name:{name}"),
-            },
-            ip_key: client.ip.map(|ip| format!("login:ip:{ip}")),
-        };
-        let mut over = self
-            .limiter
-            .hit(
-                &attempt.account_key,
-                self.config.failed_logins_per_account,
-                window,
-            )
-            .await;
-        if let Some(ip_key) = &attempt.ip_key {
-            let by_ip = self
-                .limiter
-                .hit(ip_key, self.config.failed_logins_per_ip, window)
-                .await;
-            over = over.max(by_ip);
+        let ip_key = self.address_limit_key("login", client);
+        if let Some(key) = &ip_key {
+            self.count("login", key, self.config.failed_logins_per_ip, window)
+                .await?;
         }
-        match over {
-            None => Ok(attempt),
-            Some(wait) => {
-                crate::telemetry::count_rate_limited("login");
-                Err(crate::core::CoreError::RateLimited {
-                    retry_after_secs: retry_after_secs(wait),
-                })
-            }
+        let account_key = match account {
+            Ok(id) => format!("login:account:{id}"),
+            Err(name) => format!("login:name:{name}"),
+        };
+        let limit = self.config.failed_logins_per_account;
+        self.count("login", &account_key, limit, window).await?;
+        Ok(LoginAttempt {
+            account_key: Some(account_key),
+            ip_key,
+        })
+    }
+
+    /// The attempt was right: the account's failures are forgotten and the IP gets its place
+    /// back, so that many people behind one address do not use up each other's budget.
+    pub(crate) async fn login_attempt_succeeded(&self, attempt: LoginAttempt) {
+        if let Some(key) = &attempt.account_key {
+            self.limiter.reset(key).await;
+        }
+        if let Some(key) = &attempt.ip_key {
+            self.limiter.give_back(key).await;
         }
     }
 
@@ -257,39 +378,17 @@ impl crate::core::Core {
     pub(crate) async fn reserve_address_attempt(
         &self,
         client: &crate::core::Client,
-    ) -> crate::core::CoreResult<Option<String>> {
-        let Some(ip) = client.ip else { return Ok(None) };
-        let key = format!("login:ip:{ip}");
+    ) -> crate::core::CoreResult<LoginAttempt> {
         let window = Duration::from_secs(self.config.failed_login_window_secs);
-        match self
-            .limiter
-            .hit(&key, self.config.failed_logins_per_ip, window)
-            .await
-        {
-            None => Ok(Some(key)),
-            Some(wait) => {
-                crate::telemetry::count_rate_limited("login");
-                Err(crate::core::CoreError::RateLimited {
-                    retry_after_secs: retry_after_secs(wait),
-                })
-            }
+        let ip_key = self.address_limit_key("login", client);
+        if let Some(key) = &ip_key {
+            self.count("login", key, self.config.failed_logins_per_ip, window)
+                .await?;
         }
-    }
-
-    /// The address's attempt was right: it gets its place back.
-    pub(crate) async fn address_attempt_succeeded(&self, key: Option<String>) {
-        if let Some(key) = key {
-            self.limiter.give_back(&key).await;
-        }
-    }
-
-    /// The attempt was right: the account's failures are forgotten and the IP gets its place
-    /// back, so that many people behind one address do not use up each other's budget.
-    pub(crate) async fn login_attempt_succeeded(&self, attempt: LoginAttempt) {
-        self.limiter.reset(&attempt.account_key).await;
-        if let Some(ip_key) = &attempt.ip_key {
-            self.limiter.give_back(ip_key).await;
-        }
+        Ok(LoginAttempt {
+            account_key: None,
+            ip_key,
+        })
     }
 }
 
@@ -337,6 +436,56 @@ mod tests {
         assert!(l.hit("k", 1, w).await.is_some());
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(l.hit("k", 1, w).await.is_none());
+    }
+
+    #[test]
+    fn each_counter_keeps_its_own_window() {
+        let l = MemoryLimiter::default();
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let quarter = Duration::from_secs(900);
+        assert!(l.hit_at("register", 1, hour, t0).is_none());
+        assert!(l.hit_at("register", 1, hour, t0).is_some());
+        // Later, a short window starts and a sweep runs: the hourly counter is not its business.
+        let t1 = t0 + Duration::from_secs(3000);
+        assert!(l.hit_at("login", 5, quarter, t1).is_none());
+        l.sweep(t1);
+        assert!(l.hit_at("register", 1, hour, t1).is_some(), "still over");
+        // Once its own hour has passed, it starts over.
+        l.sweep(t0 + hour + Duration::from_secs(1));
+        assert_eq!(l.len(), 1, "the login counter lives on");
+        assert!(
+            l.hit_at("register", 1, hour, t0 + hour + Duration::from_secs(1))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_oldest_counters_go_when_the_cap_is_reached() {
+        let l = MemoryLimiter::with_cap(3);
+        let t = Instant::now();
+        let w = Duration::from_secs(60);
+        for key in ["a", "b", "c"] {
+            l.hit_at(key, 1, w, t);
+        }
+        // "a" restarts (still the same window here) and "d" arrives: "a" is the oldest, it goes.
+        l.hit_at("a", 1, w, t);
+        l.hit_at("d", 1, w, t);
+        assert_eq!(l.len(), 3);
+        assert!(l.hit_at("b", 1, w, t).is_some(), "b is kept, and over");
+        assert!(l.hit_at("a", 1, w, t).is_none(), "a went, and starts over");
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_network() {
+        let key = |ip: &str, bits| address_key(ip.parse().unwrap(), bits);
+        assert_eq!(key("203.0.113.9", 64), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9", 64), "203.0.113.9");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:3::1", 64), "2001:db8:1:3::/64");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Core {
                         .await
                         .map_err(|e| format!("invalid setting `redis_url`: cannot connect: {e}"))?,
                 ),
-                None => Arc::new(limits::MemoryLimiter::default()),
+                None => limits::MemoryLimiter::start(),
             };
         let mailer = mail::Mailer::from_config(&config)?;
         Ok(Arc::new(Core {

@@ -45,6 +45,8 @@ both_backends!(
     a_flood_of_bogus_links_cannot_starve_a_login,
     bogus_link_tokens_count_against_the_address,
     a_reset_or_a_change_ends_every_reset_link,
+    ipv6_clients_are_counted_by_their_network,
+    a_flood_of_made_up_addresses_leaves_other_limits_alone,
 );
 
 async fn register_answers_the_seed_message(backend: Backend) {
@@ -1202,4 +1204,65 @@ async fn a_reset_or_a_change_ends_every_reset_link(backend: Backend) {
     );
     assert_eq!(app.login("alice", "Wx6$heron2").await.status, 200);
     drop(login);
+}
+
+/// Through a trusted proxy, IPv6 clients are counted by their /64: one customer's network is
+/// one budget, not 2^64 of them.
+async fn ipv6_clients_are_counted_by_their_network(backend: Backend) {
+    let app = app!(backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.failed_logins_per_ip = 2;
+    });
+    async fn wrong_from(app: &crate::helpers::TestApp, user: &str, address: &str) -> u16 {
+        let body = json!({ "username": user, "password": "Wrong#pass1" });
+        let r = app
+            .request(
+                "POST",
+                "/api/auth/login",
+                Some(body),
+                &[("x-forwarded-for", address)],
+            )
+            .await;
+        assert!(matches!(r.status, 401 | 429), "{}", r.text);
+        r.status
+    }
+    // Different names, so that only the address budget is in play.
+    let wrong = |user: &'static str, address: &'static str| wrong_from(&app, user, address);
+    assert_eq!(wrong("ghost1", "2001:db8:1:2::1").await, 401);
+    assert_eq!(
+        wrong("ghost2", "2001:db8:1:2:ffff:ffff:ffff:fffe").await,
+        401
+    );
+    assert_eq!(wrong("ghost3", "2001:db8:1:2::abcd").await, 429);
+    // The next network is another client, and so is an IPv4 address.
+    assert_eq!(wrong("ghost4", "2001:db8:1:3::1").await, 401);
+    assert_eq!(wrong("ghost5", "203.0.113.9").await, 401);
+}
+
+/// The limits of one kind never end another's early, and a client over its own limit adds no
+/// counters for the addresses it makes up. The failed-login window is one second here, so that
+/// a clean-up keyed to it (as it once was) would have dropped the hourly registration counter.
+async fn a_flood_of_made_up_addresses_leaves_other_limits_alone(backend: Backend) {
+    let app = app!(backend, |c| {
+        c.registrations_per_ip_per_hour = 1;
+        c.failed_login_window_secs = 1;
+        c.password_resets_per_hour = 5;
+    });
+    assert_eq!(app.register("alice").await.status, 200);
+    assert_eq!(app.register("bob").await.status, 429);
+    for chunk in 0..100 {
+        let forgot = (0..100).map(|n| {
+            app.post(
+                "/api/auth/password/forgot",
+                json!({ "email": format!("made-up-{chunk}-{n}@example.com") }),
+            )
+        });
+        for r in crate::helpers::all(forgot).await {
+            assert!(matches!(r.status, 200 | 429), "{}", r.text);
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.login("alice", "Wrong#pass1").await.status, 401);
+    let r = app.register("carol").await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.text);
 }

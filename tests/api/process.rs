@@ -682,11 +682,14 @@ async fn sigterm_answers_every_request_in_flight_then_exits_zero(backend: Backen
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    // Costly hashes and one hashing thread keep the logins in flight for a while.
+    // Costly hashes and one hashing thread keep the logins in flight for a while. Attempts in
+    // flight count against the account's failed-login budget until they succeed, so the budget
+    // is raised above the twelve sent at once.
     let heavy = [
         ("BRAMA_ARGON2_MEMORY_KIB", "32768"),
         ("BRAMA_ARGON2_ITERATIONS", "3"),
         ("BRAMA_HASH_WORKERS", "1"),
+        ("BRAMA_FAILED_LOGINS_PER_ACCOUNT", "100"),
     ];
     let mut server = serve(&db, backend, &heavy, "sigterm").await;
     assert_eq!(server.register("alice").await.0, 200);
