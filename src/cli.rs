@@ -43,9 +43,9 @@ pub enum Command {
     /// Export or import the member register as CSV.
     #[command(subcommand)]
     Members(MembersCommand),
-    /// Show the emails kept in the outbox (every email, when no SMTP server is configured).
+    /// Show the emails kept in the outbox (without an SMTP server, each until its link expires).
     Outbox {
-        /// Print a JSON array of {to, subject, body, created_at}.
+        /// Print a JSON array of {to, subject, body, created_at, expires_at}.
         #[arg(long)]
         json: bool,
     },

@@ -78,6 +78,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Members returned by the list without `page`/`limit`.
     pub members_max_unpaged: u32,
+    /// Days audit events are kept; the janitor deletes older ones.
+    pub audit_retention_days: u32,
     /// SMTP server for outgoing email; without it every email goes to the outbox table.
     pub smtp_host: Option<String>,
     /// SMTP port [default: 587 for starttls, 465 for tls, 25 for none].
@@ -147,6 +149,7 @@ impl Default for Config {
             registrations_per_ip_per_hour: 20,
             password_resets_per_hour: 5,
             trusted_proxies: Vec::new(),
+            audit_retention_days: 365,
             ipv6_prefix_len: 64,
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,
@@ -280,6 +283,12 @@ impl Config {
             return Err(ConfigError::new(
                 "members_max_unpaged",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=36500).contains(&self.audit_retention_days) {
+            return Err(ConfigError::new(
+                "audit_retention_days",
+                "must be between 1 and 36500",
             ));
         }
         if !(1..=128).contains(&self.ipv6_prefix_len) {

@@ -356,20 +356,21 @@ impl Core {
         }
         let token = random_token();
         let now = now_ms();
+        let expires_at = now + RESET_TTL_MS;
         let mut tx = self.begin().await?;
         tx.insert_link_token(
             LinkKind::PasswordReset,
             &account.id,
             &token_hash(&token),
             now,
-            now + RESET_TTL_MS,
+            expires_at,
         )
         .await?;
         tx.commit().await?;
         // In the fragment: it never reaches a server log or a Referer header.
         let link = format!("{}/reset#token={token}", self.config.public_url());
         let (subject, body) = crate::i18n::email(lang, "reset", &link);
-        self.send_email("password reset", &account.email, subject, body)
+        self.send_email("password reset", &account.email, subject, body, expires_at)
             .await?;
         // The trail says a reset email went out, so only once it has.
         self.audit_alone(AuditAction::PasswordResetRequested.event(

@@ -76,7 +76,7 @@ impl Core {
                 now,
             })
             .await?;
-        let token = activation_link(&mut *tx, &account.id, now).await?;
+        let (token, expires_at) = activation_link(&mut *tx, &account.id, now).await?;
         let event = AuditAction::CompanySignedUp.event(
             Some(&org.id),
             Some(&account.id),
@@ -85,18 +85,27 @@ impl Core {
         );
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
-        self.send_activation_later(account.email.clone(), token, lang);
+        self.send_activation_later(account.email.clone(), token, expires_at, lang);
         Ok(account)
     }
 
     /// Emails the link after the answer: a slow SMTP server must not hold up the client, and the
     /// client can ask again with `/company/activation/resend`.
-    fn send_activation_later(self: &Arc<Self>, to: String, token: String, lang: Lang) {
+    fn send_activation_later(
+        self: &Arc<Self>,
+        to: String,
+        token: String,
+        expires_at: i64,
+        lang: Lang,
+    ) {
         let core = Arc::clone(self);
         tokio::spawn(async move {
             let link = format!("{}/activate#token={token}", core.config.public_url());
             let (subject, body) = crate::i18n::email(lang, "activation", &link);
-            if let Err(e) = core.send_email("activation", &to, subject, body).await {
+            if let Err(e) = core
+                .send_email("activation", &to, subject, body, expires_at)
+                .await
+            {
                 tracing::error!(error = %e, "could not send an activation email");
             }
         });
@@ -198,23 +207,25 @@ impl Core {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        let token = activation_link(&mut *tx, &account.id, now_ms()).await?;
+        let (token, expires_at) = activation_link(&mut *tx, &account.id, now_ms()).await?;
         tx.commit().await?;
-        self.send_activation_later(account.email, token, lang);
+        self.send_activation_later(account.email, token, expires_at, lang);
         Ok(())
     }
 }
 
-/// A new activation link for the account, stored (hashed) in `tx`; the token to email.
-async fn activation_link(tx: &mut dyn Tx, account_id: &str, now: i64) -> CoreResult<String> {
+/// A new activation link for the account, stored (hashed) in `tx`: the token to email and
+/// when it expires.
+async fn activation_link(tx: &mut dyn Tx, account_id: &str, now: i64) -> CoreResult<(String, i64)> {
     let token = random_token();
+    let expires_at = now + ACTIVATION_TTL_MS;
     tx.insert_link_token(
         LinkKind::Activation,
         account_id,
         &token_hash(&token),
         now,
-        now + ACTIVATION_TTL_MS,
+        expires_at,
     )
     .await?;
-    Ok(token)
+    Ok((token, expires_at))
 }

@@ -68,13 +68,15 @@ impl Mailer {
 }
 
 impl Core {
-    /// Sends (or queues) an email for `to`. `kind` names it in the log.
+    /// Sends (or queues) an email for `to`. `kind` names it in the log; `expires_at` is when its
+    /// link stops working, after which a queued copy is deleted (it would only hold a dead link).
     pub async fn send_email(
         &self,
         kind: &str,
         to: &str,
         subject: String,
         body: String,
+        expires_at: i64,
     ) -> CoreResult<()> {
         match &self.mailer {
             Mailer::Outbox => {
@@ -86,6 +88,7 @@ impl Core {
                     body,
                     created_at: now_ms(),
                     sent_at: None,
+                    expires_at: Some(expires_at),
                 };
                 let mut tx = self.begin().await?;
                 tx.insert_outbox(&email).await?;

@@ -17,6 +17,7 @@
 //! | what must pass before a password is hashed | [`limits`]' login budgets, `Core::live_link_or` |
 //! | what a member search matches | [`members::search_text`] |
 //! | claimable refresh token (the atomic claim) | `store::sql::claimable`, the one SQL rule |
+//! | what may be deleted, and when | [`janitor`] (`Core::litter_cuts`) |
 
 pub mod accounts;
 pub mod actor;
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod audit;
 pub mod company;
 pub mod error;
+pub mod janitor;
 pub mod limits;
 pub mod mail;
 pub mod members;
@@ -102,6 +104,8 @@ pub struct Core {
     account_cache: Mutex<HashMap<String, (AccountRecord, Instant)>>,
     /// Last time an unknown `kid` made us re-read the keys, to bound reloads.
     last_key_reload: Mutex<Option<Instant>>,
+    /// This node's name in the `leases` table (random, one per process start).
+    node: String,
 }
 
 impl Core {
@@ -141,6 +145,7 @@ impl Core {
             session_cache: Mutex::new(HashMap::new()),
             account_cache: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
+            node: uuid::Uuid::new_v4().to_string(),
         }))
     }
 

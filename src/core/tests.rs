@@ -919,3 +919,72 @@ async fn a_registration_in_the_browser_logs_in_at_once() {
     assert_eq!(live[0].id, issued.session_id);
     assert!(core.refresh(&issued.refresh_token, &client()).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_janitor_works_through_a_backlog_batch_by_batch() {
+    let core = scratch(|_| {}).await;
+    for name in ["alice", "bob"] {
+        core.register(registration(name), &client(), false)
+            .await
+            .unwrap();
+    }
+    let (_, ended) = logged_in(&core, "alice").await;
+    let (_, live) = logged_in(&core, "bob").await;
+    // An upgrade's backlog: a long session of 1 234 rotations that ended long ago, and as many
+    // old audit events; both more than two batches.
+    let backlog = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1234) ";
+    execute(
+        &core,
+        &format!(
+            "{backlog}INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, \
+             used_at) SELECT 'old' || i, $1, 1000, 2000, 1500 FROM n"
+        ),
+        &[&ended.session_id],
+    )
+    .await;
+    execute(
+        &core,
+        "UPDATE sessions SET revoked_at = 3000 WHERE id = $1",
+        &[&ended.session_id],
+    )
+    .await;
+    execute(
+        &core,
+        &format!(
+            "{backlog}INSERT INTO audit_events (id, action, created_at) \
+             SELECT 'old' || i, 'account.login', 1000 FROM n"
+        ),
+        &[],
+    )
+    .await;
+    let recent: i64 = sqlx_scalar(
+        &core,
+        "SELECT (COUNT(*) - $1) || '' FROM audit_events",
+        "1234",
+    )
+    .await
+    .parse()
+    .unwrap();
+    assert!(recent > 0);
+
+    let tidied = core.tidy(crate::core::now_ms()).await.unwrap();
+    assert_eq!(tidied.refresh_tokens, 1235, "{tidied:?}");
+    assert_eq!(tidied.sessions, 1, "{tidied:?}");
+    assert_eq!(tidied.audit_events, 1234, "{tidied:?}");
+    assert!(
+        core.store
+            .session(&ended.session_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let left = sqlx_scalar(
+        &core,
+        "SELECT COUNT(*) || '' FROM audit_events WHERE $1",
+        "1",
+    )
+    .await;
+    assert_eq!(left, recent.to_string());
+    // Bob's session is whole.
+    assert!(core.refresh(&live.refresh_token, &client()).await.is_ok());
+}

@@ -160,6 +160,8 @@ pub struct OutboxRecord {
     pub body: String,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// When the email's link expires; the janitor deletes the row then.
+    pub expires_at: Option<i64>,
 }
 
 /// A stored audit event. `action` stays text: the log keeps what older versions wrote.
@@ -181,6 +183,24 @@ pub struct AuditEvent {
     pub action: &'static str,
     pub target: Option<String>,
     pub ip: Option<String>,
+}
+
+/// What the janitor deletes, each by its own rule, once it is older than a cut (a time in Unix
+/// milliseconds that the core computes from the settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Litter {
+    /// Refresh tokens of sessions that ended (expired or were revoked) before the cut.
+    RefreshTokens,
+    /// Sessions that ended before the cut and have no refresh token left.
+    Sessions,
+    /// Link tokens of this kind that expired before the cut.
+    Links(LinkKind),
+    /// Outbox rows whose link expired before the cut.
+    OutboxExpired,
+    /// Outbox rows sent before the cut.
+    OutboxSent,
+    /// Audit events recorded before the cut.
+    AuditEvents,
 }
 
 /// The single-use tokens sent by email; each kind has its own table of the same shape.
@@ -477,6 +497,18 @@ pub trait Tx: Send {
     /// Stores `value` under `name` unless a value exists, and returns the stored one, so that
     /// every node ends up with the same secret.
     async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String>;
+
+    /// Deletes at most `limit` rows of `litter` older than `cut`; how many went.
+    async fn delete_litter(&mut self, litter: Litter, cut: i64, limit: i64) -> StoreResult<u64>;
+    /// Takes or renews the lease `name` for `holder` until `until`: true if `holder` now has
+    /// it (it was free, had run out by `now`, or was already `holder`'s).
+    async fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool>;
 
     async fn insert_member(&mut self, member: &MemberRecord) -> StoreResult<()>;
     async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()>;

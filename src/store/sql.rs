@@ -28,6 +28,32 @@ pub(crate) fn claimable(token: &str, now: &str, active: &str) -> String {
     )
 }
 
+/// The statement that deletes one batch of `litter` (binds: `$1` the cut, `$2` the batch size).
+/// Each picks its rows through an index on the time that makes them litter, so a batch reads
+/// about as many rows as it deletes.
+pub(crate) fn delete_litter(litter: super::Litter) -> String {
+    use super::Litter;
+    // A session ended when it expired or when it was revoked.
+    const ENDED: &str = "(s.expires_at < $1 OR s.revoked_at < $1)";
+    let older = |table: &str, key: &str, column: &str| {
+        format!(
+            "DELETE FROM {table} WHERE {key} IN              (SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)"
+        )
+    };
+    match litter {
+        Litter::RefreshTokens => format!(
+            "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT r.token_hash FROM sessions s              JOIN refresh_tokens r ON r.session_id = s.id WHERE {ENDED} LIMIT $2)"
+        ),
+        Litter::Sessions => format!(
+            "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE {ENDED}              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id) LIMIT $2)"
+        ),
+        Litter::Links(kind) => older(kind.table(), "token_hash", "expires_at"),
+        Litter::OutboxExpired => older("outbox", "id", "expires_at"),
+        Litter::OutboxSent => older("outbox", "id", "sent_at"),
+        Litter::AuditEvents => older("audit_events", "id", "created_at"),
+    }
+}
+
 /// Implements `Store` for `$store` and `Tx` for `$tx`.
 ///
 /// `$store` has a `pool` field (readers), the methods `writer`, `begin_tx` and
@@ -179,7 +205,7 @@ macro_rules! sql_store {
 
             async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>> {
                 Ok(sqlx::query_as::<_, OutboxRecord>(
-                    "SELECT id, recipient, subject, body, created_at, sent_at FROM outbox \
+                    "SELECT id, recipient, subject, body, created_at, sent_at, expires_at FROM outbox \
                      ORDER BY created_at, id",
                 )
                 .fetch_all(&self.pool)
@@ -543,8 +569,8 @@ macro_rules! sql_store {
 
             async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO outbox (id, recipient, subject, body, created_at, sent_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO outbox (id, recipient, subject, body, created_at, sent_at, \
+                     expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&email.id)
                 .bind(&email.recipient)
@@ -552,6 +578,7 @@ macro_rules! sql_store {
                 .bind(&email.body)
                 .bind(email.created_at)
                 .bind(email.sent_at)
+                .bind(email.expires_at)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())
@@ -594,6 +621,31 @@ macro_rules! sql_store {
                     .fetch_one(&mut *self.tx)
                     .await?;
                 Ok(stored)
+            }
+
+            async fn delete_litter(&mut self, litter: $crate::store::Litter, cut: i64, limit: i64) -> StoreResult<u64> {
+                let done = sqlx::query(&$crate::store::sql::delete_litter(litter))
+                    .bind(cut)
+                    .bind(limit)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn take_lease(&mut self, name: &str, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO leases (name, holder, held_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     held_until = excluded.held_until \
+                     WHERE leases.held_until < $4 OR leases.holder = excluded.holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(until)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn insert_member(&mut self, m: &MemberRecord) -> StoreResult<()> {

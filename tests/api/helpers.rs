@@ -114,6 +114,63 @@ impl TestDb {
     pub fn dir(&self) -> &PathBuf {
         &self.dir
     }
+
+    pub fn backend(&self) -> Backend {
+        if self.pg.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// Runs one statement with text binds directly on the test's database (to age rows as
+    /// time would).
+    pub async fn execute(&self, statement: &str, binds: &[&str]) {
+        use sqlx::Connection;
+        let url = self.url.clone();
+        match self.backend() {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                let mut q = sqlx::query(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&mut conn).await.expect("statement");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
+                let mut q = sqlx::query(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&mut conn).await.expect("statement");
+            }
+        }
+    }
+
+    /// The first column of the first row of a query with text binds, as text (`NULL` is `None`).
+    pub async fn query_text(&self, statement: &str, binds: &[&str]) -> Option<String> {
+        use sqlx::Connection;
+        let url = self.url.clone();
+        match self.backend() {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                let mut q = sqlx::query_scalar::<_, Option<String>>(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_optional(&mut conn).await.expect("query").flatten()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
+                let mut q = sqlx::query_scalar::<_, Option<String>>(statement);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_optional(&mut conn).await.expect("query").flatten()
+            }
+        }
+    }
 }
 
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
@@ -448,26 +505,7 @@ impl TestApp {
     /// Runs one statement with text binds directly on the test's database (to age rows as
     /// time would).
     pub async fn execute_sql(&self, statement: &str, binds: &[&str]) {
-        use sqlx::Connection;
-        let url = self._db.url.clone();
-        match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
-                let mut q = sqlx::query(statement);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.execute(&mut conn).await.expect("statement");
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
-                let mut q = sqlx::query(statement);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.execute(&mut conn).await.expect("statement");
-            }
-        }
+        self._db.execute(statement, binds).await
     }
 
     /// A scratch directory of this test's own, removed with it.
@@ -482,26 +520,7 @@ impl TestApp {
 
     /// The first column of the first row of a query with text binds, as text (`NULL` is `None`).
     pub async fn query_text(&self, statement: &str, binds: &[&str]) -> Option<String> {
-        use sqlx::Connection;
-        let url = self._db.url.clone();
-        match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
-                let mut q = sqlx::query_scalar::<_, Option<String>>(statement);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.fetch_optional(&mut conn).await.expect("query").flatten()
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("postgres");
-                let mut q = sqlx::query_scalar::<_, Option<String>>(statement);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.fetch_optional(&mut conn).await.expect("query").flatten()
-            }
-        }
+        self._db.query_text(statement, binds).await
     }
 
     /// Moves a refresh token's expiry into the past.

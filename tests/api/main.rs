@@ -9,6 +9,7 @@ mod csrf;
 mod e2e;
 mod helpers;
 mod input;
+mod janitor;
 mod members;
 mod openapi;
 mod process;

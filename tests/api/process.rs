@@ -21,6 +21,7 @@ both_backends!(
     members_import_and_export_from_the_command_line,
     sigterm_answers_every_request_in_flight_then_exits_zero,
     a_revoked_key_is_refused_by_every_node_within_ten_seconds,
+    serve_clears_an_upgrades_backlog_soon_after_start,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -828,5 +829,60 @@ async fn the_data_directory_and_database_are_private_whatever_the_umask() {
         server.log().contains("may be read by other users"),
         "{}",
         server.log()
+    );
+}
+
+/// The janitor runs in `brama serve` by itself: rows that an older version left behind (an
+/// audit event past its retention, an outbox email whose link has expired) go within seconds
+/// of start-up, and the log says how many.
+async fn serve_clears_an_upgrades_backlog_soon_after_start(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let mut migrate = brama(db.dir());
+    data_env(&mut migrate, &db, backend);
+    migrate.arg("migrate");
+    let output = run(migrate, "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    db.execute(
+        "INSERT INTO audit_events (id, action, created_at) VALUES ($1, 'account.login', 1000)",
+        &["backlog-event"],
+    )
+    .await;
+    db.execute(
+        "INSERT INTO outbox (id, recipient, subject, body, created_at, expires_at) \
+         VALUES ($1, 'a@example.com', 'Reset', 'a dead link', 1000, 2000)",
+        &["backlog-email"],
+    )
+    .await;
+    let count = "SELECT CAST((SELECT COUNT(*) FROM audit_events WHERE id = $1) \
+                 + (SELECT COUNT(*) FROM outbox WHERE id = 'backlog-email') AS TEXT)";
+    assert_eq!(
+        db.query_text(count, &["backlog-event"]).await.as_deref(),
+        Some("2")
+    );
+    let server = serve(&db, backend, &[("RUST_LOG", "info")], "janitor").await;
+    let deadline = Instant::now() + START_DEADLINE;
+    while db.query_text(count, &["backlog-event"]).await.as_deref() != Some("0") {
+        assert!(
+            Instant::now() < deadline,
+            "the janitor did not run within {START_DEADLINE:?}:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + START_DEADLINE;
+    while !server.log().contains("janitor deleted") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("janitor deleted"))
+        .expect("the line");
+    assert!(
+        line.contains("outbox=1") && line.contains("audit_events=1"),
+        "{line}"
     );
 }

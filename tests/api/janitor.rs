@@ -1,0 +1,206 @@
+//! Issue 12 (14, 9): the janitor deletes what can no longer matter, and nothing that can. The
+//! clock is moved by handing the janitor a later "now"; requests afterwards run at the real time.
+
+use brama::core::janitor::Tidied;
+use brama::core::now_ms;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, outbox_with};
+use crate::{app, both_backends};
+
+both_backends!(
+    the_janitor_deletes_what_can_no_longer_matter,
+    one_node_at_a_time_does_the_janitors_work,
+);
+
+const HOUR: i64 = 3600 * 1000;
+const DAY: i64 = 24 * HOUR;
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    app.query_text(&format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}"), &[])
+        .await
+        .expect("a count")
+        .parse()
+        .expect("a number")
+}
+
+async fn logout(app: &TestApp, access: &str) {
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("x-access-token", access)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn the_janitor_deletes_what_can_no_longer_matter(backend: Backend) {
+    let app = app!(backend, |c| c.audit_retention_days = 31);
+    assert_eq!(app.core.config.refresh_token_days, 30);
+    // A session that was refreshed once and then ended by a logout.
+    let old = app.user("old").await;
+    let r = app.refresh(old["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let old_token = r.body["refreshToken"].as_str().unwrap().to_string();
+    logout(&app, old["accessToken"].as_str().unwrap()).await;
+    // A live session that was refreshed once: its first token is used, its second is current.
+    let live = app.user("live").await;
+    let used = live["refreshToken"].as_str().unwrap().to_string();
+    let r = app.refresh(&used).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = r.body["refreshToken"].as_str().unwrap().to_string();
+    // Two reset links (an hour each) and an activation link (48 hours), each with its email.
+    for email in ["old@example.com", "live@example.com"] {
+        let r = app
+            .post("/api/auth/password/forgot", json!({ "email": email }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app
+        .post(
+            "/company/signup",
+            json!({ "email": "firma@example.com", "phone": "+48123456789", "state": 1 }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    outbox_with(&app, 3).await;
+    let t = now_ms();
+    // The activation email counts as sent now: sent rows go a day later, live link or not.
+    app.execute_sql(
+        &format!("UPDATE outbox SET sent_at = {t} WHERE recipient = $1"),
+        &["firma@example.com"],
+    )
+    .await;
+    assert_eq!(count(&app, "sessions").await, 2);
+    assert_eq!(count(&app, "refresh_tokens").await, 4);
+    assert_eq!(count(&app, "password_resets").await, 2);
+    assert_eq!(count(&app, "activation_tokens").await, 1);
+    let audit_events = count(&app, "audit_events").await;
+    assert!(audit_events > 0);
+
+    // Just past the reset links' hour: they and their emails go, nothing else.
+    let tidied = app.core.tidy(t + HOUR + 60_000).await.expect("tidy");
+    assert_eq!(
+        tidied,
+        Tidied {
+            reset_links: 2,
+            outbox: 2,
+            ..Tidied::default()
+        }
+    );
+    assert_eq!(count(&app, "password_resets").await, 0);
+    let left = app.core.outbox().await.expect("outbox");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].recipient, "firma@example.com");
+    assert!(left[0].expires_at.unwrap() > t + 47 * HOUR);
+
+    // A day after it was sent, the activation email goes; its link still works for a day.
+    let tidied = app.core.tidy(t + DAY + HOUR).await.expect("tidy");
+    assert_eq!(
+        tidied,
+        Tidied {
+            outbox: 1,
+            ..Tidied::default()
+        }
+    );
+    assert_eq!(count(&app, "activation_tokens").await, 1);
+
+    // 32 days on: the ended session is more than `refresh_token_days` past its end, with its
+    // tokens; the live one (30 days from its login) stays whole, used token included. The
+    // activation link has expired, and every audit event is older than 31 days.
+    let tidied = app.core.tidy(t + 32 * DAY).await.expect("tidy");
+    assert_eq!(
+        tidied,
+        Tidied {
+            refresh_tokens: 2,
+            sessions: 1,
+            activation_links: 1,
+            audit_events: audit_events as u64,
+            ..Tidied::default()
+        }
+    );
+    assert_eq!(count(&app, "sessions").await, 1);
+    assert_eq!(count(&app, "refresh_tokens").await, 2);
+    assert_eq!(count(&app, "activation_tokens").await, 0);
+    assert_eq!(count(&app, "audit_events").await, 0);
+    // A second pass finds nothing left.
+    assert_eq!(
+        app.core.tidy(t + 32 * DAY).await.expect("tidy"),
+        Tidied::default()
+    );
+
+    // At the real time again: the live session still refreshes...
+    let r = app.refresh(&current).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let newest = r.body["refreshToken"].as_str().unwrap().to_string();
+    // ...its used token is still recognised as reuse, and revokes the session...
+    let r = app.refresh(&used).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "refresh_token_reused"),
+        "{}",
+        r.text
+    );
+    let r = app.refresh(&newest).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // ...and the ended session's token is simply unknown.
+    let r = app.refresh(&old_token).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.message(), "This refresh token doesn't exist in database");
+}
+
+async fn one_node_at_a_time_does_the_janitors_work(backend: Backend) {
+    let a = app!(backend);
+    let b = a.sibling(|_| {}).await;
+    // Well past any lease the nodes' own janitors took at start-up.
+    let t = now_ms() + DAY;
+    let minute = 60_000;
+    assert!(a.core.janitor_pass(t).await.expect("pass").is_some());
+    // A holds the lease (15 minutes, renewed by each of its passes).
+    assert!(
+        b.core
+            .janitor_pass(t + minute)
+            .await
+            .expect("pass")
+            .is_none()
+    );
+    assert!(
+        a.core
+            .janitor_pass(t + 10 * minute)
+            .await
+            .expect("pass")
+            .is_some()
+    );
+    assert!(
+        b.core
+            .janitor_pass(t + 24 * minute)
+            .await
+            .expect("pass")
+            .is_none()
+    );
+    // A stopped renewing (as a node that died would): once the lease has run out, B takes over.
+    assert!(
+        b.core
+            .janitor_pass(t + 26 * minute)
+            .await
+            .expect("pass")
+            .is_some()
+    );
+    assert!(
+        a.core
+            .janitor_pass(t + 27 * minute)
+            .await
+            .expect("pass")
+            .is_none()
+    );
+    // Two nodes racing for a free lease: exactly one gets it.
+    let later = t + DAY;
+    let (x, y) = tokio::join!(a.core.janitor_pass(later), b.core.janitor_pass(later));
+    let won = [x.expect("pass"), y.expect("pass")]
+        .iter()
+        .filter(|p| p.is_some())
+        .count();
+    assert_eq!(won, 1);
+}
