@@ -42,7 +42,13 @@ for backend, r in runs.items():
 lines += ["Server CPU is brama's user + system time (all threads, from `/proc`) over the requests of the run;",
           "on this shared virtual machine it is steadier than requests/s. With PostgreSQL, the database's own",
           "processes are not counted.", "",
-          "## Targets (issue 7)", "", "| target | sqlite | postgres |", "|---|---|---|"]
+          "## Targets (issues 7 and 12)", "", "| target | sqlite | postgres |", "|---|---|---|"]
+
+
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def check(label, fn):
@@ -67,6 +73,32 @@ check("login ≥ 90% of the raw hash rate (measured just before)",
 check("`/me` p99 during a login flood ≤ 3× idle", lambda r: (f"{r['me_during_login_flood']['p99_ms'] / max(r['me_idle_16']['p99_ms'], 1e-9):.1f}×",
                                                             r['me_during_login_flood']['p99_ms'] <= 3 * r['me_idle_16']['p99_ms']))
 check("member search p99 < 20 ms", lambda r: (f"{r['members_search']['p99_ms']:.1f} ms", r['members_search']['p99_ms'] < 20))
+if all("janitor" in r for r in runs.values()):
+    def janitor_ratio(r):
+        busy = median([round_["busy"]["p99_ms"] for round_ in r["janitor"]["rounds"]])
+        idle = median([round_["idle"]["p99_ms"] for round_ in r["janitor"]["rounds"]])
+        return busy / max(idle, 1e-9), busy, idle
+    check("refresh p99 with the janitor at work ≤ 1.1× without (issue 12; medians of the rounds)",
+          lambda r: (f"{janitor_ratio(r)[0]:.2f}× ({janitor_ratio(r)[1]:.1f} vs {janitor_ratio(r)[2]:.1f} ms)",
+                     janitor_ratio(r)[0] <= 1.1))
+janitor = {backend: r["janitor"] for backend, r in runs.items() if "janitor" in r}
+if janitor:
+    lines += ["", "## The janitor under refresh traffic (issue 12)", "",
+              "Refresh chains (64 connections) against a server whose janitor is deleting a backlog of ended",
+              "sessions, their used refresh tokens and old audit events (*busy*), and against a server with as",
+              "many rows but nothing to delete (*idle*). Each run has a freshly started server; rounds alternate",
+              "which runs first. The janitor was deleting during the whole busy run, and rows were left at its end.", ""]
+    for backend, j in janitor.items():
+        lines += [f"### {backend}", "",
+                  "| round | server | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | rows deleted during the run |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for n, round_ in enumerate(j["rounds"], 1):
+            for kind in ("idle", "busy"):
+                s = round_[kind]
+                deleted = f"{round_['deleted_during']:.0f} of {round_['backlog']}" if kind == "busy" else "—"
+                lines.append(f"| {n} | {kind} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors']} "
+                             f"| {s.get('server_cpu_us', 0):.0f} | {deleted} |")
+        lines.append("")
 lines += ["", "## Commands", "", "Each wrk run, as executed (durations from `BENCH_DURATION`, default 10s):", ""]
 for backend, r in runs.items():
     for key, _ in SCENARIOS:

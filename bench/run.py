@@ -4,7 +4,8 @@ drives it with wrk pinned to core 1, and writes BENCHMARKS.md. One command: `ben
 
 While working on one figure (BENCHMARKS.md is then left alone and the figures only printed):
   BENCH_BACKENDS=sqlite          run one backend (comma-separated: sqlite,postgres)
-  BENCH_ONLY=refresh,members_search   run only these scenarios
+  BENCH_ONLY=refresh,members_search   run only these scenarios (refresh_janitor: refresh while the
+                                 janitor deletes a backlog, against a server whose janitor has nothing to do, 4 rounds)
   BENCH_PERF=1                   build `--profile profiling` (line tables) and record each
                                  scenario with `perf record --call-graph dwarf` into target/perf-<backend>-<scenario>.data
   BENCH_BIN=path/to/brama        run that binary instead of building brama (to compare two builds
@@ -173,6 +174,156 @@ def bench_backend(name, database_url, tokens_users=64):
     return results
 
 
+def metric_sum(base, name):
+    """The sum of every series of a counter on /metrics (0 before its first increment)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=60) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+# The backlog of one janitor round: sessions that ended long ago with their used refresh tokens,
+# and audit events past their retention, as an older version (which deleted nothing) left them.
+# Enough that the janitor, which rests 49 times as long as each batch takes, is still at it when
+# the run ends.
+JANITOR_SESSIONS = int(os.environ.get("BENCH_JANITOR_SESSIONS", "500"))
+JANITOR_TOKENS = int(os.environ.get("BENCH_JANITOR_TOKENS", "150000"))
+JANITOR_EVENTS = int(os.environ.get("BENCH_JANITOR_EVENTS", "20000"))
+
+
+def janitor_sql(data_dir, database_url, statements):
+    """Runs the statements, then settles the database (a checkpoint, or VACUUM ANALYZE), so that
+    the server that starts next does not pay for the writes."""
+    tables = ["sessions", "refresh_tokens", "audit_events"]
+    if database_url:
+        for statement in statements + [f"VACUUM ANALYZE {t}" for t in tables]:
+            subprocess.run(["psql", database_url, "-qc", statement], check=True)
+    else:
+        import sqlite3
+        db = sqlite3.connect(os.path.join(data_dir, "brama.db"))
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+        for t in tables:
+            db.execute(f"ANALYZE {t}")
+        db.commit()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+
+
+def seed_backlog(data_dir, database_url, tag, litter):
+    """Writes the backlog with SQL that SQLite and PostgreSQL read alike; ids start with `tag`.
+    With `litter` false, the same rows are still of use (live sessions, recent audit events), so
+    that a server with nothing to delete runs on a database of the same size."""
+    def numbers(n):
+        return f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) "
+    now = int(time.time() * 1000)
+    expires, revoked, reason, created = (9000, "2000", "'logout'", 1000) if litter else (now + 30 * 86400_000, "NULL", "NULL", now)
+    janitor_sql(data_dir, database_url, [
+        numbers(JANITOR_SESSIONS) + "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, "
+        f"revoked_at, revoke_reason) SELECT '{tag}s' || i, (SELECT MIN(id) FROM accounts), {created}, {created}, {expires}, "
+        f"{revoked}, {reason} FROM n",
+        numbers(JANITOR_TOKENS) + "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, used_at) "
+        f"SELECT '{tag}t' || i, '{tag}s' || (1 + i % {JANITOR_SESSIONS}), {created}, {expires}, {created} FROM n",
+        numbers(JANITOR_EVENTS) + f"INSERT INTO audit_events (id, action, created_at) SELECT '{tag}a' || i, 'account.login', {created} FROM n",
+    ])
+    return JANITOR_SESSIONS + JANITOR_TOKENS + JANITOR_EVENTS
+
+
+def clear_backlog(data_dir, database_url, tag):
+    """Deletes what is left of a round's backlog (with the server stopped)."""
+    janitor_sql(data_dir, database_url, [
+        f"DELETE FROM refresh_tokens WHERE token_hash LIKE '{tag}t%'",
+        f"DELETE FROM sessions WHERE id LIKE '{tag}s%'",
+        f"DELETE FROM audit_events WHERE id LIKE '{tag}a%'",
+    ])
+
+
+def bench_janitor(name, database_url, rounds=4, connections=64):
+    """Refresh chains on a server whose janitor is deleting a backlog ("busy"), against the same
+    on a server with as many rows but nothing to delete ("idle"), `rounds` times, alternating
+    which comes first. Each run gets a freshly started server (the janitor's first pass begins
+    2 s after start-up)."""
+    data_dir = tempfile.mkdtemp(prefix=f"brama-janitor-{name}-")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(data_dir, port, database_url)
+    sh([BIN, "migrate"], env=env, stdout=subprocess.DEVNULL)
+    users = [f"chain{i}" for i in range(connections + 1)]
+    tokens_file = os.path.join(data_dir, "tokens.txt")
+    server = None
+
+    def start():
+        process = subprocess.Popen(["taskset", "-c", SERVER_CORE, BIN, "serve"], cwd=ROOT, env=env)
+        for _ in range(600):
+            try:
+                call(base, "GET", "/healthz")
+                return process
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("brama did not start")
+
+    def stop(process):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+    def fresh_chains():
+        # A new login per account: a new session and token each (the previous ones are revoked).
+        with open(tokens_file, "w") as f:
+            for user in users:
+                f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")
+
+    def janitor_started():
+        # Its first pass has begun (busy) or is over (idle): passes are counted at their end, so
+        # on an idle server wait for the count; on a busy one for the first rows deleted.
+        for _ in range(600):
+            if metric_sum(base, "brama_janitor_deleted_total") > 0 or metric_sum(base, "brama_janitor_passes_total") > 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the janitor did not start")
+
+    def refresh(label):
+        fresh_chains()
+        janitor_started()
+        return wrk("bench/lua/refresh.lua", base + "/", connections, {"BRAMA_TOKENS_FILE": tokens_file, "BRAMA_THREADS": "1"},
+                   perf=(server.pid, f"{name}-{label}"))
+
+    server = start()
+    for user in users:
+        call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
+    stop(server)
+    result = {"rounds": []}
+    try:
+        for r in range(rounds):
+            tag = f"r{r}"
+            round_ = {}
+            for kind in (["idle", "busy"] if r % 2 == 0 else ["busy", "idle"]):
+                # The same rows each time; only on the busy server are they litter.
+                backlog = seed_backlog(data_dir, database_url, f"{tag}{kind}", kind == "busy")
+                if kind == "busy":
+                    round_["backlog"] = backlog
+                server = start()
+                before = metric_sum(base, "brama_janitor_deleted_total")
+                round_[kind] = refresh(f"refresh_janitor_{kind}")
+                if kind == "busy":
+                    after = metric_sum(base, "brama_janitor_deleted_total")
+                    # The janitor worked through the whole run: rows went during it, and some
+                    # were still left at its end.
+                    round_["deleted_during"] = after - before
+                    round_["left_after"] = round_["backlog"] - after
+                    if round_["deleted_during"] <= 0 or round_["left_after"] <= 0:
+                        raise RuntimeError(f"the janitor was not at work for the whole run: {round_}")
+                stop(server)
+                server = None
+                clear_backlog(data_dir, database_url, f"{tag}{kind}")
+            result["rounds"].append(round_)
+    finally:
+        if server:
+            stop(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
 def hash_rate():
     out = subprocess.run(["taskset", "-c", SERVER_CORE, "cargo", "bench", "--bench", "argon2", "--quiet"], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
@@ -203,14 +354,22 @@ def main():
     subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {db}"], check=True)
     pg_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
     runs = {}
+    subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {db}_janitor"], check=True)
     try:
         for backend in BACKENDS:
             runs[backend] = bench_backend(backend, None if backend == "sqlite" else pg_url)
+            if wanted("refresh_janitor"):
+                runs[backend]["janitor"] = bench_janitor(backend, None if backend == "sqlite" else pg_url + "_janitor")
     finally:
-        subprocess.run(["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+        for name in (db, db + "_janitor"):
+            subprocess.run(["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
     if ONLY or PERF or BACKENDS != ["sqlite", "postgres"] or os.environ.get("BENCH_BIN"):
         # A partial or profiled run: print the figures, keep BENCHMARKS.md from full runs only.
         for backend, r in runs.items():
+            for n, round_ in enumerate(r.get("janitor", {}).get("rounds", [])):
+                r[f"janitor{n}_busy"], r[f"janitor{n}_idle"] = round_["busy"], round_["idle"]
+                print(f"{backend:9} janitor round {n}: deleted {round_['deleted_during']:.0f} rows during the busy run, "
+                      f"{round_['left_after']:.0f} left after it")
             for scenario, s in r.items():
                 if isinstance(s, dict) and "rps" in s:
                     print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "

@@ -149,6 +149,7 @@ impl Application {
             }
         });
         crate::core::janitor::start(Arc::clone(&self.core));
+        let core = Arc::clone(&self.core);
         let app = router(AppState { core: self.core });
         tracing::info!(address = %self.listener.local_addr()?, "brama listening");
         axum::serve(
@@ -156,7 +157,11 @@ impl Application {
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await?;
+        if let Err(e) = core.release_janitor_lease().await {
+            tracing::warn!(error = %e, "could not give up the janitor's lease");
+        }
+        Ok(())
     }
 }
 

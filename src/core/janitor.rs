@@ -14,8 +14,9 @@
 //!
 //! Every node runs the janitor, but a pass needs the lease `janitor` (a row of the `leases`
 //! table, the same on SQLite and PostgreSQL), so one node at a time does the work; the holder
-//! renews it while it works and keeps it from pass to pass, and if it dies another node takes
-//! over once the lease has run out. Each batch is its own short transaction with a pause after
+//! renews it while it works and keeps it from pass to pass. A node that stops gives it up (so a
+//! restarted node, with its new name, need not wait); if a node dies, another takes over once
+//! the lease has run out. Each batch is its own short transaction with a rest after
 //! it, so the writes of requests (on SQLite, one writer at a time) wait at most one batch.
 
 use std::sync::Arc;
@@ -28,10 +29,18 @@ use crate::store::{LinkKind, Litter};
 const FIRST_PASS_AFTER: Duration = Duration::from_secs(2);
 /// Then a pass every ten minutes.
 const EVERY: Duration = Duration::from_secs(600);
-/// Rows deleted per transaction.
-const BATCH: i64 = 500;
-/// Rest after a full batch, so that requests' writes go in between.
-const PAUSE: Duration = Duration::from_millis(20);
+/// Rows deleted per transaction: a millisecond or two of the writer's time (200 measurably
+/// lengthened the refresh tail on SQLite; bench/NOTES.md).
+const BATCH: i64 = 100;
+/// Ended sessions taken at a time; their tokens go `BATCH` at a time, then they do.
+const SESSIONS_PER_BATCH: i64 = 20;
+/// After each full batch the janitor rests 49 times as long as the batch took (waiting for the
+/// writer included), and at least `MIN_PAUSE`: it takes at most 2% of the database's (and, on
+/// SQLite, of the process's) time, and less the busier the server is, so that requests do not
+/// notice it (BENCHMARKS.md, "The janitor under refresh traffic"; 5% moved refresh p99 on
+/// SQLite). Under a saturating refresh load that is still ~150 rows a second, idle far more.
+const REST_PER_WORK: u32 = 49;
+const MIN_PAUSE: Duration = Duration::from_millis(10);
 /// How long a pass holds the lease; longer than `EVERY`, so the holder keeps it between passes.
 const LEASE: Duration = Duration::from_secs(900);
 const LEASE_NAME: &str = "janitor";
@@ -60,8 +69,6 @@ impl Tidied {
 
     fn of(&mut self, litter: Litter) -> &mut u64 {
         match litter {
-            Litter::RefreshTokens => &mut self.refresh_tokens,
-            Litter::Sessions => &mut self.sessions,
             Litter::Links(LinkKind::PasswordReset) => &mut self.reset_links,
             Litter::Links(LinkKind::Activation) => &mut self.activation_links,
             Litter::OutboxExpired | Litter::OutboxSent => &mut self.outbox,
@@ -73,8 +80,6 @@ impl Tidied {
 /// The label of `brama_janitor_deleted_total`.
 fn label(litter: Litter) -> &'static str {
     match litter {
-        Litter::RefreshTokens => "refresh_tokens",
-        Litter::Sessions => "sessions",
         Litter::Links(LinkKind::PasswordReset) => "reset_links",
         Litter::Links(LinkKind::Activation) => "activation_links",
         Litter::OutboxExpired | Litter::OutboxSent => "outbox",
@@ -82,14 +87,39 @@ fn label(litter: Litter) -> &'static str {
     }
 }
 
+fn count_deleted(what: &'static str, n: u64) {
+    if n > 0 {
+        metrics::counter!("brama_janitor_deleted_total", "what" => what).increment(n);
+    }
+}
+
+/// Paces the janitor: each batch of work is followed by a rest (see `REST_PER_WORK`).
+struct Pace {
+    began: Instant,
+}
+
+impl Pace {
+    fn start() -> Pace {
+        Pace {
+            began: Instant::now(),
+        }
+    }
+
+    async fn rest(self) {
+        tokio::time::sleep(MIN_PAUSE.max(self.began.elapsed() * REST_PER_WORK)).await;
+    }
+}
+
 impl Core {
-    /// Each kind of litter with the time before which it no longer matters, at `now`. Refresh
-    /// tokens come before sessions: a session goes once its tokens have.
-    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 7] {
-        let sessions = now - i64::from(self.config.refresh_token_days) * DAY_MS;
+    /// When sessions that ended before it no longer matter, at `now`: their used refresh tokens
+    /// kept reuse detection going for `refresh_token_days` after the end.
+    fn ended_sessions_cut(&self, now: i64) -> i64 {
+        now - i64::from(self.config.refresh_token_days) * DAY_MS
+    }
+
+    /// Each other kind of litter with the time before which it no longer matters, at `now`.
+    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 5] {
         [
-            (Litter::RefreshTokens, sessions),
-            (Litter::Sessions, sessions),
             (Litter::Links(LinkKind::PasswordReset), now),
             (Litter::Links(LinkKind::Activation), now),
             (Litter::OutboxExpired, now),
@@ -123,35 +153,87 @@ impl Core {
         Ok(taken)
     }
 
+    /// Gives up this node's lease, if it has it, so that another node's next pass may take it
+    /// at once (a node stopping; a node that dies leaves it to run out).
+    pub async fn release_janitor_lease(&self) -> CoreResult<()> {
+        let mut tx = self.begin().await?;
+        tx.release_lease(LEASE_NAME, &self.node).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn sweep(&self, now: i64, leased: bool) -> CoreResult<Tidied> {
-        let started = Instant::now();
-        let mut renewed = started;
+        let mut lease = Lease {
+            core: self,
+            leased,
+            now,
+            started: Instant::now(),
+            renewed: Instant::now(),
+        };
         let mut tidied = Tidied::default();
+        let cut = self.ended_sessions_cut(now);
+        loop {
+            if !lease.keep().await? {
+                return Ok(tidied);
+            }
+            let pace = Pace::start();
+            let mut tx = self.begin().await?;
+            let (tokens, sessions) = tx
+                .delete_ended_sessions(cut, SESSIONS_PER_BATCH, BATCH)
+                .await?;
+            tx.commit().await?;
+            tidied.refresh_tokens += tokens;
+            tidied.sessions += sessions;
+            count_deleted("refresh_tokens", tokens);
+            count_deleted("sessions", sessions);
+            if tokens == 0 && sessions == 0 {
+                break;
+            }
+            pace.rest().await;
+        }
         for (litter, cut) in self.litter_cuts(now) {
             loop {
-                if leased && renewed.elapsed() > LEASE / 3 {
-                    let at = now + started.elapsed().as_millis() as i64;
-                    if !self.take_janitor_lease(at).await? {
-                        tracing::warn!("the janitor lost its lease to another node mid-pass");
-                        return Ok(tidied);
-                    }
-                    renewed = Instant::now();
+                if !lease.keep().await? {
+                    return Ok(tidied);
                 }
+                let pace = Pace::start();
                 let mut tx = self.begin().await?;
                 let deleted = tx.delete_litter(litter, cut, BATCH).await?;
                 tx.commit().await?;
                 *tidied.of(litter) += deleted;
-                if deleted > 0 {
-                    metrics::counter!("brama_janitor_deleted_total", "what" => label(litter))
-                        .increment(deleted);
-                }
+                count_deleted(label(litter), deleted);
                 if deleted < BATCH as u64 {
                     break;
                 }
-                tokio::time::sleep(PAUSE).await;
+                pace.rest().await;
             }
         }
         Ok(tidied)
+    }
+}
+
+/// The janitor's lease during a pass, renewed once a third of it has gone by.
+struct Lease<'a> {
+    core: &'a Core,
+    leased: bool,
+    now: i64,
+    started: Instant,
+    renewed: Instant,
+}
+
+impl Lease<'_> {
+    /// False if another node has taken the lease (the pass must stop).
+    async fn keep(&mut self) -> CoreResult<bool> {
+        if !self.leased || self.renewed.elapsed() <= LEASE / 3 {
+            return Ok(true);
+        }
+        let at = self.now + self.started.elapsed().as_millis() as i64;
+        if !self.core.take_janitor_lease(at).await? {
+            tracing::warn!("the janitor lost its lease to another node mid-pass");
+            return Ok(false);
+        }
+        self.renewed = Instant::now();
+        Ok(true)
     }
 }
 

@@ -186,13 +186,10 @@ pub struct AuditEvent {
 }
 
 /// What the janitor deletes, each by its own rule, once it is older than a cut (a time in Unix
-/// milliseconds that the core computes from the settings).
+/// milliseconds that the core computes from the settings). (Sessions that ended before a cut go
+/// with their refresh tokens through [`Tx::delete_ended_sessions`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Litter {
-    /// Refresh tokens of sessions that ended (expired or were revoked) before the cut.
-    RefreshTokens,
-    /// Sessions that ended before the cut and have no refresh token left.
-    Sessions,
     /// Link tokens of this kind that expired before the cut.
     Links(LinkKind),
     /// Outbox rows whose link expired before the cut.
@@ -498,6 +495,17 @@ pub trait Tx: Send {
     /// every node ends up with the same secret.
     async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String>;
 
+    /// Takes up to `sessions` sessions that ended (expired or were revoked) before `cut`, deletes
+    /// at most `tokens` of their refresh tokens, and then those of them with no token left;
+    /// returns (tokens, sessions) deleted. The sessions come from the indexes on the times they
+    /// ended, and the tokens from the index on their session, so a batch reads about what it
+    /// deletes, however many live tokens there are.
+    async fn delete_ended_sessions(
+        &mut self,
+        cut: i64,
+        sessions: i64,
+        tokens: i64,
+    ) -> StoreResult<(u64, u64)>;
     /// Deletes at most `limit` rows of `litter` older than `cut`; how many went.
     async fn delete_litter(&mut self, litter: Litter, cut: i64, limit: i64) -> StoreResult<u64>;
     /// Takes or renews the lease `name` for `holder` until `until`: true if `holder` now has
@@ -509,6 +517,8 @@ pub trait Tx: Send {
         now: i64,
         until: i64,
     ) -> StoreResult<bool>;
+    /// Gives the lease `name` up if `holder` has it, so that another node may take it at once.
+    async fn release_lease(&mut self, name: &str, holder: &str) -> StoreResult<()>;
 
     async fn insert_member(&mut self, member: &MemberRecord) -> StoreResult<()>;
     async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()>;

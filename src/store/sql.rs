@@ -33,25 +33,26 @@ pub(crate) fn claimable(token: &str, now: &str, active: &str) -> String {
 /// about as many rows as it deletes.
 pub(crate) fn delete_litter(litter: super::Litter) -> String {
     use super::Litter;
-    // A session ended when it expired or when it was revoked.
-    const ENDED: &str = "(s.expires_at < $1 OR s.revoked_at < $1)";
     let older = |table: &str, key: &str, column: &str| {
         format!(
-            "DELETE FROM {table} WHERE {key} IN              (SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)"
+            "DELETE FROM {table} WHERE {key} IN \
+             (SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)"
         )
     };
     match litter {
-        Litter::RefreshTokens => format!(
-            "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT r.token_hash FROM sessions s              JOIN refresh_tokens r ON r.session_id = s.id WHERE {ENDED} LIMIT $2)"
-        ),
-        Litter::Sessions => format!(
-            "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE {ENDED}              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id) LIMIT $2)"
-        ),
         Litter::Links(kind) => older(kind.table(), "token_hash", "expires_at"),
         Litter::OutboxExpired => older("outbox", "id", "expires_at"),
         Litter::OutboxSent => older("outbox", "id", "sent_at"),
         Litter::AuditEvents => older("audit_events", "id", "created_at"),
     }
+}
+
+/// `$1, $2, …` from `$first` on, for an `IN` list of `n` binds.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Implements `Store` for `$store` and `Tx` for `$tx`.
@@ -623,6 +624,41 @@ macro_rules! sql_store {
                 Ok(stored)
             }
 
+            async fn delete_ended_sessions(&mut self, cut: i64, sessions: i64, tokens: i64) -> StoreResult<(u64, u64)> {
+                // A session ended when it expired or when it was revoked.
+                let ended: Vec<(String,)> = sqlx::query_as(
+                    "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2",
+                )
+                .bind(cut)
+                .bind(sessions)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                if ended.is_empty() {
+                    return Ok((0, 0));
+                }
+                let list = $crate::store::sql::placeholders(2, ended.len());
+                let statement = format!(
+                    "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM \
+                     refresh_tokens WHERE session_id IN ({list}) LIMIT $1)"
+                );
+                let mut delete = sqlx::query(&statement).bind(tokens);
+                for (id,) in &ended {
+                    delete = delete.bind(id);
+                }
+                let tokens_deleted = delete.execute(&mut *self.tx).await?.rows_affected();
+                let list = $crate::store::sql::placeholders(1, ended.len());
+                let statement = format!(
+                    "DELETE FROM sessions WHERE id IN ({list}) AND NOT EXISTS \
+                     (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)"
+                );
+                let mut delete = sqlx::query(&statement);
+                for (id,) in &ended {
+                    delete = delete.bind(id);
+                }
+                let sessions_deleted = delete.execute(&mut *self.tx).await?.rows_affected();
+                Ok((tokens_deleted, sessions_deleted))
+            }
+
             async fn delete_litter(&mut self, litter: $crate::store::Litter, cut: i64, limit: i64) -> StoreResult<u64> {
                 let done = sqlx::query(&$crate::store::sql::delete_litter(litter))
                     .bind(cut)
@@ -646,6 +682,15 @@ macro_rules! sql_store {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_lease(&mut self, name: &str, holder: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE leases SET held_until = 0 WHERE name = $1 AND holder = $2")
+                    .bind(name)
+                    .bind(holder)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
             }
 
             async fn insert_member(&mut self, m: &MemberRecord) -> StoreResult<()> {
