@@ -344,22 +344,16 @@ impl crate::core::Core {
         account: Result<&str, &str>,
         client: &crate::core::Client,
     ) -> crate::core::CoreResult<LoginAttempt> {
+        let mut attempt = self.reserve_address_attempt(client).await?;
         let window = Duration::from_secs(self.config.failed_login_window_secs);
-        let ip_key = self.address_limit_key("login", client);
-        if let Some(key) = &ip_key {
-            self.count("login", key, self.config.failed_logins_per_ip, window)
-                .await?;
-        }
         let account_key = match account {
             Ok(id) => format!("login:account:{id}"),
             Err(name) => format!("login:name:{name}"),
         };
         let limit = self.config.failed_logins_per_account;
         self.count("login", &account_key, limit, window).await?;
-        Ok(LoginAttempt {
-            account_key: Some(account_key),
-            ip_key,
-        })
+        attempt.account_key = Some(account_key);
+        Ok(attempt)
     }
 
     /// The attempt was right: the account's failures are forgotten and the IP gets its place

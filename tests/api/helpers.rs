@@ -496,6 +496,30 @@ impl TestApp {
         r.body
     }
 
+    /// Ends the session of `access` through the Membership API.
+    pub async fn logout(&self, access: &str) {
+        let r = self
+            .request(
+                "POST",
+                "/api/auth/logout",
+                None,
+                &[("x-access-token", access)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    /// The key ids `/.well-known/jwks.json` publishes.
+    pub async fn published_kids(&self) -> Vec<String> {
+        let jwks = self.get("/.well-known/jwks.json", &[]).await.body;
+        jwks["keys"]
+            .as_array()
+            .expect("a key set")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("a kid").to_string())
+            .collect()
+    }
+
     /// Rotates a refresh token through the Membership API.
     pub async fn refresh(&self, token: &str) -> Resp {
         self.post("/api/auth/refreshtoken", json!({ "refreshToken": token }))

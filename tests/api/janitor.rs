@@ -24,18 +24,6 @@ async fn count(app: &TestApp, table: &str) -> i64 {
         .expect("a number")
 }
 
-async fn logout(app: &TestApp, access: &str) {
-    let r = app
-        .request(
-            "POST",
-            "/api/auth/logout",
-            None,
-            &[("x-access-token", access)],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
 async fn the_janitor_deletes_what_can_no_longer_matter(backend: Backend) {
     let app = app!(backend, |c| c.audit_retention_days = 31);
     assert_eq!(app.core.config.refresh_token_days, 30);
@@ -44,7 +32,7 @@ async fn the_janitor_deletes_what_can_no_longer_matter(backend: Backend) {
     let r = app.refresh(old["refreshToken"].as_str().unwrap()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let old_token = r.body["refreshToken"].as_str().unwrap().to_string();
-    logout(&app, old["accessToken"].as_str().unwrap()).await;
+    app.logout(old["accessToken"].as_str().unwrap()).await;
     // A live session that was refreshed once: its first token is used, its second is current.
     let live = app.user("live").await;
     let used = live["refreshToken"].as_str().unwrap().to_string();

@@ -83,6 +83,12 @@ async fn failed_logins_on_two_nodes_hit_one_shared_limit(backend: Backend) {
     assert_eq!(a.login("bob", PASSWORD).await.status, 200);
 }
 
+async fn metrics_text(app: &TestApp) -> String {
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
 async fn metrics_count_requests_logins_and_refusals(backend: Backend) {
     let app = app!(backend, |c| c.failed_logins_per_account = 1);
     app.register("alice").await;
@@ -114,15 +120,7 @@ async fn metrics_count_requests_logins_and_refusals(backend: Backend) {
     }
     // Routes are templates, never raw paths with ids in them.
     app.get("/api/membership/members/some-id", &[]).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     assert!(
         text.contains("route=\"/api/membership/members/{id}\""),
         "{text}"
@@ -137,15 +135,7 @@ async fn metrics_count_requests_logins_and_refusals(backend: Backend) {
             .await
             .unwrap();
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     assert!(
         !text.contains("XYZ") && !text.contains("PROPFIND"),
         "{text}"
@@ -190,15 +180,9 @@ async fn a_running_node_signs_with_a_rotated_key_within_ten_seconds(backend: Bac
         r.status, 200,
         "a token signed before the rotation still verifies"
     );
-    let jwks = app.get("/.well-known/jwks.json", &[]).await.body;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids = app.published_kids().await;
     assert_eq!(kids.len(), 2);
-    assert!(kids.contains(&kid.as_str()));
+    assert!(kids.contains(&kid));
 }
 
 async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend) {
