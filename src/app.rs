@@ -43,7 +43,7 @@ pub async fn open_store(config: &Config) -> Result<store::DynStore, StartupError
     {
         private_dir(parent)?;
     }
-    let store = store::connect(&url)
+    let store = store::connect(&url, config.database_timeout())
         .await
         .map_err(|e| format!("invalid setting `database_url`: cannot open the database: {e}"))?;
     if let Some(file) = file {

@@ -80,6 +80,9 @@ pub struct Config {
     pub members_max_unpaged: u32,
     /// Days audit events are kept; the janitor deletes older ones.
     pub audit_retention_days: u32,
+    /// Seconds a request waits for a connection to PostgreSQL before it answers 503
+    /// `database_unavailable` (fractions allowed).
+    pub database_timeout: f64,
     /// SMTP server for outgoing email; without it every email goes to the outbox table.
     pub smtp_host: Option<String>,
     /// SMTP port [default: 587 for starttls, 465 for tls, 25 for none].
@@ -150,6 +153,7 @@ impl Default for Config {
             password_resets_per_hour: 5,
             trusted_proxies: Vec::new(),
             audit_retention_days: 365,
+            database_timeout: 2.0,
             ipv6_prefix_len: 64,
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,
@@ -243,6 +247,11 @@ impl Config {
         Ok(config)
     }
 
+    /// `database_timeout` as a duration.
+    pub fn database_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.database_timeout)
+    }
+
     /// Checks what types alone cannot say.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
@@ -289,6 +298,12 @@ impl Config {
             return Err(ConfigError::new(
                 "audit_retention_days",
                 "must be between 1 and 36500",
+            ));
+        }
+        if !(0.1..=60.0).contains(&self.database_timeout) {
+            return Err(ConfigError::new(
+                "database_timeout",
+                "must be between 0.1 and 60 seconds",
             ));
         }
         if !(1..=128).contains(&self.ipv6_prefix_len) {

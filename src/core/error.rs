@@ -64,6 +64,9 @@ pub enum CoreError {
     /// The caller's role is below what the action needs.
     #[error("requires the {required:?} role")]
     Forbidden { required: crate::core::Role },
+    /// The database is out of reach (SPEC §9): 503 `database_unavailable`, try again soon.
+    #[error("database unavailable")]
+    DatabaseUnavailable { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -76,6 +79,12 @@ impl From<StoreError> for CoreError {
             StoreError::Unique(UniqueField::Username) => CoreError::UsernameTaken,
             StoreError::Unique(UniqueField::Email) => CoreError::EmailTaken,
             StoreError::Unique(UniqueField::Phone) => CoreError::PhoneTaken,
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                CoreError::DatabaseUnavailable {
+                    retry_after_secs: 2,
+                }
+            }
             other => CoreError::Internal(other.to_string()),
         }
     }

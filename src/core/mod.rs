@@ -150,11 +150,18 @@ impl Core {
     }
 
     /// Whether the database answers.
+    /// A database that has not answered within 800 ms is not ready: `/readyz` answers within a
+    /// second (SPEC §9), whatever `database_timeout` is.
     pub async fn readiness(&self) -> Readiness {
-        let ready = match self.store.ping().await {
-            Ok(()) => true,
-            Err(e) => {
+        const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(800);
+        let ready = match tokio::time::timeout(READY_WITHIN, self.store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "database not reachable");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("database did not answer within 800 ms");
                 false
             }
         };

@@ -123,6 +123,7 @@ messages! {
     ValidationFailed => "validation-failed",
     RateLimited => "rate-limited",
     Busy => "busy",
+    DatabaseUnavailable => "database-unavailable",
     CsrfMissing => "csrf-missing",
     CsrfInvalid => "csrf-invalid",
     CrossSite => "cross-site",

@@ -329,9 +329,39 @@ pub enum StoreError {
     #[error("unique constraint on {0:?}")]
     Unique(UniqueField),
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be reached or is shutting down: a fault outside brama, which the
+    /// surfaces answer with 503 `database_unavailable` (SPEC §9).
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Whether an error says the database is out of reach rather than that a statement failed: no
+/// connection within `database_timeout` (the pool retries connecting until then), a connection
+/// lost, or a server shutting down, starting up or out of connections.
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL's class 08 (connection exception), 57P01–57P03 (admin or crash
+            // shutdown, cannot connect now) and 53300 (too many connections).
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -538,10 +568,11 @@ pub trait Tx: Send {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens (creating if needed) the database the URL names and runs its migrations.
-pub async fn connect(url: &str) -> StoreResult<DynStore> {
+/// Opens (creating if needed) the database the URL names and runs its migrations. With
+/// PostgreSQL, a request waits at most `timeout` for a connection (`database_timeout`).
+pub async fn connect(url: &str, timeout: std::time::Duration) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        Ok(Arc::new(PostgresStore::connect(url, timeout).await?))
     } else {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     }

@@ -43,10 +43,12 @@ impl PostgresStore {
     }
 
     /// Connects and migrates; sqlx takes an advisory lock, so nodes starting together are safe.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    /// `timeout` bounds the wait for a connection: while the server is down the pool keeps
+    /// trying to connect until then, and the request gets `StoreError::Unavailable`.
+    pub async fn connect(url: &str, timeout: Duration) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres")

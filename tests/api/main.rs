@@ -7,6 +7,7 @@ mod browser;
 mod company;
 mod csrf;
 mod e2e;
+mod faults;
 mod helpers;
 mod input;
 mod janitor;

@@ -100,8 +100,9 @@ impl IntoResponse for CompanyError {
     }
 }
 
-/// Seed 002 answers every failure with 400, except rate limits and a busy server; what is not
-/// a request of this API at all (404, 405, 413, 415) keeps its own status.
+/// Seed 002 answers every failure with 400, except rate limits, a busy server and an unavailable
+/// database (503); what is not a request of this API at all (404, 405, 413, 415) keeps its own
+/// status.
 impl From<Rejection> for CompanyError {
     fn from(r: Rejection) -> Self {
         match r {
@@ -154,6 +155,14 @@ impl From<CoreError> for CompanyError {
             CoreError::Busy { retry_after_secs } => CompanyError {
                 retry_after: retry(retry_after_secs),
                 ..CompanyError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
+            },
+            CoreError::DatabaseUnavailable { retry_after_secs } => CompanyError {
+                retry_after: retry(retry_after_secs),
+                ..CompanyError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    Msg::DatabaseUnavailable,
+                )
             },
             CoreError::NoToken => bad("no_token", Msg::NoToken),
             CoreError::TokenExpired => bad("token_expired", Msg::TokenExpired),

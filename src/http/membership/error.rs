@@ -104,7 +104,8 @@ impl IntoResponse for ApiError {
                 .collect::<Vec<_>>()
                 .join("; "),
         };
-        if self.status.is_server_error() {
+        // A 503 is a fault outside brama or a full queue, logged where it is seen.
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(code = self.code, "request failed");
         } else {
             tracing::debug!(
@@ -171,6 +172,14 @@ impl From<CoreError> for ApiError {
             CoreError::Busy { retry_after_secs } => ApiError {
                 retry_after: retry(retry_after_secs),
                 ..ApiError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
+            },
+            CoreError::DatabaseUnavailable { retry_after_secs } => ApiError {
+                retry_after: retry(retry_after_secs),
+                ..ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    Msg::DatabaseUnavailable,
+                )
             },
             CoreError::NoToken => ApiError::new(S::FORBIDDEN, "no_token", Msg::NoToken),
             CoreError::TokenExpired => {

@@ -20,6 +20,7 @@ password-changed = Password was changed successfully!
 wrong-password = Current password is wrong
 validation-failed = Validation failed
 rate-limited = Too many requests, try again later
+database-unavailable = The database is not answering, try again in a moment
 busy = The server is busy, try again in a moment
 csrf-missing = CSRF token missing: send the sessionId header
 csrf-invalid = CSRF token does not match

@@ -20,6 +20,7 @@ password-changed = Hasło zostało zmienione!
 wrong-password = Obecne hasło jest nieprawidłowe
 validation-failed = Błędne dane
 rate-limited = Zbyt wiele prób, spróbuj później
+database-unavailable = Baza danych nie odpowiada, spróbuj za chwilę
 busy = Serwer jest zajęty, spróbuj za chwilę
 csrf-missing = Brak tokenu CSRF: wyślij nagłówek sessionId
 csrf-invalid = Token CSRF się nie zgadza

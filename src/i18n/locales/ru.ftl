@@ -20,6 +20,7 @@ password-changed = Пароль успешно изменён!
 wrong-password = Текущий пароль неверен
 validation-failed = Ошибка проверки данных
 rate-limited = Слишком много запросов, попробуйте позже
+database-unavailable = База данных не отвечает, попробуйте через минуту
 busy = Сервер занят, попробуйте через минуту
 csrf-missing = Нет токена CSRF: передайте заголовок sessionId
 csrf-invalid = Токен CSRF не совпадает

@@ -1,0 +1,271 @@
+//! Real faults (SPEC §9): the test runs its own PostgreSQL cluster and stops it as a crash
+//! would (`pg_ctl stop -m immediate`), then starts it again.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, Resp, TestApp};
+
+/// A PostgreSQL cluster of the test's own, in a temporary directory, on a free port; stopped
+/// and removed when dropped.
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    /// `None` when PostgreSQL's server programs are not installed (outside CI only).
+    fn start() -> Option<Cluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(Result::ok)
+                    .map(|v| v.path().join("bin"))
+                    .find(|bin| bin.join("initdb").exists())
+            });
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but PostgreSQL's initdb is not installed: the fault tests cannot be skipped"
+            );
+            eprintln!("skipping: no /usr/lib/postgresql/*/bin/initdb");
+            return None;
+        };
+        let dir =
+            std::env::temp_dir().join(format!("brama-cluster-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster { bin, dir, port };
+        // PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
+        if unsafe { libc::geteuid() } == 0 {
+            let status = Command::new("chown")
+                .args(["postgres:postgres", cluster.dir.to_str().unwrap()])
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                cluster.data().to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        cluster.up();
+        Some(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The PostgreSQL program, run as `postgres` when the test runs as root.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        let mut command = if unsafe { libc::geteuid() } == 0 {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        };
+        command.current_dir(&self.dir);
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.data();
+        let mut all = vec!["-D", data.to_str().unwrap(), "-w", "-t", "60"];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all);
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log");
+        self.pg_ctl(&["-o", &options, "-l", log.to_str().unwrap(), "start"]);
+    }
+
+    /// Stops the server as a crash would: every backend is killed at once, nothing is shut down
+    /// cleanly (the next start recovers from the WAL).
+    fn crash(&self) {
+        self.pg_ctl(&["-m", "immediate", "stop"]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What `database_timeout` is in these tests (the default).
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// Room for a loaded machine on top of a bound the SPEC sets: an answer later than the bound
+/// plus this is a hang, not a slow thread.
+const SLACK: Duration = Duration::from_millis(900);
+
+async fn timed<F: std::future::Future<Output = Resp>>(request: F) -> (Resp, Duration) {
+    let began = Instant::now();
+    let r = request.await;
+    (r, began.elapsed())
+}
+
+/// The Membership API's answer to a fault outside brama.
+fn database_unavailable(r: &Resp) {
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["code"], "database_unavailable", "{}", r.text);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again")),
+        "{}",
+        r.text
+    );
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+}
+
+#[tokio::test]
+async fn a_crashed_database_gets_fast_honest_answers_and_loses_nothing() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.url();
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.database_url = Some(url);
+        c.database_timeout = TIMEOUT.as_secs_f64();
+    })
+    .await
+    else {
+        return;
+    };
+    // Acknowledged writes: accounts registered before the crash.
+    let mut registered = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(app.register(name).await.status, 200);
+        registered.push(name);
+    }
+    let login = app.login("alice", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let refresh = login.body["refreshToken"].as_str().unwrap().to_string();
+
+    cluster.crash();
+
+    let (r, took) = timed(app.login("bob", PASSWORD)).await;
+    database_unavailable(&r);
+    assert!(took < TIMEOUT + SLACK, "login answered after {took:?}");
+    // `/me` may be answered from what the node remembers (an account for up to a second);
+    // past that it asks the database, and either way it answers at once.
+    let access = login.body["accessToken"].as_str().unwrap();
+    let (r, took) = timed(app.get("/api/auth/me", &[("x-access-token", access)])).await;
+    if r.status != 200 {
+        database_unavailable(&r);
+    }
+    assert!(took < TIMEOUT + SLACK, "/me answered after {took:?}");
+    let (r, took) = timed(app.refresh(&refresh)).await;
+    database_unavailable(&r);
+    assert!(took < TIMEOUT + SLACK, "refresh answered after {took:?}");
+    let (r, took) = timed(app.register("dave")).await;
+    database_unavailable(&r);
+    assert!(took < TIMEOUT + SLACK, "register answered after {took:?}");
+    // The Company API's envelope, with the same status and Retry-After.
+    let (r, took) = timed(app.post(
+        "/company/signup",
+        json!({ "email": "firma@example.com", "phone": "+48123456", "state": 1 }),
+    ))
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["status"], "error", "{}", r.text);
+    assert!(
+        r.body["errorID"]
+            .as_str()
+            .is_some_and(|id| id.starts_with('#'))
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(
+        took < TIMEOUT + SLACK,
+        "company signup answered after {took:?}"
+    );
+    // Readiness says so within a second; liveness is unaffected.
+    let (r, took) = timed(app.get("/readyz", &[])).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (
+            503,
+            &json!({ "status": "unavailable", "database": "postgres" })
+        )
+    );
+    assert!(
+        took < Duration::from_secs(1) + SLACK,
+        "/readyz answered after {took:?}"
+    );
+    assert_eq!(app.get("/healthz", &[]).await.status, 200);
+
+    // The database comes back: brama recovers by itself, and nothing acknowledged is lost.
+    cluster.up();
+    let back = Instant::now();
+    loop {
+        let r = app.get("/readyz", &[]).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "not ready again: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app.refresh(&refresh).await;
+    assert_eq!(
+        r.status, 200,
+        "the token refused during the fault was not spent: {}",
+        r.text
+    );
+    for name in registered {
+        let r = app.login(name, PASSWORD).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text);
+    }
+    assert_eq!(app.register("dave").await.status, 200);
+}
