@@ -162,19 +162,35 @@ impl RateLimiter for MemoryLimiter {
 
 /// Counters in Redis, shared by every node that uses the same `redis_url` and prefix. One Lua
 /// script makes "count, start the window if new, say how long is left" a single atomic step.
-/// When Redis cannot be reached the limiter lets the request through and logs the error: a
-/// broken Redis must not lock everybody out.
+///
+/// Redis is a dependency outside brama, so it gets a breaker (SPEC §9): a call that fails or
+/// has no answer within `REDIS_WITHIN` opens it, and until a background probe finds Redis
+/// answering again every call goes straight to this node's own [`MemoryLimiter`]. Limits are
+/// then per node instead of shared, never off, and a request never waits on a Redis that is
+/// gone. `brama_redis_up` says which it is.
 pub struct RedisLimiter {
     connection: redis::aio::ConnectionManager,
     prefix: String,
     hit: redis::Script,
     give_back: redis::Script,
+    fallback: std::sync::Arc<MemoryLimiter>,
+    /// Closed (Redis in use) while true.
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How long a call waits for Redis before this node counts in memory instead.
+const REDIS_WITHIN: Duration = Duration::from_millis(150);
+/// How often a probe asks a Redis that failed whether it is back.
+const REDIS_PROBE_EVERY: Duration = Duration::from_millis(500);
 
 impl RedisLimiter {
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisLimiter, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let connection = redis::aio::ConnectionManager::new(client).await?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_WITHIN)
+            .set_response_timeout(REDIS_WITHIN)
+            .set_number_of_retries(1);
+        let connection = redis::aio::ConnectionManager::new_with_config(client, config).await?;
         let hit = redis::Script::new(
             r"local n = redis.call('INCR', KEYS[1])
               if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
@@ -187,16 +203,71 @@ impl RedisLimiter {
             r"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
               return 0",
         );
+        metrics::gauge!("brama_redis_up").set(1.0);
         Ok(RedisLimiter {
             connection,
             prefix: prefix.to_string(),
             hit,
             give_back,
+            fallback: MemoryLimiter::start(),
+            up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Runs one Redis call within `REDIS_WITHIN`; `None` (and the breaker open) if it failed.
+    async fn call<T>(
+        &self,
+        what: &'static str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        let error = match tokio::time::timeout(REDIS_WITHIN, call).await {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", REDIS_WITHIN.as_millis()),
+        };
+        self.trip(what, &error);
+        None
+    }
+
+    /// Opens the breaker (once) and starts the probe that closes it when Redis answers again.
+    fn trip(&self, what: &'static str, error: &str) {
+        use std::sync::atomic::Ordering;
+        if self
+            .up
+            .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        metrics::gauge!("brama_redis_up").set(0.0);
+        tracing::error!(
+            error,
+            during = what,
+            "Redis rate limiter unavailable; counting on this node until it is back"
+        );
+        let up = std::sync::Arc::clone(&self.up);
+        let mut conn = self.connection.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REDIS_PROBE_EVERY).await;
+                let ping_cmd = redis::cmd("PING");
+                let ping = ping_cmd.query_async::<String>(&mut conn);
+                if let Ok(Ok(_)) = tokio::time::timeout(REDIS_WITHIN, ping).await {
+                    up.store(true, Ordering::Release);
+                    metrics::gauge!("brama_redis_up").set(1.0);
+                    tracing::info!("Redis rate limiter is back");
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -207,45 +278,58 @@ fn window_ms(window: Duration) -> u64 {
 #[async_trait]
 impl RateLimiter for RedisLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Option<Duration> {
-        let mut conn = self.connection.clone();
-        let result: Result<(u64, i64), _> = self
-            .hit
-            .key(self.key(key))
-            .arg(window_ms(window))
-            .invoke_async(&mut conn)
-            .await;
-        match result {
-            Ok((count, ttl)) if count > u64::from(limit) => {
-                Some(Duration::from_millis(ttl.max(1).unsigned_abs()))
-            }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "Redis rate limiter unavailable; letting the request through");
-                None
+        if self.is_up() {
+            let mut conn = self.connection.clone();
+            let key = self.key(key);
+            let counted = self
+                .call("hit", async {
+                    self.hit
+                        .key(&key)
+                        .arg(window_ms(window))
+                        .invoke_async::<(u64, i64)>(&mut conn)
+                        .await
+                })
+                .await;
+            if let Some((count, ttl)) = counted {
+                return (count > u64::from(limit))
+                    .then(|| Duration::from_millis(ttl.max(1).unsigned_abs()));
             }
         }
+        self.fallback.hit(key, limit, window).await
     }
 
     async fn give_back(&self, key: &str) {
-        let mut conn = self.connection.clone();
-        let result: Result<i64, _> = self
-            .give_back
-            .key(self.key(key))
-            .invoke_async(&mut conn)
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "Redis rate limiter unavailable; could not give a place back");
+        if self.is_up() {
+            let mut conn = self.connection.clone();
+            let key = self.key(key);
+            let given = self
+                .call("give_back", async {
+                    self.give_back
+                        .key(&key)
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                })
+                .await;
+            if given.is_some() {
+                return;
+            }
         }
+        self.fallback.give_back(key).await;
     }
 
     async fn reset(&self, key: &str) {
-        let mut conn = self.connection.clone();
-        let result: Result<(), _> = redis::cmd("DEL")
-            .arg(self.key(key))
-            .query_async(&mut conn)
+        // The counter may be in either place (counted before or during an outage).
+        self.fallback.reset(key).await;
+        if self.is_up() {
+            let mut conn = self.connection.clone();
+            let key = self.key(key);
+            self.call("reset", async move {
+                redis::cmd("DEL")
+                    .arg(key)
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
             .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "Redis rate limiter unavailable; could not reset a counter");
         }
     }
 }
