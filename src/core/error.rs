@@ -67,6 +67,9 @@ pub enum CoreError {
     /// The database is out of reach (SPEC §9): 503 `database_unavailable`, try again soon.
     #[error("database unavailable")]
     DatabaseUnavailable { retry_after_secs: u64 },
+    /// The disk is full or the database read-only (SPEC §9): 503 `storage_full` for writes.
+    #[error("storage full")]
+    StorageFull { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,6 +88,12 @@ impl From<StoreError> for CoreError {
                     retry_after_secs: 2,
                 }
             }
+            StoreError::StorageFull(e) => {
+                storage_full_seen(&e);
+                CoreError::StorageFull {
+                    retry_after_secs: 30,
+                }
+            }
             other => CoreError::Internal(other.to_string()),
         }
     }
@@ -98,5 +107,25 @@ impl From<HashError> for CoreError {
             },
             HashError::Failed(m) => CoreError::Internal(m),
         }
+    }
+}
+
+/// When a full or read-only storage was last logged (Unix ms): once a minute, not once per
+/// request, for the whole process.
+static STORAGE_FULL_LOGGED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn storage_full_seen(error: &str) {
+    use std::sync::atomic::Ordering;
+    let now = crate::core::now_ms();
+    let logged = STORAGE_FULL_LOGGED_AT.load(Ordering::Acquire);
+    if now - logged >= 60_000
+        && STORAGE_FULL_LOGGED_AT
+            .compare_exchange(logged, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    {
+        tracing::error!(
+            error,
+            "the database cannot be written (disk full or read-only): writes answer 503 storage_full, reads go on; logged once a minute"
+        );
     }
 }

@@ -124,6 +124,7 @@ messages! {
     RateLimited => "rate-limited",
     Busy => "busy",
     DatabaseUnavailable => "database-unavailable",
+    StorageFull => "storage-full",
     CsrfMissing => "csrf-missing",
     CsrfInvalid => "csrf-invalid",
     CrossSite => "cross-site",

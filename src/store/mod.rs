@@ -333,7 +333,11 @@ pub enum StoreError {
     /// The database cannot be reached or is shutting down: a fault outside brama, which the
     /// surfaces answer with 503 `database_unavailable` (SPEC §9).
     #[error("database unavailable: {0}")]
-    Unavailable(sqlx::Error),
+    Unavailable(String),
+    /// The disk is full, or the database is read-only or cannot be written: writes answer 503
+    /// `storage_full` while reads go on (SPEC §9).
+    #[error("storage full or read-only: {0}")]
+    StorageFull(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -341,10 +345,43 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if unavailable(&e) {
-            StoreError::Unavailable(e)
+            StoreError::Unavailable(e.to_string())
+        } else if storage_full(&e) {
+            StoreError::StorageFull(e.to_string())
         } else {
             StoreError::Database(e)
         }
+    }
+}
+
+impl StoreError {
+    /// The same kind of error for another waiter of one failed statement (SQLite's group
+    /// commit answers every rotation of a batch): faults outside brama keep their kind.
+    pub(crate) fn for_another(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            StoreError::StorageFull(m) => StoreError::StorageFull(m.clone()),
+            other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
+}
+
+/// Whether an error says the database cannot store more: SQLite's SQLITE_FULL (13),
+/// SQLITE_READONLY (8) and SQLITE_IOERR (10), with their extended codes; PostgreSQL's
+/// disk_full (53100), read_only_sql_transaction (25006) and io_error (58030).
+fn storage_full(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match code.parse::<u32>() {
+        // SQLite: the primary result code is the low byte of the extended one.
+        Ok(n) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+            matches!(n & 0xff, 8 | 10 | 13)
+        }
+        _ => matches!(&*code, "53100" | "25006" | "58030"),
     }
 }
 

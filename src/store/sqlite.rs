@@ -70,6 +70,14 @@ impl SqliteStore {
         let write_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // A write that found the disk full is rolled back by SQLite itself; sqlx's own
+            // ROLLBACK then fails and sqlx still counts the transaction as open, so every later
+            // BEGIN on that connection would fail. The pool pings a connection before handing
+            // it out (which runs that ROLLBACK first) and then closes it instead if sqlx still
+            // thinks it is in a transaction: the next write gets a fresh connection.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             // The writer checkpoints the WAL after its commits once it holds this many pages
             // (SQLite's default is 1000). A checkpoint copies each page changed since the last
             // once, with two fsyncs: less often, the pages refreshes keep changing are copied
@@ -239,11 +247,12 @@ async fn rotate_batch(
     let rotated = match query.fetch_all(pool).await {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::error!(error = %e, rotations = batch.len(), "rotating refresh tokens failed");
+            let e = StoreError::from(e);
+            if matches!(e, StoreError::Database(_)) {
+                tracing::error!(error = %e, rotations = batch.len(), "rotating refresh tokens failed");
+            }
             for r in batch.into_iter().chain(followers) {
-                let _ = r.reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
-                    "refresh token rotation failed".into(),
-                ))));
+                let _ = r.reply.send(Err(e.for_another()));
             }
             return;
         }

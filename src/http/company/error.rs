@@ -156,6 +156,10 @@ impl From<CoreError> for CompanyError {
                 retry_after: retry(retry_after_secs),
                 ..CompanyError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
             },
+            CoreError::StorageFull { retry_after_secs } => CompanyError {
+                retry_after: retry(retry_after_secs),
+                ..CompanyError::new(S::SERVICE_UNAVAILABLE, "storage_full", Msg::StorageFull)
+            },
             CoreError::DatabaseUnavailable { retry_after_secs } => CompanyError {
                 retry_after: retry(retry_after_secs),
                 ..CompanyError::new(

@@ -173,6 +173,10 @@ impl From<CoreError> for ApiError {
                 retry_after: retry(retry_after_secs),
                 ..ApiError::new(S::SERVICE_UNAVAILABLE, "busy", Msg::Busy)
             },
+            CoreError::StorageFull { retry_after_secs } => ApiError {
+                retry_after: retry(retry_after_secs),
+                ..ApiError::new(S::SERVICE_UNAVAILABLE, "storage_full", Msg::StorageFull)
+            },
             CoreError::DatabaseUnavailable { retry_after_secs } => ApiError {
                 retry_after: retry(retry_after_secs),
                 ..ApiError::new(

@@ -21,6 +21,7 @@ wrong-password = Current password is wrong
 validation-failed = Validation failed
 rate-limited = Too many requests, try again later
 database-unavailable = The database is not answering, try again in a moment
+storage-full = The server cannot save anything right now (its storage is full), try again later
 busy = The server is busy, try again in a moment
 csrf-missing = CSRF token missing: send the sessionId header
 csrf-invalid = CSRF token does not match

@@ -21,6 +21,7 @@ wrong-password = Obecne hasło jest nieprawidłowe
 validation-failed = Błędne dane
 rate-limited = Zbyt wiele prób, spróbuj później
 database-unavailable = Baza danych nie odpowiada, spróbuj za chwilę
+storage-full = Serwer nie może teraz niczego zapisać (brak miejsca na dysku), spróbuj później
 busy = Serwer jest zajęty, spróbuj za chwilę
 csrf-missing = Brak tokenu CSRF: wyślij nagłówek sessionId
 csrf-invalid = Token CSRF się nie zgadza
