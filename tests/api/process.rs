@@ -22,6 +22,7 @@ both_backends!(
     sigterm_answers_every_request_in_flight_then_exits_zero,
     a_revoked_key_is_refused_by_every_node_within_ten_seconds,
     serve_clears_an_upgrades_backlog_soon_after_start,
+    a_killed_import_leaves_none_of_its_rows,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -917,4 +918,81 @@ async fn serve_clears_an_upgrades_backlog_soon_after_start(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// SIGKILL in the middle of `brama members import`, once its transaction has written (SQLite:
+/// the WAL has grown; PostgreSQL: the import's transaction has an id): none of its rows stay.
+async fn a_killed_import_leaves_none_of_its_rows(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let header = "imie,nazwisko,wyksztalcenie,pesel,wojewodztwo,miejscowosc,ulica,nrdomulokalu,kodpocztowy,email,tel\n";
+    let mut file = String::from(header);
+    for n in 0..60_000u32 {
+        let pesel = brama::domain::Pesel::from_parts(
+            1940 + (n % 60) as i32,
+            1 + (n % 12) as u8,
+            1 + (n % 28) as u8,
+            // (year, month, day) repeats every 420 rows; the serial tells those apart.
+            (n / 420) as u16,
+        )
+        .expect("valid");
+        file.push_str(&format!(
+            "Ewa,Nowak{n},Wyższe,{},Lubelskie,Lublin,Krótka,{n},20-001,m{n}@example.com,600100200\n",
+            pesel.as_str()
+        ));
+    }
+    let input = db.dir().join("members.csv");
+    std::fs::write(&input, &file).unwrap();
+    let mut migrate = brama(db.dir());
+    data_env(&mut migrate, &db, backend);
+    migrate.arg("migrate");
+    let output = run(migrate, "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let wal = db.dir().join("brama.db-wal");
+    let wal_before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+
+    let mut import = brama(db.dir());
+    data_env(&mut import, &db, backend);
+    let mut child = import
+        .args(["members", "import", input.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("import started");
+    let writing = "SELECT CAST(COUNT(*) AS TEXT) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()";
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        let written = match backend {
+            Backend::Sqlite => {
+                std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > wal_before + (1 << 20)
+            }
+            Backend::Postgres => db.query_text(writing, &[]).await.as_deref() != Some("0"),
+        };
+        if written {
+            break;
+        }
+        if let Some(status) = child.try_wait().expect("import status") {
+            panic!("the import ended ({status}) before it was seen writing: make the file larger");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never started writing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.expect("reaped");
+    assert!(!status.success(), "the import was killed, not finished");
+
+    let count = "SELECT CAST(COUNT(*) AS TEXT) FROM members";
+    assert_eq!(db.query_text(count, &[]).await.as_deref(), Some("0"));
+    // The file can be imported again, whole.
+    let mut again = brama(db.dir());
+    data_env(&mut again, &db, backend);
+    again.args(["members", "import", input.to_str().unwrap()]);
+    let output = run(again, "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(db.query_text(count, &[]).await.as_deref(), Some("60000"));
 }
