@@ -82,6 +82,8 @@ pub fn rfc3339(ms: i64) -> String {
 #[derive(Debug, Clone)]
 pub struct Readiness {
     pub ready: bool,
+    /// Why not: `database_unavailable` or `storage_full`.
+    pub reason: Option<&'static str>,
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
 }
@@ -106,6 +108,8 @@ pub struct Core {
     last_key_reload: Mutex<Option<Instant>>,
     /// This node's name in the `leases` table (random, one per process start).
     node: String,
+    /// When a write last found the storage full or read-only (Unix ms; 0: never), for `/readyz`.
+    storage_full_at: std::sync::atomic::AtomicI64,
 }
 
 impl Core {
@@ -146,15 +150,21 @@ impl Core {
             account_cache: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
             node: uuid::Uuid::new_v4().to_string(),
+            storage_full_at: std::sync::atomic::AtomicI64::new(0),
         }))
     }
 
     /// Whether the database answers.
     /// A database that has not answered within 800 ms is not ready: `/readyz` answers within a
     /// second (SPEC §9), whatever `database_timeout` is.
+    ///
+    /// A node whose writes found the storage full within the last `STORAGE_FULL_FOR` is not
+    /// ready either (it cannot log anyone in), with the reason `storage_full`; it is again once
+    /// that long has passed without another such failure.
     pub async fn readiness(&self) -> Readiness {
         const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(800);
-        let ready = match tokio::time::timeout(READY_WITHIN, self.store.ping()).await {
+        const STORAGE_FULL_FOR: i64 = 30_000;
+        let reachable = match tokio::time::timeout(READY_WITHIN, self.store.ping()).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "database not reachable");
@@ -165,10 +175,28 @@ impl Core {
                 false
             }
         };
+        let full_at = self
+            .storage_full_at
+            .load(std::sync::atomic::Ordering::Acquire);
+        let reason = if !reachable {
+            Some("database_unavailable")
+        } else if full_at > 0 && now_ms() - full_at < STORAGE_FULL_FOR {
+            Some("storage_full")
+        } else {
+            None
+        };
         Readiness {
-            ready,
+            ready: reason.is_none(),
+            reason,
             backend: self.store.backend(),
         }
+    }
+
+    /// A request of this node was refused because the storage is full (the surfaces see it
+    /// in their answers), for `/readyz`.
+    pub fn storage_full_seen(&self) {
+        self.storage_full_at
+            .store(now_ms(), std::sync::atomic::Ordering::Release);
     }
 
     /// Re-reads the signing keys, picking up a `brama keys rotate` done on any node.

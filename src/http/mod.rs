@@ -189,6 +189,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/company", company)
         .nest("/web", web_api)
         .merge(company::bare_prefixes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            note_storage_full,
+        ))
         .with_state(state)
         .layer(middleware::from_fn(crate::telemetry::track))
         .layer(middleware::map_response(no_store_for_api));
@@ -293,6 +297,23 @@ async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
     response
 }
 
+/// Marks an answer refused because the storage is full (each surface's envelope sets it), so
+/// that the node's `/readyz` can say so.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageFullAnswer;
+
+async fn note_storage_full(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<StorageFullAnswer>().is_some() {
+        state.core.storage_full_seen();
+    }
+    response
+}
+
 /// API answers hold tokens and personal data: no cache may keep them.
 async fn no_store_for_api(mut response: axum::response::Response) -> axum::response::Response {
     response
@@ -330,6 +351,11 @@ struct Readiness {
     status: &'static str,
     /// `sqlite` or `postgres`.
     database: &'static str,
+    /// Why it is unavailable: `database_unavailable` (the database does not answer) or
+    /// `storage_full` (writes found the disk full or the database read-only within the last
+    /// 30 s; reads still work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", responses((status = 200, description = "The process is up", body = Health)))]
@@ -348,6 +374,7 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     let body = Readiness {
         status: word,
         database: readiness.backend,
+        reason: readiness.reason,
     };
     (status, axum::Json(body)).into_response()
 }

@@ -233,7 +233,7 @@ async fn a_crashed_database_gets_fast_honest_answers_and_loses_nothing() {
         (r.status, &r.body),
         (
             503,
-            &json!({ "status": "unavailable", "database": "postgres" })
+            &json!({ "status": "unavailable", "database": "postgres", "reason": "database_unavailable" })
         )
     );
     assert!(
@@ -558,6 +558,15 @@ async fn a_full_disk_refuses_writes_with_503_and_reads_go_on() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.get("/healthz", &[]).await.status, 200);
+    // Readiness names the reason (a node that cannot write cannot log anyone in).
+    let r = app.get("/readyz", &[]).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (
+            503,
+            &json!({ "status": "unavailable", "database": "sqlite", "reason": "storage_full" })
+        )
+    );
 
     // Room again: writes work, and nothing acknowledged was lost.
     disk.free();

@@ -91,6 +91,11 @@ impl IntoResponse for CompanyError {
             info: self.info.text(lang),
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.code == "storage_full" {
+            response
+                .extensions_mut()
+                .insert(crate::http::StorageFullAnswer);
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

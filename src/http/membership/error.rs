@@ -121,6 +121,11 @@ impl IntoResponse for ApiError {
             error_count: self.error_count,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.code == "storage_full" {
+            response
+                .extensions_mut()
+                .insert(crate::http::StorageFullAnswer);
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
