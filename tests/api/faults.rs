@@ -129,6 +129,38 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Every process of the cluster: the postmaster (first line of `postmaster.pid`) and its
+    /// children.
+    fn processes(&self) -> Vec<String> {
+        let pid_file =
+            std::fs::read_to_string(self.data().join("postmaster.pid")).expect("postmaster.pid");
+        let postmaster = pid_file.lines().next().expect("a pid").trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .expect("pgrep");
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        pids
+    }
+
+    /// Sends `signal` to every process of the cluster: STOP freezes it as a hung machine or a
+    /// cut network would (connections stay open, nothing answers), CONT thaws it.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(self.processes())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.data();
@@ -138,6 +170,61 @@ impl Drop for Cluster {
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+#[tokio::test]
+async fn a_frozen_database_gets_answers_within_the_timeout() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.url();
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |c| {
+        c.database_url = Some(url);
+        c.database_timeout = TIMEOUT.as_secs_f64();
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(app.register("alice").await.status, 200);
+    let login = app.login("alice", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let refresh = login.body["refreshToken"].as_str().unwrap().to_string();
+
+    cluster.signal("STOP");
+    let answers = crate::helpers::all([
+        Box::pin(timed(app.login("alice", PASSWORD)))
+            as std::pin::Pin<Box<dyn std::future::Future<Output = (Resp, Duration)>>>,
+        Box::pin(timed(app.refresh(&refresh))),
+        Box::pin(timed(app.register("bob"))),
+        Box::pin(timed(app.get("/readyz", &[]))),
+    ])
+    .await;
+    cluster.signal("CONT");
+    for (r, took) in &answers[..3] {
+        database_unavailable(r);
+        assert!(
+            *took < TIMEOUT + SLACK,
+            "answered after {took:?}: {}",
+            r.text
+        );
+    }
+    let (r, took) = &answers[3];
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(
+        *took < Duration::from_secs(1) + SLACK,
+        "/readyz answered after {took:?}"
+    );
+
+    // Thawed, it answers again, and the refused refresh token still rotates.
+    let back = Instant::now();
+    while app.get("/readyz", &[]).await.status != 200 {
+        assert!(back.elapsed() < Duration::from_secs(30), "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app.refresh(&refresh).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.register("bob").await.status, 200);
 }
 
 /// What `database_timeout` is in these tests (the default).
