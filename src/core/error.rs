@@ -89,7 +89,7 @@ impl From<StoreError> for CoreError {
                 }
             }
             StoreError::StorageFull(e) => {
-                storage_full_seen(&e);
+                log_storage_full(&e);
                 CoreError::StorageFull {
                     retry_after_secs: 30,
                 }
@@ -114,7 +114,7 @@ impl From<HashError> for CoreError {
 /// request, for the whole process.
 static STORAGE_FULL_LOGGED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
-fn storage_full_seen(error: &str) {
+fn log_storage_full(error: &str) {
     use std::sync::atomic::Ordering;
     let now = crate::core::now_ms();
     let logged = STORAGE_FULL_LOGGED_AT.load(Ordering::Acquire);

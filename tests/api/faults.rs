@@ -8,6 +8,17 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{Backend, PASSWORD, Resp, TestApp};
+use crate::process::free_port;
+
+/// Skips a fault test whose tool is missing, except under CI=true, where that is a failure.
+fn skip<T>(why: &str) -> Option<T> {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {why}: the fault tests cannot be skipped"
+    );
+    eprintln!("skipping: {why}");
+    None
+}
 
 /// A PostgreSQL cluster of the test's own, in a temporary directory, on a free port; stopped
 /// and removed when dropped.
@@ -29,20 +40,12 @@ impl Cluster {
                     .find(|bin| bin.join("initdb").exists())
             });
         let Some(bin) = bin else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but PostgreSQL's initdb is not installed: the fault tests cannot be skipped"
-            );
-            eprintln!("skipping: no /usr/lib/postgresql/*/bin/initdb");
-            return None;
+            return skip("PostgreSQL's initdb (/usr/lib/postgresql/*/bin) is not installed");
         };
         let dir =
             std::env::temp_dir().join(format!("brama-cluster-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("cluster dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let cluster = Cluster { bin, dir, port };
         // PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
         if unsafe { libc::geteuid() } == 0 {
@@ -66,6 +69,16 @@ impl Cluster {
         );
         cluster.up();
         Some(cluster)
+    }
+
+    /// brama on this cluster, with the default `database_timeout`.
+    async fn app(&self) -> Option<TestApp> {
+        let url = self.url();
+        TestApp::spawn_with(Backend::Postgres, |c| {
+            c.database_url = Some(url);
+            c.database_timeout = TIMEOUT.as_secs_f64();
+        })
+        .await
     }
 
     fn data(&self) -> PathBuf {
@@ -177,13 +190,7 @@ async fn a_frozen_database_gets_answers_within_the_timeout() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let url = cluster.url();
-    let Some(app) = TestApp::spawn_with(Backend::Postgres, |c| {
-        c.database_url = Some(url);
-        c.database_timeout = TIMEOUT.as_secs_f64();
-    })
-    .await
-    else {
+    let Some(app) = cluster.app().await else {
         return;
     };
     assert_eq!(app.register("alice").await.status, 200);
@@ -258,13 +265,7 @@ async fn a_crashed_database_gets_fast_honest_answers_and_loses_nothing() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let url = cluster.url();
-    let Some(app) = TestApp::spawn_with(Backend::Postgres, |c| {
-        c.database_url = Some(url);
-        c.database_timeout = TIMEOUT.as_secs_f64();
-    })
-    .await
-    else {
+    let Some(app) = cluster.app().await else {
         return;
     };
     // Acknowledged writes: accounts registered before the crash.
@@ -368,17 +369,9 @@ impl Redis {
     fn start() -> Option<Redis> {
         let installed = Command::new("redis-server").arg("--version").output();
         if installed.is_err() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but redis-server is not installed: the fault tests cannot be skipped"
-            );
-            eprintln!("skipping: no redis-server");
-            return None;
+            return skip("redis-server is not installed");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let mut redis = Redis { port, child: None };
         redis.up();
         Some(redis)
@@ -538,12 +531,7 @@ impl SmallDisk {
             .is_ok_and(|o| o.status.success());
         if !mounted {
             let _ = std::fs::remove_dir(&dir);
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but a tmpfs cannot be mounted: the disk-full test cannot be skipped"
-            );
-            eprintln!("skipping: cannot mount a tmpfs (not root?)");
-            return None;
+            return skip("a tmpfs cannot be mounted (not root?)");
         }
         Some(SmallDisk { dir })
     }
