@@ -189,13 +189,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/company", company)
         .nest("/web", web_api)
         .merge(company::bare_prefixes())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            note_storage_full,
-        ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(middleware::from_fn(crate::telemetry::track))
-        .layer(middleware::map_response(no_store_for_api));
+        .layer(middleware::map_response_with_state(state, every_answer));
     router = security_headers(router, https);
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
@@ -302,20 +298,16 @@ async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
 #[derive(Debug, Clone, Copy)]
 pub struct StorageFullAnswer;
 
-async fn note_storage_full(
+/// What every answer gets on its way out, in one layer: no cache may keep it (API answers hold
+/// tokens and personal data), and an answer refused because the storage is full is noted for
+/// the node's `/readyz`.
+async fn every_answer(
     State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: middleware::Next,
+    mut response: axum::response::Response,
 ) -> axum::response::Response {
-    let response = next.run(request).await;
     if response.extensions().get::<StorageFullAnswer>().is_some() {
         state.core.storage_full_seen();
     }
-    response
-}
-
-/// API answers hold tokens and personal data: no cache may keep them.
-async fn no_store_for_api(mut response: axum::response::Response) -> axum::response::Response {
     response
         .headers_mut()
         .entry(header::CACHE_CONTROL)
