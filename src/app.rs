@@ -149,6 +149,7 @@ impl Application {
             }
         });
         crate::core::janitor::start(Arc::clone(&self.core));
+        crate::core::mail::start(Arc::clone(&self.core));
         let core = Arc::clone(&self.core);
         let app = router(AppState { core: self.core });
         tracing::info!(address = %self.listener.local_addr()?, "brama listening");

@@ -43,9 +43,12 @@ pub enum Command {
     /// Export or import the member register as CSV.
     #[command(subcommand)]
     Members(MembersCommand),
-    /// Show the emails kept in the outbox (without an SMTP server, each until its link expires).
+    /// Show the emails in the outbox and how their delivery stands (without an SMTP server, each
+    /// is kept until its link expires; with one, until a day after it was sent or given up).
     Outbox {
-        /// Print a JSON array of {to, subject, body, created_at, expires_at}.
+        /// Print a JSON array of {id, to, subject, body, created_at, expires_at, state, attempts,
+        /// next_attempt_at, last_error, sent_at, failed_at}; state is kept, queued, retrying,
+        /// sent or failed.
         #[arg(long)]
         json: bool,
     },
@@ -181,6 +184,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Outbox { json } => {
             let store = open_store(&config).await?;
             let emails = store.outbox().await?;
+            let time = |ms: Option<i64>| ms.map(rfc3339);
             if json {
                 let list: Vec<serde_json::Value> = emails
                     .iter()
@@ -191,6 +195,13 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
                             "subject": e.subject,
                             "body": e.body,
                             "created_at": rfc3339(e.created_at),
+                            "expires_at": time(e.expires_at),
+                            "state": e.state(),
+                            "attempts": e.attempts,
+                            "next_attempt_at": time(e.next_attempt_at),
+                            "last_error": e.last_error,
+                            "sent_at": time(e.sent_at),
+                            "failed_at": time(e.failed_at),
                         })
                     })
                     .collect();
@@ -200,12 +211,15 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             } else {
                 for e in &emails {
                     println!(
-                        "--- {} to {}\nSubject: {}\n\n{}",
+                        "--- {} to {}: {}",
                         rfc3339(e.created_at),
                         e.recipient,
-                        e.subject,
-                        e.body
+                        delivery_state(e)
                     );
+                    println!("Subject: {}", e.subject);
+                    if !e.body.is_empty() {
+                        println!("\n{}", e.body);
+                    }
                 }
             }
         }
@@ -301,5 +315,26 @@ fn describe(e: &CoreError) -> String {
             format!("nothing was imported:\n{}", lines.join("\n"))
         }
         other => other.to_string(),
+    }
+}
+
+/// One line on where an email's delivery stands, for `brama outbox`.
+fn delivery_state(e: &crate::store::OutboxRecord) -> String {
+    let at = |ms: Option<i64>| ms.map(rfc3339).unwrap_or_default();
+    let error = e.last_error.as_deref().unwrap_or("");
+    match e.state() {
+        "sent" => format!("sent at {} (body cleared)", at(e.sent_at)),
+        "failed" => format!(
+            "gave up at {} after {} attempts; last error: {error}",
+            at(e.failed_at),
+            e.attempts
+        ),
+        "retrying" => format!(
+            "{} attempts failed (last: {error}); next at {}",
+            e.attempts,
+            at(e.next_attempt_at)
+        ),
+        "queued" => "queued for SMTP".into(),
+        _ => "kept (no SMTP set): forward the link by hand".into(),
     }
 }

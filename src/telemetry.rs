@@ -129,6 +129,12 @@ pub fn count_rate_limited(kind: &'static str) {
     metrics::counter!("brama_rate_limited_total", "kind" => kind).increment(1);
 }
 
+/// An email `queued` (in the outbox), `sent` by SMTP, `retried` (an attempt failed; it stays
+/// queued) or `failed` (given up).
+pub fn count_email(outcome: &'static str) {
+    metrics::counter!("brama_emails_total", "outcome" => outcome).increment(1);
+}
+
 pub fn set_hash_queue_depth(depth: usize) {
     metrics::gauge!("brama_hash_queue_depth").set(depth as f64);
 }

@@ -366,13 +366,15 @@ impl Core {
             expires_at,
         )
         .await?;
-        tx.commit().await?;
         // In the fragment: it never reaches a server log or a Referer header.
         let link = format!("{}/reset#token={token}", self.config.public_url());
-        let (subject, body) = crate::i18n::email(lang, "reset", &link);
-        self.send_email("password reset", &account.email, subject, body, expires_at)
+        let email = crate::i18n::email(lang, "reset", &link);
+        let email = self
+            .queue_email(&mut *tx, &account.email, email, expires_at)
             .await?;
-        // The trail says a reset email went out, so only once it has.
+        tx.commit().await?;
+        self.email_queued("password reset", &email);
+        // The trail says a reset email went out, so only once it is queued.
         self.audit_alone(AuditAction::PasswordResetRequested.event(
             Some(&account.organization_id),
             None,

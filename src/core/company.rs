@@ -76,7 +76,9 @@ impl Core {
                 now,
             })
             .await?;
-        let (token, expires_at) = activation_link(&mut *tx, &account.id, now).await?;
+        let email = self
+            .queue_activation(&mut *tx, &account.id, &account.email, now, lang)
+            .await?;
         let event = AuditAction::CompanySignedUp.event(
             Some(&org.id),
             Some(&account.id),
@@ -85,30 +87,33 @@ impl Core {
         );
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
-        self.send_activation_later(account.email.clone(), token, expires_at, lang);
+        self.email_queued("activation", &email);
         Ok(account)
     }
 
-    /// Emails the link after the answer: a slow SMTP server must not hold up the client, and the
-    /// client can ask again with `/company/activation/resend`.
-    fn send_activation_later(
-        self: &Arc<Self>,
-        to: String,
-        token: String,
-        expires_at: i64,
+    /// A new activation link for the account with this address, stored (hashed) in `tx` with
+    /// the email that carries it; the email's outbox id.
+    async fn queue_activation(
+        &self,
+        tx: &mut dyn Tx,
+        account_id: &str,
+        to: &str,
+        now: i64,
         lang: Lang,
-    ) {
-        let core = Arc::clone(self);
-        tokio::spawn(async move {
-            let link = format!("{}/activate#token={token}", core.config.public_url());
-            let (subject, body) = crate::i18n::email(lang, "activation", &link);
-            if let Err(e) = core
-                .send_email("activation", &to, subject, body, expires_at)
-                .await
-            {
-                tracing::error!(error = %e, "could not send an activation email");
-            }
-        });
+    ) -> CoreResult<String> {
+        let token = random_token();
+        let expires_at = now + ACTIVATION_TTL_MS;
+        tx.insert_link_token(
+            LinkKind::Activation,
+            account_id,
+            &token_hash(&token),
+            now,
+            expires_at,
+        )
+        .await?;
+        let link = format!("{}/activate#token={token}", self.config.public_url());
+        let email = crate::i18n::email(lang, "activation", &link);
+        self.queue_email(tx, to, email, expires_at).await
     }
 
     /// Sets the password, name and surname with an activation token, activates the account and
@@ -207,25 +212,11 @@ impl Core {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        let (token, expires_at) = activation_link(&mut *tx, &account.id, now_ms()).await?;
+        let email = self
+            .queue_activation(&mut *tx, &account.id, &account.email, now_ms(), lang)
+            .await?;
         tx.commit().await?;
-        self.send_activation_later(account.email, token, expires_at, lang);
+        self.email_queued("activation", &email);
         Ok(())
     }
-}
-
-/// A new activation link for the account, stored (hashed) in `tx`: the token to email and
-/// when it expires.
-async fn activation_link(tx: &mut dyn Tx, account_id: &str, now: i64) -> CoreResult<(String, i64)> {
-    let token = random_token();
-    let expires_at = now + ACTIVATION_TTL_MS;
-    tx.insert_link_token(
-        LinkKind::Activation,
-        account_id,
-        &token_hash(&token),
-        now,
-        expires_at,
-    )
-    .await?;
-    Ok((token, expires_at))
 }

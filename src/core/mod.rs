@@ -110,6 +110,8 @@ pub struct Core {
     node: String,
     /// When a write last found the storage full or read-only (Unix ms; 0: never), for `/readyz`.
     storage_full_at: std::sync::atomic::AtomicI64,
+    /// Wakes this node's email delivery task when it queues an email.
+    mail_due: tokio::sync::Notify,
 }
 
 impl Core {
@@ -151,6 +153,7 @@ impl Core {
             last_key_reload: Mutex::new(None),
             node: uuid::Uuid::new_v4().to_string(),
             storage_full_at: std::sync::atomic::AtomicI64::new(0),
+            mail_due: tokio::sync::Notify::new(),
         }))
     }
 

@@ -162,6 +162,39 @@ pub struct OutboxRecord {
     pub sent_at: Option<i64>,
     /// When the email's link expires; the janitor deletes the row then.
     pub expires_at: Option<i64>,
+    /// Delivery attempts that failed so far.
+    pub attempts: i64,
+    /// When the delivery task may next try (or, while a node is sending it, when that node's
+    /// claim runs out); `None` once sent or given up, and always without SMTP.
+    pub next_attempt_at: Option<i64>,
+    /// What the SMTP server (or the connection to it) said at the last failed attempt.
+    pub last_error: Option<String>,
+    /// When delivery was given up.
+    pub failed_at: Option<i64>,
+}
+
+impl OutboxRecord {
+    /// Where the email stands: `kept` (no SMTP: it waits for the operator), `queued` (not tried
+    /// yet), `retrying` (an attempt failed; another is due at `next_attempt_at`), `sent`, or
+    /// `failed` (given up).
+    pub fn state(&self) -> &'static str {
+        match (self.sent_at, self.failed_at, self.next_attempt_at) {
+            (Some(_), _, _) => "sent",
+            (None, Some(_), _) => "failed",
+            (None, None, Some(_)) if self.attempts > 0 => "retrying",
+            (None, None, Some(_)) => "queued",
+            (None, None, None) => "kept",
+        }
+    }
+}
+
+/// How the delivery task settles one claimed email.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Sent: its body (with a live link) is cleared.
+    Sent,
+    /// This attempt failed; try again at `next` or, with `None`, give up.
+    Failed { error: String, next: Option<i64> },
 }
 
 /// A stored audit event. `action` stays text: the log keeps what older versions wrote.
@@ -455,6 +488,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditRecord>>;
     /// Every email in the outbox, oldest first.
     async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>>;
+    /// When the earliest email waiting for delivery is due.
+    async fn outbox_next_due(&self) -> StoreResult<Option<i64>>;
 
     async fn member(&self, organization_id: &str, id: &str) -> StoreResult<Option<MemberRecord>>;
     /// One page of members and the number matching the filter.
@@ -555,6 +590,24 @@ pub trait Tx: Send {
 
     async fn record_audit(&mut self, event: &AuditEvent, now: i64) -> StoreResult<()>;
     async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()>;
+    /// Claims up to `limit` emails due by `now` for this node until `until` (a node that dies
+    /// while sending leaves them to another once that passes): of nodes claiming at once, each
+    /// email goes to one.
+    async fn claim_outbox(
+        &mut self,
+        now: i64,
+        until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxRecord>>;
+    /// Records how the attempt at `claimed` (as [`Tx::claim_outbox`] returned it) went. A failed
+    /// attempt is recorded only while this claim stands, so a node whose claim ran out cannot
+    /// undo what the node that took over recorded; a delivery is recorded in any case.
+    async fn settle_outbox(
+        &mut self,
+        claimed: &OutboxRecord,
+        delivery: &Delivery,
+        now: i64,
+    ) -> StoreResult<()>;
     async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> StoreResult<()>;
     /// False if there was no such key.
     async fn delete_signing_key(&mut self, kid: &str) -> StoreResult<bool>;

@@ -205,11 +205,18 @@ macro_rules! sql_store {
             }
 
             async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>> {
-                Ok(sqlx::query_as::<_, OutboxRecord>(
-                    "SELECT id, recipient, subject, body, created_at, sent_at, expires_at FROM outbox \
-                     ORDER BY created_at, id",
-                )
+                Ok(sqlx::query_as::<_, OutboxRecord>(concat!(
+                    "SELECT ", outbox_columns!(), " FROM outbox ORDER BY created_at, id"
+                ))
                 .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn outbox_next_due(&self) -> StoreResult<Option<i64>> {
+                Ok(sqlx::query_scalar::<_, Option<i64>>(
+                    "SELECT MIN(next_attempt_at) FROM outbox WHERE next_attempt_at IS NOT NULL",
+                )
+                .fetch_one(&self.pool)
                 .await?)
             }
 
@@ -569,10 +576,10 @@ macro_rules! sql_store {
             }
 
             async fn insert_outbox(&mut self, email: &OutboxRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO outbox (id, recipient, subject, body, created_at, sent_at, \
-                     expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
+                sqlx::query(concat!(
+                    "INSERT INTO outbox (", outbox_columns!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
                 .bind(&email.id)
                 .bind(&email.recipient)
                 .bind(&email.subject)
@@ -580,8 +587,51 @@ macro_rules! sql_store {
                 .bind(email.created_at)
                 .bind(email.sent_at)
                 .bind(email.expires_at)
+                .bind(email.attempts)
+                .bind(email.next_attempt_at)
+                .bind(&email.last_error)
+                .bind(email.failed_at)
                 .execute(&mut *self.tx)
                 .await?;
+                Ok(())
+            }
+
+            async fn claim_outbox(&mut self, now: i64, until: i64, limit: i64) -> StoreResult<Vec<OutboxRecord>> {
+                // The outer `next_attempt_at <= $1` is checked again on the row as it stands
+                // once its lock is had (PostgreSQL, read committed), so a node that waited for
+                // another's claim skips what that one took; SQLite has one writer anyway.
+                Ok(sqlx::query_as::<_, OutboxRecord>(concat!(
+                    "UPDATE outbox SET next_attempt_at = $2 WHERE next_attempt_at <= $1 AND id IN \
+                     (SELECT id FROM outbox WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3) \
+                     RETURNING ", outbox_columns!()
+                ))
+                .bind(now)
+                .bind(until)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?)
+            }
+
+            async fn settle_outbox(&mut self, claimed: &OutboxRecord, delivery: &$crate::store::Delivery, now: i64) -> StoreResult<()> {
+                let query = match delivery {
+                    $crate::store::Delivery::Sent => sqlx::query(
+                        "UPDATE outbox SET sent_at = $2, next_attempt_at = NULL, last_error = NULL, \
+                         failed_at = NULL, body = '' WHERE id = $1",
+                    )
+                    .bind(&claimed.id)
+                    .bind(now),
+                    $crate::store::Delivery::Failed { error, next } => sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+                         failed_at = CASE WHEN $2 IS NULL THEN $4 ELSE NULL END \
+                         WHERE id = $1 AND next_attempt_at = $5",
+                    )
+                    .bind(&claimed.id)
+                    .bind(*next)
+                    .bind(error.as_str())
+                    .bind(now)
+                    .bind(claimed.next_attempt_at),
+                };
+                query.execute(&mut *self.tx).await?;
                 Ok(())
             }
 
@@ -835,6 +885,13 @@ macro_rules! live_sessions_sql {
     };
 }
 
+macro_rules! outbox_columns {
+    () => {
+        "id, recipient, subject, body, created_at, sent_at, expires_at, attempts, \
+         next_attempt_at, last_error, failed_at"
+    };
+}
+
 macro_rules! member_columns {
     () => {
         "id, organization_id, imie, nazwisko, wyksztalcenie, pesel, wojewodztwo, miejscowosc, ulica, \
@@ -842,7 +899,9 @@ macro_rules! member_columns {
     };
 }
 
-pub(crate) use {account_columns, live_sessions_sql, member_columns, session_columns, sql_store};
+pub(crate) use {
+    account_columns, live_sessions_sql, member_columns, outbox_columns, session_columns, sql_store,
+};
 
 /// Turns a unique violation into the field it concerns; other errors pass through.
 pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {

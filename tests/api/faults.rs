@@ -661,3 +661,49 @@ async fn a_full_disk_refuses_writes_with_503_and_reads_go_on() {
         .expect("integrity check");
     assert_eq!(integrity, "ok");
 }
+
+/// The page on a phone while the database is down: logging in shows the friendly "try again in
+/// a moment" in the page's language, in the message box, and nothing scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_try_again_in_a_moment_while_the_database_is_down() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let Some(app) = cluster.app().await else {
+        return;
+    };
+    let Some(b) = crate::browser::Browser::start().await else {
+        return;
+    };
+    assert_eq!(app.register("ewa").await.status, 200);
+    b.client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    b.goto(&app.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+
+    cluster.crash();
+    b.fill("#login-username", "ewa").await;
+    b.fill("#login-password", PASSWORD).await;
+    b.click("#login").await;
+    let shown = b.wait_text("#message", "spróbuj za chwilę").await;
+    assert!(shown.contains("Baza danych nie odpowiada"), "{shown}");
+    let role = b
+        .eval("return document.getElementById('message').getAttribute('role')")
+        .await;
+    assert_eq!(role, "alert", "a failure is announced");
+    let widths = b
+        .eval("return [document.documentElement.scrollWidth, window.innerWidth]")
+        .await;
+    assert!(
+        widths[0].as_i64() <= widths[1].as_i64(),
+        "sideways scrolling at 390 px: {widths}"
+    );
+
+    // Back up: the same button logs in.
+    cluster.up();
+    b.click("#login").await;
+    b.wait_text("#who", "ewa").await;
+    b.close().await;
+}

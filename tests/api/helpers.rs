@@ -683,10 +683,14 @@ pub fn link_token(app: &TestApp, body: &str, path: &str) -> String {
 }
 
 /// A minimal SMTP server on a free local port that keeps every message it is given, so tests
-/// can read what brama really sent over the wire.
+/// can read what brama really sent over the wire. While told to [`SmtpSink::refuse`], it greets
+/// every connection with `421` and hangs up, as a server that is down for maintenance does.
 pub struct SmtpSink {
     pub port: u16,
     messages: Arc<Mutex<Vec<String>>>,
+    refusing: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections refused so far.
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SmtpSink {
@@ -698,9 +702,20 @@ impl SmtpSink {
         let port = listener.local_addr().expect("addr").port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let kept = messages.clone();
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (refusing_now, refused_count) = (refusing.clone(), refused.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let kept = kept.clone();
+                if refusing_now.load(std::sync::atomic::Ordering::SeqCst) {
+                    refused_count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut stream = stream;
+                    let _ = stream
+                        .write_all(b"421 sink is down for maintenance\r\n")
+                        .await;
+                    continue;
+                }
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut lines = BufReader::new(read).lines();
@@ -739,7 +754,28 @@ impl SmtpSink {
                 });
             }
         });
-        SmtpSink { port, messages }
+        SmtpSink {
+            port,
+            messages,
+            refusing,
+            refused,
+        }
+    }
+
+    /// From now on, refuse (or accept again) every connection.
+    pub fn refuse(&self, refuse: bool) {
+        self.refusing
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
     }
 
     /// Waits for the n-th message (1-based) and returns all received so far.

@@ -13,6 +13,7 @@ mod input;
 mod janitor;
 mod members;
 mod openapi;
+mod outbox;
 mod process;
 mod scale;
 mod tokens;

@@ -23,6 +23,7 @@ both_backends!(
     a_revoked_key_is_refused_by_every_node_within_ten_seconds,
     serve_clears_an_upgrades_backlog_soon_after_start,
     a_killed_import_leaves_none_of_its_rows,
+    outbox_shows_where_each_emails_delivery_stands,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -995,4 +996,68 @@ async fn a_killed_import_leaves_none_of_its_rows(backend: Backend) {
     let output = run(again, "").await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(db.query_text(count, &[]).await.as_deref(), Some("60000"));
+}
+
+/// `brama outbox` shows each email's delivery: here, an SMTP server that refuses every
+/// connection, so the email stays queued with its attempts and the server's answer.
+async fn outbox_shows_where_each_emails_delivery_stands(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let sink = crate::helpers::SmtpSink::start().await;
+    sink.refuse(true);
+    let smtp_port = sink.port.to_string();
+    let smtp = [
+        ("BRAMA_SMTP_HOST", "127.0.0.1"),
+        ("BRAMA_SMTP_PORT", smtp_port.as_str()),
+        ("BRAMA_SMTP_SECURITY", "none"),
+    ];
+    let server = serve(&db, backend, &smtp, "outbox").await;
+    let r = server
+        .http
+        .post(server.url("/company/signup"))
+        .json(&json!({ "email": "owner@firma.pl", "phone": "+48600100200", "state": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let outbox = |json: bool| {
+        let mut cmd = brama(db.dir());
+        data_env(&mut cmd, &db, backend);
+        cmd.arg("outbox");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd
+    };
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        let output = run(outbox(true), "").await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        listed = serde_json::from_slice(&output.stdout).expect("a JSON array");
+        if listed[0]["attempts"].as_i64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let email = &listed[0];
+    assert_eq!(email["to"], "owner@firma.pl");
+    assert_eq!(email["state"], "retrying", "{listed}");
+    assert!(email["attempts"].as_i64() >= Some(1), "{listed}");
+    assert!(
+        email["last_error"].as_str().unwrap_or("").contains("421"),
+        "{listed}"
+    );
+    assert!(email["next_attempt_at"].is_string(), "{listed}");
+    assert!(email["expires_at"].is_string(), "{listed}");
+    assert!(email["body"].as_str().unwrap().contains("/activate#token="));
+    let output = run(outbox(false), "").await;
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains("to owner@firma.pl: ")
+            && shown.contains("attempts failed (last: ")
+            && shown.contains("next at "),
+        "{shown}"
+    );
+    drop(server);
 }
