@@ -29,6 +29,11 @@ pub struct Application {
 /// files are 0600, whatever the umask; an existing directory that others may read is kept as
 /// it is, with a warning.
 pub async fn open_store(config: &Config) -> Result<store::DynStore, StartupError> {
+    open_store_with(config, false).await
+}
+
+/// [`open_store`]; `serving` bounds every PostgreSQL statement (see [`store::connect`]).
+async fn open_store_with(config: &Config, serving: bool) -> Result<store::DynStore, StartupError> {
     let url = config.database_url();
     let file = url.starts_with("sqlite:").then(|| {
         let path = url
@@ -43,7 +48,7 @@ pub async fn open_store(config: &Config) -> Result<store::DynStore, StartupError
     {
         private_dir(parent)?;
     }
-    let store = store::connect(&url, config.database_timeout())
+    let store = store::connect(&url, config.database_timeout(), serving)
         .await
         .map_err(|e| format!("invalid setting `database_url`: cannot open the database: {e}"))?;
     if let Some(file) = file {
@@ -117,7 +122,7 @@ fn private_files(file: &std::path::Path) {
 impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let addr = config.listen_addr()?;
-        let store = open_store(&config).await?;
+        let store = open_store_with(&config, true).await?;
         // The recorder must exist before the first request is counted.
         crate::telemetry::prometheus();
         let core = Core::build(config, store).await?;

@@ -11,6 +11,7 @@
 //! also write the default organization at first start and refresh statistics after a large
 //! import, neither of which changes what any query answers.
 
+mod deadline;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 
 use crate::domain::{AccountStatus, OrganizationStatus, RevokeReason, Role};
 
+pub use deadline::Deadline;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -427,8 +429,10 @@ fn unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // PostgreSQL's class 08 (connection exception), 57P01–57P03 (admin or crash
-            // shutdown, cannot connect now) and 53300 (too many connections).
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            // shutdown, cannot connect now), 53300 (too many connections) and 57014 (a
+            // statement cancelled by `statement_timeout`, see `connect`).
+            code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "57014")
         }),
         _ => false,
     }
@@ -660,12 +664,36 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Opens (creating if needed) the database the URL names and runs its migrations. With
 /// PostgreSQL, a request waits at most `timeout` for a connection (`database_timeout`).
-pub async fn connect(url: &str, timeout: std::time::Duration) -> StoreResult<DynStore> {
+///
+/// `serving`: the store answers requests, so with PostgreSQL every statement is bounded too:
+/// the server cancels it after `statement_timeout` (a little under `timeout`, so that a
+/// statement that runs out is not left to finish after the client was told 503), and every call
+/// has a client-side deadline of `timeout` for a server that cannot even do that ([`Deadline`]).
+/// Command-line tools open the store without these bounds.
+pub async fn connect(
+    url: &str,
+    timeout: std::time::Duration,
+    serving: bool,
+) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, timeout).await?))
+        let cut = serving.then(|| statement_timeout(timeout));
+        let store: DynStore = Arc::new(PostgresStore::connect(url, timeout, cut).await?);
+        Ok(if serving {
+            Deadline::wrap(store, timeout)
+        } else {
+            store
+        })
     } else {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     }
+}
+
+/// PostgreSQL's `statement_timeout` for a `database_timeout` of `timeout`: 200 ms less, so the
+/// server gives up first, and at least 100 ms.
+pub fn statement_timeout(timeout: std::time::Duration) -> std::time::Duration {
+    timeout
+        .saturating_sub(std::time::Duration::from_millis(200))
+        .max(std::time::Duration::from_millis(100))
 }
 
 /// Starts a transaction on its own task. sqlx builds its `Transaction` only after the database

@@ -1,8 +1,9 @@
 //! PostgreSQL backend: several brama nodes on one database act as one server.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 
 use super::sql::{
@@ -23,6 +24,8 @@ impl PostgresStore {
     /// (before autovacuum's next ANALYZE it saw an empty table), and the GIN pending list
     /// moved into the index, as every search reads that list in full.
     const AFTER_BULK_INSERT: &[&str] = &[
+        // Serving, statements are cut at `statement_timeout`; these may take longer.
+        "SET LOCAL statement_timeout = 0",
         "ANALYZE members",
         "SELECT gin_clean_pending_list('members_search_trgm'::regclass)",
     ];
@@ -44,17 +47,35 @@ impl PostgresStore {
 
     /// Connects and migrates; sqlx takes an advisory lock, so nodes starting together are safe.
     /// `timeout` bounds the wait for a connection: while the server is down the pool keeps
-    /// trying to connect until then, and the request gets `StoreError::Unavailable`.
-    pub async fn connect(url: &str, timeout: Duration) -> StoreResult<Self> {
+    /// trying to connect until then, and the request gets `StoreError::Unavailable`. With
+    /// `statement_timeout`, the server cancels any statement of this store's connections that
+    /// runs longer (migrations run first, on a connection of their own without it: a migration
+    /// that builds an index on a large table may take minutes).
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        statement_timeout: Option<Duration>,
+    ) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let migrator = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&migrator)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))?;
+        migrator.close().await;
+        let options = match statement_timeout {
+            Some(cut) => options.options([("statement_timeout", format!("{}ms", cut.as_millis()))]),
+            None => options,
+        };
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(timeout)
-            .connect(url)
+            .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(e.into()))?;
         let store = Self { pool };
         store.seed_defaults(now_ms()).await?;
         Ok(store)

@@ -323,11 +323,16 @@ macro_rules! sql_store {
                 })??;
                 if this.bulk_inserted >= <$store>::BULK_INSERT {
                     // Failures only cost speed, so they are logged, not returned: the import
-                    // has committed.
-                    for statement in <$store>::AFTER_BULK_INSERT {
-                        if let Err(e) = sqlx::query(statement).execute(&this.pool).await {
-                            tracing::warn!(error = %e, "tidying up after an import failed");
+                    // has committed. One transaction, so `SET LOCAL` applies to the others.
+                    let tidy = async {
+                        let mut tidy = this.pool.begin().await?;
+                        for statement in <$store>::AFTER_BULK_INSERT {
+                            sqlx::query(statement).execute(&mut *tidy).await?;
                         }
+                        tidy.commit().await
+                    };
+                    if let Err(e) = tidy.await {
+                        tracing::warn!(error = %e, "tidying up after an import failed");
                     }
                 }
                 Ok(())

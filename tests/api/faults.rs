@@ -234,6 +234,107 @@ async fn a_frozen_database_gets_answers_within_the_timeout() {
     assert_eq!(app.register("bob").await.status, 200);
 }
 
+/// A statement already sent when the server freezes: the refresh waits on a lock the test
+/// holds, then the whole cluster is stopped. The call's deadline answers 503 within
+/// `database_timeout`; thawed, the server's own `statement_timeout` cancels the statement (and
+/// sqlx does not reuse a connection cut off mid-statement), so the claim does not finish behind
+/// the client's back: the refused refresh token still rotates once (it would count as reused
+/// had the claim gone through).
+#[tokio::test]
+async fn a_statement_in_flight_when_the_database_freezes_gets_503_and_is_not_applied_later() {
+    use sqlx::Connection;
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let Some(app) = cluster.app().await else {
+        return;
+    };
+    assert_eq!(app.register("alice").await.status, 200);
+    let login = app.login("alice", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let refresh = login.body["refreshToken"].as_str().unwrap().to_string();
+
+    let mut holder = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE refresh_tokens IN SHARE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let began = Instant::now();
+    let in_flight = tokio::spawn({
+        let (url, refresh) = (app.url("/api/auth/refreshtoken"), refresh.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "refreshToken": refresh }))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.text().await.unwrap(),
+                began.elapsed(),
+            )
+        }
+    });
+    // The claim is sent and waits for the lock; then nothing answers at all.
+    let waiting = Instant::now();
+    loop {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE '%UPDATE refresh_tokens%'",
+        )
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < TIMEOUT,
+            "the claim never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.signal("STOP");
+    let answer = tokio::time::timeout(Duration::from_secs(10), in_flight).await;
+    cluster.signal("CONT");
+    let (status, body, took) = answer.expect("no answer within 10 s").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database_unavailable"), "{body}");
+    assert!(took < TIMEOUT + SLACK, "answered after {took:?}");
+
+    // Thawed: the server cancels the overdue claim itself (`statement_timeout`); only then is
+    // the lock let go.
+    let log = cluster.dir.join("server.log");
+    let thawed = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("canceling statement due to statement timeout")
+    {
+        assert!(
+            thawed.elapsed() < Duration::from_secs(10),
+            "the server never cancelled the claim"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    let back = Instant::now();
+    let r = loop {
+        let r = app.refresh(&refresh).await;
+        if r.status != 503 || back.elapsed() > Duration::from_secs(30) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        r.status, 200,
+        "the refused claim was applied after all: {}",
+        r.text
+    );
+}
+
 /// What `database_timeout` is in these tests (the default).
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// Room for a loaded machine on top of a bound the SPEC sets: an answer later than the bound

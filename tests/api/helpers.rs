@@ -447,7 +447,7 @@ impl TestApp {
     pub async fn store(&self) -> brama::store::DynStore {
         self.store
             .get_or_init(|| async {
-                brama::store::connect(&self._db.url, self.config.database_timeout())
+                brama::store::connect(&self._db.url, self.config.database_timeout(), false)
                     .await
                     .expect("the test database opens")
             })
