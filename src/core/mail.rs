@@ -148,6 +148,11 @@ impl Core {
         let Mailer::Smtp(smtp) = &self.mailer else {
             return Ok(None);
         };
+        // A read first: most looks find nothing due, and need not take the writer (SQLite).
+        let due = self.store.outbox_next_due().await?;
+        if due.is_none_or(|at| at > now) {
+            return Ok(due);
+        }
         loop {
             let mut tx = self.begin().await?;
             let claimed = tx.claim_outbox(now, now + CLAIM_MS, BATCH).await?;

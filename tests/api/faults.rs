@@ -81,6 +81,16 @@ impl Cluster {
         .await
     }
 
+    /// [`Cluster::app`] with alice registered and logged in; her refresh token.
+    async fn app_with_alice(&self) -> Option<(TestApp, String)> {
+        let app = self.app().await?;
+        assert_eq!(app.register("alice").await.status, 200);
+        let login = app.login("alice", PASSWORD).await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        let refresh = login.body["refreshToken"].as_str().unwrap().to_string();
+        Some((app, refresh))
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -190,13 +200,9 @@ async fn a_frozen_database_gets_answers_within_the_timeout() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let Some(app) = cluster.app().await else {
+    let Some((app, refresh)) = cluster.app_with_alice().await else {
         return;
     };
-    assert_eq!(app.register("alice").await.status, 200);
-    let login = app.login("alice", PASSWORD).await;
-    assert_eq!(login.status, 200, "{}", login.text);
-    let refresh = login.body["refreshToken"].as_str().unwrap().to_string();
 
     cluster.signal("STOP");
     let answers = crate::helpers::all([
@@ -246,13 +252,9 @@ async fn a_statement_in_flight_when_the_database_freezes_gets_503_and_is_not_app
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let Some(app) = cluster.app().await else {
+    let Some((app, refresh)) = cluster.app_with_alice().await else {
         return;
     };
-    assert_eq!(app.register("alice").await.status, 200);
-    let login = app.login("alice", PASSWORD).await;
-    assert_eq!(login.status, 200, "{}", login.text);
-    let refresh = login.body["refreshToken"].as_str().unwrap().to_string();
 
     let mut holder = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
