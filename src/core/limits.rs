@@ -198,9 +198,13 @@ impl RedisLimiter {
               if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
               return {n, ttl}",
         );
-        // Only a counter that still exists is decremented: one that expired meanwhile stays gone.
+        // Only a counter that still exists is decremented (one that expired meanwhile stays
+        // gone), and never below zero: a hit counted by the fallback while Redis was down, or
+        // by a Redis that restarted empty since, must not give this counter spare attempts
+        // (`bench/chaos` saw one at -1).
         let give_back = redis::Script::new(
-            r"if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+            r"local n = tonumber(redis.call('GET', KEYS[1]))
+              if n and n > 0 then return redis.call('DECR', KEYS[1]) end
               return 0",
         );
         metrics::gauge!("brama_redis_up").set(1.0);

@@ -912,7 +912,9 @@ pub(crate) use {
 pub(crate) fn map_unique(err: sqlx::Error) -> super::StoreError {
     match super::unique_violation(&err) {
         Some(field) => super::StoreError::Unique(field),
-        None => super::StoreError::Database(err),
+        // Otherwise as any other error: a connection lost in the middle of an insert is
+        // `Unavailable`, not a 500 (`bench/chaos` found one).
+        None => err.into(),
     }
 }
 
@@ -923,6 +925,18 @@ pub(crate) fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_insert_that_loses_its_connection_is_unavailable_not_a_failure() {
+        let lost = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "expected to read 5 bytes, got 0 bytes at EOF",
+        ));
+        assert!(matches!(
+            super::map_unique(lost),
+            super::super::StoreError::Unavailable(_)
+        ));
+    }
+
     #[test]
     fn claimable_names_every_condition_once() {
         let text = super::claimable("t", "$1", "$5");
