@@ -3,6 +3,10 @@
 issue 7 checked against figures measured in the same run."""
 import json
 import os
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
+import chaos_report  # noqa: E402 (bench/chaos_report.py, beside this file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 data = json.load(open(os.path.join(ROOT, "target", "bench.json")))
@@ -99,6 +103,16 @@ if janitor:
                 lines.append(f"| {n} | {kind} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors']} "
                              f"| {s.get('server_cpu_us', 0):.0f} | {deleted} |")
         lines.append("")
+chaos = os.path.join(ROOT, "target", "chaos.json")
+if os.path.exists(chaos):
+    # The last full run of bench/chaos (issue 13), which also keeps this section up to date itself.
+    lines += [""] + chaos_report.render(json.load(open(chaos)))
+else:
+    # No chaos run on this machine: the section stays as the last one wrote it.
+    benchmarks = os.path.join(ROOT, "BENCHMARKS.md")
+    kept = chaos_report.current_section(open(benchmarks).read()) if os.path.exists(benchmarks) else []
+    if kept:
+        lines += [""] + kept
 lines += ["", "## Commands", "", "Each wrk run, as executed (durations from `BENCH_DURATION`, default 10s):", ""]
 for backend, r in runs.items():
     for key, _ in SCENARIOS:
