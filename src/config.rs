@@ -21,6 +21,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; empty means `brama.db` inside `data_dir`.
     pub database_url: Option<String>,
+    /// The data key file that encrypts members' PESELs (SPEC §12); empty means `data.key` inside
+    /// `data_dir`. Made (0600) at first start; every node of one database needs the same file.
+    pub data_key_file: Option<PathBuf>,
     /// Redis for rate limits shared by several nodes; in memory without it.
     pub redis_url: Option<String>,
     /// Prefix of brama's keys in Redis, so several deployments can share one server.
@@ -129,6 +132,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            data_key_file: None,
             redis_url: None,
             redis_key_prefix: "brama:".into(),
             public_url: None,
@@ -245,6 +249,14 @@ impl Config {
         })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The data key file, defaulting to `data.key` in the data dir.
+    pub fn data_key_file(&self) -> PathBuf {
+        match &self.data_key_file {
+            Some(path) if !path.as_os_str().is_empty() => path.clone(),
+            _ => self.data_dir.join("data.key"),
+        }
     }
 
     /// `database_timeout` as a duration.

@@ -115,6 +115,7 @@ pub(crate) fn new_record(
         created_by,
         created_at: now,
         updated_at: now,
+        pesel_index: None,
     };
     apply(&mut record, member.into_patch());
     record
@@ -153,7 +154,7 @@ impl Core {
             .list_members(&granted.organization_id, &filter)
             .await?;
         Ok(MemberPage {
-            members,
+            members: self.open_all(members)?,
             total,
             page: paged.then_some(page),
             limit,
@@ -165,10 +166,12 @@ impl Core {
         granted: &Granted<ManageMembers>,
         id: &str,
     ) -> CoreResult<MemberRecord> {
-        self.store
+        let member = self
+            .store
             .member(&granted.organization_id, id)
             .await?
-            .ok_or(CoreError::MemberNotFound)
+            .ok_or(CoreError::MemberNotFound)?;
+        self.open(member)
     }
 
     pub async fn create_member(
@@ -184,7 +187,9 @@ impl Core {
             now,
         );
         let mut tx = self.begin().await?;
-        tx.insert_member(&record).await.map_err(pesel_taken)?;
+        tx.insert_member(&self.seal(&record))
+            .await
+            .map_err(pesel_taken)?;
         tx.record_audit(
             &member_event(granted, AuditAction::MemberCreated, &record.id),
             now,
@@ -205,10 +210,11 @@ impl Core {
     ) -> CoreResult<MemberRecord> {
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let mut record = tx
-            .member(&granted.organization_id, id)
-            .await?
-            .ok_or(CoreError::MemberNotFound)?;
+        let mut record = self.open(
+            tx.member(&granted.organization_id, id)
+                .await?
+                .ok_or(CoreError::MemberNotFound)?,
+        )?;
         let expected = expected.unwrap_or(record.version);
         if expected != record.version {
             return Err(CoreError::VersionConflict {
@@ -218,7 +224,7 @@ impl Core {
         apply(&mut record, patch);
         record.updated_at = now;
         let updated = match tx
-            .update_member(&record, expected)
+            .update_member(&self.seal(&record), expected)
             .await
             .map_err(pesel_taken)?
         {
@@ -234,7 +240,7 @@ impl Core {
         )
         .await?;
         tx.commit().await?;
-        Ok(*updated)
+        self.open(*updated)
     }
 
     pub async fn delete_member(

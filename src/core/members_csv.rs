@@ -77,6 +77,7 @@ impl Core {
             .store
             .list_members(&granted.organization_id, &filter)
             .await?;
+        let members = self.open_all(members)?;
         let mut out = BOM.as_bytes().to_vec();
         {
             let mut writer = csv::WriterBuilder::new()
@@ -259,16 +260,25 @@ impl Core {
         }
         progress(total_lines, total_lines);
 
-        let pesels: Vec<String> = records.iter().map(|r| r.pesel.clone()).collect();
-        let existing: HashSet<String> = self
+        // As stored: each PESEL encrypted, and its blind index, by which a taken one is found.
+        let sealed: Vec<MemberRecord> = records.iter().map(|r| self.seal(r)).collect();
+        let indexes: Vec<String> = sealed
+            .iter()
+            .filter_map(|r| r.pesel_index.clone())
+            .collect();
+        let taken: HashSet<String> = self
             .store
-            .existing_pesels(&granted.organization_id, &pesels)
+            .taken_pesel_indexes(&granted.organization_id, &indexes)
             .await?
             .into_iter()
             .collect();
-        if !existing.is_empty() {
-            for record in &records {
-                if existing.contains(&record.pesel) {
+        if !taken.is_empty() {
+            for (record, stored) in records.iter().zip(&sealed) {
+                if stored
+                    .pesel_index
+                    .as_ref()
+                    .is_some_and(|i| taken.contains(i))
+                {
                     error_count += 1;
                     let row = seen_pesels.get(&record.pesel).copied().unwrap_or(0);
                     push_capped(
@@ -290,7 +300,7 @@ impl Core {
             });
         }
         let mut tx = self.begin().await?;
-        tx.insert_members(&records).await.map_err(|e| match e {
+        tx.insert_members(&sealed).await.map_err(|e| match e {
             crate::store::StoreError::Unique(_) => CoreError::Import {
                 errors: vec![RowError {
                     row: 0,

@@ -24,6 +24,7 @@ pub mod actor;
 pub mod admin;
 pub mod audit;
 pub mod company;
+pub mod data_key;
 pub mod error;
 pub mod janitor;
 pub mod limits;
@@ -112,6 +113,8 @@ pub struct Core {
     storage_full_at: std::sync::atomic::AtomicI64,
     /// Wakes this node's email delivery task when it queues an email.
     mail_due: tokio::sync::Notify,
+    /// Encrypts members' PESELs and keys their blind index (`data_key`).
+    data_keys: crate::crypto::datakey::DataKeys,
 }
 
 impl Core {
@@ -140,6 +143,8 @@ impl Core {
                 None => limits::MemoryLimiter::start(),
             };
         let mailer = mail::Mailer::from_config(&config)?;
+        let data_keys = data_key::load(&config, &store).await?;
+        data_key::encrypt_clear_pesels(&store, &data_keys).await?;
         Ok(Arc::new(Core {
             config,
             store,
@@ -154,6 +159,7 @@ impl Core {
             node: uuid::Uuid::new_v4().to_string(),
             storage_full_at: std::sync::atomic::AtomicI64::new(0),
             mail_due: tokio::sync::Notify::new(),
+            data_keys,
         }))
     }
 

@@ -1,6 +1,8 @@
-//! Cryptography: the argon2id pool, JWT signing keys and JWKS, random tokens, CSRF HMAC.
+//! Cryptography: the argon2id pool, JWT signing keys and JWKS, random tokens, CSRF HMAC, the
+//! data key that encrypts PESELs at rest.
 
 pub mod csrf;
+pub mod datakey;
 pub mod hasher;
 pub mod jwt;
 

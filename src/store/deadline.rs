@@ -13,7 +13,7 @@
 //!
 //! Every call on the request path is far shorter than the limit (the slowest, a page of a
 //! 100 000-member search, takes ~15 ms). The one kind of call that may legitimately take
-//! longer is bulk work, a CSV import of tens of thousands of members (`existing_pesels`,
+//! longer is bulk work, a CSV import of tens of thousands of members (`taken_pesel_indexes`,
 //! `insert_members`, and the commit after them, which also refreshes the planner's statistics):
 //! those calls get [`BULK_LIMIT`] once they carry more than [`BULK_ROWS`] rows. Command-line
 //! tools (`brama members import`, `migrate`) run without a deadline: the operator watches them.
@@ -112,17 +112,18 @@ forwarding! {
             }))
         }
 
-        async fn existing_pesels(
+        async fn taken_pesel_indexes(
             &self,
             organization_id: &str,
-            pesels: &[String],
+            indexes: &[String],
         ) -> StoreResult<Vec<String>> {
-            let limit = for_rows(self.limit, pesels.len());
-            within(limit, self.inner.existing_pesels(organization_id, pesels)).await
+            let limit = for_rows(self.limit, indexes.len());
+            within(limit, self.inner.taken_pesel_indexes(organization_id, indexes)).await
         }
     }
     &self:
     ping() -> ();
+    after_rewrite() -> ();
     account(id: &str) -> Option<AccountRecord>;
     account_by_login(key: &str) -> Option<AccountRecord>;
     accounts(organization_id: &str) -> Vec<AccountRecord>;
@@ -174,6 +175,10 @@ forwarding! {
     insert_signing_key(key: &SigningKeyRecord) -> ();
     delete_signing_key(kid: &str) -> bool;
     secret_or_insert(name: &str, value: &str, now: i64) -> String;
+    secret(name: &str) -> Option<String>;
+    clear_pesels(limit: i64) -> Vec<(String, String, String)>;
+    seal_pesel(id: &str, stored: &str, index: &str) -> ();
+    set_secret(name: &str, value: &str, now: i64) -> ();
     delete_ended_sessions(cut: i64, sessions: i64, tokens: i64) -> (u64, u64);
     delete_litter(litter: Litter, cut: i64, limit: i64) -> u64;
     take_lease(name: &str, holder: &str, now: i64, until: i64) -> bool;

@@ -282,6 +282,10 @@ pub struct MemberRecord {
     pub created_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The blind index of the PESEL within the organization (`crypto::datakey`); `pesel` then
+    /// holds its ciphertext as stored, and its clear value above the store. `None` only on a row
+    /// written before encryption came in, until the next start encrypts it.
+    pub pesel_index: Option<String>,
 }
 
 /// A member with the number of rows its list matched (`COUNT(*) OVER ()`).
@@ -450,6 +454,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts a write transaction: see [`Tx`].
     async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
+    /// After values that must not linger were rewritten in place (PESELs encrypted by an
+    /// upgrade or a key rotation): makes sure no copy of the old ones stays in the database's
+    /// files (SQLite: its WAL).
+    async fn after_rewrite(&self) -> StoreResult<()>;
 
     async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>>;
     /// Looks an account up by its username or email key.
@@ -502,11 +510,11 @@ pub trait Store: Send + Sync + 'static {
         organization_id: &str,
         filter: &MemberFilter,
     ) -> StoreResult<(Vec<MemberRecord>, i64)>;
-    /// Which of `pesels` the organization already holds.
-    async fn existing_pesels(
+    /// Which of these PESEL blind indexes the organization already holds.
+    async fn taken_pesel_indexes(
         &self,
         organization_id: &str,
-        pesels: &[String],
+        indexes: &[String],
     ) -> StoreResult<Vec<String>>;
 }
 
@@ -618,6 +626,15 @@ pub trait Tx: Send {
     /// Stores `value` under `name` unless a value exists, and returns the stored one, so that
     /// every node ends up with the same secret.
     async fn secret_or_insert(&mut self, name: &str, value: &str, now: i64) -> StoreResult<String>;
+    /// Up to `limit` members whose PESEL is still in clear (written before encryption came in):
+    /// (id, organization id, PESEL).
+    async fn clear_pesels(&mut self, limit: i64) -> StoreResult<Vec<(String, String, String)>>;
+    /// Stores a member's encrypted PESEL and its blind index.
+    async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()>;
+    /// The secret `name`, if stored.
+    async fn secret(&mut self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` under `name`, replacing what was there.
+    async fn set_secret(&mut self, name: &str, value: &str, now: i64) -> StoreResult<()>;
 
     /// Takes up to `sessions` sessions that ended (expired or were revoked) before `cut`, deletes
     /// at most `tokens` of their refresh tokens, and then those of them with no token left;

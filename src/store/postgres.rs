@@ -30,6 +30,10 @@ impl PostgresStore {
         "SELECT gin_clean_pending_list('members_search_trgm'::regclass)",
     ];
 
+    /// After values were rewritten in place: nothing; old row versions are not in a dump, and
+    /// vacuum reclaims them.
+    const AFTER_REWRITE: &[&str] = &[];
+
     /// PostgreSQL handles concurrent writers itself: one pool for everything.
     fn writer(&self) -> &PgPool {
         &self.pool

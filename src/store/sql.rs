@@ -58,7 +58,8 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 /// Implements `Store` for `$store` and `Tx` for `$tx`.
 ///
 /// `$store` has a `pool` field (readers), the methods `writer`, `begin_tx` and
-/// `claim_rotation`, and the constants `SEARCH_INDEX`, `BULK_INSERT` and `AFTER_BULK_INSERT`.
+/// `claim_rotation`, and the constants `SEARCH_INDEX`, `BULK_INSERT`, `AFTER_BULK_INSERT` and
+/// `AFTER_REWRITE`.
 /// `$tx` has the fields `tx` (a `sqlx::Transaction<'static, _>`), `pool` (for the tidy-up
 /// after a large import) and `bulk_inserted`, and the constant `FOR_UPDATE`.
 macro_rules! sql_store {
@@ -76,6 +77,13 @@ macro_rules! sql_store {
 
             async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
                 Ok(Box::new(self.begin_tx().await?))
+            }
+
+            async fn after_rewrite(&self) -> StoreResult<()> {
+                for statement in <$store>::AFTER_REWRITE {
+                    sqlx::query(statement).execute(self.writer()).await?;
+                }
+                Ok(())
             }
 
             async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
@@ -292,17 +300,16 @@ macro_rules! sql_store {
                 Ok((rows.into_iter().map(|r| r.member).collect(), total))
             }
 
-            async fn existing_pesels(&self, organization_id: &str, pesels: &[String]) -> StoreResult<Vec<String>> {
+            async fn taken_pesel_indexes(&self, organization_id: &str, indexes: &[String]) -> StoreResult<Vec<String>> {
                 let mut found = Vec::new();
-                for chunk in pesels.chunks(500) {
-                    let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                for chunk in indexes.chunks(500) {
                     let sql = format!(
-                        "SELECT pesel FROM members WHERE organization_id = $1 AND pesel IN ({})",
-                        placeholders.join(", ")
+                        "SELECT pesel_index FROM members WHERE organization_id = $1 AND pesel_index IN ({})",
+                        $crate::store::sql::placeholders(2, chunk.len())
                     );
                     let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(organization_id);
-                    for p in chunk {
-                        q = q.bind(p);
+                    for index in chunk {
+                        q = q.bind(index);
                     }
                     found.extend(q.fetch_all(&self.pool).await?.into_iter().map(|(p,)| p));
                 }
@@ -679,6 +686,46 @@ macro_rules! sql_store {
                 Ok(stored)
             }
 
+            async fn clear_pesels(&mut self, limit: i64) -> StoreResult<Vec<(String, String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, organization_id, pesel FROM members WHERE pesel_index IS NULL LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?)
+            }
+
+            async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE members SET pesel = $2, pesel_index = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(stored)
+                    .bind(index)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(map_unique)?;
+                Ok(())
+            }
+
+            async fn secret(&mut self, name: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await?)
+            }
+
+            async fn set_secret(&mut self, name: &str, value: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(name)
+                .bind(value)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
             async fn delete_ended_sessions(&mut self, cut: i64, sessions: i64, tokens: i64) -> StoreResult<(u64, u64)> {
                 // A session ended when it expired or when it was revoked.
                 let ended: Vec<(String,)> = sqlx::query_as(
@@ -753,7 +800,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
-                // 18 binds a row: 500 rows stay under both backends' bind limits.
+                // 19 binds a row: 500 rows stay under both backends' bind limits.
                 for chunk in members.chunks(500) {
                     let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO members (", member_columns!(), ") "));
                     insert.push_values(chunk, |mut row, m| {
@@ -774,7 +821,8 @@ macro_rules! sql_store {
                             .push_bind(m.version)
                             .push_bind(&m.created_by)
                             .push_bind(m.created_at)
-                            .push_bind(m.updated_at);
+                            .push_bind(m.updated_at)
+                            .push_bind(&m.pesel_index);
                     });
                     insert.build().execute(&mut *self.tx).await.map_err(map_unique)?;
                 }
@@ -799,7 +847,7 @@ macro_rules! sql_store {
                     "UPDATE members SET imie = $1, nazwisko = $2, wyksztalcenie = $3, pesel = $4, \
                      wojewodztwo = $5, miejscowosc = $6, ulica = $7, nrdomulokalu = $8, \
                      kodpocztowy = $9, email = $10, tel = $11, search = $12, updated_at = $13, \
-                     version = version + 1 \
+                     version = version + 1, pesel_index = $17 \
                      WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING ",
                     member_columns!()
                 ))
@@ -819,6 +867,7 @@ macro_rules! sql_store {
                 .bind(&m.organization_id)
                 .bind(&m.id)
                 .bind(expected)
+                .bind(&m.pesel_index)
                 .fetch_optional(&mut *self.tx)
                 .await
                 .map_err(map_unique)?;
@@ -900,7 +949,8 @@ macro_rules! outbox_columns {
 macro_rules! member_columns {
     () => {
         "id, organization_id, imie, nazwisko, wyksztalcenie, pesel, wojewodztwo, miejscowosc, ulica, \
-         nrdomulokalu, kodpocztowy, email, tel, search, version, created_by, created_at, updated_at"
+         nrdomulokalu, kodpocztowy, email, tel, search, version, created_by, created_at, updated_at, \
+         pesel_index"
     };
 }
 

@@ -36,6 +36,10 @@ impl SqliteStore {
         "ANALYZE members",
     ];
 
+    /// After values were rewritten in place: the WAL, which still holds the pages as they
+    /// were, is copied into the file (whose freed space `secure_delete` zeroes) and truncated.
+    const AFTER_REWRITE: &[&str] = &["PRAGMA wal_checkpoint(TRUNCATE)"];
+
     fn writer(&self) -> &SqlitePool {
         &self.write_pool
     }
@@ -66,7 +70,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // Reads map the file instead of copying pages through read(2) into each
             // connection's cache: member searches walk megabytes of the trigram index.
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // Deleted and overwritten content (a member erased, a PESEL encrypted in place) is
+            // zeroed, not left in free pages of the file (SPEC §12).
+            .pragma("secure_delete", "on");
         let write_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))

@@ -287,6 +287,15 @@ impl TestApp {
         Some(Self::start(backend, config, Arc::new(db)).await)
     }
 
+    /// Starts brama on a database the test has already prepared.
+    pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        capture_logs();
+        let backend = db.backend();
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        Self::start(backend, config, Arc::new(db)).await
+    }
+
     async fn start(backend: Backend, config: Config, db: Arc<TestDb>) -> TestApp {
         let app = Application::build(config.clone())
             .await

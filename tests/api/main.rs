@@ -14,6 +14,7 @@ mod janitor;
 mod members;
 mod openapi;
 mod outbox;
+mod privacy;
 mod process;
 mod scale;
 mod tokens;

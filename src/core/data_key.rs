@@ -1,0 +1,158 @@
+//! The data key in use (SPEC §12): loaded from `data_key_file` and checked against the database
+//! at start; PESELs sealed on their way into the store and opened on their way out, so that
+//! everything above the core's member operations sees a clear PESEL and everything below it a
+//! ciphertext and a blind index (`crypto::datakey`).
+//!
+//! The database remembers which key its values are written under (`secrets`:
+//! `data_key.current` and a check value per key id). A node whose key file is missing, or holds
+//! other keys, refuses to start with a message naming `data_key_file`; it never makes a second
+//! key for a database that has one. A new key file is made (0600) only for a database that has
+//! none yet.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::core::{Core, CoreError, CoreResult, StartupError, now_ms};
+use crate::crypto::datakey::DataKeys;
+use crate::store::{DynStore, MemberRecord};
+
+/// The id of the key the database's values are written under.
+const CURRENT: &str = "data_key.current";
+/// Members encrypted per transaction by the upgrade.
+const UPGRADE_BATCH: i64 = 500;
+
+fn check_name(id: &str) -> String {
+    format!("data_key_check.{id}")
+}
+
+fn refused(path: &Path, why: String) -> StartupError {
+    format!(
+        "invalid setting `data_key_file` ({}): {why}",
+        path.display()
+    )
+    .into()
+}
+
+/// Reads (or, for a database without one, makes) the data key file and checks it against the
+/// database.
+pub(crate) async fn load(config: &Config, store: &DynStore) -> Result<DataKeys, StartupError> {
+    let path = config.data_key_file();
+    let file = DataKeys::read(&path).map_err(|e| refused(&path, e))?;
+    let now = now_ms();
+    let mut tx = store.begin().await?;
+    let current = tx.secret(CURRENT).await?;
+    let (keys, made) = match (file, &current) {
+        (Some(keys), _) => (keys, false),
+        (None, Some(id)) => {
+            return Err(refused(
+                &path,
+                format!(
+                    "the file does not exist, but this database's PESELs are encrypted under data \
+                     key {id}; restore the key file from its backup (brama makes a new key only \
+                     for a database that has none)"
+                ),
+            ));
+        }
+        (None, None) => (DataKeys::generate(), true),
+    };
+    // Two nodes making a key at once: the first to record it wins, the other refuses below.
+    let current = match current {
+        Some(id) => id,
+        None => tx.secret_or_insert(CURRENT, keys.current(), now).await?,
+    };
+    if !keys.ids().any(|id| id == current) {
+        return Err(refused(
+            &path,
+            format!(
+                "it does not hold data key {current}, under which this database's PESELs are \
+                 encrypted; every node of one database needs the same key file"
+            ),
+        ));
+    }
+    for id in keys.ids() {
+        let check = keys.check_value(id).expect("an id of the file");
+        let stored = tx.secret_or_insert(&check_name(id), &check, now).await?;
+        if stored != check {
+            return Err(refused(
+                &path,
+                format!("its key {id} is not the key of that id this database was written under"),
+            ));
+        }
+    }
+    if made {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| refused(&path, e.to_string()))?;
+        }
+        keys.write(&path).map_err(|e| refused(&path, e))?;
+    }
+    tx.commit().await?;
+    if made {
+        tracing::info!(file = %path.display(), key = keys.current(), "made a new data key file; back it up apart from the database");
+    }
+    Ok(keys)
+}
+
+/// Encrypts the PESELs still in clear (a database from before encryption came in), a batch per
+/// transaction; how many.
+pub(crate) async fn encrypt_clear_pesels(
+    store: &DynStore,
+    keys: &DataKeys,
+) -> Result<u64, StartupError> {
+    let mut done = 0u64;
+    loop {
+        let mut tx = store.begin().await?;
+        let batch = tx.clear_pesels(UPGRADE_BATCH).await?;
+        for (id, organization_id, pesel) in &batch {
+            tx.seal_pesel(
+                id,
+                &keys.encrypt(id, pesel),
+                &keys.blind_index(organization_id, pesel),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        done += batch.len() as u64;
+        if batch.len() < UPGRADE_BATCH as usize {
+            break;
+        }
+    }
+    if done > 0 {
+        store.after_rewrite().await?;
+        tracing::info!(
+            members = done,
+            "encrypted the PESELs stored in clear before this version"
+        );
+    }
+    Ok(done)
+}
+
+impl Core {
+    /// The blind index of a PESEL within an organization.
+    pub(crate) fn pesel_index(&self, organization_id: &str, pesel: &str) -> String {
+        self.data_keys.blind_index(organization_id, pesel)
+    }
+
+    /// The member as stored: its PESEL encrypted, with its blind index.
+    pub(crate) fn seal(&self, member: &MemberRecord) -> MemberRecord {
+        MemberRecord {
+            pesel: self.data_keys.encrypt(&member.id, &member.pesel),
+            pesel_index: Some(self.pesel_index(&member.organization_id, &member.pesel)),
+            ..member.clone()
+        }
+    }
+
+    /// The member as stored, with its PESEL in clear. A value that does not decrypt is an
+    /// error naming the member, never a PESEL made up of garbage.
+    pub(crate) fn open(&self, mut member: MemberRecord) -> CoreResult<MemberRecord> {
+        member.pesel = self
+            .data_keys
+            .decrypt(&member.id, &member.pesel)
+            .map_err(|e| CoreError::Internal(format!("member {}: its PESEL {e}", member.id)))?;
+        Ok(member)
+    }
+
+    /// [`Core::open`] for each.
+    pub(crate) fn open_all(&self, members: Vec<MemberRecord>) -> CoreResult<Vec<MemberRecord>> {
+        members.into_iter().map(|m| self.open(m)).collect()
+    }
+}

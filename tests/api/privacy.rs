@@ -1,0 +1,283 @@
+//! SPEC §12: members' PESELs are encrypted at rest. The tests read what an attacker with a copy
+//! of the database would: the SQLite file and its WAL, or a `pg_dump`.
+
+use std::path::Path;
+use std::process::Command;
+
+use brama::core::Role;
+use brama::crypto::datakey::DataKeys;
+use brama::domain::Pesel;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, TestDb};
+use crate::{app, both_backends};
+
+both_backends!(
+    no_pesel_is_in_clear_in_the_database_files_or_a_dump,
+    the_upgrade_encrypts_the_pesels_a_database_from_before_holds_in_clear,
+    a_missing_or_different_key_file_stops_start_up,
+);
+
+/// PESELs of people born in 1944 and 2002 (the second starts with 0, as Excel's victims do).
+fn pesels() -> Vec<String> {
+    [
+        (1944, 5, 14, 135u16),
+        (2002, 7, 8, 362),
+        (1987, 12, 31, 4411),
+    ]
+    .iter()
+    .map(|&(y, m, d, serial)| {
+        Pesel::from_parts(y, m, d, serial)
+            .expect("valid")
+            .as_str()
+            .to_string()
+    })
+    .collect()
+}
+
+fn member(n: usize, pesel: &str) -> Value {
+    json!({
+        "imie": "Anna", "nazwisko": format!("Kowalska{n}"), "wyksztalcenie": "Średnie",
+        "pesel": pesel, "wojewodztwo": "mazowieckie", "miejscowosc": "Warszawa",
+        "ulica": "Prosta", "nrdomulokalu": "5", "kodpocztowy": "00-950",
+        "email": format!("anna{n}@example.com"), "tel": "600100200",
+    })
+}
+
+/// Which of `pesels` occur anywhere in `bytes`.
+fn found_in(bytes: &[u8], pesels: &[String]) -> Vec<String> {
+    pesels
+        .iter()
+        .filter(|p| bytes.windows(11).any(|w| w == p.as_bytes()))
+        .cloned()
+        .collect()
+}
+
+/// Everything an attacker with the database would read: the SQLite file and its WAL (before
+/// and after a checkpoint), or PostgreSQL's dump.
+async fn database_bytes(db_url: &str, backend: Backend, dir: &Path) -> Vec<u8> {
+    match backend {
+        Backend::Sqlite => {
+            let file = dir.join("brama.db");
+            let read = || {
+                let mut all = std::fs::read(&file).expect("the database file");
+                all.extend(std::fs::read(dir.join("brama.db-wal")).unwrap_or_default());
+                all
+            };
+            let mut all = read();
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(db_url)
+                .await
+                .expect("the database opens");
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut conn)
+                .await
+                .expect("checkpoint");
+            all.extend(read());
+            all
+        }
+        Backend::Postgres => {
+            let dump = Command::new("pg_dump")
+                .arg(db_url)
+                .output()
+                .expect("pg_dump runs");
+            assert!(
+                dump.status.success(),
+                "{}",
+                String::from_utf8_lossy(&dump.stderr)
+            );
+            dump.stdout
+        }
+    }
+}
+
+async fn no_pesel_is_in_clear_in_the_database_files_or_a_dump(backend: Backend) {
+    let app = app!(backend);
+    app.user("owner1").await;
+    let moderator = app.user_with_role("mod1", Role::Moderator).await;
+    let token = moderator["accessToken"].as_str().unwrap().to_string();
+    let pesels = pesels();
+    let mut ids = Vec::new();
+    for (n, pesel) in pesels.iter().enumerate() {
+        let r = app
+            .request(
+                "POST",
+                "/api/membership/members",
+                Some(member(n, pesel)),
+                &[("x-access-token", &token)],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.body["_id"].as_str().unwrap().to_string());
+    }
+    // Read back whole by whoever may, and still unique within the organization.
+    let r = app
+        .get(
+            &format!("/api/membership/members/{}", ids[1]),
+            &[("x-access-token", &token)],
+        )
+        .await;
+    assert_eq!(r.body["pesel"], pesels[1].as_str(), "{}", r.text);
+    let r = app
+        .request(
+            "POST",
+            "/api/membership/members",
+            Some(member(9, &pesels[0])),
+            &[("x-access-token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("pesel"), "{}", r.text);
+
+    let stored = app
+        .query_text("SELECT pesel FROM members WHERE id = $1", &[&ids[0]])
+        .await
+        .expect("a row");
+    assert!(stored.starts_with("v1."), "{stored}");
+    let bytes = database_bytes(&app.core.config.database_url(), backend, app.dir()).await;
+    assert!(
+        bytes.len() > 10_000,
+        "read the database ({} bytes)",
+        bytes.len()
+    );
+    assert_eq!(found_in(&bytes, &pesels), Vec::<String>::new());
+    // The test would see one: the surname is there in clear.
+    assert!(bytes.windows(9).any(|w| w == b"Kowalska0"));
+}
+
+/// A database written before encryption came in (the schema up to migration 0011, PESELs in
+/// clear) is upgraded at start: every PESEL encrypted under the data key, with its blind index,
+/// and none left in clear in the files.
+async fn the_upgrade_encrypts_the_pesels_a_database_from_before_holds_in_clear(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let before = db.dir().join("migrations-before");
+    std::fs::create_dir_all(&before).unwrap();
+    for entry in std::fs::read_dir(format!("migrations/{folder}")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0012" {
+            std::fs::copy(&path, before.join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .expect("migrations");
+    let url = match backend {
+        Backend::Sqlite => format!("{}?mode=rwc", db.url),
+        Backend::Postgres => db.url.clone(),
+    };
+    let pesels = pesels();
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                .await
+                .unwrap();
+            migrator.run(&mut conn).await.expect("today's schema");
+        }
+        Backend::Postgres => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+                .await
+                .unwrap();
+            migrator.run(&mut conn).await.expect("today's schema");
+        }
+    }
+    db.execute(
+        "INSERT INTO organizations (id, name, state, status, created_at) \
+         VALUES ('org-old', 'Stare', 1, 'active', 1)",
+        &[],
+    )
+    .await;
+    for (n, pesel) in pesels.iter().enumerate() {
+        let id = format!("old{n}");
+        let surname = format!("Nowak{n}");
+        db.execute(
+            "INSERT INTO members (id, organization_id, imie, nazwisko, wyksztalcenie, pesel, \
+             wojewodztwo, miejscowosc, ulica, nrdomulokalu, kodpocztowy, email, tel, search, \
+             version, created_at, updated_at) VALUES ($1, 'org-old', 'Jan', $2, 'Wyższe', $3, \
+             'Mazowieckie', 'Warszawa', 'Prosta', '1', '00-950', 'jan@example.com', '600100200', \
+             'jan', 0, 1, 1)",
+            &[&id, &surname, pesel],
+        )
+        .await;
+    }
+
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let keys = DataKeys::read(&app.dir().join("data.key"))
+        .expect("a key file")
+        .expect("made at start");
+    for (n, pesel) in pesels.iter().enumerate() {
+        let id = format!("old{n}");
+        let stored = app
+            .query_text("SELECT pesel FROM members WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert_eq!(keys.decrypt(&id, &stored).as_deref(), Ok(pesel.as_str()));
+        let index = app
+            .query_text("SELECT pesel_index FROM members WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert_eq!(index, keys.blind_index("org-old", pesel));
+    }
+    let bytes = database_bytes(&app.core.config.database_url(), backend, app.dir()).await;
+    assert_eq!(found_in(&bytes, &pesels), Vec::<String>::new());
+}
+
+/// A node never writes under a second key: without its key file, or with another one, it does
+/// not start, and the message names the setting.
+async fn a_missing_or_different_key_file_stops_start_up(backend: Backend) {
+    let app = app!(backend);
+    let config = app.core.config.clone();
+    let key_file = app.dir().join("data.key");
+    let kept = app.dir().join("data.key.kept");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    }
+    let refusal =
+        async |config: &brama::Config| match brama::Application::build(config.clone()).await {
+            Ok(_) => panic!("started"),
+            Err(e) => e.to_string(),
+        };
+
+    std::fs::rename(&key_file, &kept).unwrap();
+    let e = refusal(&config).await;
+    assert!(
+        e.contains("invalid setting `data_key_file`") && e.contains("does not exist"),
+        "{e}"
+    );
+    assert!(!key_file.exists(), "no second key was made");
+
+    DataKeys::generate().write(&key_file).unwrap();
+    let e = refusal(&config).await;
+    assert!(
+        e.contains("invalid setting `data_key_file`") && e.contains("does not hold data key"),
+        "{e}"
+    );
+
+    // The right key id with other key bytes: the check value tells them apart.
+    let text = std::fs::read_to_string(&kept).unwrap();
+    let forged: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("key ") {
+            Some(rest) => {
+                let id = rest.split_whitespace().next().unwrap();
+                format!("key {id} {}\n", "A".repeat(43) + "=")
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&key_file, forged).unwrap();
+    let e = refusal(&config).await;
+    assert!(e.contains("is not the key of that id"), "{e}");
+
+    // Its own key back: it starts.
+    std::fs::rename(&kept, &key_file).unwrap();
+    assert!(brama::Application::build(config).await.is_ok());
+}
