@@ -81,6 +81,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Members returned by the list without `page`/`limit`.
     pub members_max_unpaged: u32,
+    /// How member lists show PESELs: `masked` (`*******1359`, the default) or `full`. One
+    /// member read alone shows it whole, and is audited (SPEC §12).
+    pub member_list_pesel: MemberListPesel,
     /// Days audit events are kept; the janitor deletes older ones.
     pub audit_retention_days: u32,
     /// Seconds a request waits for a connection to PostgreSQL before it answers 503
@@ -96,6 +99,15 @@ pub struct Config {
     pub smtp_password: Option<Secret>,
     /// Sender of brama's emails [default: brama <noreply@HOST of public_url>].
     pub smtp_from: Option<String>,
+}
+
+/// `member_list_pesel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberListPesel {
+    #[default]
+    Masked,
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -162,6 +174,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             log_format: LogFormat::Text,
             members_max_unpaged: 10_000,
+            member_list_pesel: MemberListPesel::Masked,
             smtp_host: None,
             smtp_port: None,
             smtp_security: SmtpSecurity::Starttls,

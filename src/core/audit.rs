@@ -25,6 +25,7 @@ pub enum AuditAction {
     MemberDeleted,
     MembersExported,
     MembersImported,
+    MemberPeselRead,
 }
 
 impl AuditAction {
@@ -47,7 +48,9 @@ impl AuditAction {
             AuditAction::MemberCreated => "member_created",
             AuditAction::MemberUpdated => "member_updated",
             AuditAction::MemberDeleted => "member_deleted",
-            AuditAction::MembersExported => "members_exported",
+            // SPEC §12 names these two.
+            AuditAction::MembersExported => "member.export",
+            AuditAction::MemberPeselRead => "member.pesel_read",
             AuditAction::MembersImported => "members_imported",
         }
     }

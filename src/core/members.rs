@@ -1,10 +1,11 @@
 //! The member register (seed 001): organization scoping, optimistic concurrency, search and
 //! paging. CSV export and import are in `members_csv`.
 
+use crate::config::MemberListPesel;
 use crate::core::actor::{DeleteMembers, Granted, ManageMembers};
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
-    FieldError, MemberPatch, NewMember, Problem, SearchText, Voivodeship, normalize_key,
+    FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, normalize_key,
 };
 use crate::store::{
     MemberFilter, MemberRecord, MemberSort, StoreError, UniqueField, VersionedUpdate,
@@ -15,6 +16,8 @@ use crate::store::{
 pub struct MemberListing {
     pub q: Option<SearchText>,
     pub wojewodztwo: Option<Voivodeship>,
+    /// Exactly the member with this PESEL (found by its blind index).
+    pub pesel: Option<Pesel>,
     pub sort: MemberSort,
     pub descending: bool,
     /// 1-based; with `limit`, `None` means no paging was asked for.
@@ -27,6 +30,7 @@ impl Default for MemberListing {
         MemberListing {
             q: None,
             wojewodztwo: None,
+            pesel: None,
             sort: MemberSort::Nazwisko,
             descending: false,
             page: None,
@@ -144,6 +148,9 @@ impl Core {
         let filter = MemberFilter {
             q,
             wojewodztwo: listing.wojewodztwo.map(|w| w.as_str().to_string()),
+            pesel_index: listing
+                .pesel
+                .map(|p| self.pesel_index(&granted.organization_id, p.as_str())),
             sort: listing.sort,
             descending: listing.descending,
             offset: (page - 1).saturating_mul(limit),
@@ -153,8 +160,14 @@ impl Core {
             .store
             .list_members(&granted.organization_id, &filter)
             .await?;
+        let mut members = self.open_all(members)?;
+        if self.config.member_list_pesel == MemberListPesel::Masked {
+            for member in &mut members {
+                member.pesel = masked(&member.pesel);
+            }
+        }
         Ok(MemberPage {
-            members: self.open_all(members)?,
+            members,
             total,
             page: paged.then_some(page),
             limit,
@@ -171,7 +184,11 @@ impl Core {
             .member(&granted.organization_id, id)
             .await?
             .ok_or(CoreError::MemberNotFound)?;
-        self.open(member)
+        let member = self.open(member)?;
+        // The whole PESEL was shown to someone: the trail says who (never the PESEL).
+        self.audit_alone(member_event(granted, AuditAction::MemberPeselRead, id))
+            .await;
+        Ok(member)
     }
 
     pub async fn create_member(
@@ -271,6 +288,15 @@ fn member_event<P: crate::core::actor::Permission>(
         Some(member_id.to_string()),
         granted.ip,
     )
+}
+
+/// A PESEL as lists show it: seven asterisks and its last four digits (SPEC §12).
+pub fn masked(pesel: &str) -> String {
+    let tail: String = pesel
+        .chars()
+        .skip(pesel.chars().count().saturating_sub(4))
+        .collect();
+    format!("*******{tail}")
 }
 
 /// Member ids: UUIDv7 without dashes (sortable, and a plain token in URLs like the seed's ids).

@@ -68,6 +68,7 @@ impl Core {
         let filter = MemberFilter {
             q: None,
             wojewodztwo: None,
+            pesel_index: None,
             sort: MemberSort::Nazwisko,
             descending: false,
             offset: 0,

@@ -336,6 +336,8 @@ pub struct MemberFilter {
     pub q: Option<String>,
     /// Canonical voivodeship name.
     pub wojewodztwo: Option<String>,
+    /// The blind index of a PESEL: exactly the member with that PESEL.
+    pub pesel_index: Option<String>,
     pub sort: MemberSort,
     pub descending: bool,
     pub offset: i64,
@@ -840,6 +842,10 @@ pub(crate) fn member_where(
     if let Some(w) = &filter.wojewodztwo {
         binds.push(w.clone());
         condition.push_str(&format!(" AND wojewodztwo = ${}", binds.len()));
+    }
+    if let Some(index) = &filter.pesel_index {
+        binds.push(index.clone());
+        condition.push_str(&format!(" AND pesel_index = ${}", binds.len()));
     }
     // With a search, the hits are few: sorting them beats walking a sort index row by row
     // until a page of hits turns up, on either backend.

@@ -913,7 +913,7 @@ async fn member_changes_are_audited_without_pesel(backend: Backend) {
         &actions[..4],
         [
             "member_deleted",
-            "members_exported",
+            "member.export",
             "member_updated",
             "member_created"
         ]

@@ -16,6 +16,7 @@ both_backends!(
     no_pesel_is_in_clear_in_the_database_files_or_a_dump,
     the_upgrade_encrypts_the_pesels_a_database_from_before_holds_in_clear,
     a_missing_or_different_key_file_stops_start_up,
+    lists_mask_pesels_one_read_shows_it_whole_and_is_audited,
 );
 
 /// PESELs of people born in 1944 and 2002 (the second starts with 0, as Excel's victims do).
@@ -280,4 +281,102 @@ async fn a_missing_or_different_key_file_stops_start_up(backend: Backend) {
     // Its own key back: it starts.
     std::fs::rename(&kept, &key_file).unwrap();
     assert!(brama::Application::build(config).await.is_ok());
+}
+
+async fn lists_mask_pesels_one_read_shows_it_whole_and_is_audited(backend: Backend) {
+    let app = app!(backend);
+    let owner = app.user("owner1").await;
+    let owner = owner["accessToken"].as_str().unwrap().to_string();
+    let moderator = app.user_with_role("mod1", Role::Moderator).await;
+    let token = moderator["accessToken"].as_str().unwrap().to_string();
+    let auth = [("x-access-token", token.as_str())];
+    let pesels = pesels();
+    let mut ids = Vec::new();
+    for (n, pesel) in pesels.iter().enumerate() {
+        let r = app
+            .request(
+                "POST",
+                "/api/membership/members",
+                Some(member(n, pesel)),
+                &auth,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.body["_id"].as_str().unwrap().to_string());
+    }
+
+    let r = app.get("/api/membership/members", &auth).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for listed in r.body.as_array().unwrap() {
+        let id = listed["_id"].as_str().unwrap();
+        let n = ids.iter().position(|i| i == id).unwrap();
+        assert_eq!(listed["pesel"], format!("*******{}", &pesels[n][7..]));
+    }
+    for pesel in &pesels {
+        assert!(!r.text.contains(pesel.as_str()), "a whole PESEL in a list");
+    }
+    // Exact search by the whole PESEL finds that member alone (by its blind index).
+    let r = app
+        .get(
+            &format!("/api/membership/members?pesel={}", pesels[1]),
+            &auth,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let found = r.body.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{}", r.text);
+    assert_eq!(found[0]["_id"], ids[1].as_str());
+    let r = app
+        .get("/api/membership/members?pesel=44051401358", &auth)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("pesel"), "{}", r.text);
+
+    // One member read alone: whole, and the trail says who read it, without the PESEL.
+    let r = app
+        .get(&format!("/api/membership/members/{}", ids[2]), &auth)
+        .await;
+    assert_eq!(r.body["pesel"], pesels[2].as_str());
+    let r = app
+        .get(
+            "/api/membership/members/export.csv",
+            &[("x-access-token", &owner)],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text.contains(pesels[0].as_str()),
+        "the export holds whole PESELs"
+    );
+    let r = app
+        .get("/api/admin/audit", &[("x-access-token", &owner)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = r.body.as_array().unwrap();
+    let read = events
+        .iter()
+        .find(|e| e["action"] == "member.pesel_read")
+        .unwrap_or_else(|| panic!("no member.pesel_read in {}", r.text));
+    assert_eq!(read["target"], ids[2].as_str());
+    let export = events
+        .iter()
+        .find(|e| e["action"] == "member.export")
+        .unwrap_or_else(|| panic!("no member.export in {}", r.text));
+    assert!(
+        export["target"].as_str().unwrap().starts_with("3 "),
+        "{export}"
+    );
+    for pesel in &pesels {
+        assert!(
+            !r.text.contains(pesel.as_str()),
+            "a PESEL in the audit trail"
+        );
+    }
+
+    // An organization that wants whole PESELs in its lists says so.
+    let full = app
+        .sibling(|c| c.member_list_pesel = brama::config::MemberListPesel::Full)
+        .await;
+    let r = full.get("/api/membership/members", &auth).await;
+    assert!(r.text.contains(pesels[0].as_str()), "{}", r.text);
 }

@@ -16,7 +16,7 @@ use crate::core::members::{MAX_LIMIT, MemberListing};
 use crate::core::members_csv::parse_separator;
 use crate::core::{CoreError, MemberRecord, MemberSort};
 use crate::domain::{
-    FieldError, FieldInput, Fields, MemberForm, MemberPatch, NewMember, Problem, SearchText,
+    FieldError, FieldInput, Fields, MemberForm, MemberPatch, NewMember, Pesel, Problem, SearchText,
     Voivodeship,
 };
 use crate::http::AppState;
@@ -188,6 +188,8 @@ struct ListQuery {
     q: Option<String>,
     /// One of the 16 voivodeships.
     wojewodztwo: Option<String>,
+    /// A whole PESEL: exactly the member that has it.
+    pesel: Option<String>,
     /// `nazwisko` (default), `imie`, `miejscowosc`, `wojewodztwo` or `createdAt`.
     sort: Option<String>,
     /// `asc` (default) or `desc`.
@@ -236,12 +238,22 @@ impl ListQuery {
             None => None,
             Some(q) => f.check("q", SearchText::parse(q)),
         };
+        let pesel = match self
+            .pesel
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            None => None,
+            Some(p) => f.check("pesel", Pesel::parse(p)),
+        };
         if !f.is_empty() {
             return Err(super::invalid(f));
         }
         Ok(MemberListing {
             q,
             wojewodztwo,
+            pesel,
             sort,
             descending,
             page: self.page,

@@ -374,8 +374,19 @@ function renderMembers(members) {
 
 const FIELDS = ["imie", "nazwisko", "pesel", "wyksztalcenie", "wojewodztwo", "miejscowosc", "ulica", "nrdomulokalu", "kodpocztowy", "email", "tel"];
 
-function openMember(member) {
-  state.editing = member ?? null;
+/**
+ * Opens the member form. Lists show PESELs masked (SPEC §12): editing one member reads it whole,
+ * on purpose, which the server records in the audit trail.
+ */
+async function openMember(listed) {
+  let member = listed ?? null;
+  if (member) {
+    const res = await api("GET", `/api/membership/members/${member._id}`);
+    const body = await json(res);
+    if (!res.ok) return fail(body);
+    member = body;
+  }
+  state.editing = member;
   const form = $("member-form");
   clearErrors(form);
   for (const f of FIELDS) $(`m-${f}`).value = member ? member[f] : "";
