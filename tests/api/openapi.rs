@@ -153,6 +153,7 @@ async fn the_document_is_valid_and_a_generated_client_works() {
     assert_eq!(result["version"], 0);
     assert_eq!(
         result["found"],
-        serde_json::json!([[created, "Mazowieckie", "44051401359"]])
+        serde_json::json!([[created, "Mazowieckie", "*******1359"]]),
+        "lists mask PESELs (SPEC §12)"
     );
 }
