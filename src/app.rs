@@ -151,6 +151,8 @@ impl Application {
                 if let Err(e) = core.reload_keys().await {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }
+                // And the data key file, which `brama data-key rotate` changes.
+                core.reload_data_keys();
             }
         });
         crate::core::janitor::start(Arc::clone(&self.core));

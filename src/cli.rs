@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the data key that encrypts members' PESELs.
+    #[command(subcommand, name = "data-key")]
+    DataKey(DataKeyCommand),
     /// Export or import the member register as CSV.
     #[command(subcommand)]
     Members(MembersCommand),
@@ -106,6 +109,14 @@ pub enum KeysCommand {
         /// The key's id (`kid` in the JWKS and in each token's header).
         kid: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataKeyCommand {
+    /// Add a data key and re-encrypt every PESEL under it, in batches, then drop the old key
+    /// from the key file. Running nodes read the new key within 10 s (the command waits for
+    /// that first). Killed, it is resumed by running it again.
+    Rotate,
 }
 
 /// Runs a parsed command line; the error is printed by `main`.
@@ -181,6 +192,40 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             println!("removed signing key {kid}; running nodes refuse its tokens within 10 s");
         }
         Command::Members(command) => members(config, command).await?,
+        Command::DataKey(DataKeyCommand::Rotate) => {
+            let store = open_store(&config).await?;
+            let core = Core::build(config, store).await?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("re-encrypting PESELs");
+            let progress = {
+                let bar = bar.clone();
+                move |done: u64, total: u64| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            };
+            let rotation = core
+                .rotate_data_key(crate::core::data_key::ROTATION_WAIT, &progress)
+                .await;
+            bar.finish_and_clear();
+            let rotation = rotation.map_err(|e| describe(&e))?;
+            if rotation.added {
+                println!("new data key {}", rotation.key);
+            } else {
+                println!("went on with the rotation to data key {}", rotation.key);
+            }
+            println!("re-encrypted {} PESELs", rotation.reencrypted);
+            if !rotation.retired.is_empty() {
+                println!(
+                    "removed data key {} from the key file; back up the new file",
+                    rotation.retired.join(", ")
+                );
+            }
+        }
         Command::Outbox { json } => {
             let store = open_store(&config).await?;
             let emails = store.outbox().await?;

@@ -10,10 +10,11 @@
 //! none yet.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::core::{Core, CoreError, CoreResult, StartupError, now_ms};
-use crate::crypto::datakey::DataKeys;
+use crate::crypto::datakey::{CipherError, DataKeys};
 use crate::store::{DynStore, MemberRecord};
 
 /// The id of the key the database's values are written under.
@@ -126,16 +127,135 @@ pub(crate) async fn encrypt_clear_pesels(
     Ok(done)
 }
 
+/// How long `brama data-key rotate` waits after adding a key before it re-encrypts: running
+/// nodes read the key file again every 5 s (with the signing keys), so by then every one of
+/// them encrypts under the new key, and none writes under the old one after it is retired.
+pub const ROTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(11);
+
+/// What `brama data-key rotate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key that encrypts now.
+    pub key: String,
+    /// Whether this run added it (false: it went on with a rotation cut short).
+    pub added: bool,
+    /// Values re-encrypted by this run.
+    pub reencrypted: u64,
+    /// Keys dropped from the file once nothing was under them.
+    pub retired: Vec<String>,
+}
+
 impl Core {
+    /// The keys in use.
+    fn keys(&self) -> Arc<DataKeys> {
+        Arc::clone(&self.data_keys.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Re-reads the key file, picking up a rotation done on any node. A file that cannot be read
+    /// is logged and the node keeps what it has.
+    pub fn reload_data_keys(&self) {
+        let path = self.config.data_key_file();
+        match DataKeys::read(&path) {
+            Ok(Some(keys)) => {
+                *self.data_keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+            }
+            Ok(None) => {
+                tracing::error!(file = %path.display(), "the data key file is gone; keeping the keys read before")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the data key file; keeping the keys read before")
+            }
+        }
+    }
+
+    /// Adds a data key and re-encrypts every PESEL under it, in batches (`progress(done,
+    /// total)` after each), then drops the older keys from the file. A run cut short (killed)
+    /// is resumed by the next: while values remain under an older key, no key is added.
+    pub async fn rotate_data_key(
+        &self,
+        wait: std::time::Duration,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> CoreResult<Rotation> {
+        let path = self.config.data_key_file();
+        let mut keys = DataKeys::read(&path)
+            .map_err(CoreError::Internal)?
+            .ok_or_else(|| CoreError::Internal(format!("{} does not exist", path.display())))?;
+        let under = |id: &str| format!("v1.{id}.%");
+        let mut added = false;
+        if self.store.pesels_not_under(&under(keys.current())).await? == 0 {
+            let id = keys.rotate();
+            keys.write(&path).map_err(CoreError::Internal)?;
+            let mut tx = self.begin().await?;
+            let check = keys.check_value(&id).expect("the key just added");
+            tx.secret_or_insert(&check_name(&id), &check, now_ms())
+                .await?;
+            tx.set_secret(CURRENT, &id, now_ms()).await?;
+            tx.commit().await?;
+            added = true;
+            *self.data_keys.write().unwrap_or_else(|p| p.into_inner()) =
+                Arc::new(DataKeys::parse(&keys.to_text()).map_err(CoreError::Internal)?);
+            tokio::time::sleep(wait).await;
+        }
+        let current = keys.current().to_string();
+        let total = self.store.pesels_not_under(&under(&current)).await?;
+        let mut done = 0u64;
+        let mut after = String::new();
+        loop {
+            let mut tx = self.begin().await?;
+            let batch = tx
+                .members_not_under(&under(&current), &after, UPGRADE_BATCH)
+                .await?;
+            for (id, organization_id, stored) in &batch {
+                let pesel = keys
+                    .decrypt(id, stored)
+                    .map_err(|e| CoreError::Internal(format!("member {id}: its PESEL {e}")))?;
+                tx.seal_pesel(
+                    id,
+                    &keys.encrypt(id, &pesel),
+                    &keys.blind_index(organization_id, &pesel),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            done += batch.len() as u64;
+            progress(done, total.max(done));
+            match batch.last() {
+                Some((id, _, _)) if batch.len() == UPGRADE_BATCH as usize => after = id.clone(),
+                _ => break,
+            }
+        }
+        // Retire the older keys only once nothing is under them (a node that had not yet read
+        // the new key may have written one meanwhile: the next run takes it).
+        let mut retired = Vec::new();
+        if self.store.pesels_not_under(&under(&current)).await? == 0 {
+            retired = keys
+                .ids()
+                .filter(|id| *id != current)
+                .map(str::to_owned)
+                .collect();
+            if !retired.is_empty() {
+                keys.retire_old();
+                keys.write(&path).map_err(CoreError::Internal)?;
+            }
+        }
+        self.store.after_rewrite().await?;
+        Ok(Rotation {
+            key: current,
+            added,
+            reencrypted: done,
+            retired,
+        })
+    }
+
     /// The blind index of a PESEL within an organization.
     pub(crate) fn pesel_index(&self, organization_id: &str, pesel: &str) -> String {
-        self.data_keys.blind_index(organization_id, pesel)
+        self.keys().blind_index(organization_id, pesel)
     }
 
     /// The member as stored: its PESEL encrypted, with its blind index.
     pub(crate) fn seal(&self, member: &MemberRecord) -> MemberRecord {
         MemberRecord {
-            pesel: self.data_keys.encrypt(&member.id, &member.pesel),
+            pesel: self.keys().encrypt(&member.id, &member.pesel),
             pesel_index: Some(self.pesel_index(&member.organization_id, &member.pesel)),
             ..member.clone()
         }
@@ -144,9 +264,13 @@ impl Core {
     /// The member as stored, with its PESEL in clear. A value that does not decrypt is an
     /// error naming the member, never a PESEL made up of garbage.
     pub(crate) fn open(&self, mut member: MemberRecord) -> CoreResult<MemberRecord> {
-        member.pesel = self
-            .data_keys
-            .decrypt(&member.id, &member.pesel)
+        let mut opened = self.keys().decrypt(&member.id, &member.pesel);
+        // Written under a key this node has not read yet (a rotation on another node).
+        if matches!(opened, Err(CipherError::UnknownKey(_))) {
+            self.reload_data_keys();
+            opened = self.keys().decrypt(&member.id, &member.pesel);
+        }
+        member.pesel = opened
             .map_err(|e| CoreError::Internal(format!("member {}: its PESEL {e}", member.id)))?;
         Ok(member)
     }

@@ -114,7 +114,7 @@ pub struct Core {
     /// Wakes this node's email delivery task when it queues an email.
     mail_due: tokio::sync::Notify,
     /// Encrypts members' PESELs and keys their blind index (`data_key`).
-    data_keys: crate::crypto::datakey::DataKeys,
+    data_keys: std::sync::RwLock<Arc<crate::crypto::datakey::DataKeys>>,
 }
 
 impl Core {
@@ -159,7 +159,7 @@ impl Core {
             node: uuid::Uuid::new_v4().to_string(),
             storage_full_at: std::sync::atomic::AtomicI64::new(0),
             mail_due: tokio::sync::Notify::new(),
-            data_keys,
+            data_keys: std::sync::RwLock::new(Arc::new(data_keys)),
         }))
     }
 

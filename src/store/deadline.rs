@@ -136,6 +136,7 @@ forwarding! {
     audit_events(organization_id: &str, before: Option<i64>, limit: i64) -> Vec<AuditRecord>;
     outbox() -> Vec<OutboxRecord>;
     outbox_next_due() -> Option<i64>;
+    pesels_not_under(pattern: &str) -> u64;
     member(organization_id: &str, id: &str) -> Option<MemberRecord>;
     list_members(organization_id: &str, filter: &MemberFilter) -> (Vec<MemberRecord>, i64);
 }
@@ -177,6 +178,7 @@ forwarding! {
     secret_or_insert(name: &str, value: &str, now: i64) -> String;
     secret(name: &str) -> Option<String>;
     clear_pesels(limit: i64) -> Vec<(String, String, String)>;
+    members_not_under(pattern: &str, after: &str, limit: i64) -> Vec<(String, String, String)>;
     seal_pesel(id: &str, stored: &str, index: &str) -> ();
     set_secret(name: &str, value: &str, now: i64) -> ();
     delete_ended_sessions(cut: i64, sessions: i64, tokens: i64) -> (u64, u64);

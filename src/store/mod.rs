@@ -512,6 +512,9 @@ pub trait Store: Send + Sync + 'static {
         organization_id: &str,
         filter: &MemberFilter,
     ) -> StoreResult<(Vec<MemberRecord>, i64)>;
+    /// How many members' PESELs are stored other than as `pattern` (a `LIKE` pattern: under
+    /// another key, or still in clear).
+    async fn pesels_not_under(&self, pattern: &str) -> StoreResult<u64>;
     /// Which of these PESEL blind indexes the organization already holds.
     async fn taken_pesel_indexes(
         &self,
@@ -631,6 +634,14 @@ pub trait Tx: Send {
     /// Up to `limit` members whose PESEL is still in clear (written before encryption came in):
     /// (id, organization id, PESEL).
     async fn clear_pesels(&mut self, limit: i64) -> StoreResult<Vec<(String, String, String)>>;
+    /// Up to `limit` members, by id after `after`, whose PESEL is stored other than as
+    /// `pattern`: (id, organization id, stored PESEL).
+    async fn members_not_under(
+        &mut self,
+        pattern: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, String)>>;
     /// Stores a member's encrypted PESEL and its blind index.
     async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()>;
     /// The secret `name`, if stored.

@@ -300,6 +300,14 @@ macro_rules! sql_store {
                 Ok((rows.into_iter().map(|r| r.member).collect(), total))
             }
 
+            async fn pesels_not_under(&self, pattern: &str) -> StoreResult<u64> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM members WHERE pesel NOT LIKE $1")
+                    .bind(pattern)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n as u64)
+            }
+
             async fn taken_pesel_indexes(&self, organization_id: &str, indexes: &[String]) -> StoreResult<Vec<String>> {
                 let mut found = Vec::new();
                 for chunk in indexes.chunks(500) {
@@ -690,6 +698,18 @@ macro_rules! sql_store {
                 Ok(sqlx::query_as(
                     "SELECT id, organization_id, pesel FROM members WHERE pesel_index IS NULL LIMIT $1",
                 )
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?)
+            }
+
+            async fn members_not_under(&mut self, pattern: &str, after: &str, limit: i64) -> StoreResult<Vec<(String, String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, organization_id, pesel FROM members \
+                     WHERE id > $2 AND pesel NOT LIKE $1 ORDER BY id LIMIT $3",
+                )
+                .bind(pattern)
+                .bind(after)
                 .bind(limit)
                 .fetch_all(&mut *self.tx)
                 .await?)

@@ -17,6 +17,7 @@ both_backends!(
     the_upgrade_encrypts_the_pesels_a_database_from_before_holds_in_clear,
     a_missing_or_different_key_file_stops_start_up,
     lists_mask_pesels_one_read_shows_it_whole_and_is_audited,
+    rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill,
 );
 
 /// PESELs of people born in 1944 and 2002 (the second starts with 0, as Excel's victims do).
@@ -379,4 +380,122 @@ async fn lists_mask_pesels_one_read_shows_it_whole_and_is_audited(backend: Backe
         .await;
     let r = full.get("/api/membership/members", &auth).await;
     assert!(r.text.contains(pesels[0].as_str()), "{}", r.text);
+}
+
+/// `brama data-key rotate` (the core's operation, with the wait for other nodes set to zero):
+/// cut short after its first batch, as a kill would, it leaves every PESEL readable (under the
+/// old key or the new); run again, it goes on, and then drops the old key from the file. A node
+/// that still has the old keys in memory reads the new values by reading the file again.
+async fn rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill(backend: Backend) {
+    let app = app!(backend);
+    let owner = app.user("owner1").await;
+    let owner = owner["accessToken"].as_str().unwrap().to_string();
+    let auth = [("x-access-token", owner.as_str())];
+    let other_node = app.sibling(|_| {}).await;
+    let header = "imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel\n";
+    let mut file = String::from(header);
+    let pesel = |n: u32| {
+        Pesel::from_parts(
+            1950 + (n % 70) as i32,
+            1 + (n % 12) as u8,
+            1 + (n % 28) as u8,
+            n as u16,
+        )
+        .unwrap()
+        .as_str()
+        .to_string()
+    };
+    for n in 0..1_200u32 {
+        file.push_str(&format!(
+            "Jan;Nowak{n};Wyższe;{};pomorskie;Gdańsk;Długa;1;80-001;j{n}@example.com;600100200\n",
+            pesel(n)
+        ));
+    }
+    let r = app
+        .read(
+            app.client
+                .post(app.url("/api/membership/members/import"))
+                .header("x-access-token", &owner)
+                .header("content-type", "text/csv")
+                .body(file)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let key_file = app.dir().join("data.key");
+    let old = DataKeys::read(&key_file).unwrap().unwrap();
+    let old_key = old.current().to_string();
+
+    // Killed after its first batch of 500.
+    let core = app.core.clone();
+    let killed = tokio::spawn(async move {
+        core.rotate_data_key(std::time::Duration::ZERO, &|done, _| {
+            assert!(done < 500, "killed after the first batch");
+        })
+        .await
+    })
+    .await;
+    assert!(killed.is_err(), "the run was cut short");
+    let both = DataKeys::read(&key_file).unwrap().unwrap();
+    assert_eq!(
+        both.ids().count(),
+        2,
+        "the new key is added, the old one kept"
+    );
+    let new_key = both.current().to_string();
+    let under = |key: &str| {
+        let app = &app;
+        let key = key.to_string();
+        async move {
+            app.query_text(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM members WHERE pesel LIKE $1",
+                &[&format!("v1.{key}.%")],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(under(&new_key).await, "500");
+    assert_eq!(under(&old_key).await, "700");
+    // Every member reads whole meanwhile, on this node and the other.
+    let r = other_node
+        .get("/api/membership/members?limit=1000&page=1", &auth)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Run again: it goes on, and then the old key goes.
+    let rotation = app
+        .core
+        .rotate_data_key(std::time::Duration::ZERO, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(!rotation.added, "{rotation:?}");
+    assert_eq!(rotation.key, new_key);
+    assert_eq!(rotation.reencrypted, 700);
+    assert_eq!(rotation.retired, vec![old_key.clone()]);
+    assert_eq!(under(&new_key).await, "1200");
+    let now = DataKeys::read(&key_file).unwrap().unwrap();
+    assert_eq!(now.ids().collect::<Vec<_>>(), vec![new_key.as_str()]);
+    // The blind index did not change: exact search still finds them.
+    let r = other_node
+        .get(
+            &format!("/api/membership/members?pesel={}", pesel(7)),
+            &auth,
+        )
+        .await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(1), "{}", r.text);
+    let id = r.body[0]["_id"].as_str().unwrap().to_string();
+    let r = other_node
+        .get(&format!("/api/membership/members/{id}"), &auth)
+        .await;
+    assert_eq!(r.body["pesel"], pesel(7).as_str(), "{}", r.text);
+    // A rotation with nothing left to go on with adds the next key.
+    let next = app
+        .core
+        .rotate_data_key(std::time::Duration::ZERO, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(next.added && next.key != new_key && next.reencrypted == 1200);
 }

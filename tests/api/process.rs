@@ -24,6 +24,7 @@ both_backends!(
     serve_clears_an_upgrades_backlog_soon_after_start,
     a_killed_import_leaves_none_of_its_rows,
     outbox_shows_where_each_emails_delivery_stands,
+    data_key_rotate_from_the_command_line,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -410,7 +411,9 @@ async fn help_documents_every_command() {
     let output = run(cmd, "").await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let help = text(&output.stdout);
-    for command in ["serve", "migrate", "user", "keys"] {
+    for command in [
+        "serve", "migrate", "user", "keys", "data-key", "members", "outbox",
+    ] {
         assert!(
             names(&help, command),
             "--help does not mention {command}:\n{help}"
@@ -1060,4 +1063,50 @@ async fn outbox_shows_where_each_emails_delivery_stands(backend: Backend) {
         "{shown}"
     );
     drop(server);
+}
+
+/// `brama data-key rotate`: a new key, every PESEL re-encrypted under it, the old key gone from
+/// the file, and the register still whole.
+async fn data_key_rotate_from_the_command_line(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let command = |args: &[&str]| {
+        let mut cmd = brama(db.dir());
+        data_env(&mut cmd, &db, backend);
+        cmd.args(args);
+        cmd
+    };
+    let header = "imie,nazwisko,wyksztalcenie,pesel,wojewodztwo,miejscowosc,ulica,nrdomulokalu,kodpocztowy,email,tel\n";
+    let input = db.dir().join("members.csv");
+    std::fs::write(
+        &input,
+        format!("{header}Ewa,Nowak,Wyższe,02070803628,Lubelskie,Lublin,Krótka,1,20-001,e@example.com,600100200\n"),
+    )
+    .unwrap();
+    let output = run(command(&["members", "import", input.to_str().unwrap()]), "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let key_file = db.dir().join("data.key");
+    let before = std::fs::read_to_string(&key_file).expect("a key file");
+
+    let output = run(command(&["data-key", "rotate"]), "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(
+        said.contains("new data key ") && said.contains("re-encrypted 1 PESELs"),
+        "{said}"
+    );
+    assert!(said.contains("removed data key "), "{said}");
+    let after = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(after.lines().filter(|l| l.starts_with("key ")).count(), 1);
+
+    let out = db.dir().join("out.csv");
+    let output = run(command(&["members", "export", out.to_str().unwrap()]), "").await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("02070803628")
+    );
 }
