@@ -26,6 +26,7 @@ pub enum AuditAction {
     MembersExported,
     MembersImported,
     MemberPeselRead,
+    MemberRodoExport,
 }
 
 impl AuditAction {
@@ -51,6 +52,7 @@ impl AuditAction {
             // SPEC §12 names these two.
             AuditAction::MembersExported => "member.export",
             AuditAction::MemberPeselRead => "member.pesel_read",
+            AuditAction::MemberRodoExport => "member.rodo_export",
             AuditAction::MembersImported => "members_imported",
         }
     }

@@ -2,13 +2,13 @@
 //! paging. CSV export and import are in `members_csv`.
 
 use crate::config::MemberListPesel;
-use crate::core::actor::{DeleteMembers, Granted, ManageMembers};
+use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers};
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
     FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, normalize_key,
 };
 use crate::store::{
-    MemberFilter, MemberRecord, MemberSort, StoreError, UniqueField, VersionedUpdate,
+    MemberFilter, MemberRecord, MemberSort, StoreError, TrailEntry, UniqueField, VersionedUpdate,
 };
 
 /// Which members to list, as the client asked.
@@ -189,6 +189,25 @@ impl Core {
         self.audit_alone(member_event(granted, AuditAction::MemberPeselRead, id))
             .await;
         Ok(member)
+    }
+
+    /// Everything held about one member and every audit event about it, for the member's right
+    /// of access (GDPR Art. 15); audited as `member.rodo_export`.
+    pub async fn member_access_export(
+        &self,
+        granted: &Granted<TransferMembers>,
+        id: &str,
+    ) -> CoreResult<(MemberRecord, Vec<TrailEntry>)> {
+        let member = self
+            .store
+            .member(&granted.organization_id, id)
+            .await?
+            .ok_or(CoreError::MemberNotFound)?;
+        let member = self.open(member)?;
+        let trail = self.store.audit_trail(&granted.organization_id, id).await?;
+        self.audit_alone(member_event(granted, AuditAction::MemberRodoExport, id))
+            .await;
+        Ok((member, trail))
     }
 
     pub async fn create_member(

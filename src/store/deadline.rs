@@ -134,6 +134,7 @@ forwarding! {
     link_token(kind: LinkKind, token_hash: &str) -> Option<LinkTokenRecord>;
     signing_keys() -> Vec<SigningKeyRecord>;
     audit_events(organization_id: &str, before: Option<i64>, limit: i64) -> Vec<AuditRecord>;
+    audit_trail(organization_id: &str, target: &str) -> Vec<TrailEntry>;
     outbox() -> Vec<OutboxRecord>;
     outbox_next_due() -> Option<i64>;
     pesels_not_under(pattern: &str) -> u64;

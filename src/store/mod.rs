@@ -199,6 +199,16 @@ pub enum Delivery {
     Failed { error: String, next: Option<i64> },
 }
 
+/// One event of a member's or an account's audit trail, with who did it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TrailEntry {
+    pub created_at: i64,
+    /// The actor's username (or email, for company accounts); `None` for the command line or an
+    /// account since deleted.
+    pub actor: Option<String>,
+    pub action: String,
+}
+
 /// A stored audit event. `action` stays text: the log keeps what older versions wrote.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRecord {
@@ -500,6 +510,13 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>>;
+    /// Every audit event of the organization about `target` (a member or account id), oldest
+    /// first.
+    async fn audit_trail(
+        &self,
+        organization_id: &str,
+        target: &str,
+    ) -> StoreResult<Vec<TrailEntry>>;
     /// Every email in the outbox, oldest first.
     async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>>;
     /// When the earliest email waiting for delivery is due.

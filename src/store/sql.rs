@@ -212,6 +212,18 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn audit_trail(&self, organization_id: &str, target: &str) -> StoreResult<Vec<$crate::store::TrailEntry>> {
+                Ok(sqlx::query_as::<_, $crate::store::TrailEntry>(
+                    "SELECT e.created_at, COALESCE(a.username, a.email) AS actor, e.action \
+                     FROM audit_events e LEFT JOIN accounts a ON a.id = e.actor_id \
+                     WHERE e.target = $2 AND e.organization_id = $1 ORDER BY e.created_at, e.id",
+                )
+                .bind(organization_id)
+                .bind(target)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn outbox(&self) -> StoreResult<Vec<OutboxRecord>> {
                 Ok(sqlx::query_as::<_, OutboxRecord>(concat!(
                     "SELECT ", outbox_columns!(), " FROM outbox ORDER BY created_at, id"

@@ -18,6 +18,7 @@ both_backends!(
     a_missing_or_different_key_file_stops_start_up,
     lists_mask_pesels_one_read_shows_it_whole_and_is_audited,
     rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill,
+    a_member_gets_its_data_and_access_log_and_is_erased_without_a_trace,
 );
 
 /// PESELs of people born in 1944 and 2002 (the second starts with 0, as Excel's victims do).
@@ -58,6 +59,17 @@ fn found_in(bytes: &[u8], pesels: &[String]) -> Vec<String> {
 /// Everything an attacker with the database would read: the SQLite file and its WAL (before
 /// and after a checkpoint), or PostgreSQL's dump.
 async fn database_bytes(db_url: &str, backend: Backend, dir: &Path) -> Vec<u8> {
+    database_bytes_since(db_url, backend, dir, false).await
+}
+
+/// [`database_bytes`]; with `checkpointed_only`, only what is left once the WAL was checkpointed
+/// (a deleted row is in the WAL's older frames until then, as SQLite's design has it).
+async fn database_bytes_since(
+    db_url: &str,
+    backend: Backend,
+    dir: &Path,
+    checkpointed_only: bool,
+) -> Vec<u8> {
     match backend {
         Backend::Sqlite => {
             let file = dir.join("brama.db");
@@ -66,7 +78,11 @@ async fn database_bytes(db_url: &str, backend: Backend, dir: &Path) -> Vec<u8> {
                 all.extend(std::fs::read(dir.join("brama.db-wal")).unwrap_or_default());
                 all
             };
-            let mut all = read();
+            let mut all = if checkpointed_only {
+                Vec::new()
+            } else {
+                read()
+            };
             let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(db_url)
                 .await
                 .expect("the database opens");
@@ -498,4 +514,100 @@ async fn rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill(backen
         .await
         .unwrap();
     assert!(next.added && next.key != new_key && next.reencrypted == 1200);
+}
+
+/// GDPR Art. 15 and 17 for a member: the admin's export answers the member's data and every
+/// audit event about it, with who did it; a delete leaves neither its surname nor its PESEL in
+/// the database file (after a checkpoint), and the audit trail keeps only its id.
+async fn a_member_gets_its_data_and_access_log_and_is_erased_without_a_trace(backend: Backend) {
+    let app = app!(backend);
+    let owner = app.user("owner1").await;
+    let owner = owner["accessToken"].as_str().unwrap().to_string();
+    let moderator = app.user_with_role("mod1", Role::Moderator).await;
+    let moderator = moderator["accessToken"].as_str().unwrap().to_string();
+    let pesel = pesels()[1].clone();
+    let mut body = member(0, &pesel);
+    body["nazwisko"] = json!("Zażółćkowska");
+    let r = app
+        .request(
+            "POST",
+            "/api/membership/members",
+            Some(body),
+            &[("x-access-token", &moderator)],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["_id"].as_str().unwrap().to_string();
+    let path = format!("/api/membership/members/{id}");
+    app.get(&path, &[("x-access-token", &moderator)]).await;
+
+    // Moderators may not; admins get the data and the trail.
+    let export = format!("{path}/export");
+    let r = app.get(&export, &[("x-access-token", &moderator)]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = app.get(&export, &[("x-access-token", &owner)]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["member"]["pesel"], pesel.as_str());
+    assert_eq!(r.body["member"]["nazwisko"], "Zażółćkowska");
+    let log: Vec<(String, String)> = r.body["accessLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(e["at"].as_str().unwrap().contains('T'), "{e}");
+            (
+                e["actor"].as_str().unwrap_or("").to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        [
+            ("mod1".to_string(), "member_created".to_string()),
+            ("mod1".to_string(), "member.pesel_read".to_string())
+        ]
+    );
+    let r = app.get(&export, &[("x-access-token", &owner)]).await;
+    let actions: Vec<&str> = r.body["accessLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.last(),
+        Some(&"member.rodo_export"),
+        "the export itself is audited"
+    );
+    let r = app
+        .get(
+            "/api/membership/members/nosuchmember/export",
+            &[("x-access-token", &owner)],
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+
+    // Erased: nothing of it left in the files, and the trail holds its id alone.
+    let r = app
+        .request("DELETE", &path, None, &[("x-access-token", &owner)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let bytes =
+        database_bytes_since(&app.core.config.database_url(), backend, app.dir(), true).await;
+    assert_eq!(
+        found_in(&bytes, std::slice::from_ref(&pesel)),
+        Vec::<String>::new()
+    );
+    let surname = "Zażółćkowska".as_bytes();
+    assert!(
+        !bytes.windows(surname.len()).any(|w| w == surname),
+        "the surname is still in the database"
+    );
+    let lowered = "zażółćkowska".as_bytes();
+    assert!(!bytes.windows(lowered.len()).any(|w| w == lowered));
+    let r = app
+        .get("/api/admin/audit", &[("x-access-token", &owner)])
+        .await;
+    assert!(r.text.contains(&id) && !r.text.contains("Zażółćkowska") && !r.text.contains(&pesel));
 }

@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(export))
         .routes(routes!(one, replace, patch, remove))
+        .routes(routes!(access_export))
 }
 
 /// The import, which has a body limit of its own.
@@ -292,6 +293,7 @@ fn link_header(query: &ListQuery, page: i64, limit: i64, total: i64) -> String {
         for (k, v) in [
             ("q", &query.q),
             ("wojewodztwo", &query.wojewodztwo),
+            ("pesel", &query.pesel),
             ("sort", &query.sort),
             ("order", &query.order),
         ] {
@@ -325,6 +327,51 @@ async fn one(
         StatusCode::OK,
         state.core.member(&granted, &id).await?,
     ))
+}
+
+/// One event of a member's audit trail.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AccessEntry {
+    /// When (RFC 3339).
+    at: String,
+    /// Who: the account's username (or email); `null` for the command line or an account since
+    /// deleted.
+    actor: Option<String>,
+    /// What, e.g. `member_created`, `member.pesel_read`.
+    action: String,
+}
+
+/// What brama holds about one member, for its right of access (GDPR Art. 15).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MemberAccessExport {
+    member: MemberBody,
+    /// Every audit event about the member, oldest first.
+    #[serde(rename = "accessLog")]
+    access_log: Vec<AccessEntry>,
+}
+
+#[utoipa::path(get, path = "/membership/members/{id}/export", tag = "members", operation_id = "export_member_data", params(("id" = String, Path)),
+    responses((status = 200, description = "The member's data and every audit event about it (admins); audited as `member.rodo_export`", body = MemberAccessExport), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn access_export(
+    State(state): State<AppState>,
+    Require(granted): Require<TransferMembers>,
+    Id(id): Id,
+) -> Result<Response, ApiError> {
+    let (member, trail) = state.core.member_access_export(&granted, &id).await?;
+    let body = MemberAccessExport {
+        member: MemberBody::from(member),
+        access_log: trail
+            .into_iter()
+            .map(|e| AccessEntry {
+                at: crate::core::rfc3339(e.created_at),
+                actor: e.actor,
+                action: e.action,
+            })
+            .collect(),
+    };
+    Ok(axum::Json(body).into_response())
 }
 
 #[utoipa::path(post, path = "/membership/members", tag = "members", operation_id = "create_member", request_body = MemberInput,
