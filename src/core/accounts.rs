@@ -12,7 +12,18 @@ use crate::crypto::{random_token, token_hash};
 use crate::domain::{AccountEmail, AccountStatus, Password, Role, Username, normalize_key};
 use crate::store::{
     AccountRecord, AccountUpdate, DEFAULT_ORGANIZATION, LinkKind, LinkTokenRecord, NewAccount,
+    SessionRecord, TrailEntry,
 };
+
+/// What brama holds about one account, for its owner.
+#[derive(Debug)]
+pub struct OwnData {
+    pub account: AccountRecord,
+    /// Its live sessions, newest first.
+    pub sessions: Vec<SessionRecord>,
+    /// Every audit event about it, oldest first.
+    pub trail: Vec<TrailEntry>,
+}
 
 /// A new account of the default organization: what the Membership API's register and
 /// `brama user create` both give.
@@ -310,6 +321,64 @@ impl Core {
         self.forget_account(&account.id);
         self.forget_sessions();
         Ok(())
+    }
+
+    /// Deletes the caller's own account after checking its password (GDPR Art. 17): its
+    /// sessions end and go with it, and with them its refresh tokens, its links and emails; its
+    /// audit events keep only its id. The last owner of an organization may not leave it
+    /// ownerless (`LastOwner`). Audited as `account.deleted`.
+    pub async fn delete_own_account(
+        &self,
+        caller: &Caller,
+        password: SecretString,
+        client: &Client,
+    ) -> CoreResult<()> {
+        let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
+        let attempt = self.reserve_login_attempt(Ok(&account.id), client).await?;
+        let verified = self
+            .hasher
+            .verify(password.expose_secret(), account.password_hash.as_deref())
+            .await?;
+        if !verified.matches {
+            return Err(CoreError::WrongPassword);
+        }
+        self.login_attempt_succeeded(attempt).await;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let owners = tx.owners(&account.organization_id).await?;
+        if owners == [account.id.as_str()] {
+            return Err(CoreError::LastOwner);
+        }
+        tx.delete_account(&account.id).await?;
+        let event = AuditAction::AccountDeleted.event(
+            Some(&account.organization_id),
+            None,
+            Some(account.id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.forget_account(&account.id);
+        self.forget_sessions();
+        Ok(())
+    }
+
+    /// Everything brama holds about the caller (GDPR Art. 15): the account, its sessions and
+    /// every audit event about it. Audited as `account.data_export`.
+    pub async fn own_data(&self, caller: &Caller, client: &Client) -> CoreResult<OwnData> {
+        let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
+        let sessions = self.store.live_sessions(&account.id, now_ms()).await?;
+        let trail = self
+            .store
+            .audit_trail(&account.organization_id, &account.id)
+            .await?;
+        self.audit_alone(AuditAction::AccountDataExported.by_itself(&account, client.ip))
+            .await;
+        Ok(OwnData {
+            account,
+            sessions,
+            trail,
+        })
     }
 
     /// Sends a reset link if an active account uses `email`. The answer, and its timing, do not

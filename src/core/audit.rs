@@ -27,6 +27,8 @@ pub enum AuditAction {
     MembersImported,
     MemberPeselRead,
     MemberRodoExport,
+    AccountDeleted,
+    AccountDataExported,
 }
 
 impl AuditAction {
@@ -53,6 +55,8 @@ impl AuditAction {
             AuditAction::MembersExported => "member.export",
             AuditAction::MemberPeselRead => "member.pesel_read",
             AuditAction::MemberRodoExport => "member.rodo_export",
+            AuditAction::AccountDeleted => "account.deleted",
+            AuditAction::AccountDataExported => "account.data_export",
             AuditAction::MembersImported => "members_imported",
         }
     }

@@ -51,6 +51,9 @@ pub enum CoreError {
     /// A versioned update named a version other than the stored one.
     #[error("version conflict (current {current})")]
     VersionConflict { current: i64 },
+    /// The last owner of an organization may not delete its own account.
+    #[error("last owner")]
+    LastOwner,
     /// An import was refused; nothing was stored. `errors` is capped, `total` is not.
     #[error("import refused")]
     Import {

@@ -120,6 +120,8 @@ messages! {
     SessionRevoked => "session-revoked",
     PasswordChanged => "password-changed",
     WrongPassword => "wrong-password",
+    LastOwner => "last-owner",
+    AccountDeleted => "account-deleted",
     ValidationFailed => "validation-failed",
     RateLimited => "rate-limited",
     Busy => "busy",

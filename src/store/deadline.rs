@@ -190,4 +190,6 @@ forwarding! {
     member(organization_id: &str, id: &str) -> Option<MemberRecord>;
     update_member(member: &MemberRecord, expected: i64) -> VersionedUpdate;
     delete_member(organization_id: &str, id: &str) -> bool;
+    owners(organization_id: &str) -> Vec<String>;
+    delete_account(id: &str) -> bool;
 }

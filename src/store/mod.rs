@@ -705,6 +705,13 @@ pub trait Tx: Send {
         expected: i64,
     ) -> StoreResult<VersionedUpdate>;
     async fn delete_member(&mut self, organization_id: &str, id: &str) -> StoreResult<bool>;
+    /// Ids of the organization's owners, locked until the transaction ends (on PostgreSQL, in
+    /// id order, so that two owners leaving at once wait for each other instead of deadlocking,
+    /// and cannot both count on the other staying).
+    async fn owners(&mut self, organization_id: &str) -> StoreResult<Vec<String>>;
+    /// Deletes an account with its sessions, refresh tokens and links (by cascade) and the
+    /// outbox emails addressed to it; false if there was none.
+    async fn delete_account(&mut self, id: &str) -> StoreResult<bool>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -926,6 +926,33 @@ macro_rules! sql_store {
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
+
+            async fn owners(&mut self, organization_id: &str) -> StoreResult<Vec<String>> {
+                let sql = format!(
+                    "SELECT id FROM accounts WHERE organization_id = $1 AND role = $2 ORDER BY id{}",
+                    Self::FOR_UPDATE
+                );
+                let rows: Vec<(String,)> = sqlx::query_as(&sql)
+                    .bind(organization_id)
+                    .bind($crate::domain::Role::Owner)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn delete_account(&mut self, id: &str) -> StoreResult<bool> {
+                sqlx::query(
+                    "DELETE FROM outbox WHERE recipient IN (SELECT email FROM accounts WHERE id = $1)",
+                )
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
         }
 
         impl $store {

@@ -19,6 +19,7 @@ both_backends!(
     lists_mask_pesels_one_read_shows_it_whole_and_is_audited,
     rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill,
     a_member_gets_its_data_and_access_log_and_is_erased_without_a_trace,
+    an_account_exports_its_data_and_deletes_itself_but_not_the_last_owner,
 );
 
 /// PESELs of people born in 1944 and 2002 (the second starts with 0, as Excel's victims do).
@@ -610,4 +611,104 @@ async fn a_member_gets_its_data_and_access_log_and_is_erased_without_a_trace(bac
         .get("/api/admin/audit", &[("x-access-token", &owner)])
         .await;
     assert!(r.text.contains(&id) && !r.text.contains("Zażółćkowska") && !r.text.contains(&pesel));
+}
+
+/// GDPR Art. 15 and 17 for one's own account: `GET /api/auth/me/export` answers the account,
+/// its sessions and its audit events; `DELETE /api/auth/me` with the password deletes it and
+/// its sessions, except for an organization's last owner (409 `last_owner`).
+async fn an_account_exports_its_data_and_deletes_itself_but_not_the_last_owner(backend: Backend) {
+    let app = app!(backend);
+    let owner = app.user("owner1").await;
+    let owner_token = owner["accessToken"].as_str().unwrap().to_string();
+    let alice = app.user("alice").await;
+    let token = alice["accessToken"].as_str().unwrap().to_string();
+    let refresh = alice["refreshToken"].as_str().unwrap().to_string();
+    let auth = [("x-access-token", token.as_str())];
+
+    let r = app.get("/api/auth/me/export", &auth).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["account"]["username"], "alice");
+    assert_eq!(
+        r.body["sessions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["sessions"][0]["current"], true);
+    assert_eq!(r.body["secondFactors"], json!([]));
+    let actions: Vec<&str> = r.body["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"account_registered"), "{actions:?}");
+    assert!(
+        !r.text.contains("password_hash") && !r.text.contains("$argon2"),
+        "{}",
+        r.text
+    );
+
+    // The password is checked first; without it nothing happens.
+    let delete = |body: Value, token: String| {
+        let app = &app;
+        async move {
+            app.request(
+                "DELETE",
+                "/api/auth/me",
+                Some(body),
+                &[("x-access-token", &token)],
+            )
+            .await
+        }
+    };
+    let r = delete(json!({}), token.clone()).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = delete(json!({ "password": "Wrong#pass1" }), token.clone()).await;
+    assert_eq!((r.status, r.code()), (401, "wrong_password"), "{}", r.text);
+    let r = delete(
+        json!({ "password": crate::helpers::PASSWORD }),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_ne!(
+        app.refresh(&refresh).await.status,
+        200,
+        "its sessions are gone"
+    );
+    assert_ne!(
+        app.login("alice", crate::helpers::PASSWORD).await.status,
+        200
+    );
+    assert_eq!(
+        app.query_text("SELECT id FROM accounts WHERE username = 'alice'", &[])
+            .await,
+        None
+    );
+    let r = app
+        .get("/api/admin/audit", &[("x-access-token", &owner_token)])
+        .await;
+    let deleted = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "account.deleted");
+    assert!(deleted.is_some(), "{}", r.text);
+
+    // The last owner stays until there is another.
+    let r = delete(
+        json!({ "password": crate::helpers::PASSWORD }),
+        owner_token.clone(),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "last_owner"), "{}", r.text);
+    app.user_with_role("owner2", Role::Owner).await;
+    let r = delete(
+        json!({ "password": crate::helpers::PASSWORD }),
+        owner_token.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -203,6 +203,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
     operations.sort();
     // Every route of every surface, as the routers register them from the same annotations.
     let expected = [
+        "DELETE /api/auth/me",
         "DELETE /api/auth/sessions/{id}",
         "DELETE /api/membership/members/{id}",
         "GET /.well-known/jwks.json",
@@ -211,6 +212,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
         "GET /api/admin/audit",
         "GET /api/auth/csrf",
         "GET /api/auth/me",
+        "GET /api/auth/me/export",
         "GET /api/auth/sessions",
         "GET /api/membership/members",
         "GET /api/membership/members/export.csv",

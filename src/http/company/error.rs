@@ -190,6 +190,7 @@ impl From<CoreError> for CompanyError {
             }
             CoreError::NotFound | CoreError::MemberNotFound => bad("not_found", Msg::NotFound),
             CoreError::VersionConflict { .. } => bad("version_conflict", Msg::VersionConflict),
+            CoreError::LastOwner => bad("last_owner", Msg::LastOwner),
             CoreError::Import { .. } => bad("import_failed", Msg::ImportFailed),
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

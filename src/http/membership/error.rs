@@ -231,6 +231,7 @@ impl From<CoreError> for ApiError {
             CoreError::MemberNotFound => {
                 ApiError::new(S::NOT_FOUND, "not_found", Msg::MemberNotFound)
             }
+            CoreError::LastOwner => ApiError::new(S::CONFLICT, "last_owner", Msg::LastOwner),
             CoreError::VersionConflict { .. } => {
                 ApiError::new(S::CONFLICT, "version_conflict", Msg::VersionConflict)
             }

@@ -40,7 +40,8 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .routes(routes!(login))
         .routes(routes!(refresh_token))
         .routes(routes!(csrf))
-        .routes(routes!(me))
+        .routes(routes!(me, delete_me))
+        .routes(routes!(me_export))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
         .routes(routes!(sessions))
@@ -379,7 +380,11 @@ struct MeBody {
 #[utoipa::path(get, path = "/auth/me", tag = "auth", operation_id = "me", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<MeBody>> {
     let account = state.core.me(&user.caller).await?;
-    Ok(axum::Json(MeBody {
+    Ok(axum::Json(me_body(account)))
+}
+
+fn me_body(account: crate::store::AccountRecord) -> MeBody {
+    MeBody {
         roles: role_names(account.role),
         id: account.id,
         username: account.username,
@@ -388,7 +393,95 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Js
         surname: account.surname,
         organization: account.organization_id,
         created_at: rfc3339(account.created_at),
+    }
+}
+
+fn session_body(s: crate::store::SessionRecord, current: &str) -> SessionBody {
+    SessionBody {
+        current: s.id == current,
+        id: s.id,
+        created_at: rfc3339(s.created_at),
+        last_used_at: rfc3339(s.last_used_at),
+        expires_at: rfc3339(s.expires_at),
+        user_agent: s.user_agent,
+        ip: s.ip,
+    }
+}
+
+/// One audit event about the caller's account.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TrailBody {
+    /// When (RFC 3339).
+    at: String,
+    /// Who: a username or email; `null` for the command line or an account since deleted.
+    actor: Option<String>,
+    action: String,
+}
+
+/// Everything brama holds about the caller (GDPR Art. 15).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+struct OwnDataBody {
+    account: MeBody,
+    /// Live sessions, with the address and browser each was opened from.
+    sessions: Vec<SessionBody>,
+    /// Every audit event about the account, oldest first.
+    audit_log: Vec<TrailBody>,
+    /// Second factors, without their secrets (none yet: SPEC §13).
+    second_factors: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/auth/me/export", tag = "auth", operation_id = "export_my_data", responses((status = 200, description = "Everything brama holds about the caller", body = OwnDataBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn me_export(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<OwnDataBody>> {
+    let data = state.core.own_data(&user.caller, &user.client).await?;
+    Ok(axum::Json(OwnDataBody {
+        account: me_body(data.account),
+        sessions: data
+            .sessions
+            .into_iter()
+            .map(|s| session_body(s, &user.caller.session_id))
+            .collect(),
+        audit_log: data
+            .trail
+            .into_iter()
+            .map(|e| TrailBody {
+                at: rfc3339(e.created_at),
+                actor: e.actor,
+                action: e.action,
+            })
+            .collect(),
+        second_factors: Vec::new(),
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct DeleteMeBody {
+    /// The account's password, checked before anything is deleted.
+    password: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/auth/me", tag = "auth", operation_id = "delete_me", request_body = DeleteMeBody,
+    responses((status = 200, description = "The account and its sessions are deleted; cookies cleared", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token, or a wrong password", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 409, description = "`last_owner`: the organization's last owner", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn delete_me(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    user: AuthUser,
+    Json(body): Json<DeleteMeBody>,
+) -> ApiResult {
+    let mut f = Fields::new();
+    let Some(password) = f.present("password", body.password.as_deref()) else {
+        return Err(invalid(f));
+    };
+    state
+        .core
+        .delete_own_account(&user.caller, SecretString::from(password), &user.client)
+        .await?;
+    Ok(cleared(&state, jar, Msg::AccountDeleted))
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout", responses((status = 200, description = "Signed out; cookies cleared", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
@@ -432,15 +525,7 @@ async fn sessions(
     let list = state.core.sessions(&user.caller).await?;
     Ok(axum::Json(
         list.into_iter()
-            .map(|s| SessionBody {
-                current: s.id == user.caller.session_id,
-                id: s.id,
-                created_at: rfc3339(s.created_at),
-                last_used_at: rfc3339(s.last_used_at),
-                expires_at: rfc3339(s.expires_at),
-                user_agent: s.user_agent,
-                ip: s.ip,
-            })
+            .map(|s| session_body(s, &user.caller.session_id))
             .collect(),
     ))
 }
