@@ -5,7 +5,7 @@ use crate::config::MemberListPesel;
 use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers};
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
-    FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, normalize_key,
+    FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, search_key,
 };
 use crate::store::{
     MemberFilter, MemberRecord, MemberSort, StoreError, TrailEntry, UniqueField, VersionedUpdate,
@@ -54,12 +54,68 @@ pub const MAX_LIMIT: i64 = 1000;
 /// A page's size when a client pages without saying how many.
 const DEFAULT_LIMIT: i64 = 50;
 
-/// What `q` searches: imie, nazwisko, miejscowosc and email, normalised like the query.
+/// What `q` searches: imie, nazwisko, miejscowosc and email, in the form the query is put in
+/// ([`search_key`]: lower-case, without diacritics).
 pub fn search_text(member: &MemberRecord) -> String {
-    normalize_key(&format!(
-        "{} {} {} {}",
-        member.imie, member.nazwisko, member.miejscowosc, member.email
-    ))
+    search_of(
+        &member.imie,
+        &member.nazwisko,
+        &member.miejscowosc,
+        &member.email,
+    )
+}
+
+fn search_of(imie: &str, nazwisko: &str, miejscowosc: &str, email: &str) -> String {
+    search_key(&format!("{imie} {nazwisko} {miejscowosc} {email}"))
+}
+
+/// Which form of search text the stored rows hold; a start that finds an older one recomputes
+/// them (version 2: without diacritics).
+const SEARCH_VERSION: &str = "2";
+const SEARCH_VERSION_NAME: &str = "member_search.version";
+
+/// Recomputes the members' search text when it was made by an older version of
+/// [`search_text`], in batches; how many changed.
+pub(crate) async fn refresh_search_texts(
+    store: &crate::store::DynStore,
+) -> Result<u64, crate::core::StartupError> {
+    let mut tx = store.begin().await?;
+    if tx.secret(SEARCH_VERSION_NAME).await?.as_deref() == Some(SEARCH_VERSION) {
+        return Ok(0);
+    }
+    drop(tx);
+    let mut changed = 0u64;
+    let mut after = String::new();
+    loop {
+        let mut tx = store.begin().await?;
+        let batch = tx.member_texts(&after, 500).await?;
+        for m in &batch {
+            let search = search_of(&m.imie, &m.nazwisko, &m.miejscowosc, &m.email);
+            if search != m.search {
+                tx.set_member_search(&m.id, &search).await?;
+                changed += 1;
+            }
+        }
+        match batch.last() {
+            Some(last) if batch.len() == 500 => {
+                after = last.id.clone();
+                tx.commit().await?;
+            }
+            _ => {
+                tx.set_secret(SEARCH_VERSION_NAME, SEARCH_VERSION, now_ms())
+                    .await?;
+                tx.commit().await?;
+                break;
+            }
+        }
+    }
+    if changed > 0 {
+        tracing::info!(
+            members = changed,
+            "made the members' search text anew (diacritics ignored)"
+        );
+    }
+    Ok(changed)
 }
 
 /// Writes the fields a patch sets into a stored member, and its search text.
@@ -143,7 +199,7 @@ impl Core {
         let q = listing
             .q
             .as_ref()
-            .map(|q| normalize_key(q.as_str()))
+            .map(|q| search_key(q.as_str()))
             .filter(|q| !q.is_empty());
         let filter = MemberFilter {
             q,

@@ -145,6 +145,7 @@ impl Core {
         let mailer = mail::Mailer::from_config(&config)?;
         let data_keys = data_key::load(&config, &store).await?;
         data_key::encrypt_clear_pesels(&store, &data_keys).await?;
+        members::refresh_search_texts(&store).await?;
         Ok(Arc::new(Core {
             config,
             store,

@@ -64,6 +64,18 @@ pub fn normalize_key(s: &str) -> String {
     lowered.nfkc().collect::<String>().trim().to_owned()
 }
 
+/// The form member search compares (SPEC §4): [`normalize_key`], then without diacritics, so
+/// that `krakow` finds Kraków and `lodz` finds Łódź. Letters are decomposed (NFD) and their
+/// combining marks dropped; `ł`, which Unicode does not decompose, becomes `l`.
+pub fn search_key(s: &str) -> String {
+    normalize_key(s)
+        .nfd()
+        .filter(|c| !('\u{0300}'..='\u{036f}').contains(c))
+        .map(|c| if c == 'ł' { 'l' } else { c })
+        .nfc()
+        .collect()
+}
+
 /// Refuses a value whose character count falls outside `min..=max`.
 ///
 /// Counting chars rather than bytes keeps the limits the same for "ä" and "a", which is what a
@@ -79,6 +91,23 @@ fn check_length(s: &str, min: usize, max: usize) -> Result<(), Problem> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn search_keys_ignore_case_and_polish_diacritics() {
+        assert_eq!(super::search_key("Kraków"), "krakow");
+        assert_eq!(super::search_key("ŁÓDŹ"), "lodz");
+        assert_eq!(
+            super::search_key(" Zażółć gęślą jaźń "),
+            "zazolc gesla jazn"
+        );
+        assert_eq!(
+            super::search_key("Dąbrowski"),
+            super::search_key("dabrowski")
+        );
+        // Idempotent, so a stored key is its own key.
+        let once = super::search_key("Świętokrzyskie ǅ ﬁ");
+        assert_eq!(super::search_key(&once), once);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

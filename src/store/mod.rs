@@ -199,6 +199,17 @@ pub enum Delivery {
     Failed { error: String, next: Option<i64> },
 }
 
+/// A member's id, the fields its search text is made of, and that text as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberTexts {
+    pub id: String,
+    pub imie: String,
+    pub nazwisko: String,
+    pub miejscowosc: String,
+    pub email: String,
+    pub search: String,
+}
+
 /// One event of a member's or an account's audit trail, with who did it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TrailEntry {
@@ -659,6 +670,11 @@ pub trait Tx: Send {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<(String, String, String)>>;
+    /// Up to `limit` members by id after `after`, with the fields search text is made of:
+    /// (id, imie, nazwisko, miejscowosc, email, search).
+    async fn member_texts(&mut self, after: &str, limit: i64) -> StoreResult<Vec<MemberTexts>>;
+    /// Replaces a member's search text (its search index follows).
+    async fn set_member_search(&mut self, id: &str, search: &str) -> StoreResult<()>;
     /// Stores a member's encrypted PESEL and its blind index.
     async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()>;
     /// The secret `name`, if stored.

@@ -727,6 +727,26 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn member_texts(&mut self, after: &str, limit: i64) -> StoreResult<Vec<$crate::store::MemberTexts>> {
+                Ok(sqlx::query_as::<_, $crate::store::MemberTexts>(
+                    "SELECT id, imie, nazwisko, miejscowosc, email, search FROM members \
+                     WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?)
+            }
+
+            async fn set_member_search(&mut self, id: &str, search: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE members SET search = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(search)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()> {
                 sqlx::query("UPDATE members SET pesel = $2, pesel_index = $3 WHERE id = $1")
                     .bind(id)

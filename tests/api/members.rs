@@ -23,6 +23,7 @@ both_backends!(
     search_follows_changes_and_deletes,
     totals_stay_exact_per_organization,
     a_missing_member_is_not_found_before_its_fields_are_judged,
+    search_ignores_case_and_polish_diacritics,
 );
 
 /// A valid PESEL for the n-th test member.
@@ -1119,4 +1120,71 @@ async fn a_missing_member_is_not_found_before_its_fields_are_judged(backend: Bac
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["pesel", "kodpocztowy"]);
+}
+
+/// SPEC §4: `krakow` finds Kraków and `lodz` finds Łódź; a register written before this (search
+/// text with diacritics) is made anew at the next start.
+async fn search_ignores_case_and_polish_diacritics(backend: Backend) {
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    for (n, (nazwisko, miejscowosc)) in [
+        ("Żółkiewski", "Kraków"),
+        ("Dąbrowska", "Łódź"),
+        ("Nowak", "Gdańsk"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = create(
+            &app,
+            &owner,
+            merge(
+                member(n as u32),
+                json!({ "nazwisko": nazwisko, "miejscowosc": miejscowosc }),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    for (q, who) in [
+        ("krakow", "Żółkiewski"),
+        ("KRAKÓW", "Żółkiewski"),
+        ("lodz", "Dąbrowska"),
+        ("łódź", "Dąbrowska"),
+        ("zolkiew", "Żółkiewski"),
+        ("dabrow", "Dąbrowska"),
+        ("gdansk", "Nowak"),
+    ] {
+        assert_eq!(found(&app, &owner, q).await, [who], "q={q}");
+    }
+
+    // Rows written by a version that kept diacritics in the search text: the next start
+    // makes them anew.
+    app.execute_sql("UPDATE members SET search = lower(miejscowosc)", &[])
+        .await;
+    app.execute_sql(
+        "DELETE FROM secrets WHERE name = 'member_search.version'",
+        &[],
+    )
+    .await;
+    assert_eq!(found(&app, &owner, "lodz").await, Vec::<String>::new());
+    let next = app.sibling(|_| {}).await;
+    assert_eq!(found(&next, &owner, "lodz").await, ["Dąbrowska"]);
+}
+
+/// The surnames of the members `q` finds.
+async fn found(app: &TestApp, token: &str, q: &str) -> Vec<String> {
+    let path = format!("/api/membership/members?q={}", urlencode(q));
+    let r = call(app, "GET", &path, None, Some(token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["nazwisko"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
