@@ -6,6 +6,7 @@ use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers}
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
     FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, search_key,
+    sort_key,
 };
 use crate::store::{
     MemberFilter, MemberRecord, MemberSort, StoreError, TrailEntry, UniqueField, VersionedUpdate,
@@ -69,13 +70,13 @@ fn search_of(imie: &str, nazwisko: &str, miejscowosc: &str, email: &str) -> Stri
     search_key(&format!("{imie} {nazwisko} {miejscowosc} {email}"))
 }
 
-/// Which form of search text the stored rows hold; a start that finds an older one recomputes
-/// them (version 2: without diacritics).
-const SEARCH_VERSION: &str = "2";
+/// Which form of search text and sort keys the stored rows hold; a start that finds an older
+/// one makes them anew (2: search without diacritics; 3: Polish sort keys).
+const SEARCH_VERSION: &str = "3";
 const SEARCH_VERSION_NAME: &str = "member_search.version";
 
-/// Recomputes the members' search text when it was made by an older version of
-/// [`search_text`], in batches; how many changed.
+/// Makes the members' search text and sort keys anew when an older version made them, in
+/// batches; how many rows it went through.
 pub(crate) async fn refresh_search_texts(
     store: &crate::store::DynStore,
 ) -> Result<u64, crate::core::StartupError> {
@@ -91,8 +92,10 @@ pub(crate) async fn refresh_search_texts(
         let batch = tx.member_texts(&after, 500).await?;
         for m in &batch {
             let search = search_of(&m.imie, &m.nazwisko, &m.miejscowosc, &m.email);
-            if search != m.search {
-                tx.set_member_search(&m.id, &search).await?;
+            let keys = [&m.imie, &m.nazwisko, &m.miejscowosc, &m.wojewodztwo].map(|t| sort_key(t));
+            if search != m.search || m.nazwisko_sort.as_deref() != Some(keys[1].as_str()) {
+                tx.set_member_derived(&m.id, &search, keys.each_ref().map(String::as_str))
+                    .await?;
                 changed += 1;
             }
         }
@@ -147,6 +150,10 @@ fn apply(member: &mut MemberRecord, patch: MemberPatch) {
         member.tel = v.as_str().to_string();
     }
     member.search = search_text(member);
+    member.imie_sort = Some(sort_key(&member.imie));
+    member.nazwisko_sort = Some(sort_key(&member.nazwisko));
+    member.miejscowosc_sort = Some(sort_key(&member.miejscowosc));
+    member.wojewodztwo_sort = Some(sort_key(&member.wojewodztwo));
 }
 
 /// A new member of `organization_id`, as stored.
@@ -176,6 +183,10 @@ pub(crate) fn new_record(
         created_at: now,
         updated_at: now,
         pesel_index: None,
+        imie_sort: None,
+        nazwisko_sort: None,
+        miejscowosc_sort: None,
+        wojewodztwo_sort: None,
     };
     apply(&mut record, member.into_patch());
     record

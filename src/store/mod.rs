@@ -206,8 +206,11 @@ pub struct MemberTexts {
     pub imie: String,
     pub nazwisko: String,
     pub miejscowosc: String,
+    pub wojewodztwo: String,
     pub email: String,
     pub search: String,
+    /// `Some` once the row has its sort keys.
+    pub nazwisko_sort: Option<String>,
 }
 
 /// One event of a member's or an account's audit trail, with who did it.
@@ -307,6 +310,13 @@ pub struct MemberRecord {
     /// holds its ciphertext as stored, and its clear value above the store. `None` only on a row
     /// written before encryption came in, until the next start encrypts it.
     pub pesel_index: Option<String>,
+    /// Sort keys in Polish alphabetical order (`domain::sort_key`) of imie, nazwisko,
+    /// miejscowosc and wojewodztwo; `None` only on a row written before they came in, until the
+    /// next start makes them.
+    pub imie_sort: Option<String>,
+    pub nazwisko_sort: Option<String>,
+    pub miejscowosc_sort: Option<String>,
+    pub wojewodztwo_sort: Option<String>,
 }
 
 /// A member with the number of rows its list matched (`COUNT(*) OVER ()`).
@@ -331,20 +341,21 @@ impl MemberSort {
     /// The ORDER BY expression that no index can serve (so the planner sorts the hits).
     pub(crate) fn unindexed(self) -> &'static str {
         match self {
-            MemberSort::Nazwisko => "nazwisko || ''",
-            MemberSort::Imie => "imie || ''",
-            MemberSort::Miejscowosc => "miejscowosc || ''",
-            MemberSort::Wojewodztwo => "wojewodztwo || ''",
+            MemberSort::Nazwisko => "nazwisko_sort || ''",
+            MemberSort::Imie => "imie_sort || ''",
+            MemberSort::Miejscowosc => "miejscowosc_sort || ''",
+            MemberSort::Wojewodztwo => "wojewodztwo_sort || ''",
             MemberSort::CreatedAt => "created_at + 0",
         }
     }
 
     pub(crate) fn column(self) -> &'static str {
         match self {
-            MemberSort::Nazwisko => "nazwisko",
-            MemberSort::Imie => "imie",
-            MemberSort::Miejscowosc => "miejscowosc",
-            MemberSort::Wojewodztwo => "wojewodztwo",
+            // Polish alphabetical order (migration 0014).
+            MemberSort::Nazwisko => "nazwisko_sort",
+            MemberSort::Imie => "imie_sort",
+            MemberSort::Miejscowosc => "miejscowosc_sort",
+            MemberSort::Wojewodztwo => "wojewodztwo_sort",
             MemberSort::CreatedAt => "created_at",
         }
     }
@@ -671,10 +682,16 @@ pub trait Tx: Send {
         limit: i64,
     ) -> StoreResult<Vec<(String, String, String)>>;
     /// Up to `limit` members by id after `after`, with the fields search text is made of:
-    /// (id, imie, nazwisko, miejscowosc, email, search).
+    /// (id, imie, nazwisko, miejscowosc, wojewodztwo, email, search, nazwisko_sort).
     async fn member_texts(&mut self, after: &str, limit: i64) -> StoreResult<Vec<MemberTexts>>;
-    /// Replaces a member's search text (its search index follows).
-    async fn set_member_search(&mut self, id: &str, search: &str) -> StoreResult<()>;
+    /// Replaces a member's search text (its search index follows) and sort keys (imie,
+    /// nazwisko, miejscowosc, wojewodztwo).
+    async fn set_member_derived(
+        &mut self,
+        id: &str,
+        search: &str,
+        sort_keys: [&str; 4],
+    ) -> StoreResult<()>;
     /// Stores a member's encrypted PESEL and its blind index.
     async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()>;
     /// The secret `name`, if stored.

@@ -729,7 +729,7 @@ macro_rules! sql_store {
 
             async fn member_texts(&mut self, after: &str, limit: i64) -> StoreResult<Vec<$crate::store::MemberTexts>> {
                 Ok(sqlx::query_as::<_, $crate::store::MemberTexts>(
-                    "SELECT id, imie, nazwisko, miejscowosc, email, search FROM members \
+                    "SELECT id, imie, nazwisko, miejscowosc, wojewodztwo, email, search, nazwisko_sort FROM members \
                      WHERE id > $1 ORDER BY id LIMIT $2",
                 )
                 .bind(after)
@@ -738,8 +738,20 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn set_member_search(&mut self, id: &str, search: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE members SET search = $2 WHERE id = $1")
+            async fn set_member_derived(&mut self, id: &str, search: &str, sort_keys: [&str; 4]) -> StoreResult<()> {
+                // Search is set only when it changed: its index is rewritten on every update of it.
+                sqlx::query(
+                    "UPDATE members SET imie_sort = $2, nazwisko_sort = $3, miejscowosc_sort = $4, \
+                     wojewodztwo_sort = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(sort_keys[0])
+                .bind(sort_keys[1])
+                .bind(sort_keys[2])
+                .bind(sort_keys[3])
+                .execute(&mut *self.tx)
+                .await?;
+                sqlx::query("UPDATE members SET search = $2 WHERE id = $1 AND search <> $2")
                     .bind(id)
                     .bind(search)
                     .execute(&mut *self.tx)
@@ -852,7 +864,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
-                // 19 binds a row: 500 rows stay under both backends' bind limits.
+                // 23 binds a row: 500 rows stay under both backends' bind limits.
                 for chunk in members.chunks(500) {
                     let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO members (", member_columns!(), ") "));
                     insert.push_values(chunk, |mut row, m| {
@@ -874,7 +886,11 @@ macro_rules! sql_store {
                             .push_bind(&m.created_by)
                             .push_bind(m.created_at)
                             .push_bind(m.updated_at)
-                            .push_bind(&m.pesel_index);
+                            .push_bind(&m.pesel_index)
+                            .push_bind(&m.imie_sort)
+                            .push_bind(&m.nazwisko_sort)
+                            .push_bind(&m.miejscowosc_sort)
+                            .push_bind(&m.wojewodztwo_sort);
                     });
                     insert.build().execute(&mut *self.tx).await.map_err(map_unique)?;
                 }
@@ -899,7 +915,8 @@ macro_rules! sql_store {
                     "UPDATE members SET imie = $1, nazwisko = $2, wyksztalcenie = $3, pesel = $4, \
                      wojewodztwo = $5, miejscowosc = $6, ulica = $7, nrdomulokalu = $8, \
                      kodpocztowy = $9, email = $10, tel = $11, search = $12, updated_at = $13, \
-                     version = version + 1, pesel_index = $17 \
+                     version = version + 1, pesel_index = $17, imie_sort = $18, nazwisko_sort = $19, \
+                     miejscowosc_sort = $20, wojewodztwo_sort = $21 \
                      WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING ",
                     member_columns!()
                 ))
@@ -920,6 +937,10 @@ macro_rules! sql_store {
                 .bind(&m.id)
                 .bind(expected)
                 .bind(&m.pesel_index)
+                .bind(&m.imie_sort)
+                .bind(&m.nazwisko_sort)
+                .bind(&m.miejscowosc_sort)
+                .bind(&m.wojewodztwo_sort)
                 .fetch_optional(&mut *self.tx)
                 .await
                 .map_err(map_unique)?;
@@ -1029,7 +1050,7 @@ macro_rules! member_columns {
     () => {
         "id, organization_id, imie, nazwisko, wyksztalcenie, pesel, wojewodztwo, miejscowosc, ulica, \
          nrdomulokalu, kodpocztowy, email, tel, search, version, created_by, created_at, updated_at, \
-         pesel_index"
+         pesel_index, imie_sort, nazwisko_sort, miejscowosc_sort, wojewodztwo_sort"
     };
 }
 
