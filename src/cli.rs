@@ -195,19 +195,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::DataKey(DataKeyCommand::Rotate) => {
             let store = open_store(&config).await?;
             let core = Core::build(config, store).await?;
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message("re-encrypting PESELs");
-            let progress = {
-                let bar = bar.clone();
-                move |done: u64, total: u64| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                }
-            };
+            let (bar, progress) = progress_bar("re-encrypting PESELs", "");
             let rotation = core
                 .rotate_data_key(crate::core::data_key::ROTATION_WAIT, &progress)
                 .await;
@@ -306,21 +294,7 @@ async fn members(config: Config, command: MembersCommand) -> Result<(), StartupE
             let data =
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let sep = sep.as_deref().map(separator).transpose()?;
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {pos}/{len} rows ({eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message("checking");
-            let progress = {
-                let bar = bar.clone();
-                move |done: u64, total: u64| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                }
-            };
+            let (bar, progress) = progress_bar("checking", " rows");
             let granted = Actor::operator(&org).grant().map_err(|e| describe(&e))?;
             let result = core
                 .import_members_csv(&granted, &data, sep, &progress)
@@ -382,4 +356,24 @@ fn delivery_state(e: &crate::store::OutboxRecord) -> String {
         "queued" => "queued for SMTP".into(),
         _ => "kept (no SMTP set): forward the link by hand".into(),
     }
+}
+
+/// A progress bar saying `message`, and the `progress(done, total)` that moves it.
+fn progress_bar(
+    message: &'static str,
+    unit: &str,
+) -> (indicatif::ProgressBar, impl Fn(u64, u64) + Send + Sync) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:40}}] {{pos}}/{{len}}{unit} ({{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(message);
+    let moved = bar.clone();
+    (bar, move |done: u64, total: u64| {
+        moved.set_length(total);
+        moved.set_position(done);
+    })
 }

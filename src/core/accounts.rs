@@ -274,6 +274,28 @@ impl Core {
         own_account(account, caller)
     }
 
+    /// The caller's account, once `password` is its password (`WrongPassword` otherwise), read
+    /// afresh: the check is against the hash as it is now, not as cached. A stolen access token
+    /// must not guess the password forever: each check is a login attempt of the account.
+    async fn check_own_password(
+        &self,
+        caller: &Caller,
+        password: &SecretString,
+        client: &Client,
+    ) -> CoreResult<AccountRecord> {
+        let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
+        let attempt = self.reserve_login_attempt(Ok(&account.id), client).await?;
+        let verified = self
+            .hasher
+            .verify(password.expose_secret(), account.password_hash.as_deref())
+            .await?;
+        if !verified.matches {
+            return Err(CoreError::WrongPassword);
+        }
+        self.login_attempt_succeeded(attempt).await;
+        Ok(account)
+    }
+
     /// Changes the password after checking the current one; the caller's other sessions end.
     pub async fn change_password(
         &self,
@@ -281,22 +303,9 @@ impl Core {
         change: PasswordChange,
         client: &Client,
     ) -> CoreResult<()> {
-        // Read afresh: the check is against the hash as it is now, not as cached.
-        let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
-        // A stolen access token must not guess the password forever: each check is a login
-        // attempt of the account.
-        let attempt = self.reserve_login_attempt(Ok(&account.id), client).await?;
-        let verified = self
-            .hasher
-            .verify(
-                change.current.expose_secret(),
-                account.password_hash.as_deref(),
-            )
+        let account = self
+            .check_own_password(caller, &change.current, client)
             .await?;
-        if !verified.matches {
-            return Err(CoreError::WrongPassword);
-        }
-        self.login_attempt_succeeded(attempt).await;
         let hash = self.hasher.hash(change.new.expose()).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
@@ -333,16 +342,7 @@ impl Core {
         password: SecretString,
         client: &Client,
     ) -> CoreResult<()> {
-        let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
-        let attempt = self.reserve_login_attempt(Ok(&account.id), client).await?;
-        let verified = self
-            .hasher
-            .verify(password.expose_secret(), account.password_hash.as_deref())
-            .await?;
-        if !verified.matches {
-            return Err(CoreError::WrongPassword);
-        }
-        self.login_attempt_succeeded(attempt).await;
+        let account = self.check_own_password(caller, &password, client).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
         let owners = tx.owners(&account.organization_id).await?;

@@ -246,16 +246,21 @@ impl Core {
         granted: &Granted<ManageMembers>,
         id: &str,
     ) -> CoreResult<MemberRecord> {
-        let member = self
-            .store
-            .member(&granted.organization_id, id)
-            .await?
-            .ok_or(CoreError::MemberNotFound)?;
-        let member = self.open(member)?;
+        let member = self.stored_member(&granted.organization_id, id).await?;
         // The whole PESEL was shown to someone: the trail says who (never the PESEL).
         self.audit_alone(member_event(granted, AuditAction::MemberPeselRead, id))
             .await;
         Ok(member)
+    }
+
+    /// One member of the organization, its PESEL decrypted.
+    async fn stored_member(&self, organization_id: &str, id: &str) -> CoreResult<MemberRecord> {
+        let member = self
+            .store
+            .member(organization_id, id)
+            .await?
+            .ok_or(CoreError::MemberNotFound)?;
+        self.open(member)
     }
 
     /// Everything held about one member and every audit event about it, for the member's right
@@ -265,12 +270,7 @@ impl Core {
         granted: &Granted<TransferMembers>,
         id: &str,
     ) -> CoreResult<(MemberRecord, Vec<TrailEntry>)> {
-        let member = self
-            .store
-            .member(&granted.organization_id, id)
-            .await?
-            .ok_or(CoreError::MemberNotFound)?;
-        let member = self.open(member)?;
+        let member = self.stored_member(&granted.organization_id, id).await?;
         let trail = self.store.audit_trail(&granted.organization_id, id).await?;
         self.audit_alone(member_event(granted, AuditAction::MemberRodoExport, id))
             .await;
