@@ -192,8 +192,7 @@ impl Core {
             tx.set_secret(CURRENT, &id, now_ms()).await?;
             tx.commit().await?;
             added = true;
-            *self.data_keys.write().unwrap_or_else(|p| p.into_inner()) =
-                Arc::new(DataKeys::parse(&keys.to_text()).map_err(CoreError::Internal)?);
+            *self.data_keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys.clone());
             tokio::time::sleep(wait).await;
         }
         let current = keys.current().to_string();
@@ -254,29 +253,38 @@ impl Core {
 
     /// The member as stored: its PESEL encrypted, with its blind index.
     pub(crate) fn seal(&self, member: &MemberRecord) -> MemberRecord {
+        let keys = self.keys();
         MemberRecord {
-            pesel: self.keys().encrypt(&member.id, &member.pesel),
-            pesel_index: Some(self.pesel_index(&member.organization_id, &member.pesel)),
+            pesel: keys.encrypt(&member.id, &member.pesel),
+            pesel_index: Some(keys.blind_index(&member.organization_id, &member.pesel)),
             ..member.clone()
         }
     }
 
     /// The member as stored, with its PESEL in clear. A value that does not decrypt is an
     /// error naming the member, never a PESEL made up of garbage.
-    pub(crate) fn open(&self, mut member: MemberRecord) -> CoreResult<MemberRecord> {
-        let mut opened = self.keys().decrypt(&member.id, &member.pesel);
-        // Written under a key this node has not read yet (a rotation on another node).
-        if matches!(opened, Err(CipherError::UnknownKey(_))) {
-            self.reload_data_keys();
-            opened = self.keys().decrypt(&member.id, &member.pesel);
-        }
-        member.pesel = opened
-            .map_err(|e| CoreError::Internal(format!("member {}: its PESEL {e}", member.id)))?;
-        Ok(member)
+    pub(crate) fn open(&self, member: MemberRecord) -> CoreResult<MemberRecord> {
+        Ok(self.open_all(vec![member])?.remove(0))
     }
 
-    /// [`Core::open`] for each.
+    /// [`Core::open`] for each, with the keys read once for the lot.
     pub(crate) fn open_all(&self, members: Vec<MemberRecord>) -> CoreResult<Vec<MemberRecord>> {
-        members.into_iter().map(|m| self.open(m)).collect()
+        let mut keys = self.keys();
+        members
+            .into_iter()
+            .map(|mut member| {
+                let mut opened = keys.decrypt(&member.id, &member.pesel);
+                // Written under a key this node has not read yet (a rotation on another node).
+                if matches!(opened, Err(CipherError::UnknownKey(_))) {
+                    self.reload_data_keys();
+                    keys = self.keys();
+                    opened = keys.decrypt(&member.id, &member.pesel);
+                }
+                member.pesel = opened.map_err(|e| {
+                    CoreError::Internal(format!("member {}: its PESEL {e}", member.id))
+                })?;
+                Ok(member)
+            })
+            .collect()
     }
 }

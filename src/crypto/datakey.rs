@@ -29,17 +29,21 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use super::hex;
+
 /// What a stored value starts with.
 const VERSION: &str = "v1";
 const NONCE_LEN: usize = 24;
 
 /// A data key, by id.
+#[derive(Clone)]
 struct Key {
     id: String,
     bytes: [u8; 32],
 }
 
 /// The keys of the key file.
+#[derive(Clone)]
 pub struct DataKeys {
     /// Oldest first; the last encrypts.
     keys: Vec<Key>,
@@ -79,10 +83,6 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
         mac.update(part);
     }
     mac.finalize().into_bytes().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn new_key() -> Key {

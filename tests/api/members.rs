@@ -1175,15 +1175,7 @@ async fn search_ignores_case_and_polish_diacritics(backend: Backend) {
 
 /// The surnames of the members `q` finds.
 async fn found(app: &TestApp, token: &str, q: &str) -> Vec<String> {
-    let path = format!("/api/membership/members?q={}", urlencode(q));
-    let r = call(app, "GET", &path, None, Some(token)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["nazwisko"].as_str().unwrap().to_string())
-        .collect()
+    listed(app, token, &format!("q={}", urlencode(q)), "nazwisko").await
 }
 
 fn urlencode(s: &str) -> String {

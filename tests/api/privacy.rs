@@ -48,6 +48,24 @@ fn member(n: usize, pesel: &str) -> Value {
     })
 }
 
+/// Creates a member for each PESEL as `token`; their ids.
+async fn create_members(app: &TestApp, token: &str, pesels: &[String]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (n, pesel) in pesels.iter().enumerate() {
+        let r = app
+            .request(
+                "POST",
+                "/api/membership/members",
+                Some(member(n, pesel)),
+                &[("x-access-token", token)],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.body["_id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
 /// Which of `pesels` occur anywhere in `bytes`.
 fn found_in(bytes: &[u8], pesels: &[String]) -> Vec<String> {
     pesels
@@ -115,19 +133,7 @@ async fn no_pesel_is_in_clear_in_the_database_files_or_a_dump(backend: Backend) 
     let moderator = app.user_with_role("mod1", Role::Moderator).await;
     let token = moderator["accessToken"].as_str().unwrap().to_string();
     let pesels = pesels();
-    let mut ids = Vec::new();
-    for (n, pesel) in pesels.iter().enumerate() {
-        let r = app
-            .request(
-                "POST",
-                "/api/membership/members",
-                Some(member(n, pesel)),
-                &[("x-access-token", &token)],
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text);
-        ids.push(r.body["_id"].as_str().unwrap().to_string());
-    }
+    let ids = create_members(&app, &token, &pesels).await;
     // Read back whole by whoever may, and still unique within the organization.
     let r = app
         .get(
@@ -309,19 +315,7 @@ async fn lists_mask_pesels_one_read_shows_it_whole_and_is_audited(backend: Backe
     let token = moderator["accessToken"].as_str().unwrap().to_string();
     let auth = [("x-access-token", token.as_str())];
     let pesels = pesels();
-    let mut ids = Vec::new();
-    for (n, pesel) in pesels.iter().enumerate() {
-        let r = app
-            .request(
-                "POST",
-                "/api/membership/members",
-                Some(member(n, pesel)),
-                &auth,
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text);
-        ids.push(r.body["_id"].as_str().unwrap().to_string());
-    }
+    let ids = create_members(&app, &token, &pesels).await;
 
     let r = app.get("/api/membership/members", &auth).await;
     assert_eq!(r.status, 200, "{}", r.text);
