@@ -38,6 +38,8 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chaos_report  # noqa: E402
+from run import cpu_model, free_port  # noqa: E402 (bench/run.py: its main runs only as a script)
+from seed_members import pesel  # noqa: E402 (valid, distinct PESELs, as the benchmark imports)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(os.environ.get("CHAOS_BIN") or os.path.join(ROOT, "target", "release", "brama"))
@@ -74,28 +76,8 @@ def log(msg):
     print(f"[chaos {now():7.2f}] {msg}", flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def pinned(cmd, core):
     return ["taskset", "-c", core] + cmd if core is not None and shutil.which("taskset") else cmd
-
-
-# PESEL with a valid checksum (SPEC §10), distinct for n < 10 000 × 20 160 (as bench/seed_members.py).
-WEIGHTS_PESEL = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3]
-
-
-def pesel(n):
-    day = n // 10000
-    year, month, dom = 1940 + day // 336 % 60, 1 + day // 28 % 12, 1 + day % 28
-    mm = month + (20 if year >= 2000 else 0)
-    first10 = f"{year % 100:02d}{mm:02d}{dom:02d}{n % 10000:04d}"
-    return first10 + str((10 - sum(w * int(d) for w, d in zip(WEIGHTS_PESEL, first10)) % 10) % 10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -787,14 +769,7 @@ def verify(client, workers, owner_token, run):
 
 
 def machine(cluster):
-    model = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
     redis_v = next((x.split("=", 1)[1] for x in redis_v if x.startswith("v=")), "?")
     return {"cpu": model, "cores": CORES, "kernel": platform.release(), "postgres": cluster.version(),

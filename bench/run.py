@@ -331,15 +331,19 @@ def hash_rate():
     return json.loads(line[len("RESULT "):])
 
 
-def machine():
-    model = "unknown"
+def cpu_model():
+    """The CPU's model name, from /proc/cpuinfo."""
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown"
+
+
+def machine():
+    model = cpu_model()
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0:1]
     pg = subprocess.run(["psql", PG_ADMIN, "-tAc", "show server_version"], capture_output=True, text=True).stdout.strip()
     return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(), "wrk": wrk_version[0] if wrk_version else "?",
