@@ -65,20 +65,7 @@ impl Core {
         granted: &Granted<TransferMembers>,
         separator: u8,
     ) -> CoreResult<Vec<u8>> {
-        let filter = MemberFilter {
-            q: None,
-            wojewodztwo: None,
-            pesel_index: None,
-            sort: MemberSort::Nazwisko,
-            descending: false,
-            offset: 0,
-            limit: i64::MAX,
-        };
-        let (members, _) = self
-            .store
-            .list_members(&granted.organization_id, &filter)
-            .await?;
-        let members = self.open_all(members)?;
+        let members = self.members_for_export(granted).await?;
         let mut out = BOM.as_bytes().to_vec();
         {
             let mut writer = csv::WriterBuilder::new()
@@ -114,14 +101,47 @@ impl Core {
                 .flush()
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
         }
+        self.audit_export(granted, members.len(), "csv").await;
+        Ok(out)
+    }
+
+    /// Every member of the organization with its PESEL opened, in the order of an export
+    /// (surname, Polish alphabet).
+    pub(crate) async fn members_for_export(
+        &self,
+        granted: &Granted<TransferMembers>,
+    ) -> CoreResult<Vec<MemberRecord>> {
+        let filter = MemberFilter {
+            q: None,
+            wojewodztwo: None,
+            pesel_index: None,
+            sort: MemberSort::Nazwisko,
+            descending: false,
+            offset: 0,
+            limit: i64::MAX,
+        };
+        let (members, _) = self
+            .store
+            .list_members(&granted.organization_id, &filter)
+            .await?;
+        self.open_all(members)
+    }
+
+    /// The audit event `member.export`: who took the whole register, how many members, in
+    /// which format. It holds no member data.
+    pub(crate) async fn audit_export(
+        &self,
+        granted: &Granted<TransferMembers>,
+        count: usize,
+        format: &str,
+    ) {
         self.audit_alone(AuditAction::MembersExported.event(
             Some(&granted.organization_id),
             granted.account_id.as_deref(),
-            Some(format!("{} members", members.len())),
+            Some(format!("{count} members as {format}")),
             granted.ip,
         ))
         .await;
-        Ok(out)
     }
 
     /// Imports every row or none. `progress(done, total)` is called while rows are checked,

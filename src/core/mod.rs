@@ -31,6 +31,7 @@ pub mod limits;
 pub mod mail;
 pub mod members;
 pub mod members_csv;
+pub mod members_xlsx;
 pub mod sessions;
 
 #[cfg(test)]

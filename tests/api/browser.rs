@@ -248,6 +248,33 @@ impl Browser {
             .unwrap_or_else(|e| panic!("text of {css:?}: {e}"))
     }
 
+    /// Resizes the window: `(390, 844)` is a phone, `(1280, 900)` the default desktop.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+    }
+
+    /// Fails when the page is wider than the window (sideways scrolling), or when an element
+    /// matching `css` is wider than its own box (a table that scrolls inside its frame).
+    pub async fn assert_fits(&self, css: &str) {
+        let widths = self
+            .eval(&format!(
+                "const el = document.querySelector({css:?}); return [document.documentElement.scrollWidth, \
+                 window.innerWidth, el ? el.scrollWidth : 0, el ? el.clientWidth : 0]"
+            ))
+            .await;
+        let w: Vec<i64> = widths
+            .as_array()
+            .expect("four widths")
+            .iter()
+            .map(|v| v.as_i64().unwrap_or_default())
+            .collect();
+        assert!(w[0] <= w[1], "the page scrolls sideways: {widths}");
+        assert!(w[2] <= w[3], "{css} scrolls sideways: {widths}");
+    }
+
     /// Saves a PNG screenshot to `path` (creating parent dirs).
     pub async fn screenshot(&self, path: &Path) {
         let png = self.client.screenshot().await.expect("take a screenshot");

@@ -293,3 +293,110 @@ async fn expired_access_token_is_refreshed_unnoticed() {
     );
     b.close().await;
 }
+
+/// SPEC §12 in the page: the register lists PESELs masked; "Pokaż" reads one member on purpose
+/// (the server records `member.pesel_read`) and "Ukryj" masks it again; the export offers CSV
+/// and Excel; on a desktop and on a 390 px phone nothing scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_register_shows_pesels_masked_and_reveals_one_on_purpose() {
+    let Some((_db, server, b)) = setup("e2e-reveal").await else {
+        return;
+    };
+    register_in_page(&b, &server, "owner1").await;
+    let (status, login) = server
+        .post(
+            "/api/auth/login",
+            json!({ "username": "owner1", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    let pesels: Vec<String> = [(2002, 7, 8, 362), (1985, 4, 12, 4321)]
+        .iter()
+        .map(|&(y, m, d, s)| {
+            brama::domain::Pesel::from_parts(y, m, d, s)
+                .unwrap()
+                .as_str()
+                .to_string()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (surname, pesel) in ["Dąbrowska", "Zielińska"].iter().zip(&pesels) {
+        let (status, body) = server
+            .post_as(
+                "/api/membership/members",
+                json!({
+                    "imie": "Anna", "nazwisko": surname, "wyksztalcenie": "Wyższe",
+                    "pesel": pesel, "wojewodztwo": "Świętokrzyskie", "miejscowosc": "Skarżysko-Kamienna",
+                    "ulica": "Długa", "nrdomulokalu": "12/3", "kodpocztowy": "26-110",
+                    "email": "anna.dabrowska-zielinska@example.com", "tel": "600100200",
+                }),
+                &token,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["_id"].as_str().unwrap().to_string());
+    }
+    let masked: Vec<String> = pesels
+        .iter()
+        .map(|p| format!("*******{}", &p[7..]))
+        .collect();
+    let cell = |row: usize| format!("#members-table tbody tr:nth-child({row}) .pesel-value");
+    let reveal = |row: usize| format!("#members-table tbody tr:nth-child({row}) .reveal");
+
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    b.wait_text_is(&cell(1), &masked[0]).await;
+    b.wait_text_is(&cell(2), &masked[1]).await;
+    let listed = b.text("#members-table tbody").await;
+    assert!(
+        pesels.iter().all(|p| !listed.contains(p.as_str())),
+        "a whole PESEL in the list: {listed}"
+    );
+    assert_eq!(b.text("#member-export").await, "Eksport CSV");
+    assert_eq!(b.text("#member-export-xlsx").await, "Eksport Excel");
+    b.assert_fits("#members .table-wrap").await;
+
+    // One PESEL shown on purpose, and the server knows who looked.
+    assert_eq!(b.text(&reveal(1)).await, "Pokaż");
+    b.click(&reveal(1)).await;
+    b.wait_text_is(&cell(1), &pesels[0]).await;
+    assert_eq!(b.text(&reveal(1)).await, "Ukryj");
+    assert_eq!(b.text(&cell(2)).await, masked[1], "only the one asked for");
+    let (_, audit) = server.get("/api/admin/audit", Some(&token)).await;
+    let reads: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "member.pesel_read")
+        .collect();
+    assert_eq!(reads.len(), 1, "{audit}");
+    assert_eq!(reads[0]["target"], ids[0].as_str());
+    b.click(&reveal(1)).await;
+    b.wait_text_is(&cell(1), &masked[0]).await;
+
+    // On a phone: each member a card, nothing wider than the screen, even with a PESEL shown.
+    b.resize(390, 844).await;
+    b.assert_fits("#members .table-wrap").await;
+    b.click(&reveal(2)).await;
+    b.wait_text_is(&cell(2), &pesels[1]).await;
+    b.assert_fits("#members .table-wrap").await;
+    b.screenshot(&shot("members-phone")).await;
+
+    // "Eksport Excel" asks for the workbook: the audit trail says so.
+    b.click("#member-export-xlsx").await;
+    let mut exported = Value::Null;
+    for _ in 0..100 {
+        let (_, audit) = server.get("/api/admin/audit", Some(&token)).await;
+        if let Some(e) = audit
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["action"] == "member.export"))
+        {
+            exported = e.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(exported["target"], "2 members as xlsx", "{exported}");
+    b.close().await;
+}

@@ -171,6 +171,12 @@ async fn role_matrix_on_every_member_and_admin_route(backend: Backend) {
         },
         Route {
             method: "GET",
+            path: "/api/membership/members/export.xlsx".into(),
+            body: None,
+            expect: [403, 403, 403, 200, 200, 200],
+        },
+        Route {
+            method: "GET",
             path: "/api/admin/accounts".into(),
             body: None,
             expect: [403, 403, 403, 200, 200, 200],

@@ -17,6 +17,7 @@ both_backends!(
     the_upgrade_encrypts_the_pesels_a_database_from_before_holds_in_clear,
     a_missing_or_different_key_file_stops_start_up,
     lists_mask_pesels_one_read_shows_it_whole_and_is_audited,
+    the_excel_export_keeps_pesels_postcodes_and_phones_as_text,
     rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill,
     a_member_gets_its_data_and_access_log_and_is_erased_without_a_trace,
     an_account_exports_its_data_and_deletes_itself_but_not_the_last_owner,
@@ -391,6 +392,148 @@ async fn lists_mask_pesels_one_read_shows_it_whole_and_is_audited(backend: Backe
         .await;
     let r = full.get("/api/membership/members", &auth).await;
     assert!(r.text.contains(pesels[0].as_str()), "{}", r.text);
+}
+
+/// The sheet's XML file `name` (`xl/worksheets/sheet1.xml`, …) read out of the workbook.
+fn part_of(book: &[u8], name: &str) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(book)).expect("an xlsx is a zip");
+    let mut text = String::new();
+    zip.by_name(name)
+        .unwrap_or_else(|_| panic!("{name} in the workbook"))
+        .read_to_string(&mut text)
+        .expect("utf-8 xml");
+    text
+}
+
+/// `export.xlsx`, read back with calamine (another project's reader): the PESEL of someone
+/// born in 2002 keeps its leading zero, postcode and phone stay text, nothing is a formula
+/// (a street typed as `=1+1` is the text `=1+1`), the headers are Polish, the header row is
+/// frozen and carries an autofilter. Admins only, audited as `member.export`.
+async fn the_excel_export_keeps_pesels_postcodes_and_phones_as_text(backend: Backend) {
+    use calamine::{Data, Reader, Xlsx};
+
+    let app = app!(backend);
+    let owner = app.user("owner1").await;
+    let owner = owner["accessToken"].as_str().unwrap().to_string();
+    let moderator = app.user_with_role("mod1", Role::Moderator).await;
+    let moderator = moderator["accessToken"].as_str().unwrap().to_string();
+    let pesels = pesels();
+    assert!(pesels[1].starts_with('0'));
+    let ids = create_members(&app, &owner, &pesels).await;
+    let r = app
+        .request(
+            "PATCH",
+            &format!("/api/membership/members/{}", ids[0]),
+            Some(json!({ "ulica": "=1+1", "tel": "+48 600 100 200" })),
+            &[("x-access-token", &owner)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let r = app
+        .get(
+            "/api/membership/members/export.xlsx",
+            &[("x-access-token", &moderator)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.message(), "Require Admin Role!");
+
+    let response = app
+        .client
+        .get(app.url("/api/membership/members/export.xlsx"))
+        .header("x-access-token", &owner)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("members.xlsx")
+    );
+    let book = response.bytes().await.expect("body").to_vec();
+
+    let mut xlsx: Xlsx<_> =
+        Xlsx::new(std::io::Cursor::new(book.clone())).expect("calamine opens it");
+    assert_eq!(xlsx.sheet_names(), ["Członkowie"]);
+    let cells = xlsx.worksheet_range("Członkowie").expect("the sheet");
+    let rows: Vec<&[Data]> = cells.rows().collect();
+    let text = |cell: &Data| match cell {
+        Data::String(s) => s.clone(),
+        other => panic!("a cell that is not text: {other:?}"),
+    };
+    let header: Vec<String> = rows[0].iter().map(text).collect();
+    assert_eq!(
+        header,
+        [
+            "Nazwisko",
+            "Imię",
+            "PESEL",
+            "Wykształcenie",
+            "Województwo",
+            "Miejscowość",
+            "Ulica",
+            "Nr domu / lokalu",
+            "Kod pocztowy",
+            "E-mail",
+            "Telefon",
+            "Identyfikator"
+        ]
+    );
+    assert_eq!(rows.len(), 4, "a header and three members");
+    for (n, row) in rows[1..].iter().enumerate() {
+        // Every cell is a text cell, in the order of surnames.
+        let row: Vec<String> = row.iter().map(text).collect();
+        assert_eq!(row[0], format!("Kowalska{n}"));
+        assert_eq!(row[2], pesels[n], "the PESEL whole, as text");
+        assert_eq!(row[8], "00-950");
+        assert_eq!(row[11], ids[n]);
+    }
+    assert_eq!(text(&rows[1][6]), "=1+1", "a formula-like street is text");
+    assert_eq!(text(&rows[1][10]), "+48 600 100 200");
+    assert_eq!(text(&rows[2][10]), "600100200", "a phone stays text");
+    let formulas = xlsx.worksheet_formula("Członkowie").expect("formulas");
+    assert!(
+        formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+        "no formula in the workbook"
+    );
+    // PESEL, postcode and phone columns are formatted as text, so a value typed in later
+    // stays text too.
+    let styles = xlsx.worksheet_style("Członkowie").expect("styles");
+    for col in [2, 8, 10] {
+        let style = styles.get((2, col)).expect("a styled cell");
+        let format = style.number_format.as_ref().expect("a number format");
+        assert_eq!(format.format_code, "@", "column {col}");
+    }
+    let sheet = part_of(&book, "xl/worksheets/sheet1.xml");
+    assert!(
+        sheet.contains(r#"state="frozen""#),
+        "a frozen header row: {sheet}"
+    );
+    assert!(sheet.contains(r#"ySplit="1""#), "{sheet}");
+    assert!(sheet.contains(r#"<autoFilter ref="A1:L4"/>"#), "{sheet}");
+
+    let r = app
+        .get("/api/admin/audit", &[("x-access-token", &owner)])
+        .await;
+    let export = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "member.export")
+        .unwrap_or_else(|| panic!("no member.export in {}", r.text));
+    assert_eq!(export["target"], "3 members as xlsx");
+    for pesel in &pesels {
+        assert!(!r.text.contains(pesel.as_str()), "a PESEL in the audit");
+    }
 }
 
 /// `brama data-key rotate` (the core's operation, with the wait for other nodes set to zero):

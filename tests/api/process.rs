@@ -183,7 +183,21 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str, access: Option<&str>) -> (u16, Value) {
+    /// POST as the holder of `access`.
+    pub(crate) async fn post_as(&self, path: &str, body: Value, access: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("x-access-token", access)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn get(&self, path: &str, access: Option<&str>) -> (u16, Value) {
         let mut request = self.http.get(self.url(path));
         if let Some(token) = access {
             request = request.header("x-access-token", token);

@@ -216,6 +216,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
         "GET /api/auth/sessions",
         "GET /api/membership/members",
         "GET /api/membership/members/export.csv",
+        "GET /api/membership/members/export.xlsx",
         "GET /api/membership/members/{id}",
         "GET /api/membership/members/{id}/export",
         "GET /healthz",

@@ -186,6 +186,7 @@ function renderSession() {
   const staff = me && rank(me.roles) >= 1;
   $("members").hidden = !staff;
   $("member-export").hidden = !(me && rank(me.roles) >= 2);
+  $("member-export-xlsx").hidden = $("member-export").hidden;
   if (staff) loadMembers();
 }
 
@@ -326,9 +327,15 @@ function renderMembers(members) {
   for (const m of members) {
     const tr = document.createElement("tr");
     tr.dataset.id = m._id;
-    for (const value of [m.nazwisko, m.imie, m.miejscowosc, m.wojewodztwo, m.email]) {
+    const cells = [
+      ["surname", m.nazwisko], ["name", m.imie], [null, m.pesel],
+      ["city", m.miejscowosc], ["voivodeship", m.wojewodztwo], [null, m.email],
+    ];
+    for (const [label, value] of cells) {
       const td = document.createElement("td");
-      td.textContent = value;
+      td.dataset.label = label ? t(label) : value === m.pesel ? "PESEL" : "E-mail";
+      if (value === m.pesel) td.append(peselCell(m));
+      else td.textContent = value;
       tr.append(td);
     }
     const td = document.createElement("td");
@@ -357,7 +364,7 @@ function renderMembers(members) {
   if (!members.length) {
     const tr = document.createElement("tr");
     const td = document.createElement("td");
-    td.colSpan = 6;
+    td.colSpan = 7;
     td.textContent = t("noMembers");
     tr.append(td);
     tbody.append(tr);
@@ -370,6 +377,44 @@ function renderMembers(members) {
     if (b.dataset.sort === state.list.sort) b.dataset.dir = state.list.order;
     else delete b.dataset.dir;
   }
+}
+
+/**
+ * A PESEL as the list gives it: masked (SPEC §12) unless the organization lists them whole. "Show"
+ * reads that one member from the server, which records the reading in the audit trail; "Hide"
+ * masks it again. The whole value is kept only in this cell, never in the list's state.
+ */
+function peselCell(m) {
+  const wrap = document.createElement("span");
+  wrap.className = "pesel";
+  const value = document.createElement("span");
+  value.className = "pesel-value";
+  value.textContent = m.pesel;
+  wrap.append(value);
+  if (!m.pesel.startsWith("*")) return wrap;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "reveal ghost";
+  const label = (key) => {
+    button.textContent = t(key === "reveal" ? "reveal" : "conceal");
+    button.setAttribute("aria-label", `${t(key === "reveal" ? "revealPesel" : "concealPesel")}: ${m.imie} ${m.nazwisko}`);
+  };
+  label("reveal");
+  button.addEventListener("click", async () => {
+    if (button.dataset.shown) {
+      value.textContent = m.pesel;
+      delete button.dataset.shown;
+      return label("reveal");
+    }
+    const res = await api("GET", `/api/membership/members/${m._id}`);
+    const body = await json(res);
+    if (!res.ok) return fail(body);
+    value.textContent = body.pesel;
+    button.dataset.shown = "true";
+    label("conceal");
+  });
+  wrap.append(button);
+  return wrap;
 }
 
 const FIELDS = ["imie", "nazwisko", "pesel", "wyksztalcenie", "wojewodztwo", "miejscowosc", "ulica", "nrdomulokalu", "kodpocztowy", "email", "tel"];
@@ -443,13 +488,14 @@ async function deleteMember(m) {
   await loadMembers();
 }
 
-async function exportCsv() {
-  const res = await api("GET", "/api/membership/members/export.csv");
+/** Downloads the whole register: `csv` or `xlsx` (Excel, where PESELs stay text). */
+async function exportMembers(format) {
+  const res = await api("GET", `/api/membership/members/export.${format}`);
   if (!res.ok) return fail(await json(res));
   const blob = await res.blob();
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
-  link.download = "czlonkowie.csv";
+  link.download = `czlonkowie.${format}`;
   link.click();
   URL.revokeObjectURL(link.href);
 }
@@ -493,7 +539,8 @@ function wire() {
   $("member-add").addEventListener("click", () => openMember(null));
   $("member-cancel").addEventListener("click", () => $("member-dialog").close());
   $("member-form").addEventListener("submit", saveMember);
-  $("member-export").addEventListener("click", exportCsv);
+  $("member-export").addEventListener("click", () => exportMembers("csv"));
+  $("member-export-xlsx").addEventListener("click", () => exportMembers("xlsx"));
   for (const f of FIELDS) $(`m-${f}`).addEventListener("input", () => checkField(f));
   $("m-pesel").addEventListener("blur", () => checkField("pesel"));
   $("member-q").addEventListener("input", () => {
