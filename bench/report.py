@@ -19,6 +19,8 @@ SCENARIOS = [
     ("login", "`POST /api/auth/login` (argon2id verify)"),
     ("members_list", "members list, page of 20 of 100 000 (4 connections)"),
     ("members_search", "members search `q=` over 100 000, page of 20 (4 connections)"),
+    ("member_read", "one member read whole (PESEL decrypted, read audited; 4 connections)"),
+    ("member_create", "member create (PESEL encrypted, blind index; 4 connections)"),
     ("me_idle_16", "`/me`, 16 connections, idle"),
     ("me_during_login_flood", "`/me`, 16 connections, during a login flood"),
 ]
@@ -42,6 +44,10 @@ for backend, r in runs.items():
         lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} "
                      f"| {s.get('server_cpu_us', 0):.0f} |")
     lines.append("")
+    exports = r["members_export"]
+    lines += ["The whole register of 100 000 exported once: " + ", ".join(
+        f"{fmt.upper()} in {e['seconds']:.2f} s ({e['bytes'] / 2**20:.1f} MiB)" for fmt, e in exports.items())
+        + f"; the server's peak memory after both: {exports['xlsx']['peak_rss_mib']:.0f} MiB.", ""]
 
 lines += ["Server CPU is brama's user + system time (all threads, from `/proc`) over the requests of the run;",
           "on this shared virtual machine it is steadier than requests/s. With PostgreSQL, the database's own",

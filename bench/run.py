@@ -33,6 +33,8 @@ PASSWORD = "Zx8!quokka"
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 PG_ADMIN = os.environ.get("BRAMA_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
+# Scenarios that need the imported register.
+MEMBER_SCENARIOS = ["members_list", "members_search", "member_read", "members_export", "member_create"]
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 
@@ -70,6 +72,19 @@ def server_env(data_dir, port, database_url):
     if database_url:
         env["BRAMA_DATABASE_URL"] = database_url
     return env
+
+
+def export_once(base, token, fmt, pid):
+    """One whole-register export: its time, size, and the server's peak memory after it."""
+    req = urllib.request.Request(f"{base}/api/membership/members/export.{fmt}")
+    req.add_header("x-access-token", token)
+    t0 = time.time()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        size = len(r.read())
+    seconds = time.time() - t0
+    with open(f"/proc/{pid}/status") as f:
+        peak_kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    return {"seconds": seconds, "bytes": size, "peak_rss_mib": peak_kib / 1024}
 
 
 def cpu_seconds(pid):
@@ -116,7 +131,7 @@ def bench_backend(name, database_url, tokens_users=64):
     sh([BIN, "user", "create", "--username", "bench", "--email", "bench@example.org", "--role", "owner"],
        input=PASSWORD + "\n", text=True, env=env)
     results = {}
-    if wanted("members_list") or wanted("members_search"):
+    if any(wanted(s) for s in MEMBER_SCENARIOS):
         members_csv = os.path.join(data_dir, "members.csv")
         with open(members_csv, "w") as f:
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed_members.py"), str(MEMBERS)], check=True, stdout=f)
@@ -157,6 +172,17 @@ def bench_backend(name, database_url, tokens_users=64):
         # A register is searched by a few people at a time: four concurrent clients.
         run("members_list", "bench/lua/members.lua", base + "/", 4, {"BRAMA_TOKEN": owner})
         run("members_search", "bench/lua/members.lua", base + "/", 4, {"BRAMA_TOKEN": owner, "BRAMA_SEARCH": "1"})
+        if wanted("member_read"):
+            # 1 000 members spread over the register, each read whole in turn.
+            ids_file = os.path.join(data_dir, "ids.txt")
+            with open(ids_file, "w") as f:
+                for page in range(1, 11):
+                    for m in call(base, "GET", f"/api/membership/members?page={page * 97}&limit=100&sort=imie", token=owner):
+                        f.write(m["_id"] + "\n")
+            run("member_read", "bench/lua/member_read.lua", base + "/", 4, {"BRAMA_TOKEN": owner, "BRAMA_IDS_FILE": ids_file})
+        if wanted("members_export"):
+            results["members_export"] = {fmt: export_once(base, owner, fmt, server.pid) for fmt in ("csv", "xlsx")}
+        run("member_create", "bench/lua/member_create.lua", base + "/", 4, {"BRAMA_TOKEN": owner})
         if wanted("me_during_login_flood"):
             # /me while a login flood keeps the hashing thread busy.
             call(base, "POST", "/api/auth/register", {"username": "flood", "email": "flood@example.org", "password": PASSWORD})
@@ -374,6 +400,9 @@ def main():
                 r[f"janitor{n}_busy"], r[f"janitor{n}_idle"] = round_["busy"], round_["idle"]
                 print(f"{backend:9} janitor round {n}: deleted {round_['deleted_during']:.0f} rows during the busy run, "
                       f"{round_['left_after']:.0f} left after it")
+            for fmt, e in r.get("members_export", {}).items():
+                print(f"{backend:9} export {fmt:5} {e['seconds']:6.2f} s  {e['bytes'] / 2**20:6.1f} MiB  "
+                      f"peak RSS {e['peak_rss_mib']:.0f} MiB")
             for scenario, s in r.items():
                 if isinstance(s, dict) and "rps" in s:
                     print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "

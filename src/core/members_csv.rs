@@ -11,11 +11,13 @@ use crate::core::actor::{Granted, TransferMembers};
 use crate::core::members::new_record;
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{FieldInput, MEMBER_FIELDS as FIELDS, MemberForm, NewMember, Problem};
-use crate::store::{MemberFilter, MemberRecord, MemberSort};
+use crate::store::MemberRecord;
 
 const BOM: &str = "\u{feff}";
 /// Import errors listed in full; beyond this only their count is given.
 pub const MAX_REPORTED_ERRORS: usize = 1000;
+/// Members an export reads from the database at a time.
+const EXPORT_BATCH: usize = 500;
 
 /// A problem with one cell (or one whole row, `field = "row"`) of an import. `row` is the line
 /// number in the file, the header being line 1.
@@ -65,18 +67,17 @@ impl Core {
         granted: &Granted<TransferMembers>,
         separator: u8,
     ) -> CoreResult<Vec<u8>> {
-        let members = self.members_for_export(granted).await?;
         let mut out = BOM.as_bytes().to_vec();
-        {
-            let mut writer = csv::WriterBuilder::new()
-                .delimiter(separator)
-                .terminator(csv::Terminator::CRLF)
-                .from_writer(&mut out);
-            let mut header = vec!["_id"];
-            header.extend(FIELDS);
-            header.push("__v");
-            writer.write_record(&header).map_err(csv_error)?;
-            for m in &members {
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(separator)
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(&mut out);
+        let mut header = vec!["_id"];
+        header.extend(FIELDS);
+        header.push("__v");
+        writer.write_record(&header).map_err(csv_error)?;
+        let count = self
+            .for_each_exported(granted, |m| {
                 let version = m.version.to_string();
                 let cells = [
                     m.id.as_str(),
@@ -95,36 +96,45 @@ impl Core {
                 ];
                 writer
                     .write_record(cells.iter().map(|c| escape_cell(c)))
-                    .map_err(csv_error)?;
-            }
-            writer
-                .flush()
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
-        }
-        self.audit_export(granted, members.len(), "csv").await;
+                    .map_err(csv_error)
+            })
+            .await?;
+        writer
+            .flush()
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        drop(writer);
+        self.audit_export(granted, count, "csv").await;
         Ok(out)
     }
 
-    /// Every member of the organization with its PESEL opened, in the order of an export
-    /// (surname, Polish alphabet).
-    pub(crate) async fn members_for_export(
+    /// Calls `row` for every member of the organization, PESEL opened, in the order of an
+    /// export (surname, Polish alphabet), and answers how many there were. The members are read
+    /// [`EXPORT_BATCH`] at a time, so a large register is never held in memory whole: only the
+    /// file being written grows.
+    pub(crate) async fn for_each_exported(
         &self,
         granted: &Granted<TransferMembers>,
-    ) -> CoreResult<Vec<MemberRecord>> {
-        let filter = MemberFilter {
-            q: None,
-            wojewodztwo: None,
-            pesel_index: None,
-            sort: MemberSort::Nazwisko,
-            descending: false,
-            offset: 0,
-            limit: i64::MAX,
-        };
-        let (members, _) = self
-            .store
-            .list_members(&granted.organization_id, &filter)
-            .await?;
-        self.open_all(members)
+        mut row: impl FnMut(&MemberRecord) -> CoreResult<()>,
+    ) -> CoreResult<usize> {
+        let organization = &granted.organization_id;
+        let ids = self.store.member_ids(organization).await?;
+        let mut count = 0;
+        for batch in ids.chunks(EXPORT_BATCH) {
+            let place: HashMap<&str, usize> = batch
+                .iter()
+                .enumerate()
+                .map(|(n, id)| (id.as_str(), n))
+                .collect();
+            let mut members = self.store.members_by_ids(organization, batch).await?;
+            members.sort_by_key(|m| place.get(m.id.as_str()).copied());
+            // A member deleted since the ids were read is left out; one changed since is
+            // written as it is now.
+            for member in self.open_all(members)? {
+                row(&member)?;
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// The audit event `member.export`: who took the whole register, how many members, in

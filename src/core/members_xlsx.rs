@@ -56,57 +56,83 @@ fn cells(m: &MemberRecord) -> [&str; 12] {
     ]
 }
 
-/// The workbook's bytes.
-pub fn workbook(members: &[MemberRecord]) -> Result<Vec<u8>, XlsxError> {
-    let mut book = Workbook::new();
-    book.set_properties(&DocProperties::new().set_title("Rejestr członków"));
-    let sheet = book.add_worksheet();
-    sheet.set_name(SHEET)?;
-    let text = Format::new().set_num_format("@");
-    let header = Format::new().set_bold().set_num_format("@");
-    for (col, (title, width)) in (0u16..).zip(COLUMNS) {
-        sheet.set_column_width(col, width)?;
-        if TEXT_COLUMNS.contains(&col) {
-            sheet.set_column_format(col, &text)?;
+/// A workbook being written, one member per row.
+pub struct Sheet {
+    book: Workbook,
+    text: Format,
+    rows: u32,
+}
+
+impl Sheet {
+    /// The sheet with its header row.
+    pub fn new() -> Result<Self, XlsxError> {
+        let mut book = Workbook::new();
+        book.set_properties(&DocProperties::new().set_title("Rejestr członków"));
+        let text = Format::new().set_num_format("@");
+        let header = Format::new().set_bold().set_num_format("@");
+        let sheet = book.add_worksheet();
+        sheet.set_name(SHEET)?;
+        for (col, (title, width)) in (0u16..).zip(COLUMNS) {
+            sheet.set_column_width(col, width)?;
+            if TEXT_COLUMNS.contains(&col) {
+                sheet.set_column_format(col, &text)?;
+            }
+            sheet.write_string_with_format(0, col, title, &header)?;
         }
-        sheet.write_string_with_format(0, col, title, &header)?;
+        Ok(Self {
+            book,
+            text,
+            rows: 0,
+        })
     }
-    for (row, member) in (1u32..).zip(members) {
+
+    /// Adds `member` as the next row.
+    pub fn push(&mut self, member: &MemberRecord) -> Result<(), XlsxError> {
+        if self.rows as usize >= MAX_ROWS {
+            return Err(XlsxError::RowColumnLimitError);
+        }
+        self.rows += 1;
+        let sheet = self.book.worksheet_from_index(0)?;
         for (col, value) in (0u16..).zip(cells(member)) {
             if TEXT_COLUMNS.contains(&col) {
-                sheet.write_string_with_format(row, col, value, &text)?;
+                sheet.write_string_with_format(self.rows, col, value, &self.text)?;
             } else {
-                sheet.write_string(row, col, value)?;
+                sheet.write_string(self.rows, col, value)?;
             }
         }
+        Ok(())
     }
-    let last_row = u32::try_from(members.len()).unwrap_or(u32::MAX);
-    sheet.set_freeze_panes(1, 0)?;
-    sheet.autofilter(0, 0, last_row, COLUMNS.len() as u16 - 1)?;
-    book.save_to_buffer()
+
+    /// The workbook's bytes, with the header row frozen and an autofilter over every row.
+    pub fn finish(mut self) -> Result<Vec<u8>, XlsxError> {
+        let sheet = self.book.worksheet_from_index(0)?;
+        sheet.set_freeze_panes(1, 0)?;
+        sheet.autofilter(0, 0, self.rows, COLUMNS.len() as u16 - 1)?;
+        self.book.save_to_buffer()
+    }
+}
+
+fn xlsx_error(e: XlsxError) -> CoreError {
+    CoreError::Internal(format!("the workbook: {e}"))
 }
 
 impl Core {
     /// Every member of the organization as an `.xlsx` workbook, audited as `member.export`.
+    /// The rows are added as the members are read; compressing the workbook, which takes a
+    /// while for a large register, runs on a blocking thread.
     pub async fn export_members_xlsx(
         &self,
         granted: &Granted<TransferMembers>,
     ) -> CoreResult<Vec<u8>> {
-        let members = self.members_for_export(granted).await?;
-        if members.len() > MAX_ROWS {
-            return Err(CoreError::Internal(format!(
-                "{} members do not fit in one Excel sheet; use the CSV export",
-                members.len()
-            )));
-        }
-        let (members, built) = tokio::task::spawn_blocking(move || {
-            let built = workbook(&members);
-            (members.len(), built)
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("the workbook's thread: {e}")))?;
-        let bytes = built.map_err(|e| CoreError::Internal(format!("the workbook: {e}")))?;
-        self.audit_export(granted, members, "xlsx").await;
+        let mut sheet = Sheet::new().map_err(xlsx_error)?;
+        let count = self
+            .for_each_exported(granted, |m| sheet.push(m).map_err(xlsx_error))
+            .await?;
+        let bytes = tokio::task::spawn_blocking(move || sheet.finish())
+            .await
+            .map_err(|e| CoreError::Internal(format!("the workbook's thread: {e}")))?
+            .map_err(xlsx_error)?;
+        self.audit_export(granted, count, "xlsx").await;
         Ok(bytes)
     }
 }

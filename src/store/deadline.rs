@@ -140,6 +140,8 @@ forwarding! {
     pesels_not_under(pattern: &str) -> u64;
     member(organization_id: &str, id: &str) -> Option<MemberRecord>;
     list_members(organization_id: &str, filter: &MemberFilter) -> (Vec<MemberRecord>, i64);
+    member_ids(organization_id: &str) -> Vec<String>;
+    members_by_ids(organization_id: &str, ids: &[String]) -> Vec<MemberRecord>;
 }
 
 forwarding! {

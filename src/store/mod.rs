@@ -551,6 +551,16 @@ pub trait Store: Send + Sync + 'static {
         organization_id: &str,
         filter: &MemberFilter,
     ) -> StoreResult<(Vec<MemberRecord>, i64)>;
+    /// The ids of every member of the organization in surname order (the order of an export,
+    /// `ORDER BY nazwisko_sort, id`), so that an export reads the members in small batches.
+    async fn member_ids(&self, organization_id: &str) -> StoreResult<Vec<String>>;
+    /// These members (at most a few hundred ids), in no particular order; ids that are gone are
+    /// left out.
+    async fn members_by_ids(
+        &self,
+        organization_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<MemberRecord>>;
     /// How many members' PESELs are stored other than as `pattern` (a `LIKE` pattern: under
     /// another key, or still in clear).
     async fn pesels_not_under(&self, pattern: &str) -> StoreResult<u64>;

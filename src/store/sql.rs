@@ -312,6 +312,30 @@ macro_rules! sql_store {
                 Ok((rows.into_iter().map(|r| r.member).collect(), total))
             }
 
+            async fn member_ids(&self, organization_id: &str) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "SELECT id FROM members WHERE organization_id = $1 ORDER BY nazwisko_sort, id",
+                )
+                .bind(organization_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn members_by_ids(&self, organization_id: &str, ids: &[String]) -> StoreResult<Vec<MemberRecord>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!(
+                    concat!("SELECT ", member_columns!(), " FROM members WHERE organization_id = $1 AND id IN ({})"),
+                    $crate::store::sql::placeholders(2, ids.len())
+                );
+                let mut q = sqlx::query_as::<_, MemberRecord>(&sql).bind(organization_id);
+                for id in ids {
+                    q = q.bind(id);
+                }
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
             async fn pesels_not_under(&self, pattern: &str) -> StoreResult<u64> {
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM members WHERE pesel NOT LIKE $1")
                     .bind(pattern)

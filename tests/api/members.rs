@@ -25,6 +25,7 @@ both_backends!(
     a_missing_member_is_not_found_before_its_fields_are_judged,
     search_ignores_case_and_polish_diacritics,
     lists_and_exports_sort_in_polish_alphabetical_order,
+    a_large_export_is_read_in_batches_and_keeps_the_order,
 );
 
 /// A valid PESEL for the n-th test member.
@@ -1272,4 +1273,91 @@ async fn listed(app: &TestApp, token: &str, query: &str, field: &str) -> Vec<Str
         .iter()
         .map(|m| m[field].as_str().unwrap().to_string())
         .collect()
+}
+
+/// An export reads the register a few hundred members at a time: 1 234 members (more than two
+/// batches, surnames repeated so that the id decides between equals) come out once each, in the
+/// order of the list sorted by surname, in the CSV and in the workbook alike.
+async fn a_large_export_is_read_in_batches_and_keeps_the_order(backend: Backend) {
+    use calamine::{Data, Reader, Xlsx};
+
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    let surnames = [
+        "Żak",
+        "Dudek",
+        "Łukasiewicz",
+        "Dąbrowski",
+        "Lis",
+        "Ćwik",
+        "Zieliński",
+    ];
+    let mut csv = String::from(
+        "imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel\n",
+    );
+    let count = 1234;
+    for n in 0..count {
+        let surname = surnames[n as usize % surnames.len()];
+        csv.push_str(&format!(
+            "Anna;{surname}{};Średnie;{};mazowieckie;Warszawa;Prosta;5;00-950;a{n}@example.com;600100200\n",
+            n % 13,
+            pesel(n)
+        ));
+    }
+    let r = import_csv(&app, &owner, csv).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The list's own order, page by page.
+    let mut listed = Vec::new();
+    for page in 1..=13 {
+        let r = app
+            .get(
+                &format!("/api/membership/members?sort=nazwisko&page={page}&limit=100"),
+                &[("x-access-token", &owner)],
+            )
+            .await;
+        for m in r.body.as_array().unwrap() {
+            listed.push(m["_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(listed.len(), count as usize);
+
+    let (_, _, exported) = export_csv(&app, &owner, "").await;
+    let from_csv: Vec<String> = exported
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        from_csv, listed,
+        "the CSV in the list's order, each member once"
+    );
+
+    let book = app
+        .client
+        .get(app.url("/api/membership/members/export.xlsx"))
+        .header("x-access-token", &owner)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut xlsx: Xlsx<_> = Xlsx::new(std::io::Cursor::new(book.to_vec())).unwrap();
+    let sheet = xlsx.worksheet_range("Członkowie").unwrap();
+    let from_xlsx: Vec<String> = sheet
+        .rows()
+        .skip(1)
+        .map(|row| match &row[11] {
+            Data::String(id) => id.clone(),
+            other => panic!("an id that is not text: {other:?}"),
+        })
+        .collect();
+    assert_eq!(from_xlsx, listed, "the workbook in the list's order");
 }
