@@ -166,6 +166,8 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+        // Reads audited behind their answers are written before the node goes.
+        core.flush_audit().await;
         if let Err(e) = core.release_janitor_lease().await {
             tracing::warn!(error = %e, "could not give up the janitor's lease");
         }

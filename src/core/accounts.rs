@@ -368,6 +368,7 @@ impl Core {
     pub async fn own_data(&self, caller: &Caller, client: &Client) -> CoreResult<OwnData> {
         let account = own_account(self.store.account(&caller.account_id).await?, caller)?;
         let sessions = self.store.live_sessions(&account.id, now_ms()).await?;
+        self.flush_audit().await;
         let trail = self
             .store
             .audit_trail(&account.organization_id, &account.id)

@@ -46,6 +46,7 @@ impl Core {
         limit: Option<i64>,
     ) -> CoreResult<Vec<AuditRecord>> {
         let limit = limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX);
+        self.flush_audit().await;
         Ok(self
             .store
             .audit_events(&granted.organization_id, before, limit)

@@ -247,9 +247,9 @@ impl Core {
         id: &str,
     ) -> CoreResult<MemberRecord> {
         let member = self.stored_member(&granted.organization_id, id).await?;
-        // The whole PESEL was shown to someone: the trail says who (never the PESEL).
-        self.audit_alone(member_event(granted, AuditAction::MemberPeselRead, id))
-            .await;
+        // The whole PESEL was shown to someone: the trail says who (never the PESEL). Written
+        // behind the answer, in a batch with other reads (see `audit_queue`).
+        self.audit_later(member_event(granted, AuditAction::MemberPeselRead, id));
         Ok(member)
     }
 
@@ -271,6 +271,7 @@ impl Core {
         id: &str,
     ) -> CoreResult<(MemberRecord, Vec<TrailEntry>)> {
         let member = self.stored_member(&granted.organization_id, id).await?;
+        self.flush_audit().await;
         let trail = self.store.audit_trail(&granted.organization_id, id).await?;
         self.audit_alone(member_event(granted, AuditAction::MemberRodoExport, id))
             .await;

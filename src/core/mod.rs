@@ -23,6 +23,7 @@ pub mod accounts;
 pub mod actor;
 pub mod admin;
 pub mod audit;
+mod audit_queue;
 pub mod company;
 pub mod data_key;
 pub mod error;
@@ -116,6 +117,8 @@ pub struct Core {
     mail_due: tokio::sync::Notify,
     /// Encrypts members' PESELs and keys their blind index (`data_key`).
     data_keys: std::sync::RwLock<Arc<crate::crypto::datakey::DataKeys>>,
+    /// Audit events of reads, written in batches behind the answer.
+    audit_queue: audit_queue::AuditQueue,
 }
 
 impl Core {
@@ -147,6 +150,7 @@ impl Core {
         let data_keys = data_key::load(&config, &store).await?;
         data_key::encrypt_clear_pesels(&store, &data_keys).await?;
         members::refresh_search_texts(&store).await?;
+        let audit_queue = audit_queue::AuditQueue::start(store.clone());
         Ok(Arc::new(Core {
             config,
             store,
@@ -162,6 +166,7 @@ impl Core {
             storage_full_at: std::sync::atomic::AtomicI64::new(0),
             mail_due: tokio::sync::Notify::new(),
             data_keys: std::sync::RwLock::new(Arc::new(data_keys)),
+            audit_queue,
         }))
     }
 

@@ -551,6 +551,9 @@ pub trait Store: Send + Sync + 'static {
         organization_id: &str,
         filter: &MemberFilter,
     ) -> StoreResult<(Vec<MemberRecord>, i64)>;
+    /// Writes these audit events (each with its time), several rows a statement, outside any
+    /// transaction: the audit queue's batches.
+    async fn record_audits(&self, events: &[(AuditEvent, i64)]) -> StoreResult<()>;
     /// The ids of every member of the organization in surname order (the order of an export,
     /// `ORDER BY nazwisko_sort, id`), so that an export reads the members in small batches.
     async fn member_ids(&self, organization_id: &str) -> StoreResult<Vec<String>>;

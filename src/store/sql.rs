@@ -312,6 +312,34 @@ macro_rules! sql_store {
                 Ok((rows.into_iter().map(|r| r.member).collect(), total))
             }
 
+            async fn record_audits(&self, events: &[(AuditEvent, i64)]) -> StoreResult<()> {
+                // 32 rows (224 parameters) a statement: SQLite looks a parameter's name up in a
+                // list, so binding costs the square of the parameters in one statement.
+                for chunk in events.chunks(32) {
+                    let rows = (0..chunk.len())
+                        .map(|n| format!("({})", $crate::store::sql::placeholders(n * 7 + 1, 7)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "INSERT INTO audit_events (id, organization_id, actor_id, action, target, ip, \
+                         created_at) VALUES {rows}"
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (event, at) in chunk {
+                        q = q
+                            .bind(uuid::Uuid::now_v7().to_string())
+                            .bind(&event.organization_id)
+                            .bind(&event.actor_id)
+                            .bind(event.action)
+                            .bind(&event.target)
+                            .bind(&event.ip)
+                            .bind(*at);
+                    }
+                    q.execute(self.writer()).await?;
+                }
+                Ok(())
+            }
+
             async fn member_ids(&self, organization_id: &str) -> StoreResult<Vec<String>> {
                 Ok(sqlx::query_scalar::<_, String>(
                     "SELECT id FROM members WHERE organization_id = $1 ORDER BY nazwisko_sort, id",

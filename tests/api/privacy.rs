@@ -386,6 +386,26 @@ async fn lists_mask_pesels_one_read_shows_it_whole_and_is_audited(backend: Backe
         );
     }
 
+    // Reads are audited behind their answers, yet each is in the trail as soon as it has been
+    // answered: reading the trail waits for the node's queue.
+    for round in 1..=20 {
+        let r = app
+            .get(&format!("/api/membership/members/{}", ids[0]), &auth)
+            .await;
+        assert_eq!(r.status, 200);
+        let r = app
+            .get("/api/admin/audit?limit=100", &[("x-access-token", &owner)])
+            .await;
+        let reads = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "member.pesel_read" && e["target"] == ids[0].as_str())
+            .count();
+        assert_eq!(reads, round, "read {round} is not in the trail yet");
+    }
+
     // An organization that wants whole PESELs in its lists says so.
     let full = app
         .sibling(|c| c.member_list_pesel = brama::config::MemberListPesel::Full)

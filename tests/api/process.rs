@@ -25,6 +25,7 @@ both_backends!(
     a_killed_import_leaves_none_of_its_rows,
     outbox_shows_where_each_emails_delivery_stands,
     data_key_rotate_from_the_command_line,
+    every_audited_read_is_written_even_when_the_node_stops_at_once,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_brama");
@@ -1122,5 +1123,75 @@ async fn data_key_rotate_from_the_command_line(backend: Backend) {
         std::fs::read_to_string(&out)
             .unwrap()
             .contains("02070803628")
+    );
+}
+
+/// Reads of a whole member are audited behind their answers, in batches: 300 reads at once all
+/// reach the trail, and a node stopped (SIGTERM) right after answering them writes them out
+/// before it exits.
+async fn every_audited_read_is_written_even_when_the_node_stops_at_once(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let mut server = serve(&db, backend, &[], "audit-queue").await;
+    assert_eq!(server.register("owner1").await.0, 200);
+    let (_, login) = server
+        .post(
+            "/api/auth/login",
+            json!({ "username": "owner1", "password": PASSWORD }),
+        )
+        .await;
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    let pesel = brama::domain::Pesel::from_parts(1990, 1, 2, 345).unwrap();
+    let (status, member) = server
+        .post_as(
+            "/api/membership/members",
+            json!({
+                "imie": "Anna", "nazwisko": "Nowak", "wyksztalcenie": "Wyższe",
+                "pesel": pesel.as_str(), "wojewodztwo": "mazowieckie", "miejscowosc": "Warszawa",
+                "ulica": "Prosta", "nrdomulokalu": "1", "kodpocztowy": "00-950",
+                "email": "anna@example.com", "tel": "600100200",
+            }),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let url = server.url(&format!(
+        "/api/membership/members/{}",
+        member["_id"].as_str().unwrap()
+    ));
+    let client = reqwest::Client::new();
+    let reads: Vec<_> = (0..300)
+        .map(|_| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tokio::spawn(async move {
+                client
+                    .get(url)
+                    .header("x-access-token", token)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().expect("answered"), 200);
+    }
+    let pid = server.child.id().expect("running") as i32;
+    // SAFETY: kill(2) with a pid we started and a valid signal number has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    let count = "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE action = $1";
+    assert_eq!(
+        db.query_text(count, &["member.pesel_read"])
+            .await
+            .as_deref(),
+        Some("300"),
+        "{}",
+        server.log()
     );
 }
