@@ -34,7 +34,13 @@ lines = ["# brama benchmarks", "",
          f"- Linux {m['kernel']}, {m['rustc']}, {m['wrk']}, PostgreSQL {m['postgres']}",
          f"- argon2id m={raw['memory_kib']} KiB, t={raw['iterations']}, p={raw['parallelism']}: "
          f"**{raw['hashes_per_second']:.1f} hashes/s** on one core (`cargo bench --bench argon2`) at the start "
-         "(each login scenario is compared with the rate measured again just before it)", ""]
+         "(each login scenario is compared with the rate measured again just before it)"]
+if "datakey" in data:
+    d = data["datakey"]
+    lines.append(f"- One PESEL (SPEC §12, `cargo bench --bench datakey`): sealed with XChaCha20-Poly1305 in "
+                 f"**{d['encrypt_us']:.2f} µs** (a fresh random nonce included), opened in **{d['decrypt_us']:.2f} µs**, "
+                 f"its blind index (HMAC-SHA256) in **{d['blind_index_us']:.2f} µs**")
+lines.append("")
 for backend, r in runs.items():
     lines += [f"## {backend}", "", f"100 000 members imported with `brama members import` in {r['import_seconds']:.1f} s.", "",
               "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx | server CPU µs/request |",

@@ -357,6 +357,14 @@ def hash_rate():
     return json.loads(line[len("RESULT "):])
 
 
+def datakey_cost():
+    """Microseconds to seal, open and blind-index one PESEL (`cargo bench --bench datakey`)."""
+    out = subprocess.run(["taskset", "-c", SERVER_CORE, "cargo", "bench", "--bench", "datakey", "--quiet"], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
 def cpu_model():
     """The CPU's model name, from /proc/cpuinfo."""
     try:
@@ -408,7 +416,7 @@ def main():
                     print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
                           f"errors {s['errors']}  non-2xx {s['non2xx']}  server CPU {s.get('server_cpu_us', 0):6.1f} µs/request")
         return
-    json.dump({"machine": machine(), "argon2": raw, "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
+    json.dump({"machine": machine(), "argon2": raw, "datakey": datakey_cost(), "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py")], check=True)
 
 
