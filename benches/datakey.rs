@@ -30,7 +30,10 @@ fn main() {
         black_box(keys.encrypt(black_box(id), black_box(pesel)));
     });
     let decrypt = time(|_| {
-        black_box(keys.decrypt(black_box(id), black_box(&sealed)).expect("opens"));
+        black_box(
+            keys.decrypt(black_box(id), black_box(&sealed))
+                .expect("opens"),
+        );
     });
     let index = time(|_| {
         black_box(keys.blind_index(black_box("default"), black_box(pesel)));

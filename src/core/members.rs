@@ -227,12 +227,10 @@ impl Core {
             .store
             .list_members(&granted.organization_id, &filter)
             .await?;
-        let mut members = self.open_all(members)?;
-        if self.config.member_list_pesel == MemberListPesel::Masked {
-            for member in &mut members {
-                member.pesel = masked(&member.pesel);
-            }
-        }
+        let members = match self.config.member_list_pesel {
+            MemberListPesel::Masked => self.open_masked(members)?,
+            MemberListPesel::Full => self.open_all(members)?,
+        };
         Ok(MemberPage {
             members,
             total,
@@ -360,6 +358,11 @@ impl Core {
         tx.record_audit(&member_event(granted, AuditAction::MemberDeleted, id), now)
             .await?;
         tx.commit().await?;
+        // Erased means erased on this node too: not even the four digits a list showed.
+        self.masked_pesels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         Ok(())
     }
 }

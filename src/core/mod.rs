@@ -117,6 +117,9 @@ pub struct Core {
     mail_due: tokio::sync::Notify,
     /// Encrypts members' PESELs and keys their blind index (`data_key`).
     data_keys: std::sync::RwLock<Arc<crate::crypto::datakey::DataKeys>>,
+    /// Masked PESELs of members listed lately, by member id, each with the ciphertext it was
+    /// opened from (`Core::open_masked`).
+    masked_pesels: Mutex<HashMap<String, (String, String)>>,
     /// Audit events of reads, written in batches behind the answer.
     audit_queue: audit_queue::AuditQueue,
 }
@@ -166,6 +169,7 @@ impl Core {
             storage_full_at: std::sync::atomic::AtomicI64::new(0),
             mail_due: tokio::sync::Notify::new(),
             data_keys: std::sync::RwLock::new(Arc::new(data_keys)),
+            masked_pesels: Mutex::new(HashMap::new()),
             audit_queue,
         }))
     }

@@ -299,7 +299,10 @@ pub struct MemberRecord {
     pub kodpocztowy: String,
     pub email: String,
     pub tel: String,
-    /// Lower-cased text that `q` searches.
+    /// Lower-cased text that `q` searches. This, `pesel_index` and the sort keys are store-side
+    /// only: a list or an export does not read them (`member_list_columns!`), and its records
+    /// hold the defaults (empty, `None`). Only a record read whole is ever written back.
+    #[sqlx(default)]
     pub search: String,
     /// Optimistic-concurrency version, the seed's `__v`.
     pub version: i64,
@@ -309,13 +312,18 @@ pub struct MemberRecord {
     /// The blind index of the PESEL within the organization (`crypto::datakey`); `pesel` then
     /// holds its ciphertext as stored, and its clear value above the store. `None` only on a row
     /// written before encryption came in, until the next start encrypts it.
+    #[sqlx(default)]
     pub pesel_index: Option<String>,
     /// Sort keys in Polish alphabetical order (`domain::sort_key`) of imie, nazwisko,
     /// miejscowosc and wojewodztwo; `None` only on a row written before they came in, until the
     /// next start makes them.
+    #[sqlx(default)]
     pub imie_sort: Option<String>,
+    #[sqlx(default)]
     pub nazwisko_sort: Option<String>,
+    #[sqlx(default)]
     pub miejscowosc_sort: Option<String>,
+    #[sqlx(default)]
     pub wojewodztwo_sort: Option<String>,
 }
 

@@ -7,8 +7,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, Row, SqlitePool};
 
 use super::sql::{
-    account_columns, live_sessions_sql, map_unique, member_columns, now_ms, outbox_columns,
-    session_columns, sql_store,
+    account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
+    outbox_columns, session_columns, sql_store,
 };
 use super::*;
 

@@ -17,6 +17,7 @@ both_backends!(
     the_upgrade_encrypts_the_pesels_a_database_from_before_holds_in_clear,
     a_missing_or_different_key_file_stops_start_up,
     lists_mask_pesels_one_read_shows_it_whole_and_is_audited,
+    a_tampered_pesel_is_an_error_even_in_a_list_read_before,
     the_excel_export_keeps_pesels_postcodes_and_phones_as_text,
     rotating_the_data_key_reencrypts_every_pesel_and_survives_a_kill,
     a_member_gets_its_data_and_access_log_and_is_erased_without_a_trace,
@@ -412,6 +413,80 @@ async fn lists_mask_pesels_one_read_shows_it_whole_and_is_audited(backend: Backe
         .await;
     let r = full.get("/api/membership/members", &auth).await;
     assert!(r.text.contains(pesels[0].as_str()), "{}", r.text);
+}
+
+/// A list remembers the masked PESELs it has shown (`Core::open_masked`); a row changed behind
+/// brama's back must still fail to open, not be answered from that memory: neither a value with
+/// a byte changed nor another member's valid ciphertext (bound to that member's id) copied in.
+async fn a_tampered_pesel_is_an_error_even_in_a_list_read_before(backend: Backend) {
+    let app = app!(backend);
+    let moderator = app.user_with_role("mod1", Role::Moderator).await;
+    let token = moderator["accessToken"].as_str().unwrap().to_string();
+    let auth = [("x-access-token", token.as_str())];
+    let pesels = pesels();
+    let ids = create_members(&app, &token, &pesels).await;
+    let listed = |r: &crate::helpers::Resp| -> Vec<String> {
+        r.body
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| m["pesel"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = app.get("/api/membership/members", &auth).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    // Read again, now from the memory: the same answer.
+    let again = app.get("/api/membership/members", &auth).await;
+    assert_eq!(listed(&again), listed(&first));
+    assert!(listed(&first).iter().all(|p| p.starts_with("*******")));
+
+    let ok = |r: &crate::helpers::Resp| (r.status, r.code().to_string());
+    let broken = (500, "internal".to_string());
+    // One character of the stored value changed (its last, inside the tag).
+    app.execute_sql(
+        "UPDATE members SET pesel = substr(pesel, 1, length(pesel) - 1) || \
+         CASE WHEN substr(pesel, length(pesel)) = 'A' THEN 'B' ELSE 'A' END WHERE id = $1",
+        &[&ids[0]],
+    )
+    .await;
+    let r = app.get("/api/membership/members", &auth).await;
+    assert_eq!(ok(&r), broken, "{}", r.text);
+    for pesel in &pesels {
+        assert!(!r.text.contains(&pesel[7..]), "{}", r.text);
+    }
+    let r = app
+        .get(&format!("/api/membership/members/{}", ids[0]), &auth)
+        .await;
+    assert_eq!(ok(&r), broken, "{}", r.text);
+
+    // Member 3's own ciphertext moved into member 2's row: valid, but bound to member 3's id.
+    // (Moved, not copied: SQLite's table keeps the old unique constraint on the stored value.)
+    app.execute_sql("DELETE FROM members WHERE id = $1", &[&ids[0]])
+        .await;
+    app.execute_sql(
+        "UPDATE members SET pesel = pesel || '.' WHERE id = $1",
+        &[&ids[2]],
+    )
+    .await;
+    app.execute_sql(
+        "UPDATE members SET pesel = (SELECT substr(pesel, 1, length(pesel) - 1) FROM members \
+         WHERE id = $1) WHERE id = $2",
+        &[&ids[2], &ids[1]],
+    )
+    .await;
+    app.execute_sql("DELETE FROM members WHERE id = $1", &[&ids[2]])
+        .await;
+    let r = app.get("/api/membership/members", &auth).await;
+    assert_eq!(ok(&r), broken, "{}", r.text);
+
+    // Without the tampered row, the list answers again.
+    app.execute_sql("DELETE FROM members WHERE id = $1", &[&ids[1]])
+        .await;
+    let fresh = create_members(&app, &token, &pesels[..1]).await;
+    let r = app.get("/api/membership/members", &auth).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(listed(&r), vec![format!("*******{}", &pesels[0][7..])]);
+    assert_eq!(r.body[0]["_id"], fresh[0].as_str());
 }
 
 /// The sheet's XML file `name` (`xl/worksheets/sheet1.xml`, …) read out of the workbook.
