@@ -53,7 +53,9 @@ for backend, r in runs.items():
     exports = r["members_export"]
     lines += ["The whole register of 100 000 exported once: " + ", ".join(
         f"{fmt.upper()} in {e['seconds']:.2f} s ({e['bytes'] / 2**20:.1f} MiB)" for fmt, e in exports.items())
-        + f"; the server's peak memory after both: {exports['xlsx']['peak_rss_mib']:.0f} MiB.", ""]
+        + f"; the server's peak resident memory after both: {exports['xlsx']['peak_rss_mib']:.0f} MiB"
+        + " (VmHWM since it started: the list, search and read runs before the exports count, and on"
+        + " SQLite the database pages it maps; an export alone is measured in bench/NOTES.md).", ""]
 
 lines += ["Server CPU is brama's user + system time (all threads, from `/proc`) over the requests of the run;",
           "on this shared virtual machine it is steadier than requests/s. With PostgreSQL, the database's own",
