@@ -405,6 +405,16 @@ impl Config {
     }
 
     /// The public URL without a trailing slash.
+    /// The name an authenticator app shows next to brama's codes: the host of `public_url`
+    /// (`brama` when it has none).
+    pub fn issuer_name(&self) -> String {
+        url::Url::parse(&self.public_url())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "brama".into())
+    }
+
     pub fn public_url(&self) -> String {
         match self.public_url.as_deref() {
             Some(u) if !u.is_empty() => u.trim_end_matches('/').to_string(),

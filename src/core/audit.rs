@@ -29,6 +29,10 @@ pub enum AuditAction {
     MemberRodoExport,
     AccountDeleted,
     AccountDataExported,
+    MfaEnabled,
+    MfaDisabled,
+    MfaReset,
+    MfaFailed,
 }
 
 impl AuditAction {
@@ -58,6 +62,10 @@ impl AuditAction {
             AuditAction::AccountDeleted => "account.deleted",
             AuditAction::AccountDataExported => "account.data_export",
             AuditAction::MembersImported => "members_imported",
+            AuditAction::MfaEnabled => "mfa.enabled",
+            AuditAction::MfaDisabled => "mfa.disabled",
+            AuditAction::MfaReset => "mfa.reset",
+            AuditAction::MfaFailed => "mfa.failed",
         }
     }
 

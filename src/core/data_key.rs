@@ -151,7 +151,7 @@ pub struct Rotation {
 
 impl Core {
     /// The keys in use.
-    fn keys(&self) -> Arc<DataKeys> {
+    pub(crate) fn keys(&self) -> Arc<DataKeys> {
         Arc::clone(&self.data_keys.read().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -186,7 +186,7 @@ impl Core {
             .ok_or_else(|| CoreError::Internal(format!("{} does not exist", path.display())))?;
         let under = |id: &str| format!("v1.{id}.%");
         let mut added = false;
-        if self.store.pesels_not_under(&under(keys.current())).await? == 0 {
+        if self.sealed_not_under(&under(keys.current())).await? == 0 {
             let id = keys.rotate();
             keys.write(&path).map_err(CoreError::Internal)?;
             let mut tx = self.begin().await?;
@@ -227,10 +227,32 @@ impl Core {
                 _ => break,
             }
         }
+        // The accounts' TOTP secrets (SPEC §13) are under the same key.
+        let mut after = String::new();
+        loop {
+            let mut tx = self.begin().await?;
+            let batch = tx
+                .totp_secrets_not_under(&under(&current), &after, UPGRADE_BATCH)
+                .await?;
+            for (account_id, stored) in &batch {
+                let aad = crate::core::mfa::sealed_for(account_id);
+                let secret = keys.decrypt(&aad, stored).map_err(|e| {
+                    CoreError::Internal(format!("account {account_id}: its TOTP secret {e}"))
+                })?;
+                tx.seal_totp(account_id, &keys.encrypt(&aad, &secret))
+                    .await?;
+            }
+            tx.commit().await?;
+            done += batch.len() as u64;
+            match batch.last() {
+                Some((id, _)) if batch.len() == UPGRADE_BATCH as usize => after = id.clone(),
+                _ => break,
+            }
+        }
         // Retire the older keys only once nothing is under them (a node that had not yet read
         // the new key may have written one meanwhile: the next run takes it).
         let mut retired = Vec::new();
-        if self.store.pesels_not_under(&under(&current)).await? == 0 {
+        if self.sealed_not_under(&under(&current)).await? == 0 {
             retired = keys
                 .ids()
                 .filter(|id| *id != current)
@@ -248,6 +270,12 @@ impl Core {
             reencrypted: done,
             retired,
         })
+    }
+
+    /// How many sealed values (PESELs, TOTP secrets) are stored other than as `pattern`.
+    async fn sealed_not_under(&self, pattern: &str) -> CoreResult<u64> {
+        Ok(self.store.pesels_not_under(pattern).await?
+            + self.store.totp_secrets_not_under(pattern).await?)
     }
 
     /// The blind index of a PESEL within an organization.

@@ -73,6 +73,15 @@ pub enum CoreError {
     /// The disk is full or the database read-only (SPEC §9): 503 `storage_full` for writes.
     #[error("storage full")]
     StorageFull { retry_after_secs: u64 },
+    /// A second-factor code (TOTP or recovery) that is wrong, used, or of no factor.
+    #[error("invalid second-factor code")]
+    InvalidCode,
+    /// TOTP is on already: it must be disabled before a new secret is made.
+    #[error("TOTP already enabled")]
+    TotpEnabled,
+    /// A TOTP confirmation without a secret made for it first.
+    #[error("no TOTP enrolment started")]
+    TotpNotStarted,
     #[error("internal error: {0}")]
     Internal(String),
 }

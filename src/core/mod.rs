@@ -33,6 +33,7 @@ pub mod mail;
 pub mod members;
 pub mod members_csv;
 pub mod members_xlsx;
+pub mod mfa;
 pub mod sessions;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod csrf;
 pub mod datakey;
 pub mod hasher;
 pub mod jwt;
+pub mod totp;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

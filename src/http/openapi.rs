@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
     ),
     tags(
         (name = "auth", description = "Membership API: accounts, tokens, sessions"),
+        (name = "mfa", description = "Membership API: the second factor (TOTP, recovery codes)"),
         (name = "members", description = "Membership API: the member register"),
         (name = "admin", description = "Membership API: accounts of one's organization and the audit"),
         (name = "company", description = "Company API (seed 002): sign-up, activation, log-in"),

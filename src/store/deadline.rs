@@ -143,6 +143,9 @@ forwarding! {
     member_ids(organization_id: &str) -> Vec<String>;
     record_audits(events: &[(AuditEvent, i64)]) -> ();
     members_by_ids(organization_id: &str, ids: &[String]) -> Vec<MemberRecord>;
+    totp_factor(account_id: &str) -> Option<TotpRecord>;
+    recovery_codes_left(account_id: &str) -> i64;
+    totp_secrets_not_under(pattern: &str) -> u64;
 }
 
 forwarding! {
@@ -197,4 +200,12 @@ forwarding! {
     delete_member(organization_id: &str, id: &str) -> bool;
     owners(organization_id: &str) -> Vec<String>;
     delete_account(id: &str) -> bool;
+    totp_factor(account_id: &str) -> Option<TotpRecord>;
+    put_totp(account_id: &str, secret: &str, now: i64) -> bool;
+    accept_totp_step(account_id: &str, step: i64, confirm: bool, now: i64) -> bool;
+    delete_totp(account_id: &str) -> u64;
+    replace_recovery_codes(account_id: &str, hashes: &[String]) -> ();
+    spend_recovery_code(account_id: &str, hash: &str, now: i64) -> bool;
+    totp_secrets_not_under(pattern: &str, after: &str, limit: i64) -> Vec<(String, String)>;
+    seal_totp(account_id: &str, secret: &str) -> ();
 }

@@ -283,6 +283,18 @@ pub struct LinkTokenRecord {
     pub used_at: Option<i64>,
 }
 
+/// An account's TOTP factor (SPEC §13) as stored: `secret` sealed under the data key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TotpRecord {
+    pub account_id: String,
+    pub secret: String,
+    pub created_at: i64,
+    /// `None` until a first code confirmed it: only a confirmed factor is asked for at login.
+    pub confirmed_at: Option<i64>,
+    /// The last time step whose code was accepted.
+    pub last_step: i64,
+}
+
 /// A member of an organization's register (seed 001's fields), as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRecord {
@@ -581,6 +593,12 @@ pub trait Store: Send + Sync + 'static {
         organization_id: &str,
         indexes: &[String],
     ) -> StoreResult<Vec<String>>;
+    /// The account's TOTP factor, confirmed or not.
+    async fn totp_factor(&self, account_id: &str) -> StoreResult<Option<TotpRecord>>;
+    /// How many of the account's recovery codes are unused.
+    async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64>;
+    /// How many TOTP secrets are stored other than as `pattern` (`pesels_not_under`'s twin).
+    async fn totp_secrets_not_under(&self, pattern: &str) -> StoreResult<u64>;
 }
 
 /// One write transaction, the core's unit of work. Reads through it see its own writes; on
@@ -766,6 +784,45 @@ pub trait Tx: Send {
     /// Deletes an account with its sessions, refresh tokens and links (by cascade) and the
     /// outbox emails addressed to it; false if there was none.
     async fn delete_account(&mut self, id: &str) -> StoreResult<bool>;
+    /// The account's TOTP factor, locked until the transaction ends on PostgreSQL.
+    async fn totp_factor(&mut self, account_id: &str) -> StoreResult<Option<TotpRecord>>;
+    /// Stores a new, unconfirmed TOTP factor in place of an unconfirmed one; false (nothing
+    /// written) when the account has a confirmed one.
+    async fn put_totp(&mut self, account_id: &str, secret: &str, now: i64) -> StoreResult<bool>;
+    /// Accepts `step`'s code: confirms the factor (`confirm`) or uses a confirmed one, only if
+    /// `step` is later than the last accepted. False: a replayed code, or no such factor.
+    async fn accept_totp_step(
+        &mut self,
+        account_id: &str,
+        step: i64,
+        confirm: bool,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Removes the account's TOTP factor and recovery codes; how many rows went.
+    async fn delete_totp(&mut self, account_id: &str) -> StoreResult<u64>;
+    /// Replaces the account's recovery codes with these (SHA-256 hex of each).
+    async fn replace_recovery_codes(
+        &mut self,
+        account_id: &str,
+        hashes: &[String],
+    ) -> StoreResult<()>;
+    /// Spends one unused recovery code; false when there is none with that hash.
+    async fn spend_recovery_code(
+        &mut self,
+        account_id: &str,
+        hash: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` (account id, sealed secret) of TOTP factors stored other than as `pattern`,
+    /// with account ids after `after`, in id order.
+    async fn totp_secrets_not_under(
+        &mut self,
+        pattern: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// Stores a TOTP secret sealed anew.
+    async fn seal_totp(&mut self, account_id: &str, secret: &str) -> StoreResult<()>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -387,6 +387,34 @@ macro_rules! sql_store {
                 }
                 Ok(found)
             }
+
+            async fn totp_factor(&self, account_id: &str) -> StoreResult<Option<TotpRecord>> {
+                Ok(sqlx::query_as::<_, TotpRecord>(
+                    "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
+                     WHERE account_id = $1",
+                )
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn totp_secrets_not_under(&self, pattern: &str) -> StoreResult<u64> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM totp_factors WHERE secret NOT LIKE $1")
+                    .bind(pattern)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n as u64)
+            }
+
+            async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL",
+                )
+                .bind(account_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
         }
 
         #[async_trait::async_trait]
@@ -1044,6 +1072,130 @@ macro_rules! sql_store {
                     .bind(id)
                     .execute(&mut *self.tx)
                     .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn totp_factor(&mut self, account_id: &str) -> StoreResult<Option<TotpRecord>> {
+                Ok(sqlx::query_as::<_, TotpRecord>(&format!(
+                    "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
+                     WHERE account_id = $1{}",
+                    Self::FOR_UPDATE
+                ))
+                .bind(account_id)
+                .fetch_optional(&mut *self.tx)
+                .await?)
+            }
+
+            async fn put_totp(&mut self, account_id: &str, secret: &str, now: i64) -> StoreResult<bool> {
+                sqlx::query("DELETE FROM totp_factors WHERE account_id = $1 AND confirmed_at IS NULL")
+                    .bind(account_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                let done = sqlx::query(
+                    "INSERT INTO totp_factors (account_id, secret, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (account_id) DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(secret)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn accept_totp_step(
+                &mut self,
+                account_id: &str,
+                step: i64,
+                confirm: bool,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let done = if confirm {
+                    sqlx::query(
+                        "UPDATE totp_factors SET last_step = $2, confirmed_at = $3 \
+                         WHERE account_id = $1 AND confirmed_at IS NULL AND last_step < $2",
+                    )
+                    .bind(account_id)
+                    .bind(step)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await?
+                } else {
+                    sqlx::query(
+                        "UPDATE totp_factors SET last_step = $2 \
+                         WHERE account_id = $1 AND confirmed_at IS NOT NULL AND last_step < $2",
+                    )
+                    .bind(account_id)
+                    .bind(step)
+                    .execute(&mut *self.tx)
+                    .await?
+                };
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_totp(&mut self, account_id: &str) -> StoreResult<u64> {
+                let codes = sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                let factor = sqlx::query("DELETE FROM totp_factors WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(codes.rows_affected() + factor.rows_affected())
+            }
+
+            async fn replace_recovery_codes(&mut self, account_id: &str, hashes: &[String]) -> StoreResult<()> {
+                sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                for hash in hashes {
+                    sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                        .bind(account_id)
+                        .bind(hash)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn totp_secrets_not_under(
+                &mut self,
+                pattern: &str,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT account_id, secret FROM totp_factors \
+                     WHERE secret NOT LIKE $1 AND account_id > $2 ORDER BY account_id LIMIT $3",
+                )
+                .bind(pattern)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?)
+            }
+
+            async fn seal_totp(&mut self, account_id: &str, secret: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE totp_factors SET secret = $2 WHERE account_id = $1")
+                    .bind(account_id)
+                    .bind(secret)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn spend_recovery_code(&mut self, account_id: &str, hash: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $3 \
+                     WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL",
+                )
+                .bind(account_id)
+                .bind(hash)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
                 Ok(done.rows_affected() == 1)
             }
         }

@@ -393,9 +393,23 @@ impl TestApp {
             "access",
             "refresh",
             "token",
+            "secret",
+            "otpauthUri",
+            "mfaToken",
+            "recoveryCode",
         ] {
             if let Some(v) = body.get(key).and_then(Value::as_str) {
                 self.secret(v);
+            }
+        }
+        for code in body
+            .get("recoveryCodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(code) = code.as_str() {
+                self.secret(code);
             }
         }
     }

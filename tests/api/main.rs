@@ -12,6 +12,7 @@ mod helpers;
 mod input;
 mod janitor;
 mod members;
+mod mfa;
 mod openapi;
 mod outbox;
 mod privacy;

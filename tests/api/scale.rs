@@ -204,6 +204,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
     // Every route of every surface, as the routers register them from the same annotations.
     let expected = [
         "DELETE /api/auth/me",
+        "DELETE /api/auth/mfa/totp",
         "DELETE /api/auth/sessions/{id}",
         "DELETE /api/membership/members/{id}",
         "GET /.well-known/jwks.json",
@@ -213,6 +214,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
         "GET /api/auth/csrf",
         "GET /api/auth/me",
         "GET /api/auth/me/export",
+        "GET /api/auth/mfa",
         "GET /api/auth/sessions",
         "GET /api/membership/members",
         "GET /api/membership/members/export.csv",
@@ -227,6 +229,9 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
         "POST /api/auth/login",
         "POST /api/auth/logout",
         "POST /api/auth/logout-all",
+        "POST /api/auth/mfa/recovery-codes",
+        "POST /api/auth/mfa/totp",
+        "POST /api/auth/mfa/totp/confirm",
         "POST /api/auth/password",
         "POST /api/auth/password/forgot",
         "POST /api/auth/password/reset",

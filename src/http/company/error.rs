@@ -191,6 +191,9 @@ impl From<CoreError> for CompanyError {
             CoreError::NotFound | CoreError::MemberNotFound => bad("not_found", Msg::NotFound),
             CoreError::VersionConflict { .. } => bad("version_conflict", Msg::VersionConflict),
             CoreError::LastOwner => bad("last_owner", Msg::LastOwner),
+            CoreError::InvalidCode => bad("invalid_code", Msg::InvalidCode),
+            CoreError::TotpEnabled => bad("totp_enabled", Msg::TotpEnabled),
+            CoreError::TotpNotStarted => bad("totp_not_started", Msg::TotpNotStarted),
             CoreError::Import { .. } => bad("import_failed", Msg::ImportFailed),
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -232,6 +232,13 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::NOT_FOUND, "not_found", Msg::MemberNotFound)
             }
             CoreError::LastOwner => ApiError::new(S::CONFLICT, "last_owner", Msg::LastOwner),
+            CoreError::InvalidCode => {
+                ApiError::new(S::BAD_REQUEST, "invalid_code", Msg::InvalidCode)
+            }
+            CoreError::TotpEnabled => ApiError::new(S::CONFLICT, "totp_enabled", Msg::TotpEnabled),
+            CoreError::TotpNotStarted => {
+                ApiError::new(S::CONFLICT, "totp_not_started", Msg::TotpNotStarted)
+            }
             CoreError::VersionConflict { .. } => {
                 ApiError::new(S::CONFLICT, "version_conflict", Msg::VersionConflict)
             }

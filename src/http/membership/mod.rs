@@ -6,6 +6,7 @@ pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod members;
+pub mod mfa;
 
 use axum::Router;
 use axum::extract::State;
@@ -50,6 +51,7 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
         .merge(admin::routes())
+        .merge(mfa::routes())
         .merge(members::routes())
         .split_for_parts();
     let (import, import_doc) = members::import_routes().split_for_parts();
@@ -429,7 +431,7 @@ struct OwnDataBody {
     sessions: Vec<SessionBody>,
     /// Every audit event about the account, oldest first.
     audit_log: Vec<TrailBody>,
-    /// Second factors, without their secrets (none yet: SPEC §13).
+    /// Second factors the account has, without their secrets (`totp`; SPEC §13).
     second_factors: Vec<String>,
 }
 
@@ -439,6 +441,7 @@ async fn me_export(
     user: AuthUser,
 ) -> ApiResult<axum::Json<OwnDataBody>> {
     let data = state.core.own_data(&user.caller, &user.client).await?;
+    let factors = state.core.mfa_status(&user.caller).await?;
     Ok(axum::Json(OwnDataBody {
         account: me_body(data.account),
         sessions: data
@@ -455,7 +458,11 @@ async fn me_export(
                 action: e.action,
             })
             .collect(),
-        second_factors: Vec::new(),
+        second_factors: factors
+            .totp
+            .then(|| "totp".to_string())
+            .into_iter()
+            .collect(),
     }))
 }
 

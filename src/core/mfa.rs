@@ -1,0 +1,281 @@
+//! A second factor (SPEC §13): an account's TOTP authenticator and its recovery codes.
+//!
+//! The TOTP secret is sealed under the data key of SPEC §12, bound to the account (so a sealed
+//! secret copied to another account's row does not open), and rotates with it. A code is
+//! accepted once: the factor keeps the last accepted time step, and a code counts only for a
+//! later one (checked and written in one statement). Recovery codes are stored as SHA-256 (each
+//! has 80 random bits) and spent once. Every wrong code counts as a failed login of the account
+//! (section 7), so a stolen access token cannot try the million codes either.
+
+use crate::core::audit::AuditAction;
+use crate::core::{Caller, Client, Core, CoreError, CoreResult, now_ms};
+use crate::crypto::{token_hash, totp};
+
+/// What `POST /api/auth/mfa/totp` answers: the secret for the authenticator app, as text, as an
+/// `otpauth://` URI and as that URI's QR code.
+#[derive(Debug)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+/// `GET /api/auth/mfa`.
+#[derive(Debug)]
+pub struct MfaStatus {
+    /// A confirmed TOTP factor.
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
+/// The associated data a TOTP secret is sealed with: the account it belongs to.
+pub(crate) fn sealed_for(account_id: &str) -> String {
+    format!("totp:{account_id}")
+}
+
+/// Which second factor a code proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    Totp,
+    Recovery,
+}
+
+impl Core {
+    pub async fn mfa_status(&self, caller: &Caller) -> CoreResult<MfaStatus> {
+        let factor = self.store.totp_factor(&caller.account_id).await?;
+        let totp = factor.is_some_and(|f| f.confirmed_at.is_some());
+        let recovery_codes_left = if totp {
+            self.store.recovery_codes_left(&caller.account_id).await?
+        } else {
+            0
+        };
+        Ok(MfaStatus {
+            totp,
+            recovery_codes_left,
+        })
+    }
+
+    /// A new TOTP secret for the caller, not asked for at login until a code confirms it. An
+    /// earlier unconfirmed one is replaced; a confirmed one must be disabled first (409).
+    pub async fn start_totp(&self, caller: &Caller) -> CoreResult<TotpEnrolment> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let account = tx
+            .account(&caller.account_id)
+            .await?
+            .ok_or(CoreError::TokenInvalid)?;
+        let secret = totp::new_secret();
+        let sealed = self.keys().encrypt(&sealed_for(&account.id), &secret);
+        if !tx.put_totp(&account.id, &sealed, now).await? {
+            return Err(CoreError::TotpEnabled);
+        }
+        tx.commit().await?;
+        let issuer = self.config.issuer_name();
+        let otpauth_uri = totp::otpauth_uri(
+            &issuer,
+            account.username.as_deref().unwrap_or(&account.email),
+            &secret,
+        );
+        let qr_svg = totp::qr_svg(&otpauth_uri)
+            .ok_or_else(|| CoreError::Internal("the QR code of an otpauth URI".into()))?;
+        Ok(TotpEnrolment {
+            secret,
+            otpauth_uri,
+            qr_svg,
+        })
+    }
+
+    /// The first code from the authenticator: the factor is on from now, and the account gets
+    /// its recovery codes (shown this once).
+    pub async fn confirm_totp(
+        &self,
+        caller: &Caller,
+        code: &str,
+        client: &Client,
+    ) -> CoreResult<Vec<String>> {
+        let attempt = self
+            .reserve_login_attempt(Ok(&caller.account_id), client)
+            .await?;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let factor = match tx.totp_factor(&caller.account_id).await? {
+            Some(f) if f.confirmed_at.is_none() => f,
+            Some(_) => return Err(CoreError::TotpEnabled),
+            None => return Err(CoreError::TotpNotStarted),
+        };
+        let secret = self.open_totp_secret(&factor.account_id, &factor.secret)?;
+        let accepted = match totp::matching_step(&secret, code, now) {
+            Some(step) => {
+                tx.accept_totp_step(&caller.account_id, step, true, now)
+                    .await?
+            }
+            None => false,
+        };
+        if !accepted {
+            drop(tx);
+            self.mfa_failed(caller, client).await;
+            return Err(CoreError::InvalidCode);
+        }
+        let codes = self
+            .new_recovery_codes(&mut *tx, &caller.account_id)
+            .await?;
+        tx.record_audit(
+            &self.mfa_event(caller, AuditAction::MfaEnabled, client),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.login_attempt_succeeded(attempt).await;
+        Ok(codes)
+    }
+
+    /// Turns TOTP off (and with it the recovery codes), proven by a current code or a recovery
+    /// code.
+    pub async fn disable_totp(
+        &self,
+        caller: &Caller,
+        code: &str,
+        client: &Client,
+    ) -> CoreResult<()> {
+        let attempt = self
+            .reserve_login_attempt(Ok(&caller.account_id), client)
+            .await?;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        if self
+            .prove_second_factor(&mut *tx, &caller.account_id, code, now)
+            .await?
+            .is_none()
+        {
+            drop(tx);
+            self.mfa_failed(caller, client).await;
+            return Err(CoreError::InvalidCode);
+        }
+        tx.delete_totp(&caller.account_id).await?;
+        tx.record_audit(
+            &self.mfa_event(caller, AuditAction::MfaDisabled, client),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.login_attempt_succeeded(attempt).await;
+        Ok(())
+    }
+
+    /// Ten new recovery codes in place of the old ones, proven by a current code or a recovery
+    /// code.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        code: &str,
+        client: &Client,
+    ) -> CoreResult<Vec<String>> {
+        let attempt = self
+            .reserve_login_attempt(Ok(&caller.account_id), client)
+            .await?;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        if self
+            .prove_second_factor(&mut *tx, &caller.account_id, code, now)
+            .await?
+            .is_none()
+        {
+            drop(tx);
+            self.mfa_failed(caller, client).await;
+            return Err(CoreError::InvalidCode);
+        }
+        let codes = self
+            .new_recovery_codes(&mut *tx, &caller.account_id)
+            .await?;
+        tx.commit().await?;
+        self.login_attempt_succeeded(attempt).await;
+        Ok(codes)
+    }
+
+    /// Checks `code` as a current TOTP code of the account's confirmed factor (six digits) or
+    /// else as one of its recovery codes, and spends it. `None`: neither.
+    pub(crate) async fn prove_second_factor(
+        &self,
+        tx: &mut dyn crate::store::Tx,
+        account_id: &str,
+        code: &str,
+        now: i64,
+    ) -> CoreResult<Option<Proof>> {
+        let Some(factor) = tx.totp_factor(account_id).await? else {
+            return Ok(None);
+        };
+        if factor.confirmed_at.is_none() {
+            return Ok(None);
+        }
+        let code = code.trim();
+        if code.len() == totp::DIGITS {
+            let secret = self.open_totp_secret(account_id, &factor.secret)?;
+            return Ok(match totp::matching_step(&secret, code, now) {
+                Some(step) if tx.accept_totp_step(account_id, step, false, now).await? => {
+                    Some(Proof::Totp)
+                }
+                _ => None,
+            });
+        }
+        let Some(normalized) = totp::normalize_recovery_code(code) else {
+            return Ok(None);
+        };
+        Ok(tx
+            .spend_recovery_code(account_id, &token_hash(&normalized), now)
+            .await?
+            .then_some(Proof::Recovery))
+    }
+
+    async fn new_recovery_codes(
+        &self,
+        tx: &mut dyn crate::store::Tx,
+        account_id: &str,
+    ) -> CoreResult<Vec<String>> {
+        let codes: Vec<String> = (0..totp::RECOVERY_CODES)
+            .map(|_| totp::new_recovery_code())
+            .collect();
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| totp::normalize_recovery_code(c))
+            .map(|c| token_hash(&c))
+            .collect();
+        tx.replace_recovery_codes(account_id, &hashes).await?;
+        Ok(codes)
+    }
+
+    /// A TOTP secret as stored, opened; a value that does not open is an error naming the
+    /// account, never a made-up secret.
+    fn open_totp_secret(&self, account_id: &str, sealed: &str) -> CoreResult<String> {
+        let aad = sealed_for(account_id);
+        let mut opened = self.keys().decrypt(&aad, sealed);
+        if matches!(
+            opened,
+            Err(crate::crypto::datakey::CipherError::UnknownKey(_))
+        ) {
+            self.reload_data_keys();
+            opened = self.keys().decrypt(&aad, sealed);
+        }
+        opened
+            .map_err(|e| CoreError::Internal(format!("account {account_id}: its TOTP secret {e}")))
+    }
+
+    fn mfa_event(
+        &self,
+        caller: &Caller,
+        action: AuditAction,
+        client: &Client,
+    ) -> crate::store::AuditEvent {
+        action.event(
+            Some(&caller.organization_id),
+            Some(&caller.account_id),
+            Some(caller.account_id.clone()),
+            client.ip,
+        )
+    }
+
+    /// A wrong second-factor code: audited `mfa.failed` (it already counted as a failed login).
+    async fn mfa_failed(&self, caller: &Caller, client: &Client) {
+        self.audit_alone(self.mfa_event(caller, AuditAction::MfaFailed, client))
+            .await;
+    }
+}

@@ -1,0 +1,384 @@
+//! SPEC §13: a second factor. TOTP codes are computed here from the secret brama hands out, with
+//! `totp-rs` directly (not brama's own wrapper), as an authenticator app would.
+
+use serde_json::{Value, json};
+use totp_rs::{Algorithm, Builder, Secret};
+
+use crate::helpers::{Backend, Resp, TestApp};
+use crate::{app, both_backends};
+
+both_backends!(
+    totp_is_enrolled_confirmed_used_once_and_disabled,
+    recovery_codes_work_once_and_new_ones_replace_them,
+    wrong_codes_are_refused_counted_and_limited,
+    a_data_key_rotation_reseals_totp_secrets,
+);
+
+/// The code of the step `offset` steps from now for a base32 secret.
+fn code(secret: &str, offset: i64) -> String {
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(secret).expect("base32"))
+        .build()
+        .expect("an RFC 6238 secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    totp.generate((now + offset * 30) as u64).to_string()
+}
+
+/// `method path` with `body` as the holder of `token`.
+async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    app.request(method, path, body, &[("x-access-token", token)])
+        .await
+}
+
+/// A logged-in account; its access token.
+async fn account(app: &TestApp, name: &str) -> String {
+    app.user(name).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Enrols and confirms TOTP for the token's account; its secret and recovery codes.
+async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>) {
+    let r = call(app, token, "POST", "/api/auth/mfa/totp", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    let r = call(
+        app,
+        token,
+        "POST",
+        "/api/auth/mfa/totp/confirm",
+        Some(json!({ "code": code(&secret, 0) })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let codes = r.body["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    (secret, codes)
+}
+
+fn status_of(r: &Resp) -> (u16, String) {
+    (r.status, r.code().to_string())
+}
+
+async fn totp_is_enrolled_confirmed_used_once_and_disabled(backend: Backend) {
+    let app = app!(backend);
+    let token = account(&app, "anna").await;
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body,
+        json!({ "totp": false, "recoveryCodesLeft": 0, "passkeys": [] })
+    );
+
+    // The secret three ways: as text, as an otpauth URI, and as that URI's QR code.
+    let r = call(&app, &token, "POST", "/api/auth/mfa/totp", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 32, "160 bits in base32: {secret}");
+    assert_eq!(
+        Secret::try_from_base32(&secret).unwrap().as_bytes().len(),
+        20
+    );
+    let uri = r.body["otpauthUri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains(":anna?"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret}&")), "{uri}");
+    assert!(uri.contains("algorithm=SHA1&digits=6&period=30"), "{uri}");
+    let svg = r.body["qrSvg"].as_str().unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+    // Not on until confirmed.
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(r.body["totp"], false);
+
+    // A second start before confirming replaces the secret: the first one's codes no longer
+    // confirm.
+    let r = call(&app, &token, "POST", "/api/auth/mfa/totp", None).await;
+    let secret2 = r.body["secret"].as_str().unwrap().to_string();
+    assert_ne!(secret2, secret);
+    let r = call(
+        &app,
+        &token,
+        "POST",
+        "/api/auth/mfa/totp/confirm",
+        Some(json!({ "code": code(&secret, 0) })),
+    )
+    .await;
+    assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    let confirm = code(&secret2, 0);
+    let r = call(
+        &app,
+        &token,
+        "POST",
+        "/api/auth/mfa/totp/confirm",
+        Some(json!({ "code": confirm })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let codes = r.body["recoveryCodes"].as_array().unwrap();
+    assert_eq!(codes.len(), 10, "{}", r.text);
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(
+        r.body,
+        json!({ "totp": true, "recoveryCodesLeft": 10, "passkeys": [] })
+    );
+    let r = call(&app, &token, "GET", "/api/auth/me/export", None).await;
+    assert_eq!(r.body["secondFactors"], json!(["totp"]), "{}", r.text);
+    // On already: a new secret needs it off first.
+    let r = call(&app, &token, "POST", "/api/auth/mfa/totp", None).await;
+    assert_eq!(status_of(&r), (409, "totp_enabled".into()), "{}", r.text);
+
+    // The secret is sealed in the database, never in clear.
+    let stored = app
+        .query_text("SELECT secret FROM totp_factors", &[])
+        .await
+        .expect("a factor");
+    assert!(stored.starts_with("v1."), "{stored}");
+    assert!(!stored.contains(&secret2));
+
+    // The code that confirmed cannot be used again (replay), the next step's can.
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": confirm })),
+    )
+    .await;
+    assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": code(&secret2, 1) })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.message().is_empty(), "{}", r.text);
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(
+        r.body,
+        json!({ "totp": false, "recoveryCodesLeft": 0, "passkeys": [] })
+    );
+    assert_eq!(
+        app.query_text("SELECT CAST(COUNT(*) AS TEXT) FROM recovery_codes", &[])
+            .await
+            .as_deref(),
+        Some("0")
+    );
+
+    // The account's own trail: enabled, a failed code, disabled.
+    let r = call(&app, &token, "GET", "/api/auth/me/export", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let actions: Vec<&str> = r.body["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in ["mfa.enabled", "mfa.failed", "mfa.disabled"] {
+        assert!(actions.contains(&action), "{action} not in {actions:?}");
+    }
+    assert!(!r.text.contains(&secret2), "the secret in an export");
+}
+
+async fn recovery_codes_work_once_and_new_ones_replace_them(backend: Backend) {
+    let app = app!(backend);
+    let token = account(&app, "bogdan").await;
+    let (_, codes) = enrol(&app, &token).await;
+    let distinct: std::collections::HashSet<_> = codes.iter().collect();
+    assert_eq!(distinct.len(), 10);
+    for c in &codes {
+        assert_eq!(c.len(), 19, "{c}");
+        assert!(
+            c.chars()
+                .all(|ch| ch == '-' || ch.is_ascii_uppercase() || ch.is_ascii_digit()),
+            "{c}"
+        );
+    }
+    // A recovery code proves the factor once, typed however (lower case, spaces).
+    let typed = codes[0].to_lowercase().replace('-', " ");
+    let r = call(
+        &app,
+        &token,
+        "POST",
+        "/api/auth/mfa/recovery-codes",
+        Some(json!({ "code": typed })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fresh: Vec<String> = r.body["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fresh.len(), 10);
+    assert!(fresh.iter().all(|c| !codes.contains(c)));
+    // The old ones stopped working, the used one and the unused alike.
+    for old in [&codes[0], &codes[1]] {
+        let r = call(
+            &app,
+            &token,
+            "POST",
+            "/api/auth/mfa/recovery-codes",
+            Some(json!({ "code": old })),
+        )
+        .await;
+        assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    }
+    // A new one is spent by use: 9 left, and it does not work twice.
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": "0000-0000-0000-0000" })),
+    )
+    .await;
+    assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    let hashes = app
+        .query_text(
+            "SELECT code_hash FROM recovery_codes ORDER BY code_hash LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), 64, "stored as SHA-256: {hashes}");
+    for c in &fresh {
+        assert!(!hashes.contains(&c.replace('-', "")));
+    }
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": fresh[3] })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn wrong_codes_are_refused_counted_and_limited(backend: Backend) {
+    let app = app!(backend, |c: &mut brama::config::Config| {
+        c.failed_logins_per_account = 3
+    });
+    let token = account(&app, "celina").await;
+    // Before any enrolment: nothing to confirm.
+    let r = call(
+        &app,
+        &token,
+        "POST",
+        "/api/auth/mfa/totp/confirm",
+        Some(json!({ "code": "123456" })),
+    )
+    .await;
+    assert_eq!(
+        status_of(&r),
+        (409, "totp_not_started".into()),
+        "{}",
+        r.text
+    );
+    let (secret, _) = enrol(&app, &token).await;
+    // A missing code is a validation error naming the field, not a wrong code.
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("code"), "{}", r.text);
+    let right = code(&secret, 1);
+    let wrong: Vec<String> = ["000000", "12345", "1234567", "abcdef"]
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|w| *w != right)
+        .collect();
+    let mut limited = false;
+    for w in wrong.iter().cycle().take(6) {
+        let r = call(
+            &app,
+            &token,
+            "DELETE",
+            "/api/auth/mfa/totp",
+            Some(json!({ "code": w })),
+        )
+        .await;
+        match r.status {
+            400 => assert_eq!(r.code(), "invalid_code", "{}", r.text),
+            429 => {
+                assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+                limited = true;
+                break;
+            }
+            _ => panic!("{}", r.text),
+        }
+    }
+    assert!(limited, "wrong codes were not limited");
+    // Even the right code waits now.
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": right })),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(r.body["totp"], true);
+}
+
+/// `brama data-key rotate` re-seals TOTP secrets with the PESELs (SPEC §12, §13): the old key
+/// is retired only once none is left under it, and the factor still works afterwards.
+async fn a_data_key_rotation_reseals_totp_secrets(backend: Backend) {
+    let app = app!(backend);
+    let token = account(&app, "dorota").await;
+    let (secret, _) = enrol(&app, &token).await;
+    let key_file = app.dir().join("data.key");
+    let old = brama::crypto::datakey::DataKeys::read(&key_file)
+        .unwrap()
+        .unwrap()
+        .current()
+        .to_string();
+    let rotation = app
+        .core
+        .rotate_data_key(std::time::Duration::ZERO, &|_, _| {})
+        .await
+        .expect("rotated");
+    assert_eq!(rotation.reencrypted, 1, "the one TOTP secret");
+    assert_eq!(rotation.retired, vec![old.clone()]);
+    let stored = app
+        .query_text("SELECT secret FROM totp_factors", &[])
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with(&format!("v1.{}.", rotation.key)),
+        "{stored} under {}",
+        rotation.key
+    );
+    // The authenticator's codes still prove the factor.
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": code(&secret, 1) })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
