@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct PasskeyBody {
     id: String,
     name: String,
@@ -34,6 +35,7 @@ struct PasskeyBody {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct StatusBody {
     /// TOTP is on (confirmed).
     totp: bool,
@@ -58,6 +60,7 @@ async fn status(
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct EnrolmentBody {
     /// Base32, for typing into the app by hand.
     secret: String,
@@ -97,6 +100,7 @@ impl CodeBody {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct RecoveryCodesBody {
     /// Ten codes, each good for one sign-in; shown this once.
     recovery_codes: Vec<String>,
