@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::core::limits::retry_after_secs;
-use crate::core::sessions::IssuedSession;
+use crate::core::sessions::{AMR_PASSWORD, AMR_PASSWORD_OTP, IssuedSession};
 use crate::core::{AuditAction, Caller, Client, Core, CoreError, CoreResult, now_ms};
 use crate::crypto::{random_token, token_hash};
 use crate::domain::{AccountEmail, AccountStatus, Password, Role, Username, normalize_key};
@@ -14,6 +14,33 @@ use crate::store::{
     AccountRecord, AccountUpdate, DEFAULT_ORGANIZATION, LinkKind, LinkTokenRecord, NewAccount,
     SessionRecord, TrailEntry,
 };
+
+/// How long an `mfaToken` lives, and how many wrong codes it takes (SPEC §13).
+pub const MFA_TICKET_MS: i64 = 5 * 60 * 1000;
+pub const MFA_TICKET_TRIES: i64 = 5;
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum Login {
+    /// Signed in.
+    Session(Box<AccountRecord>, IssuedSession),
+    /// The account has a second factor: no tokens yet, a ticket for the second step.
+    SecondFactor {
+        mfa_token: String,
+        /// Among `totp`, `recovery`, `passkey`.
+        methods: Vec<&'static str>,
+    },
+}
+
+impl Login {
+    /// The session, for callers that know the account has no second factor.
+    pub fn session(self) -> Option<(AccountRecord, IssuedSession)> {
+        match self {
+            Login::Session(account, issued) => Some((*account, issued)),
+            Login::SecondFactor { .. } => None,
+        }
+    }
+}
 
 /// What brama holds about one account, for its owner.
 #[derive(Debug)]
@@ -179,7 +206,10 @@ impl Core {
         let (event, issued) = match origin {
             Origin::SignUp { client, log_in } => {
                 let issued = if log_in {
-                    Some(self.open_session(&mut *tx, &account, client, now).await?)
+                    Some(
+                        self.open_session(&mut *tx, &account, client, now, AMR_PASSWORD)
+                            .await?,
+                    )
                 } else {
                     None
                 };
@@ -203,11 +233,7 @@ impl Core {
 
     /// Checks a username (or email) and password and starts a session. Unknown users, wrong
     /// passwords and accounts that may not log in get the same error after the same work.
-    pub async fn login(
-        &self,
-        credentials: Credentials,
-        client: &Client,
-    ) -> CoreResult<(AccountRecord, IssuedSession)> {
+    pub async fn login(&self, credentials: Credentials, client: &Client) -> CoreResult<Login> {
         let password = credentials.password.expose_secret();
         // Bound the work an attacker can make us do before hashing.
         if password.chars().count() > MAX_PASSWORD_CHARS
@@ -236,8 +262,17 @@ impl Core {
                 return Err(CoreError::InvalidCredentials);
             }
         };
-        self.login_attempt_succeeded(attempt).await;
         let now = now_ms();
+        let second_factor = self
+            .store
+            .totp_factor(&account.id)
+            .await?
+            .is_some_and(|f| f.confirmed_at.is_some());
+        if second_factor {
+            self.login_attempt_half_done(attempt).await;
+        } else {
+            self.login_attempt_succeeded(attempt).await;
+        }
         let mut tx = self.begin().await?;
         if let Some(new_hash) = verified.rehash {
             let upgrade = AccountUpdate {
@@ -246,7 +281,24 @@ impl Core {
             };
             tx.update_account(&account.id, &upgrade, now).await?;
         }
-        let issued = self.open_session(&mut *tx, &account, client, now).await?;
+        if second_factor {
+            let mfa_token = random_token();
+            tx.insert_mfa_ticket(
+                &token_hash(&mfa_token),
+                &account.id,
+                now,
+                now + MFA_TICKET_MS,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Login::SecondFactor {
+                mfa_token,
+                methods: vec!["totp", "recovery"],
+            });
+        }
+        let issued = self
+            .open_session(&mut *tx, &account, client, now, AMR_PASSWORD)
+            .await?;
         let event = AuditAction::Login.event(
             Some(&account.organization_id),
             Some(&account.id),
@@ -255,6 +307,75 @@ impl Core {
         );
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
+        crate::telemetry::count_login(true);
+        Ok(Login::Session(Box::new(account), issued))
+    }
+
+    /// The second step of a login: the ticket of the first and a TOTP or recovery code. A wrong
+    /// code counts against the ticket (five, then it is void) and as a failed login of the
+    /// account; the ticket is used once.
+    pub async fn login_second_factor(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: &Client,
+    ) -> CoreResult<(AccountRecord, IssuedSession)> {
+        let now = now_ms();
+        let hash = token_hash(mfa_token);
+        let live = |t: &crate::store::MfaTicketRecord| {
+            t.used_at.is_none() && t.expires_at > now && t.failures < MFA_TICKET_TRIES
+        };
+        let ticket = self
+            .store
+            .mfa_ticket(&hash)
+            .await?
+            .filter(live)
+            .ok_or(CoreError::MfaTokenInvalid)?;
+        let attempt = self
+            .reserve_login_attempt(Ok(&ticket.account_id), client)
+            .await?;
+        let mut tx = self.begin().await?;
+        let ticket = tx
+            .mfa_ticket(&hash)
+            .await?
+            .filter(live)
+            .ok_or(CoreError::MfaTokenInvalid)?;
+        let account = tx
+            .account(&ticket.account_id)
+            .await?
+            .filter(|a| a.status.may_log_in())
+            .ok_or(CoreError::MfaTokenInvalid)?;
+        let proof = self
+            .prove_second_factor(&mut *tx, &account.id, code, now)
+            .await?;
+        if proof.is_none() {
+            tx.mfa_ticket_failed(&hash).await?;
+            let event = AuditAction::MfaFailed.event(
+                Some(&account.organization_id),
+                None,
+                Some(account.id.clone()),
+                client.ip,
+            );
+            tx.record_audit(&event, now).await?;
+            tx.commit().await?;
+            crate::telemetry::count_login(false);
+            return Err(CoreError::InvalidCode);
+        }
+        if !tx.spend_mfa_ticket(&hash, now).await? {
+            return Err(CoreError::MfaTokenInvalid);
+        }
+        let issued = self
+            .open_session(&mut *tx, &account, client, now, AMR_PASSWORD_OTP)
+            .await?;
+        let event = AuditAction::Login.event(
+            Some(&account.organization_id),
+            Some(&account.id),
+            Some(issued.session_id.clone()),
+            client.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.login_attempt_succeeded(attempt).await;
         crate::telemetry::count_login(true);
         Ok((account, issued))
     }

@@ -171,7 +171,15 @@ impl Core {
             .await?;
         let event = AuditAction::AccountActivated.by_itself(&account, client.ip);
         tx.record_audit(&event, now).await?;
-        let issued = self.open_session(&mut *tx, &account, client, now).await?;
+        let issued = self
+            .open_session(
+                &mut *tx,
+                &account,
+                client,
+                now,
+                crate::core::sessions::AMR_PASSWORD,
+            )
+            .await?;
         tx.commit().await?;
         self.forget_account(&account.id);
         Ok((account, issued))

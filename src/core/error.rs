@@ -76,6 +76,9 @@ pub enum CoreError {
     /// A second-factor code (TOTP or recovery) that is wrong, used, or of no factor.
     #[error("invalid second-factor code")]
     InvalidCode,
+    /// An `mfaToken` that is unknown, expired, used, or out of tries.
+    #[error("second-factor ticket invalid")]
+    MfaTokenInvalid,
     /// TOTP is on already: it must be disabled before a new secret is made.
     #[error("TOTP already enabled")]
     TotpEnabled,

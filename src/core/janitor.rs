@@ -8,6 +8,7 @@
 //! | password-reset and activation links | once expired |
 //! | outbox rows | once their link has expired; rows marked sent, a day after sending |
 //! | audit events | after `audit_retention_days` |
+//! | second-factor login tickets (`mfaToken`) | once expired (5 minutes) |
 //!
 //! Rate-limit counters are not in the database: Redis expires its keys, and the in-memory
 //! limiter sweeps its own ([`super::limits::MemoryLimiter`]).
@@ -55,6 +56,7 @@ pub struct Tidied {
     pub activation_links: u64,
     pub outbox: u64,
     pub audit_events: u64,
+    pub mfa_tickets: u64,
 }
 
 impl Tidied {
@@ -65,6 +67,7 @@ impl Tidied {
             + self.activation_links
             + self.outbox
             + self.audit_events
+            + self.mfa_tickets
     }
 
     fn of(&mut self, litter: Litter) -> &mut u64 {
@@ -73,6 +76,7 @@ impl Tidied {
             Litter::Links(LinkKind::Activation) => &mut self.activation_links,
             Litter::OutboxExpired | Litter::OutboxSent => &mut self.outbox,
             Litter::AuditEvents => &mut self.audit_events,
+            Litter::MfaTickets => &mut self.mfa_tickets,
         }
     }
 }
@@ -84,6 +88,7 @@ fn label(litter: Litter) -> &'static str {
         Litter::Links(LinkKind::Activation) => "activation_links",
         Litter::OutboxExpired | Litter::OutboxSent => "outbox",
         Litter::AuditEvents => "audit_events",
+        Litter::MfaTickets => "mfa_tickets",
     }
 }
 
@@ -118,7 +123,7 @@ impl Core {
     }
 
     /// Each other kind of litter with the time before which it no longer matters, at `now`.
-    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 5] {
+    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 6] {
         [
             (Litter::Links(LinkKind::PasswordReset), now),
             (Litter::Links(LinkKind::Activation), now),
@@ -128,6 +133,7 @@ impl Core {
                 Litter::AuditEvents,
                 now - i64::from(self.config.audit_retention_days) * DAY_MS,
             ),
+            (Litter::MfaTickets, now),
         ]
     }
 
@@ -253,6 +259,7 @@ pub fn start(core: Arc<Core>) {
                             activation_links = t.activation_links,
                             outbox = t.outbox,
                             audit_events = t.audit_events,
+                            mfa_tickets = t.mfa_tickets,
                             seconds = started.elapsed().as_secs_f64(),
                             "janitor deleted what can no longer matter"
                         );

@@ -455,6 +455,15 @@ impl crate::core::Core {
         }
     }
 
+    /// The password was right but a second factor is still due: the address gets its place
+    /// back (many people behind one address), the account's count stays until the second
+    /// factor is proven, so that a password alone cannot wipe the count of wrong codes.
+    pub(crate) async fn login_attempt_half_done(&self, attempt: LoginAttempt) {
+        if let Some(key) = &attempt.ip_key {
+            self.limiter.give_back(key).await;
+        }
+    }
+
     /// Counts an attempt with a guessable secret that is not a password (an emailed link's
     /// token) against the client's address, as a failed login of the address would be.
     pub(crate) async fn reserve_address_attempt(

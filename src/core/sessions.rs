@@ -94,6 +94,11 @@ const KEY_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// A refresh token longer than this is not one of ours; refused before any lookup.
 const MAX_REFRESH_TOKEN_LEN: usize = 256;
 
+/// `amr` of a session opened with a password alone (RFC 8176).
+pub const AMR_PASSWORD: &str = "pwd";
+/// `amr` of a session opened with a password and a one-time code (TOTP or recovery code).
+pub const AMR_PASSWORD_OTP: &str = "pwd otp mfa";
+
 impl Core {
     fn refresh_expiry(&self, now: i64) -> i64 {
         now + i64::from(self.config.refresh_token_days) * 24 * 3600 * 1000
@@ -111,7 +116,9 @@ impl Core {
     ) -> CoreResult<IssuedSession> {
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let issued = self.open_session(&mut *tx, account, client, now).await?;
+        let issued = self
+            .open_session(&mut *tx, account, client, now, AMR_PASSWORD)
+            .await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -124,6 +131,7 @@ impl Core {
         account: &AccountRecord,
         client: &Client,
         now: i64,
+        amr: &str,
     ) -> CoreResult<IssuedSession> {
         let refresh_token = random_token();
         let session = NewSession {
@@ -136,6 +144,7 @@ impl Core {
                 .as_ref()
                 .map(|ua| ua.chars().take(512).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
+            amr: amr.to_string(),
         };
         let token = NewRefreshToken {
             token_hash: token_hash(&refresh_token),
@@ -152,6 +161,7 @@ impl Core {
             &account.organization_id,
             account.role,
             &session.id,
+            amr,
             now,
         )?;
         Ok(IssuedSession {
@@ -168,6 +178,7 @@ impl Core {
         organization_id: &str,
         role: Role,
         session_id: &str,
+        amr: &str,
         now_ms: i64,
     ) -> CoreResult<String> {
         let iat = now_ms / 1000;
@@ -181,6 +192,7 @@ impl Core {
             iat,
             exp: iat + self.access_ttl_secs(),
             jti: uuid::Uuid::now_v7().to_string(),
+            amr: amr.split_whitespace().map(str::to_owned).collect(),
         };
         self.keys
             .sign(&claims)
@@ -218,6 +230,7 @@ impl Core {
                 &claimed.organization_id,
                 claimed.role,
                 &claimed.session_id,
+                &claimed.amr,
                 now,
             )?;
             return Ok(IssuedSession {
@@ -569,6 +582,7 @@ mod tests {
             iat: 0,
             exp: 1,
             jti: "j".into(),
+            amr: vec!["pwd".into()],
         };
         assert_eq!(
             caller(claims(&["admin"])).map(|c| c.role).ok(),

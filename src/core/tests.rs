@@ -96,7 +96,9 @@ async fn logged_in(core: &Core, name: &str) -> (Caller, crate::core::sessions::I
     let (account, issued) = core
         .login(credentials(name, PASSWORD), &client())
         .await
-        .expect("login");
+        .expect("login")
+        .session()
+        .expect("no second factor");
     let caller = Caller {
         account_id: account.id,
         organization_id: account.organization_id,

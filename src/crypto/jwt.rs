@@ -36,6 +36,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// How the holder signed in (RFC 8176): `["pwd"]`, or `["pwd", "otp", "mfa"]` after a
+    /// second factor. Absent from tokens of versions before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

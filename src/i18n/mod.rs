@@ -122,6 +122,8 @@ messages! {
     WrongPassword => "wrong-password",
     LastOwner => "last-owner",
     InvalidCode => "invalid-code",
+    MfaTokenInvalid => "mfa-token-invalid",
+    MfaRequired => "mfa-required",
     TotpEnabled => "totp-enabled",
     TotpNotStarted => "totp-not-started",
     TotpDisabled => "totp-disabled",

@@ -146,6 +146,7 @@ forwarding! {
     totp_factor(account_id: &str) -> Option<TotpRecord>;
     recovery_codes_left(account_id: &str) -> i64;
     totp_secrets_not_under(pattern: &str) -> u64;
+    mfa_ticket(token_hash: &str) -> Option<MfaTicketRecord>;
 }
 
 forwarding! {
@@ -208,4 +209,8 @@ forwarding! {
     spend_recovery_code(account_id: &str, hash: &str, now: i64) -> bool;
     totp_secrets_not_under(pattern: &str, after: &str, limit: i64) -> Vec<(String, String)>;
     seal_totp(account_id: &str, secret: &str) -> ();
+    insert_mfa_ticket(token_hash: &str, account_id: &str, now: i64, expires_at: i64) -> ();
+    mfa_ticket(token_hash: &str) -> Option<MfaTicketRecord>;
+    mfa_ticket_failed(token_hash: &str) -> ();
+    spend_mfa_ticket(token_hash: &str, now: i64) -> bool;
 }

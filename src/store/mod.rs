@@ -107,6 +107,8 @@ pub struct NewSession {
     pub expires_at: i64,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// How the holder signed in (RFC 8176 `amr` values, space-separated): `pwd`, `pwd otp mfa`.
+    pub amr: String,
 }
 
 /// A refresh token as stored: only the SHA-256 of the value the client holds.
@@ -124,6 +126,8 @@ pub struct Claimed {
     pub account_id: String,
     pub organization_id: String,
     pub role: Role,
+    /// How the session's holder signed in (`amr`, space-separated), for the new access token.
+    pub amr: String,
 }
 
 /// Everything stored about a refresh token that was not claimed, for the core to say why.
@@ -257,6 +261,8 @@ pub enum Litter {
     OutboxSent,
     /// Audit events recorded before the cut.
     AuditEvents,
+    /// Second-factor login tickets that expired before the cut.
+    MfaTickets,
 }
 
 /// The single-use tokens sent by email; each kind has its own table of the same shape.
@@ -293,6 +299,15 @@ pub struct TotpRecord {
     pub confirmed_at: Option<i64>,
     /// The last time step whose code was accepted.
     pub last_step: i64,
+}
+
+/// The ticket a password login got when a second factor is due (`mfaToken`), as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MfaTicketRecord {
+    pub account_id: String,
+    pub expires_at: i64,
+    pub failures: i64,
+    pub used_at: Option<i64>,
 }
 
 /// A member of an organization's register (seed 001's fields), as stored.
@@ -599,6 +614,8 @@ pub trait Store: Send + Sync + 'static {
     async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64>;
     /// How many TOTP secrets are stored other than as `pattern` (`pesels_not_under`'s twin).
     async fn totp_secrets_not_under(&self, pattern: &str) -> StoreResult<u64>;
+    /// A second-factor ticket by the SHA-256 of its token.
+    async fn mfa_ticket(&self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>>;
 }
 
 /// One write transaction, the core's unit of work. Reads through it see its own writes; on
@@ -823,6 +840,19 @@ pub trait Tx: Send {
     ) -> StoreResult<Vec<(String, String)>>;
     /// Stores a TOTP secret sealed anew.
     async fn seal_totp(&mut self, account_id: &str, secret: &str) -> StoreResult<()>;
+    async fn insert_mfa_ticket(
+        &mut self,
+        token_hash: &str,
+        account_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// A second-factor ticket, locked until the transaction ends on PostgreSQL.
+    async fn mfa_ticket(&mut self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>>;
+    /// Counts a wrong code against the ticket.
+    async fn mfa_ticket_failed(&mut self, token_hash: &str) -> StoreResult<()>;
+    /// Uses the ticket up; false if it was used already.
+    async fn spend_mfa_ticket(&mut self, token_hash: &str, now: i64) -> StoreResult<bool>;
 }
 
 pub type DynStore = Arc<dyn Store>;

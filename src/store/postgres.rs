@@ -107,11 +107,12 @@ impl PostgresStore {
                    UPDATE sessions s SET last_used_at = $1 FROM claimed c \
                    WHERE s.id = c.session_id AND s.revoked_at IS NULL \
                    RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
-                   s.expires_at AS session_ends), \
+                   s.expires_at AS session_ends, s.amr AS session_amr), \
                  issued AS (\
                    INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
                    SELECT $3, rotated_session, $1, LEAST($4, session_ends), $2 FROM touched) \
-                 SELECT rotated_session, a.id AS account_id, a.organization_id, a.role \
+                 SELECT rotated_session, a.id AS account_id, a.organization_id, a.role, \
+                   session_amr AS amr \
                  FROM touched JOIN accounts a ON a.id = touched.rotated_account",
                 super::sql::claimable("t", "$1", "$5")
             )

@@ -44,6 +44,7 @@ pub(crate) fn delete_litter(litter: super::Litter) -> String {
         Litter::OutboxExpired => older("outbox", "id", "expires_at"),
         Litter::OutboxSent => older("outbox", "id", "sent_at"),
         Litter::AuditEvents => older("audit_events", "id", "created_at"),
+        Litter::MfaTickets => older("mfa_tickets", "token_hash", "expires_at"),
     }
 }
 
@@ -406,6 +407,16 @@ macro_rules! sql_store {
                 Ok(n as u64)
             }
 
+            async fn mfa_ticket(&self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>> {
+                Ok(sqlx::query_as::<_, MfaTicketRecord>(
+                    "SELECT account_id, expires_at, CAST(failures AS BIGINT) AS failures, used_at \
+                     FROM mfa_tickets WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64> {
                 let (n,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL",
@@ -540,7 +551,7 @@ macro_rules! sql_store {
             async fn insert_session(&mut self, session: &NewSession, token: &NewRefreshToken) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
-                     user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6)",
+                     user_agent, ip, amr) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
                 )
                 .bind(&session.id)
                 .bind(&session.account_id)
@@ -548,6 +559,7 @@ macro_rules! sql_store {
                 .bind(session.expires_at)
                 .bind(&session.user_agent)
                 .bind(&session.ip)
+                .bind(&session.amr)
                 .execute(&mut *self.tx)
                 .await?;
                 sqlx::query(
@@ -1175,6 +1187,56 @@ macro_rules! sql_store {
                 .bind(limit)
                 .fetch_all(&mut *self.tx)
                 .await?)
+            }
+
+            async fn insert_mfa_ticket(
+                &mut self,
+                token_hash: &str,
+                account_id: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO mfa_tickets (token_hash, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(account_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn mfa_ticket(&mut self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>> {
+                Ok(sqlx::query_as::<_, MfaTicketRecord>(&format!(
+                    "SELECT account_id, expires_at, CAST(failures AS BIGINT) AS failures, used_at \
+                     FROM mfa_tickets WHERE token_hash = $1{}",
+                    Self::FOR_UPDATE
+                ))
+                .bind(token_hash)
+                .fetch_optional(&mut *self.tx)
+                .await?)
+            }
+
+            async fn mfa_ticket_failed(&mut self, token_hash: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE mfa_tickets SET failures = failures + 1 WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn spend_mfa_ticket(&mut self, token_hash: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE mfa_tickets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn seal_totp(&mut self, account_id: &str, secret: &str) -> StoreResult<()> {

@@ -237,7 +237,8 @@ async fn rotate_batch(
          (SELECT a.organization_id FROM sessions s JOIN accounts a ON a.id = s.account_id \
           WHERE s.id = refresh_tokens.session_id) AS organization_id, \
          (SELECT a.role FROM sessions s JOIN accounts a ON a.id = s.account_id \
-          WHERE s.id = refresh_tokens.session_id) AS role",
+          WHERE s.id = refresh_tokens.session_id) AS role, \
+         (SELECT s.amr FROM sessions s WHERE s.id = refresh_tokens.session_id) AS amr",
         rows.join(", "),
         super::sql::claimable("t", "r.now", "$1"),
     );

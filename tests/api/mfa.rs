@@ -12,6 +12,8 @@ both_backends!(
     recovery_codes_work_once_and_new_ones_replace_them,
     wrong_codes_are_refused_counted_and_limited,
     a_data_key_rotation_reseals_totp_secrets,
+    an_account_with_totp_logs_in_in_two_steps_on_both_surfaces,
+    a_login_ticket_is_single_use_and_takes_five_wrong_codes,
 );
 
 /// The code of the step `offset` steps from now for a base32 secret.
@@ -114,7 +116,7 @@ async fn totp_is_enrolled_confirmed_used_once_and_disabled(backend: Backend) {
         Some(json!({ "code": code(&secret, 0) })),
     )
     .await;
-    assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    assert_eq!(status_of(&r), (401, "invalid_code".into()), "{}", r.text);
     let confirm = code(&secret2, 0);
     let r = call(
         &app,
@@ -155,7 +157,7 @@ async fn totp_is_enrolled_confirmed_used_once_and_disabled(backend: Backend) {
         Some(json!({ "code": confirm })),
     )
     .await;
-    assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    assert_eq!(status_of(&r), (401, "invalid_code".into()), "{}", r.text);
     let r = call(
         &app,
         &token,
@@ -236,7 +238,7 @@ async fn recovery_codes_work_once_and_new_ones_replace_them(backend: Backend) {
             Some(json!({ "code": old })),
         )
         .await;
-        assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+        assert_eq!(status_of(&r), (401, "invalid_code".into()), "{}", r.text);
     }
     // A new one is spent by use: 9 left, and it does not work twice.
     let r = call(
@@ -247,7 +249,7 @@ async fn recovery_codes_work_once_and_new_ones_replace_them(backend: Backend) {
         Some(json!({ "code": "0000-0000-0000-0000" })),
     )
     .await;
-    assert_eq!(status_of(&r), (400, "invalid_code".into()), "{}", r.text);
+    assert_eq!(status_of(&r), (401, "invalid_code".into()), "{}", r.text);
     let hashes = app
         .query_text(
             "SELECT code_hash FROM recovery_codes ORDER BY code_hash LIMIT 1",
@@ -319,7 +321,7 @@ async fn wrong_codes_are_refused_counted_and_limited(backend: Backend) {
         )
         .await;
         match r.status {
-            400 => assert_eq!(r.code(), "invalid_code", "{}", r.text),
+            401 => assert_eq!(r.code(), "invalid_code", "{}", r.text),
             429 => {
                 assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
                 limited = true;
@@ -381,4 +383,219 @@ async fn a_data_key_rotation_reseals_totp_secrets(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// The `amr` claim of an access token (read from its payload, as a client would).
+fn amr(access: &str) -> Value {
+    use base64::Engine;
+    let payload = access.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["amr"].clone()
+}
+
+/// A password login of an account with TOTP: the 401 with its ticket, no tokens.
+async fn first_step(app: &TestApp, name: &str) -> String {
+    let r = app.login(name, crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(r.body["code"], "mfa_required", "{}", r.text);
+    assert_eq!(r.body["message"], "Second factor required");
+    assert_eq!(r.body["methods"], json!(["totp", "recovery"]));
+    assert!(r.body.get("accessToken").is_none() && r.body.get("refreshToken").is_none());
+    assert!(r.headers.get("set-cookie").is_none(), "{:?}", r.headers);
+    r.body["mfaToken"].as_str().unwrap().to_string()
+}
+
+async fn an_account_with_totp_logs_in_in_two_steps_on_both_surfaces(backend: Backend) {
+    let app = app!(backend);
+    let login = app.user("ewa").await;
+    assert_eq!(amr(login["accessToken"].as_str().unwrap()), json!(["pwd"]));
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    let (secret, codes) = enrol(&app, &token).await;
+
+    // Membership API: password, then a code from the app.
+    let ticket = first_step(&app, "ewa").await;
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "code": code(&secret, 1) }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["username"], "ewa");
+    assert_eq!(r.body["roles"], login["roles"]);
+    let access = r.body["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(amr(&access), json!(["pwd", "otp", "mfa"]));
+    let r = call(&app, &access, "GET", "/api/auth/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The session keeps how it was opened: a refreshed token says so too.
+    let second = ticket_login(&app, "ewa", &codes[0]).await;
+    let r = app
+        .post(
+            "/api/auth/refreshtoken",
+            json!({ "refreshToken": second["refreshToken"] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        amr(r.body["accessToken"].as_str().unwrap()),
+        json!(["pwd", "otp", "mfa"])
+    );
+
+    // Company API: `/web/auth` answers 200 with status mfa_required, `/web/auth/mfa` signs in.
+    let r = app
+        .post(
+            "/web/auth",
+            json!({ "email": "ewa@example.com", "password": crate::helpers::PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "mfa_required", "{}", r.text);
+    assert_eq!(r.body["msg"], json!([]));
+    assert!(!r.body["info"].as_str().unwrap().is_empty());
+    assert_eq!(r.body["data"]["methods"], json!(["totp", "recovery"]));
+    assert!(r.body["data"].get("access").is_none());
+    let ticket = r.body["data"]["mfaToken"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/web/auth/mfa",
+            json!({ "mfaToken": ticket, "code": codes[1] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "success", "{}", r.text);
+    assert_eq!(
+        r.body["data"]["role"], "Owner",
+        "the first account owns the organization"
+    );
+    assert_eq!(
+        amr(r.body["data"]["access"].as_str().unwrap()),
+        json!(["pwd", "otp", "mfa"])
+    );
+    // A recovery code signs in once.
+    let ticket = first_step(&app, "ewa").await;
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "recoveryCode": codes[1] }),
+        )
+        .await;
+    assert_eq!(status_of(&r), (401, "invalid_code".into()), "{}", r.text);
+}
+
+/// Logs in through both steps with a recovery code; the login answer.
+async fn ticket_login(app: &TestApp, name: &str, recovery: &str) -> Value {
+    let ticket = first_step(app, name).await;
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "recoveryCode": recovery }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+async fn a_login_ticket_is_single_use_and_takes_five_wrong_codes(backend: Backend) {
+    let app = app!(backend);
+    let token = account(&app, "filip").await;
+    let (secret, codes) = enrol(&app, &token).await;
+    let right = code(&secret, 1);
+
+    // Five wrong codes and the ticket is void, even for the right one.
+    let ticket = first_step(&app, "filip").await;
+    for _ in 0..5 {
+        let r = app
+            .post(
+                "/api/auth/login/mfa",
+                json!({ "mfaToken": ticket, "code": if right == "000000" { "111111" } else { "000000" } }),
+            )
+            .await;
+        assert_eq!(status_of(&r), (401, "invalid_code".into()), "{}", r.text);
+    }
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "code": right }),
+        )
+        .await;
+    assert_eq!(
+        status_of(&r),
+        (401, "mfa_token_invalid".into()),
+        "{}",
+        r.text
+    );
+
+    // A ticket signs in once.
+    let ticket = first_step(&app, "filip").await;
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "recoveryCode": codes[0] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "recoveryCode": codes[1] }),
+        )
+        .await;
+    assert_eq!(
+        status_of(&r),
+        (401, "mfa_token_invalid".into()),
+        "{}",
+        r.text
+    );
+
+    // Unknown tickets and missing fields.
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": "nope", "code": right }),
+        )
+        .await;
+    assert_eq!(
+        status_of(&r),
+        (401, "mfa_token_invalid".into()),
+        "{}",
+        r.text
+    );
+    let r = app
+        .post("/api/auth/login/mfa", json!({ "code": right }))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("mfaToken"), "{}", r.text);
+    let r = app
+        .post("/api/auth/login/mfa", json!({ "mfaToken": ticket }))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("code"), "{}", r.text);
+    // Tickets are litter once expired: the janitor deletes them (two were made here).
+    let count = "SELECT CAST(COUNT(*) AS TEXT) FROM mfa_tickets";
+    assert_eq!(app.query_text(count, &[]).await.as_deref(), Some("2"));
+    let later = brama::core::now_ms() + 6 * 60 * 1000;
+    let tidied = app
+        .core
+        .janitor_pass(later)
+        .await
+        .unwrap()
+        .expect("the lease");
+    assert_eq!(tidied.mfa_tickets, 2);
+    assert_eq!(app.query_text(count, &[]).await.as_deref(), Some("0"));
+
+    let r = app
+        .post(
+            "/web/auth/mfa",
+            json!({ "mfaToken": "nope", "code": right }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["status"], "error", "{}", r.text);
+    assert_eq!(
+        r.body["info"], "Шаг входа истёк или уже использован: войдите снова",
+        "{}",
+        r.text
+    );
 }

@@ -192,6 +192,7 @@ impl From<CoreError> for CompanyError {
             CoreError::VersionConflict { .. } => bad("version_conflict", Msg::VersionConflict),
             CoreError::LastOwner => bad("last_owner", Msg::LastOwner),
             CoreError::InvalidCode => bad("invalid_code", Msg::InvalidCode),
+            CoreError::MfaTokenInvalid => bad("mfa_token_invalid", Msg::MfaTokenInvalid),
             CoreError::TotpEnabled => bad("totp_enabled", Msg::TotpEnabled),
             CoreError::TotpNotStarted => bad("totp_not_started", Msg::TotpNotStarted),
             CoreError::Import { .. } => bad("import_failed", Msg::ImportFailed),

@@ -15,7 +15,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::accounts::Credentials;
+use crate::core::accounts::{Credentials, Login};
 use crate::core::company::{Activation, CompanySignup};
 use crate::core::sessions::IssuedSession;
 use crate::core::{AccountRecord, CoreError, Role};
@@ -40,6 +40,7 @@ pub fn web_surface() -> (Router<AppState>, OpenApi) {
     decorate(
         OpenApiRouter::new()
             .routes(routes!(auth))
+            .routes(routes!(auth_mfa))
             .routes(routes!(refresh))
             .routes(routes!(logout)),
     )
@@ -259,13 +260,31 @@ struct AuthBody {
     password: Option<String>,
 }
 
+/// A second factor is due (SPEC §13): `data` carries the ticket for `/web/auth/mfa`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+struct MfaChallenge {
+    mfa_token: String,
+    /// Among `totp`, `recovery`, `passkey`.
+    methods: Vec<&'static str>,
+}
+
+/// `/web/auth`'s 200: a session, or (`status: "mfa_required"`) the ticket of a second step.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum AuthAnswer {
+    Session(Success<Session>),
+    SecondFactor(Success<MfaChallenge>),
+}
+
 #[utoipa::path(post, path = "/auth", tag = "company", operation_id = "web_auth", request_body = AuthBody,
-    responses((status = 200, description = "Logged in", body = Success<Session>), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
+    responses((status = 200, description = "Logged in; or `status: mfa_required` with the ticket for `/web/auth/mfa` (SPEC §13)", body = AuthAnswer), (status = 400, description = "Failure: errorID, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
 async fn auth(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     Json(body): Json<AuthBody>,
-) -> Answer<Success<Session>> {
+) -> Answer<AuthAnswer> {
     let mut f = Fields::new();
     let login = f.present("email", body.email.as_deref());
     let password = f.present("password", body.password.as_deref());
@@ -276,7 +295,49 @@ async fn auth(
         login: login.to_string(),
         password: SecretString::from(password),
     };
-    let (account, issued) = state.core.login(credentials, &client).await?;
+    Ok(axum::Json(
+        match state.core.login(credentials, &client).await? {
+            Login::Session(account, issued) => AuthAnswer::Session(Success {
+                status: "success",
+                info: String::new(),
+                msg: Vec::new(),
+                data: session(&account, issued),
+            }),
+            Login::SecondFactor { mfa_token, methods } => AuthAnswer::SecondFactor(Success {
+                status: "mfa_required",
+                info: Msg::MfaRequired.text(current_lang()),
+                msg: Vec::new(),
+                data: MfaChallenge { mfa_token, methods },
+            }),
+        },
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AuthMfaBody {
+    mfa_token: Option<String>,
+    /// A current 6-digit code from the authenticator app, or a recovery code.
+    code: Option<String>,
+}
+
+#[utoipa::path(post, path = "/auth/mfa", tag = "company", operation_id = "web_auth_mfa", request_body = AuthMfaBody,
+    responses((status = 200, description = "Logged in", body = Success<Session>), (status = 400, description = "Failure: errorID `invalid_code` or `mfa_token_invalid`, msg per field, info", body = CompanyFailure), (status = 429, description = "Rate limited", body = CompanyFailure)))]
+async fn auth_mfa(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    Json(body): Json<AuthMfaBody>,
+) -> Answer<Success<Session>> {
+    let mut f = Fields::new();
+    let ticket = f.present("mfaToken", body.mfa_token.as_deref());
+    let code = f.present("code", body.code.as_deref());
+    let (Some(ticket), Some(code)) = (ticket, code) else {
+        return Err(invalid(f));
+    };
+    let (account, issued) = state
+        .core
+        .login_second_factor(ticket, code, &client)
+        .await?;
     Ok(success(session(&account, issued)))
 }
 

@@ -233,7 +233,10 @@ impl From<CoreError> for ApiError {
             }
             CoreError::LastOwner => ApiError::new(S::CONFLICT, "last_owner", Msg::LastOwner),
             CoreError::InvalidCode => {
-                ApiError::new(S::BAD_REQUEST, "invalid_code", Msg::InvalidCode)
+                ApiError::new(S::UNAUTHORIZED, "invalid_code", Msg::InvalidCode)
+            }
+            CoreError::MfaTokenInvalid => {
+                ApiError::new(S::UNAUTHORIZED, "mfa_token_invalid", Msg::MfaTokenInvalid)
             }
             CoreError::TotpEnabled => ApiError::new(S::CONFLICT, "totp_enabled", Msg::TotpEnabled),
             CoreError::TotpNotStarted => {

@@ -21,7 +21,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::core::accounts::{Credentials, PasswordChange, PasswordReset, Registration};
+use crate::core::accounts::{Credentials, Login, PasswordChange, PasswordReset, Registration};
 use crate::core::sessions::IssuedSession;
 use crate::core::{AccountRecord, CoreError, Role, rfc3339};
 use crate::domain::{AccountEmail, Fields, Password, Username};
@@ -39,6 +39,7 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
     let (routes, mut doc) = OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(login_mfa))
         .routes(routes!(refresh_token))
         .routes(routes!(csrf))
         .routes(routes!(me, delete_me))
@@ -257,7 +258,7 @@ struct LoginBody {
 
 #[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginBody,
     responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody),
-        (status = 401, description = "Invalid username or password", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
+        (status = 401, description = "Invalid username or password; or `mfa_required` with an `mfaToken` for `/auth/login/mfa` (SPEC §13)", body = LoginUnauthorized), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -279,14 +280,101 @@ async fn login(
         login: login.to_string(),
         password: SecretString::from(password),
     };
-    let (account, issued) = state.core.login(credentials, &client).await?;
-    if browser {
-        let cookie = token_cookie(&state, &issued);
-        let answer = LoginAnswer::new(&account, issued, false);
-        Ok((jar.add(cookie), axum::Json(answer)).into_response())
-    } else {
-        Ok(axum::Json(LoginAnswer::new(&account, issued, true)).into_response())
+    match state.core.login(credentials, &client).await? {
+        Login::Session(account, issued) => Ok(signed_in(&state, jar, browser, &account, issued)),
+        Login::SecondFactor { mfa_token, methods } => Ok((
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(MfaRequiredBody {
+                message: Msg::MfaRequired.text(current_lang()),
+                code: "mfa_required",
+                mfa_token,
+                methods,
+            }),
+        )
+            .into_response()),
     }
+}
+
+/// The answer of a login that opened a session: in browser mode the access token goes into
+/// the `token` cookie and the body leaves it out.
+fn signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    browser: bool,
+    account: &AccountRecord,
+    issued: IssuedSession,
+) -> Response {
+    if browser {
+        let cookie = token_cookie(state, &issued);
+        let answer = LoginAnswer::new(account, issued, false);
+        (jar.add(cookie), axum::Json(answer)).into_response()
+    } else {
+        axum::Json(LoginAnswer::new(account, issued, true)).into_response()
+    }
+}
+
+/// 401 for an account with a second factor: no tokens, a ticket for `/auth/login/mfa`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+struct MfaRequiredBody {
+    message: String,
+    /// `mfa_required`.
+    code: &'static str,
+    /// Single use, 5 minutes, 5 wrong codes.
+    mfa_token: String,
+    /// Among `totp`, `recovery`, `passkey`.
+    methods: Vec<&'static str>,
+}
+
+/// A login's 401: refused, or a second factor due.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LoginUnauthorized {
+    Refused(error::ErrorBody),
+    SecondFactor(MfaRequiredBody),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LoginMfaBody {
+    mfa_token: Option<String>,
+    /// A current 6-digit code from the authenticator app.
+    code: Option<String>,
+    /// Or one of the account's recovery codes.
+    recovery_code: Option<String>,
+}
+
+#[utoipa::path(post, path = "/auth/login/mfa", tag = "auth", operation_id = "login_mfa", request_body = LoginMfaBody,
+    responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody),
+        (status = 401, description = "`invalid_code` (counted against the ticket and the account) or `mfa_token_invalid` (unknown, expired, used, or five wrong codes)", body = error::ErrorBody), (status = 403, description = "CSRF refused", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)))]
+async fn login_mfa(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<LoginMfaBody>,
+) -> ApiResult {
+    let browser = browser_mode(&jar);
+    if browser {
+        check_csrf(&headers, &jar, &state)?;
+    }
+    let mut f = Fields::new();
+    let ticket = f.present("mfaToken", body.mfa_token.as_deref());
+    let proof = match (body.code.as_deref(), body.recovery_code.as_deref()) {
+        (Some(code), _) if !code.trim().is_empty() => Some(code),
+        (_, Some(code)) if !code.trim().is_empty() => Some(code),
+        _ => f.present("code", None),
+    };
+    let (Some(ticket), Some(proof)) = (ticket, proof) else {
+        return Err(invalid(f));
+    };
+    let (account, issued) = state
+        .core
+        .login_second_factor(ticket, proof, &client)
+        .await?;
+    Ok(signed_in(&state, jar, browser, &account, issued))
 }
 
 #[derive(Deserialize, ToSchema)]
