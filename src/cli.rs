@@ -62,6 +62,13 @@ pub enum UserCommand {
     /// Create an account in the default organization. The password is read from the first line
     /// of standard input, so it never appears in the process list or shell history.
     Create(UserCreate),
+    /// Remove every second factor of an account and end its sessions (someone who lost their
+    /// phone and their recovery codes); audited as `mfa.reset`.
+    ResetMfa {
+        /// The account's username (or email).
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +145,18 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());
+        }
+        Command::User(UserCommand::ResetMfa { username }) => {
+            let store = open_store(&config).await?;
+            let core = Core::build(config, store).await?;
+            let account = core
+                .reset_mfa_of(&username)
+                .await
+                .map_err(|e| format!("could not reset the second factor: {}", describe(&e)))?;
+            println!(
+                "removed the second factors of {} ({username}) and ended its sessions",
+                account.id
+            );
         }
         Command::User(UserCommand::Create(args)) => {
             let Some(role) = Role::parse(&args.role) else {

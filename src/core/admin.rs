@@ -38,6 +38,50 @@ pub fn change_ends_sessions(target: Role, change: &AccountChange) -> bool {
 }
 
 impl Core {
+    /// Removes every second factor of an account of the actor's organization and ends its
+    /// sessions (SPEC §13: a person who lost their phone). The role rules are those of a change
+    /// (SPEC §2); nobody resets their own. Audited `mfa.reset`.
+    pub async fn reset_mfa(&self, granted: &Granted<ManageAccounts>, id: &str) -> CoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let target = tx
+            .account(id)
+            .await?
+            .filter(|a| a.organization_id == granted.organization_id)
+            .ok_or(CoreError::NotFound)?;
+        if granted.account_id.as_deref() == Some(target.id.as_str()) {
+            return Err(CoreError::CannotChangeSelf);
+        }
+        check_account_change(granted.role, target.role, &AccountChange::default())?;
+        tx.delete_totp(&target.id).await?;
+        tx.revoke_sessions(&target.id, None, RevokeReason::MfaReset, now)
+            .await?;
+        let event = AuditAction::MfaReset.event(
+            Some(&granted.organization_id),
+            granted.account_id.as_deref(),
+            Some(target.id.clone()),
+            granted.ip,
+        );
+        tx.record_audit(&event, now).await?;
+        tx.commit().await?;
+        self.forget_sessions();
+        Ok(())
+    }
+
+    /// [`Core::reset_mfa`] from the command line (`brama user reset-mfa --username U`): the
+    /// operator acts as an owner of the account's organization.
+    pub async fn reset_mfa_of(&self, login: &str) -> CoreResult<AccountRecord> {
+        let account = self
+            .store
+            .account_by_login(&crate::domain::normalize_key(login))
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let granted = crate::core::actor::Actor::operator(&account.organization_id)
+            .grant::<ManageAccounts>()?;
+        self.reset_mfa(&granted, &account.id).await?;
+        Ok(account)
+    }
+
     /// The organization's audit trail, newest first.
     pub async fn audit_trail(
         &self,

@@ -106,6 +106,8 @@ names! {
         PasswordReset => "password_reset",
         /// An admin disabled or demoted the account.
         AccountChanged => "account_changed",
+        /// An admin (or the command line) removed the account's second factors.
+        MfaReset => "mfa_reset",
     }
 }
 

@@ -124,6 +124,7 @@ messages! {
     InvalidCode => "invalid-code",
     MfaTokenInvalid => "mfa-token-invalid",
     MfaRequired => "mfa-required",
+    MfaReset => "mfa-reset",
     TotpEnabled => "totp-enabled",
     TotpNotStarted => "totp-not-started",
     TotpDisabled => "totp-disabled",

@@ -14,6 +14,7 @@ both_backends!(
     a_data_key_rotation_reseals_totp_secrets,
     an_account_with_totp_logs_in_in_two_steps_on_both_surfaces,
     a_login_ticket_is_single_use_and_takes_five_wrong_codes,
+    an_admin_or_the_command_line_removes_a_lost_factor,
 );
 
 /// The code of the step `offset` steps from now for a base32 secret.
@@ -598,4 +599,95 @@ async fn a_login_ticket_is_single_use_and_takes_five_wrong_codes(backend: Backen
         "{}",
         r.text
     );
+}
+
+/// SPEC §13, lost factor: an admin (role rules of §2) or `brama user reset-mfa` removes every
+/// factor of an account and ends its sessions; the password alone signs in again.
+async fn an_admin_or_the_command_line_removes_a_lost_factor(backend: Backend) {
+    let app = app!(backend);
+    let olga = app.user("olga").await;
+    let (olga, owner) = (
+        olga["id"].as_str().unwrap().to_string(),
+        olga["accessToken"].as_str().unwrap().to_string(),
+    );
+    let login = app.user("piotr").await;
+    let piotr = login["id"].as_str().unwrap().to_string();
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    enrol(&app, &token).await;
+    let path = format!("/api/admin/accounts/{piotr}/mfa");
+
+    // Not the account itself (a user), and nobody for their own account.
+    let r = call(&app, &token, "DELETE", &path, None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let own = format!("/api/admin/accounts/{olga}/mfa");
+    let r = call(&app, &owner, "DELETE", &own, None).await;
+    assert_eq!(
+        status_of(&r),
+        (403, "cannot_change_self".into()),
+        "{}",
+        r.text
+    );
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(r.body["totp"], true, "nothing was removed");
+
+    let r = call(&app, &owner, "DELETE", &path, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "The account's second factors were removed and its sessions ended"
+    );
+    // Its sessions ended: the refresh token of its last session no longer works.
+    let r = app
+        .post(
+            "/api/auth/refreshtoken",
+            json!({ "refreshToken": login["refreshToken"] }),
+        )
+        .await;
+    assert_ne!(r.status, 200, "{}", r.text);
+    // The password alone signs in, with no second step.
+    let r = app.login("piotr", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.body["accessToken"].as_str().unwrap().to_string();
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(
+        r.body,
+        json!({ "totp": false, "recoveryCodesLeft": 0, "passkeys": [] })
+    );
+    let r = call(&app, &owner, "GET", "/api/admin/audit", None).await;
+    let reset = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "mfa.reset");
+    let reset = reset.unwrap_or_else(|| panic!("no mfa.reset in {}", r.text));
+    assert_eq!(reset["target"], piotr.as_str());
+    assert_eq!(reset["actor"], olga.as_str());
+
+    // The command line, for when no admin can sign in either.
+    enrol(&app, &token).await;
+    if backend == Backend::Sqlite {
+        let mut cmd = crate::process::brama(app.dir());
+        cmd.env("BRAMA_DATA_DIR", app.dir())
+            .args(["user", "reset-mfa", "--username", "piotr"]);
+        let out = crate::process::run(cmd, "").await;
+        let said = crate::process::text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            crate::process::text(&out.stderr)
+        );
+        assert!(said.contains(&piotr), "{said}");
+    } else {
+        app.core.reset_mfa_of("piotr").await.expect("reset");
+    }
+    let r = app.login("piotr", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut cmd = crate::process::brama(app.dir());
+    cmd.env("BRAMA_DATA_DIR", app.dir())
+        .args(["user", "reset-mfa", "--username", "nobody"]);
+    if backend == Backend::Sqlite {
+        let out = crate::process::run(cmd, "").await;
+        assert!(!out.status.success());
+    }
 }

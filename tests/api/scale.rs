@@ -203,6 +203,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
     operations.sort();
     // Every route of every surface, as the routers register them from the same annotations.
     let expected = [
+        "DELETE /api/admin/accounts/{id}/mfa",
         "DELETE /api/auth/me",
         "DELETE /api/auth/mfa/totp",
         "DELETE /api/auth/sessions/{id}",

@@ -20,6 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(one, change))
+        .routes(routes!(reset_mfa))
         .routes(routes!(audit))
 }
 
@@ -122,6 +123,18 @@ async fn change(
             .await?
             .into(),
     ))
+}
+
+#[utoipa::path(delete, path = "/admin/accounts/{id}/mfa", tag = "admin", operation_id = "reset_account_mfa", params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, description = "Every second factor of the account removed and its sessions ended (`mfa.reset`)", body = super::MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, role too low, or one's own account", body = ErrorBody), (status = 404, description = "No such account in the organization", body = ErrorBody)),
+    security(("access_token" = []), ("bearer" = [])))]
+async fn reset_mfa(
+    State(state): State<AppState>,
+    Require(granted): Require<ManageAccounts>,
+    Id(id): Id,
+) -> Result<axum::Json<super::MessageBody>, ApiError> {
+    state.core.reset_mfa(&granted, &id).await?;
+    Ok(super::message(crate::i18n::Msg::MfaReset))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -22,6 +22,7 @@ last-owner = Jesteś ostatnim właścicielem organizacji: najpierw nadaj rolę w
 invalid-code = Nieprawidłowy lub już użyty kod
 mfa-token-invalid = Krok logowania wygasł lub został już użyty: zaloguj się ponownie
 mfa-required = Wymagany drugi składnik
+mfa-reset = Drugie składniki konta zostały usunięte, a jego sesje zakończone
 totp-enabled = Weryfikacja dwuetapowa aplikacją uwierzytelniającą jest już włączona: najpierw ją wyłącz
 totp-not-started = Najpierw rozpocznij konfigurację aplikacji uwierzytelniającej
 totp-disabled = Weryfikacja dwuetapowa została wyłączona
