@@ -77,6 +77,9 @@ pub struct Config {
     pub ipv6_prefix_len: u8,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
+    /// Roles that must have a second factor (SPEC §13), e.g. `["moderator", "admin", "owner"]`:
+    /// their sessions opened with a password alone are for setting one up only.
+    pub mfa_required_roles: Vec<String>,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
     /// Members returned by the list without `page`/`limit`.
@@ -172,6 +175,7 @@ impl Default for Config {
             database_timeout: 2.0,
             ipv6_prefix_len: 64,
             cors_origins: Vec::new(),
+            mfa_required_roles: Vec::new(),
             log_format: LogFormat::Text,
             members_max_unpaged: 10_000,
             member_list_pesel: MemberListPesel::Masked,
@@ -389,7 +393,22 @@ impl Config {
             url::Url::parse(origin)
                 .map_err(|e| ConfigError::new("cors_origins", format!("{origin:?}: {e}")))?;
         }
+        for role in &self.mfa_required_roles {
+            if crate::domain::Role::parse(role).is_none() {
+                return Err(ConfigError::new(
+                    "mfa_required_roles",
+                    format!("{role:?} is not user, moderator, admin or owner"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether accounts of `role` must have a second factor (`mfa_required_roles`).
+    pub fn mfa_required(&self, role: crate::domain::Role) -> bool {
+        self.mfa_required_roles
+            .iter()
+            .any(|r| crate::domain::Role::parse(r) == Some(role))
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

@@ -17,6 +17,8 @@ pub struct Caller {
     pub session_id: String,
     /// The role the token carries (the highest, if it carried several).
     pub role: Role,
+    /// The token is for setting up a second factor only (`"mfa": "enrol"`, SPEC §13).
+    pub enrolment_only: bool,
 }
 
 /// Who acts on an organization's data: an account, or the operator at the command line.

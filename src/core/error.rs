@@ -76,6 +76,9 @@ pub enum CoreError {
     /// A second-factor code (TOTP or recovery) that is wrong, used, or of no factor.
     #[error("invalid second-factor code")]
     InvalidCode,
+    /// An enrolment-only token (SPEC §13) used for something else than setting up a factor.
+    #[error("second factor enrolment required")]
+    MfaEnrollmentRequired,
     /// An `mfaToken` that is unknown, expired, used, or out of tries.
     #[error("second-factor ticket invalid")]
     MfaTokenInvalid,

@@ -94,6 +94,15 @@ const KEY_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// A refresh token longer than this is not one of ours; refused before any lookup.
 const MAX_REFRESH_TOKEN_LEN: usize = 256;
 
+/// What an access token is presented for, as far as enrolment-only tokens care (SPEC §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Reading one's account, setting up a second factor, signing out.
+    Enrolment,
+    /// Anything else.
+    Other,
+}
+
 /// `amr` of a session opened with a password alone (RFC 8176).
 pub const AMR_PASSWORD: &str = "pwd";
 /// `amr` of a session opened with a password and a one-time code (TOTP or recovery code).
@@ -193,6 +202,8 @@ impl Core {
             exp: iat + self.access_ttl_secs(),
             jti: uuid::Uuid::now_v7().to_string(),
             amr: amr.split_whitespace().map(str::to_owned).collect(),
+            mfa: (self.config.mfa_required(role) && !amr.split_whitespace().any(|a| a == "mfa"))
+                .then(|| "enrol".to_string()),
         };
         self.keys
             .sign(&claims)
@@ -270,6 +281,16 @@ impl Core {
             (Refusal::RotatedRecently, _) => Err(CoreError::RefreshRotated),
             (Refusal::Unknown | Refusal::Reused, _) => Err(CoreError::RefreshUnknown),
         }
+    }
+
+    /// [`Core::authenticate`] for a use: an enrolment-only token (SPEC §13) serves only to set
+    /// up a second factor, read one's account, and sign out.
+    pub async fn authenticate_for(&self, token: &str, token_use: TokenUse) -> CoreResult<Caller> {
+        let caller = self.authenticate(token).await?;
+        if caller.enrolment_only && token_use == TokenUse::Other {
+            return Err(CoreError::MfaEnrollmentRequired);
+        }
+        Ok(caller)
     }
 
     /// Checks an access token: signature, issuer, audience, expiry, and with
@@ -459,6 +480,7 @@ fn caller(claims: Claims) -> CoreResult<Caller> {
         organization_id: claims.org,
         session_id: claims.sid,
         role: role.ok_or(CoreError::TokenInvalid)?,
+        enrolment_only: claims.mfa.as_deref() == Some("enrol"),
     })
 }
 
@@ -583,6 +605,7 @@ mod tests {
             exp: 1,
             jti: "j".into(),
             amr: vec!["pwd".into()],
+            mfa: None,
         };
         assert_eq!(
             caller(claims(&["admin"])).map(|c| c.role).ok(),

@@ -104,6 +104,7 @@ async fn logged_in(core: &Core, name: &str) -> (Caller, crate::core::sessions::I
         organization_id: account.organization_id,
         session_id: issued.session_id.clone(),
         role: account.role,
+        enrolment_only: false,
     };
     (caller, issued)
 }

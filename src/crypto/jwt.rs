@@ -40,6 +40,10 @@ pub struct Claims {
     /// second factor. Absent from tokens of versions before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// `enrol`: the holder's role must have a second factor and the session was opened without
+    /// one, so the token is good only for setting one up (SPEC §13, `mfa_required_roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
 
+use crate::core::sessions::TokenUse;
 use crate::core::{Caller, Client, CoreError};
 use crate::http::AppState;
 use crate::i18n::Msg;
@@ -398,13 +399,34 @@ impl FromRequestParts<AppState> for Authenticated {
         }
         let caller = state
             .core
-            .authenticate(&token)
+            .authenticate_for(&token, token_use(parts))
             .await
             .map_err(Rejection::Unauthenticated)?;
         Ok(Authenticated {
             caller,
             client: client(parts, state),
         })
+    }
+}
+
+/// What a request presents its access token for (SPEC §13): an enrolment-only token is good for
+/// `/api/auth/me`, `/api/auth/mfa*`, `/api/auth/passkeys*` and signing out, nothing else.
+fn token_use(parts: &Parts) -> TokenUse {
+    // Nested routers see their path without the prefix; the whole path is kept aside.
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |uri| uri.0.path());
+    let enrolment = matches!(
+        path,
+        "/api/auth/me" | "/api/auth/logout" | "/api/auth/logout-all" | "/web/logout"
+    ) || ["/api/auth/mfa", "/api/auth/passkeys"]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if enrolment {
+        TokenUse::Enrolment
+    } else {
+        TokenUse::Other
     }
 }
 

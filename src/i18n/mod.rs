@@ -125,6 +125,7 @@ messages! {
     MfaTokenInvalid => "mfa-token-invalid",
     MfaRequired => "mfa-required",
     MfaReset => "mfa-reset",
+    MfaEnrollmentRequired => "mfa-enrollment-required",
     TotpEnabled => "totp-enabled",
     TotpNotStarted => "totp-not-started",
     TotpDisabled => "totp-disabled",

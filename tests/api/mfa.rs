@@ -15,6 +15,7 @@ both_backends!(
     an_account_with_totp_logs_in_in_two_steps_on_both_surfaces,
     a_login_ticket_is_single_use_and_takes_five_wrong_codes,
     an_admin_or_the_command_line_removes_a_lost_factor,
+    a_role_that_requires_a_factor_gets_an_enrolment_only_token,
 );
 
 /// The code of the step `offset` steps from now for a base32 secret.
@@ -690,4 +691,104 @@ async fn an_admin_or_the_command_line_removes_a_lost_factor(backend: Backend) {
         let out = crate::process::run(cmd, "").await;
         assert!(!out.status.success());
     }
+}
+
+/// The claims of an access token, read from its payload as a client would.
+fn claims(access: &str) -> Value {
+    use base64::Engine;
+    let payload = access.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// SPEC §13 policy: with `mfa_required_roles`, an owner without a second factor signs in with
+/// a token marked `"mfa": "enrol"` that serves only to set one up, read `/api/auth/me` and sign
+/// out; with the factor set up and used, the next login's token serves everything.
+async fn a_role_that_requires_a_factor_gets_an_enrolment_only_token(backend: Backend) {
+    let app = app!(backend, |c: &mut brama::config::Config| {
+        c.mfa_required_roles = vec!["moderator".into(), "admin".into(), "owner".into()]
+    });
+    let login = app.user("rafal").await;
+    assert_eq!(login["roles"], json!(["ROLE_OWNER"]));
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(claims(&token)["mfa"], "enrol");
+    assert_eq!(claims(&token)["amr"], json!(["pwd"]));
+    for path in ["/api/auth/me", "/api/auth/mfa"] {
+        let r = call(&app, &token, "GET", path, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+    }
+    for (method, path) in [
+        ("GET", "/api/membership/members"),
+        ("GET", "/api/auth/sessions"),
+        ("GET", "/api/auth/me/export"),
+        ("GET", "/api/admin/accounts"),
+        ("POST", "/api/auth/refreshtoken"),
+        ("POST", "/api/auth/password"),
+    ] {
+        let r = call(&app, &token, method, path, Some(json!({}))).await;
+        assert_eq!(
+            status_of(&r),
+            (403, "mfa_enrollment_required".into()),
+            "{method} {path}: {}",
+            r.text
+        );
+        assert_eq!(
+            r.message(),
+            "Your role requires a second factor: set one up first"
+        );
+    }
+    // A user (not a listed role) is not touched.
+    let user = app.user("sara").await;
+    let user_token = user["accessToken"].as_str().unwrap();
+    assert!(claims(user_token).get("mfa").is_none());
+    let r = call(&app, user_token, "GET", "/api/auth/sessions", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The enrolment-only token sets TOTP up; the session it came from stays enrolment-only.
+    let (secret, _) = enrol(&app, &token).await;
+    let r = call(&app, &token, "GET", "/api/membership/members", None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // The next login goes through the second factor and its token serves everything.
+    let ticket = first_step(&app, "rafal").await;
+    let r = app
+        .post(
+            "/api/auth/login/mfa",
+            json!({ "mfaToken": ticket, "code": code(&secret, 1) }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let refresh = r.body["refreshToken"].clone();
+    let full = r.body["accessToken"].as_str().unwrap().to_string();
+    assert!(claims(&full).get("mfa").is_none(), "{}", claims(&full));
+    let r = call(&app, &full, "GET", "/api/membership/members", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // And so does the token of a refresh.
+    let r = app
+        .post("/api/auth/refreshtoken", json!({ "refreshToken": refresh }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let full = r.body["accessToken"].as_str().unwrap().to_string();
+    assert!(claims(&full).get("mfa").is_none(), "{}", claims(&full));
+    // An enrolment-only token still signs out.
+    let login = app.user("tomasz").await;
+    let tomasz = login["id"].as_str().unwrap().to_string();
+    let owner_path = format!("/api/admin/accounts/{tomasz}");
+    let r = call(
+        &app,
+        &full,
+        "PATCH",
+        &owner_path,
+        Some(json!({ "roles": ["admin"] })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.login("tomasz", crate::helpers::PASSWORD).await;
+    let admin = r.body["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(claims(&admin)["mfa"], "enrol");
+    let r = call(&app, &admin, "POST", "/api/auth/logout", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -193,6 +193,9 @@ impl From<CoreError> for CompanyError {
             CoreError::LastOwner => bad("last_owner", Msg::LastOwner),
             CoreError::InvalidCode => bad("invalid_code", Msg::InvalidCode),
             CoreError::MfaTokenInvalid => bad("mfa_token_invalid", Msg::MfaTokenInvalid),
+            CoreError::MfaEnrollmentRequired => {
+                bad("mfa_enrollment_required", Msg::MfaEnrollmentRequired)
+            }
             CoreError::TotpEnabled => bad("totp_enabled", Msg::TotpEnabled),
             CoreError::TotpNotStarted => bad("totp_not_started", Msg::TotpNotStarted),
             CoreError::Import { .. } => bad("import_failed", Msg::ImportFailed),

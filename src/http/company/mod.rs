@@ -383,7 +383,10 @@ async fn logout(
     let Some((token, _)) = access_token(&headers, None) else {
         return Err(CoreError::NoToken.into());
     };
-    let caller = state.core.authenticate(&token).await?;
+    let caller = state
+        .core
+        .authenticate_for(&token, crate::core::sessions::TokenUse::Enrolment)
+        .await?;
     state.core.logout(&caller, &client).await?;
     Ok(done("success", String::new()))
 }

@@ -235,6 +235,11 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidCode => {
                 ApiError::new(S::UNAUTHORIZED, "invalid_code", Msg::InvalidCode)
             }
+            CoreError::MfaEnrollmentRequired => ApiError::new(
+                S::FORBIDDEN,
+                "mfa_enrollment_required",
+                Msg::MfaEnrollmentRequired,
+            ),
             CoreError::MfaTokenInvalid => {
                 ApiError::new(S::UNAUTHORIZED, "mfa_token_invalid", Msg::MfaTokenInvalid)
             }

@@ -429,7 +429,10 @@ async fn refresh_token(
     if source == TokenSource::Cookie {
         check_csrf(&headers, &jar, &state)?;
     }
-    state.core.authenticate(&token).await?;
+    state
+        .core
+        .authenticate_for(&token, crate::core::sessions::TokenUse::Other)
+        .await?;
     Ok(axum::Json(RefreshAnswer::Authorized(MessageBody {
         message: Msg::Authorized.text(current_lang()),
     }))

@@ -23,6 +23,7 @@ invalid-code = Invalid or already used code
 mfa-token-invalid = The sign-in step expired or was already used: sign in again
 mfa-required = Second factor required
 mfa-reset = The account's second factors were removed and its sessions ended
+mfa-enrollment-required = Your role requires a second factor: set one up first
 totp-enabled = Two-step verification with an authenticator app is already on: turn it off first
 totp-not-started = Start setting up the authenticator app first
 totp-disabled = Two-step verification was turned off

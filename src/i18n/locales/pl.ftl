@@ -23,6 +23,7 @@ invalid-code = Nieprawidłowy lub już użyty kod
 mfa-token-invalid = Krok logowania wygasł lub został już użyty: zaloguj się ponownie
 mfa-required = Wymagany drugi składnik
 mfa-reset = Drugie składniki konta zostały usunięte, a jego sesje zakończone
+mfa-enrollment-required = Twoja rola wymaga drugiego składnika: najpierw go skonfiguruj
 totp-enabled = Weryfikacja dwuetapowa aplikacją uwierzytelniającą jest już włączona: najpierw ją wyłącz
 totp-not-started = Najpierw rozpocznij konfigurację aplikacji uwierzytelniającej
 totp-disabled = Weryfikacja dwuetapowa została wyłączona
