@@ -137,20 +137,7 @@ impl Core {
         code: &str,
         client: &Client,
     ) -> CoreResult<()> {
-        let attempt = self
-            .reserve_login_attempt(Ok(&caller.account_id), client)
-            .await?;
-        let now = now_ms();
-        let mut tx = self.begin().await?;
-        if self
-            .prove_second_factor(&mut *tx, &caller.account_id, code, now)
-            .await?
-            .is_none()
-        {
-            drop(tx);
-            self.mfa_failed(caller, client).await;
-            return Err(CoreError::InvalidCode);
-        }
+        let (mut tx, attempt, now) = self.proven(caller, code, client).await?;
         tx.delete_totp(&caller.account_id).await?;
         tx.record_audit(
             &self.mfa_event(caller, AuditAction::MfaDisabled, client),
@@ -170,6 +157,27 @@ impl Core {
         code: &str,
         client: &Client,
     ) -> CoreResult<Vec<String>> {
+        let (mut tx, attempt, _) = self.proven(caller, code, client).await?;
+        let codes = self
+            .new_recovery_codes(&mut *tx, &caller.account_id)
+            .await?;
+        tx.commit().await?;
+        self.login_attempt_succeeded(attempt).await;
+        Ok(codes)
+    }
+
+    /// A transaction in which the caller has just proven their factor with `code` (spent), with
+    /// the attempt it counted as. A wrong code is audited and stays counted.
+    async fn proven(
+        &self,
+        caller: &Caller,
+        code: &str,
+        client: &Client,
+    ) -> CoreResult<(
+        Box<dyn crate::store::Tx>,
+        crate::core::limits::LoginAttempt,
+        i64,
+    )> {
         let attempt = self
             .reserve_login_attempt(Ok(&caller.account_id), client)
             .await?;
@@ -184,12 +192,7 @@ impl Core {
             self.mfa_failed(caller, client).await;
             return Err(CoreError::InvalidCode);
         }
-        let codes = self
-            .new_recovery_codes(&mut *tx, &caller.account_id)
-            .await?;
-        tx.commit().await?;
-        self.login_attempt_succeeded(attempt).await;
-        Ok(codes)
+        Ok((tx, attempt, now))
     }
 
     /// Checks `code` as a current TOTP code of the account's confirmed factor (six digits) or
