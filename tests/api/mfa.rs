@@ -16,6 +16,7 @@ both_backends!(
     a_login_ticket_is_single_use_and_takes_five_wrong_codes,
     an_admin_or_the_command_line_removes_a_lost_factor,
     a_role_that_requires_a_factor_gets_an_enrolment_only_token,
+    the_second_step_in_browser_mode_needs_csrf_and_answers_with_the_cookie,
 );
 
 /// The code of the step `offset` steps from now for a base32 secret.
@@ -790,5 +791,57 @@ async fn a_role_that_requires_a_factor_gets_an_enrolment_only_token(backend: Bac
     let admin = r.body["accessToken"].as_str().unwrap().to_string();
     assert_eq!(claims(&admin)["mfa"], "enrol");
     let r = call(&app, &admin, "POST", "/api/auth/logout", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// SPEC §6 for the second step: a request carrying the CSRF cookie must carry its header too,
+/// and signs in with the `token` cookie instead of an access token in the body.
+async fn the_second_step_in_browser_mode_needs_csrf_and_answers_with_the_cookie(backend: Backend) {
+    let app = app!(backend);
+    let token = account(&app, "urszula").await;
+    let (_, codes) = enrol(&app, &token).await;
+    let (id, csrf_cookie) = app.csrf().await;
+    let cookie = format!("sessionToken={csrf_cookie}");
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            Some(json!({ "username": "urszula", "password": crate::helpers::PASSWORD })),
+            &[("cookie", &cookie), ("sessionId", &id)],
+        )
+        .await;
+    assert_eq!(status_of(&r), (401, "mfa_required".into()), "{}", r.text);
+    assert!(
+        r.set_cookie("token").is_none(),
+        "no cookie before the second step"
+    );
+    let ticket = r.body["mfaToken"].as_str().unwrap().to_string();
+    let body = json!({ "mfaToken": ticket, "recoveryCode": codes[0] });
+    // Without the header: refused, and the ticket is not spent.
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/login/mfa",
+            Some(body.clone()),
+            &[("cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = app
+        .request(
+            "POST",
+            "/api/auth/login/mfa",
+            Some(body),
+            &[("cookie", &cookie), ("sessionId", &id)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body.get("accessToken").is_none(), "{}", r.text);
+    assert_eq!(r.body["username"], "urszula");
+    let token = r.set_cookie("token").expect("the token cookie");
+    assert_eq!(amr(&token), json!(["pwd", "otp", "mfa"]));
+    let r = app
+        .get("/api/auth/me", &[("cookie", &format!("token={token}"))])
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
