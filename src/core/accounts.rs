@@ -297,7 +297,22 @@ impl Core {
             });
         }
         let issued = self
-            .open_session(&mut *tx, &account, client, now, AMR_PASSWORD)
+            .signed_in(tx, &account, client, now, AMR_PASSWORD)
+            .await?;
+        Ok(Login::Session(Box::new(account), issued))
+    }
+
+    /// The end of a login: its session, audited `login`, committed and counted.
+    async fn signed_in(
+        &self,
+        mut tx: Box<dyn crate::store::Tx>,
+        account: &AccountRecord,
+        client: &Client,
+        now: i64,
+        amr: &str,
+    ) -> CoreResult<IssuedSession> {
+        let issued = self
+            .open_session(&mut *tx, account, client, now, amr)
             .await?;
         let event = AuditAction::Login.event(
             Some(&account.organization_id),
@@ -308,7 +323,7 @@ impl Core {
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
         crate::telemetry::count_login(true);
-        Ok(Login::Session(Box::new(account), issued))
+        Ok(issued)
     }
 
     /// The second step of a login: the ticket of the first and a TOTP or recovery code. A wrong
@@ -322,6 +337,8 @@ impl Core {
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
         let now = now_ms();
         let hash = token_hash(mfa_token);
+        // Read once before the transaction to learn whose attempt this is (the limiter is not
+        // asked while a transaction is open), and again, locked, inside it.
         let live = |t: &crate::store::MfaTicketRecord| {
             t.used_at.is_none() && t.expires_at > now && t.failures < MFA_TICKET_TRIES
         };
@@ -365,18 +382,9 @@ impl Core {
             return Err(CoreError::MfaTokenInvalid);
         }
         let issued = self
-            .open_session(&mut *tx, &account, client, now, AMR_PASSWORD_OTP)
+            .signed_in(tx, &account, client, now, AMR_PASSWORD_OTP)
             .await?;
-        let event = AuditAction::Login.event(
-            Some(&account.organization_id),
-            Some(&account.id),
-            Some(issued.session_id.clone()),
-            client.ip,
-        );
-        tx.record_audit(&event, now).await?;
-        tx.commit().await?;
         self.login_attempt_succeeded(attempt).await;
-        crate::telemetry::count_login(true);
         Ok((account, issued))
     }
 

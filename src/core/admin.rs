@@ -37,6 +37,24 @@ pub fn change_ends_sessions(target: Role, change: &AccountChange) -> bool {
     change.status == Some(AccountStatus::Disabled) || change.role.is_some_and(|r| r < target)
 }
 
+/// The account `id` of the actor's organization, locked for the transaction; another
+/// organization's is not found, and nobody acts on their own this way.
+async fn managed_account(
+    tx: &mut dyn crate::store::Tx,
+    granted: &Granted<ManageAccounts>,
+    id: &str,
+) -> CoreResult<AccountRecord> {
+    let target = tx
+        .account(id)
+        .await?
+        .filter(|a| a.organization_id == granted.organization_id)
+        .ok_or(CoreError::NotFound)?;
+    if granted.account_id.as_deref() == Some(target.id.as_str()) {
+        return Err(CoreError::CannotChangeSelf);
+    }
+    Ok(target)
+}
+
 impl Core {
     /// Removes every second factor of an account of the actor's organization and ends its
     /// sessions (SPEC §13: a person who lost their phone). The role rules are those of a change
@@ -44,14 +62,7 @@ impl Core {
     pub async fn reset_mfa(&self, granted: &Granted<ManageAccounts>, id: &str) -> CoreResult<()> {
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let target = tx
-            .account(id)
-            .await?
-            .filter(|a| a.organization_id == granted.organization_id)
-            .ok_or(CoreError::NotFound)?;
-        if granted.account_id.as_deref() == Some(target.id.as_str()) {
-            return Err(CoreError::CannotChangeSelf);
-        }
+        let target = managed_account(&mut *tx, granted, id).await?;
         check_account_change(granted.role, target.role, &AccountChange::default())?;
         tx.delete_totp(&target.id).await?;
         tx.revoke_sessions(&target.id, None, RevokeReason::MfaReset, now)
@@ -132,14 +143,7 @@ impl Core {
         }
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let target = tx
-            .account(id)
-            .await?
-            .filter(|a| a.organization_id == granted.organization_id)
-            .ok_or(CoreError::NotFound)?;
-        if granted.account_id.as_deref() == Some(target.id.as_str()) {
-            return Err(CoreError::CannotChangeSelf);
-        }
+        let target = managed_account(&mut *tx, granted, id).await?;
         check_account_change(granted.role, target.role, &change)?;
         let update = AccountUpdate {
             role: change.role,

@@ -344,6 +344,15 @@ impl Core {
         Ok(known.into_iter().map(|(_, m)| m).collect())
     }
 
+    /// Drops a member's masked PESEL from [`Core::open_masked`]'s memory: erased means erased
+    /// on this node too, not even the four digits a list showed.
+    pub(crate) fn forget_masked(&self, member_id: &str) {
+        self.masked_pesels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(member_id);
+    }
+
     /// [`Core::open`] for each, with the keys read once for the lot.
     pub(crate) fn open_all(&self, members: Vec<MemberRecord>) -> CoreResult<Vec<MemberRecord>> {
         let mut keys = self.keys();

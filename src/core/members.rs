@@ -358,11 +358,7 @@ impl Core {
         tx.record_audit(&member_event(granted, AuditAction::MemberDeleted, id), now)
             .await?;
         tx.commit().await?;
-        // Erased means erased on this node too: not even the four digits a list showed.
-        self.masked_pesels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.forget_masked(id);
         Ok(())
     }
 }

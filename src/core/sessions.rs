@@ -295,7 +295,7 @@ impl Core {
 
     /// Checks an access token: signature, issuer, audience, expiry, and with
     /// `strict_revocation` that its session is still live.
-    pub async fn authenticate(&self, token: &str) -> CoreResult<Caller> {
+    async fn authenticate(&self, token: &str) -> CoreResult<Caller> {
         let claims = match self.keys.verify(token) {
             Ok(c) => c,
             Err(VerifyError::UnknownKey) if self.may_reload_keys() => {

@@ -48,6 +48,13 @@ pub(crate) fn delete_litter(litter: super::Litter) -> String {
     }
 }
 
+/// An account's TOTP factor; the `Tx` read appends `FOR_UPDATE`.
+pub(crate) const TOTP_FACTOR: &str = "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
+     WHERE account_id = $1";
+/// A second-factor login ticket by its hash; the `Tx` read appends `FOR_UPDATE`.
+pub(crate) const MFA_TICKET: &str = "SELECT account_id, expires_at, CAST(failures AS BIGINT) AS failures, used_at \
+     FROM mfa_tickets WHERE token_hash = $1";
+
 /// `$1, $2, …` from `$first` on, for an `IN` list of `n` binds.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -390,10 +397,7 @@ macro_rules! sql_store {
             }
 
             async fn totp_factor(&self, account_id: &str) -> StoreResult<Option<TotpRecord>> {
-                Ok(sqlx::query_as::<_, TotpRecord>(
-                    "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
-                     WHERE account_id = $1",
-                )
+                Ok(sqlx::query_as::<_, TotpRecord>($crate::store::sql::TOTP_FACTOR)
                 .bind(account_id)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -408,10 +412,7 @@ macro_rules! sql_store {
             }
 
             async fn mfa_ticket(&self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>> {
-                Ok(sqlx::query_as::<_, MfaTicketRecord>(
-                    "SELECT account_id, expires_at, CAST(failures AS BIGINT) AS failures, used_at \
-                     FROM mfa_tickets WHERE token_hash = $1",
-                )
+                Ok(sqlx::query_as::<_, MfaTicketRecord>($crate::store::sql::MFA_TICKET)
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -1089,8 +1090,8 @@ macro_rules! sql_store {
 
             async fn totp_factor(&mut self, account_id: &str) -> StoreResult<Option<TotpRecord>> {
                 Ok(sqlx::query_as::<_, TotpRecord>(&format!(
-                    "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
-                     WHERE account_id = $1{}",
+                    "{}{}",
+                    $crate::store::sql::TOTP_FACTOR,
                     Self::FOR_UPDATE
                 ))
                 .bind(account_id)
@@ -1211,8 +1212,8 @@ macro_rules! sql_store {
 
             async fn mfa_ticket(&mut self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>> {
                 Ok(sqlx::query_as::<_, MfaTicketRecord>(&format!(
-                    "SELECT account_id, expires_at, CAST(failures AS BIGINT) AS failures, used_at \
-                     FROM mfa_tickets WHERE token_hash = $1{}",
+                    "{}{}",
+                    $crate::store::sql::MFA_TICKET,
                     Self::FOR_UPDATE
                 ))
                 .bind(token_hash)

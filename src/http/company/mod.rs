@@ -93,12 +93,17 @@ struct Done {
 }
 
 fn success<T: Serialize>(data: T) -> axum::Json<Success<T>> {
-    axum::Json(Success {
-        status: "success",
-        info: String::new(),
+    axum::Json(enveloped("success", String::new(), data))
+}
+
+/// This surface's envelope around `data`, with no per-field messages.
+fn enveloped<T: Serialize>(status: &'static str, info: String, data: T) -> Success<T> {
+    Success {
+        status,
+        info,
         msg: Vec::new(),
         data,
-    })
+    }
 }
 
 fn done(status: &'static str, info: String) -> axum::Json<Done> {
@@ -297,18 +302,16 @@ async fn auth(
     };
     Ok(axum::Json(
         match state.core.login(credentials, &client).await? {
-            Login::Session(account, issued) => AuthAnswer::Session(Success {
-                status: "success",
-                info: String::new(),
-                msg: Vec::new(),
-                data: session(&account, issued),
-            }),
-            Login::SecondFactor { mfa_token, methods } => AuthAnswer::SecondFactor(Success {
-                status: "mfa_required",
-                info: Msg::MfaRequired.text(current_lang()),
-                msg: Vec::new(),
-                data: MfaChallenge { mfa_token, methods },
-            }),
+            Login::Session(account, issued) => AuthAnswer::Session(enveloped(
+                "success",
+                String::new(),
+                session(&account, issued),
+            )),
+            Login::SecondFactor { mfa_token, methods } => AuthAnswer::SecondFactor(enveloped(
+                "mfa_required",
+                Msg::MfaRequired.text(current_lang()),
+                MfaChallenge { mfa_token, methods },
+            )),
         },
     ))
 }
