@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::core::limits::retry_after_secs;
-use crate::core::sessions::{AMR_PASSWORD, AMR_PASSWORD_OTP, IssuedSession};
+use crate::core::sessions::{AMR_PASSWORD, AMR_PASSWORD_OTP, AMR_PASSWORD_PASSKEY, IssuedSession};
 use crate::core::{AuditAction, Caller, Client, Core, CoreError, CoreResult, now_ms};
 use crate::crypto::{random_token, token_hash};
 use crate::domain::{AccountEmail, AccountStatus, Password, Role, Username, normalize_key};
@@ -18,6 +18,36 @@ use crate::store::{
 /// How long an `mfaToken` lives, and how many wrong codes it takes (SPEC §13).
 pub const MFA_TICKET_MS: i64 = 5 * 60 * 1000;
 pub const MFA_TICKET_TRIES: i64 = 5;
+
+/// A ticket that can still be used at `now`: not used, not expired, not out of tries.
+pub(crate) fn live_ticket(ticket: &crate::store::MfaTicketRecord, now: i64) -> bool {
+    ticket.used_at.is_none() && ticket.expires_at > now && ticket.failures < MFA_TICKET_TRIES
+}
+
+/// What the second step of a login offers as proof.
+#[derive(Debug)]
+pub enum SecondStep<'a> {
+    /// A TOTP code or a recovery code.
+    Code(&'a str),
+    /// The browser's answer to `/api/auth/login/passkey/start`'s options.
+    Passkey(serde_json::Value),
+}
+
+/// The second-factor methods a login offers for these factors, among `totp`, `recovery`,
+/// `passkey`.
+fn methods(factors: &crate::store::SecondFactors) -> Vec<&'static str> {
+    let mut methods = Vec::with_capacity(3);
+    if factors.totp {
+        methods.push("totp");
+    }
+    if factors.recovery_codes_left > 0 {
+        methods.push("recovery");
+    }
+    if factors.passkeys > 0 {
+        methods.push("passkey");
+    }
+    methods
+}
 
 /// What a right password leads to.
 #[derive(Debug)]
@@ -263,11 +293,8 @@ impl Core {
             }
         };
         let now = now_ms();
-        let second_factor = self
-            .store
-            .totp_factor(&account.id)
-            .await?
-            .is_some_and(|f| f.confirmed_at.is_some());
+        let factors = self.store.second_factors(&account.id).await?;
+        let second_factor = !factors.none();
         if second_factor {
             self.login_attempt_half_done(attempt).await;
         } else {
@@ -293,7 +320,7 @@ impl Core {
             tx.commit().await?;
             return Ok(Login::SecondFactor {
                 mfa_token,
-                methods: vec!["totp", "recovery"],
+                methods: methods(&factors),
             });
         }
         let issued = self
@@ -303,7 +330,7 @@ impl Core {
     }
 
     /// The end of a login: its session, audited `login`, committed and counted.
-    async fn signed_in(
+    pub(crate) async fn signed_in(
         &self,
         mut tx: Box<dyn crate::store::Tx>,
         account: &AccountRecord,
@@ -326,22 +353,20 @@ impl Core {
         Ok(issued)
     }
 
-    /// The second step of a login: the ticket of the first and a TOTP or recovery code. A wrong
-    /// code counts against the ticket (five, then it is void) and as a failed login of the
-    /// account; the ticket is used once.
+    /// The second step of a login: the ticket of the first and a TOTP or recovery code, or a
+    /// passkey's answer. A wrong one counts against the ticket (five, then it is void) and as a
+    /// failed login of the account; the ticket is used once.
     pub async fn login_second_factor(
         &self,
         mfa_token: &str,
-        code: &str,
+        proof: SecondStep<'_>,
         client: &Client,
     ) -> CoreResult<(AccountRecord, IssuedSession)> {
         let now = now_ms();
         let hash = token_hash(mfa_token);
         // Read once before the transaction to learn whose attempt this is (the limiter is not
         // asked while a transaction is open), and again, locked, inside it.
-        let live = |t: &crate::store::MfaTicketRecord| {
-            t.used_at.is_none() && t.expires_at > now && t.failures < MFA_TICKET_TRIES
-        };
+        let live = |t: &crate::store::MfaTicketRecord| live_ticket(t, now);
         let ticket = self
             .store
             .mfa_ticket(&hash)
@@ -362,28 +387,37 @@ impl Core {
             .await?
             .filter(|a| a.status.may_log_in())
             .ok_or(CoreError::MfaTokenInvalid)?;
-        let proof = self
-            .prove_second_factor(&mut *tx, &account.id, code, now)
-            .await?;
-        if proof.is_none() {
-            tx.mfa_ticket_failed(&hash).await?;
-            let event = AuditAction::MfaFailed.event(
-                Some(&account.organization_id),
-                None,
-                Some(account.id.clone()),
-                client.ip,
-            );
-            tx.record_audit(&event, now).await?;
-            tx.commit().await?;
-            crate::telemetry::count_login(false);
-            return Err(CoreError::InvalidCode);
-        }
+        let proven = match proof {
+            SecondStep::Code(code) => self
+                .prove_second_factor(&mut *tx, &account.id, code, now)
+                .await?
+                .map(|_| AMR_PASSWORD_OTP)
+                .ok_or(CoreError::InvalidCode),
+            SecondStep::Passkey(credential) => self
+                .prove_passkey(&mut *tx, &account, &hash, credential, now)
+                .await?
+                .map(|()| AMR_PASSWORD_PASSKEY),
+        };
+        let amr = match proven {
+            Ok(amr) => amr,
+            Err(refused) => {
+                tx.mfa_ticket_failed(&hash).await?;
+                let event = AuditAction::MfaFailed.event(
+                    Some(&account.organization_id),
+                    None,
+                    Some(account.id.clone()),
+                    client.ip,
+                );
+                tx.record_audit(&event, now).await?;
+                tx.commit().await?;
+                crate::telemetry::count_login(false);
+                return Err(refused);
+            }
+        };
         if !tx.spend_mfa_ticket(&hash, now).await? {
             return Err(CoreError::MfaTokenInvalid);
         }
-        let issued = self
-            .signed_in(tx, &account, client, now, AMR_PASSWORD_OTP)
-            .await?;
+        let issued = self.signed_in(tx, &account, client, now, amr).await?;
         self.login_attempt_succeeded(attempt).await;
         Ok((account, issued))
     }

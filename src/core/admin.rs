@@ -65,6 +65,8 @@ impl Core {
         let target = managed_account(&mut *tx, granted, id).await?;
         check_account_change(granted.role, target.role, &AccountChange::default())?;
         tx.delete_totp(&target.id).await?;
+        tx.delete_passkeys(&target.id).await?;
+        tx.replace_recovery_codes(&target.id, &[]).await?;
         tx.revoke_sessions(&target.id, None, RevokeReason::MfaReset, now)
             .await?;
         let event = AuditAction::MfaReset.event(

@@ -88,6 +88,22 @@ pub enum CoreError {
     /// A TOTP confirmation without a secret made for it first.
     #[error("no TOTP enrolment started")]
     TotpNotStarted,
+    /// A WebAuthn answer that is not one: not the JSON a browser sends, or no challenge in it.
+    #[error("malformed WebAuthn credential")]
+    CredentialMalformed,
+    /// A passkey sign-in refused: no such ceremony (expired, used, another's), a credential
+    /// not registered, or a signature, origin or relying party that does not verify.
+    #[error("passkey not accepted")]
+    PasskeyInvalid,
+    /// A passkey registration refused: no such ceremony, or an answer that does not verify.
+    #[error("passkey registration refused")]
+    PasskeyRejected,
+    /// The credential is registered already (to this or another account).
+    #[error("passkey already registered")]
+    PasskeyExists,
+    /// A passkey step for an account that has no passkey.
+    #[error("the account has no passkey")]
+    NoPasskey,
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -57,6 +57,7 @@ pub struct Tidied {
     pub outbox: u64,
     pub audit_events: u64,
     pub mfa_tickets: u64,
+    pub webauthn_ceremonies: u64,
 }
 
 impl Tidied {
@@ -68,6 +69,7 @@ impl Tidied {
             + self.outbox
             + self.audit_events
             + self.mfa_tickets
+            + self.webauthn_ceremonies
     }
 
     fn of(&mut self, litter: Litter) -> &mut u64 {
@@ -77,6 +79,7 @@ impl Tidied {
             Litter::OutboxExpired | Litter::OutboxSent => &mut self.outbox,
             Litter::AuditEvents => &mut self.audit_events,
             Litter::MfaTickets => &mut self.mfa_tickets,
+            Litter::WebauthnCeremonies => &mut self.webauthn_ceremonies,
         }
     }
 }
@@ -89,6 +92,7 @@ fn label(litter: Litter) -> &'static str {
         Litter::OutboxExpired | Litter::OutboxSent => "outbox",
         Litter::AuditEvents => "audit_events",
         Litter::MfaTickets => "mfa_tickets",
+        Litter::WebauthnCeremonies => "webauthn_ceremonies",
     }
 }
 
@@ -123,7 +127,7 @@ impl Core {
     }
 
     /// Each other kind of litter with the time before which it no longer matters, at `now`.
-    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 6] {
+    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 7] {
         [
             (Litter::Links(LinkKind::PasswordReset), now),
             (Litter::Links(LinkKind::Activation), now),
@@ -134,6 +138,7 @@ impl Core {
                 now - i64::from(self.config.audit_retention_days) * DAY_MS,
             ),
             (Litter::MfaTickets, now),
+            (Litter::WebauthnCeremonies, now),
         ]
     }
 
@@ -260,6 +265,7 @@ pub fn start(core: Arc<Core>) {
                             outbox = t.outbox,
                             audit_events = t.audit_events,
                             mfa_tickets = t.mfa_tickets,
+                            webauthn_ceremonies = t.webauthn_ceremonies,
                             seconds = started.elapsed().as_secs_f64(),
                             "janitor deleted what can no longer matter"
                         );

@@ -26,6 +26,7 @@ pub struct MfaStatus {
     /// A confirmed TOTP factor.
     pub totp: bool,
     pub recovery_codes_left: i64,
+    pub passkeys: Vec<crate::store::PasskeyRecord>,
 }
 
 /// The associated data a TOTP secret is sealed with: the account it belongs to.
@@ -42,16 +43,16 @@ pub enum Proof {
 
 impl Core {
     pub async fn mfa_status(&self, caller: &Caller) -> CoreResult<MfaStatus> {
-        let factor = self.store.totp_factor(&caller.account_id).await?;
-        let totp = factor.is_some_and(|f| f.confirmed_at.is_some());
-        let recovery_codes_left = if totp {
-            self.store.recovery_codes_left(&caller.account_id).await?
+        let factors = self.store.second_factors(&caller.account_id).await?;
+        let passkeys = if factors.passkeys > 0 {
+            self.store.passkeys(&caller.account_id).await?
         } else {
-            0
+            Vec::new()
         };
         Ok(MfaStatus {
-            totp,
-            recovery_codes_left,
+            totp: factors.totp,
+            recovery_codes_left: factors.recovery_codes_left,
+            passkeys,
         })
     }
 
@@ -129,8 +130,8 @@ impl Core {
         Ok(codes)
     }
 
-    /// Turns TOTP off (and with it the recovery codes), proven by a current code or a recovery
-    /// code.
+    /// Turns TOTP off, proven by a current code or a recovery code. The recovery codes go too
+    /// unless a passkey is left.
     pub async fn disable_totp(
         &self,
         caller: &Caller,
@@ -139,6 +140,9 @@ impl Core {
     ) -> CoreResult<()> {
         let (mut tx, attempt, now) = self.proven(caller, code, client).await?;
         tx.delete_totp(&caller.account_id).await?;
+        if tx.second_factors(&caller.account_id).await?.none() {
+            tx.replace_recovery_codes(&caller.account_id, &[]).await?;
+        }
         tx.record_audit(
             &self.mfa_event(caller, AuditAction::MfaDisabled, client),
             now,
@@ -196,7 +200,8 @@ impl Core {
     }
 
     /// Checks `code` as a current TOTP code of the account's confirmed factor (six digits) or
-    /// else as one of its recovery codes, and spends it. `None`: neither.
+    /// else as one of its recovery codes (which an account with passkeys alone has too), and
+    /// spends it. `None`: neither.
     pub(crate) async fn prove_second_factor(
         &self,
         tx: &mut dyn crate::store::Tx,
@@ -204,14 +209,15 @@ impl Core {
         code: &str,
         now: i64,
     ) -> CoreResult<Option<Proof>> {
-        let Some(factor) = tx.totp_factor(account_id).await? else {
-            return Ok(None);
-        };
-        if factor.confirmed_at.is_none() {
-            return Ok(None);
-        }
+        let factor = tx
+            .totp_factor(account_id)
+            .await?
+            .filter(|f| f.confirmed_at.is_some());
         let code = code.trim();
         if code.len() == totp::DIGITS {
+            let Some(factor) = factor else {
+                return Ok(None);
+            };
             let secret = self.open_totp_secret(account_id, &factor.secret)?;
             return Ok(match totp::matching_step(&secret, code, now) {
                 Some(step) if tx.accept_totp_step(account_id, step, false, now).await? => {
@@ -229,7 +235,7 @@ impl Core {
             .then_some(Proof::Recovery))
     }
 
-    async fn new_recovery_codes(
+    pub(crate) async fn new_recovery_codes(
         &self,
         tx: &mut dyn crate::store::Tx,
         account_id: &str,
@@ -262,7 +268,7 @@ impl Core {
             .map_err(|e| CoreError::Internal(format!("account {account_id}: its TOTP secret {e}")))
     }
 
-    fn mfa_event(
+    pub(crate) fn mfa_event(
         &self,
         caller: &Caller,
         action: AuditAction,

@@ -34,6 +34,7 @@ pub mod members;
 pub mod members_csv;
 pub mod members_xlsx;
 pub mod mfa;
+pub mod passkeys;
 pub mod sessions;
 
 #[cfg(test)]
@@ -123,6 +124,8 @@ pub struct Core {
     masked_pesels: Mutex<HashMap<String, (String, String)>>,
     /// Audit events of reads, written in batches behind the answer.
     audit_queue: audit_queue::AuditQueue,
+    /// The WebAuthn relying party (`public_url`'s host) for passkeys.
+    webauthn: webauthn_rs::Webauthn,
 }
 
 impl Core {
@@ -151,6 +154,7 @@ impl Core {
                 None => limits::MemoryLimiter::start(),
             };
         let mailer = mail::Mailer::from_config(&config)?;
+        let webauthn = passkeys::relying_party(&config)?;
         let data_keys = data_key::load(&config, &store).await?;
         data_key::encrypt_clear_pesels(&store, &data_keys).await?;
         members::refresh_search_texts(&store).await?;
@@ -172,6 +176,7 @@ impl Core {
             data_keys: std::sync::RwLock::new(Arc::new(data_keys)),
             masked_pesels: Mutex::new(HashMap::new()),
             audit_queue,
+            webauthn,
         }))
     }
 

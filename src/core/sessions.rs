@@ -107,6 +107,11 @@ pub enum TokenUse {
 pub const AMR_PASSWORD: &str = "pwd";
 /// `amr` of a session opened with a password and a one-time code (TOTP or recovery code).
 pub const AMR_PASSWORD_OTP: &str = "pwd otp mfa";
+/// `amr` of a session opened with a password and a passkey.
+pub const AMR_PASSWORD_PASSKEY: &str = "pwd hwk mfa";
+/// `amr` of a session opened with a passkey alone: it verified its user (PIN or biometrics), so
+/// it is two factors in one (`src/core/passkeys.rs`).
+pub const AMR_PASSKEY: &str = "hwk mfa";
 
 impl Core {
     fn refresh_expiry(&self, now: i64) -> i64 {

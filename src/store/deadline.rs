@@ -147,6 +147,8 @@ forwarding! {
     recovery_codes_left(account_id: &str) -> i64;
     totp_secrets_not_under(pattern: &str) -> u64;
     mfa_ticket(token_hash: &str) -> Option<MfaTicketRecord>;
+    passkeys(account_id: &str) -> Vec<PasskeyRecord>;
+    second_factors(account_id: &str) -> SecondFactors;
 }
 
 forwarding! {
@@ -213,4 +215,13 @@ forwarding! {
     mfa_ticket(token_hash: &str) -> Option<MfaTicketRecord>;
     mfa_ticket_failed(token_hash: &str) -> ();
     spend_mfa_ticket(token_hash: &str, now: i64) -> bool;
+    passkeys(account_id: &str) -> Vec<PasskeyRecord>;
+    second_factors(account_id: &str) -> SecondFactors;
+    passkey_by_credential(credential_id: &str) -> Option<PasskeyRecord>;
+    insert_passkey(passkey: &PasskeyRecord) -> bool;
+    passkey_used(id: &str, credential: &str, now: i64) -> ();
+    delete_passkey(account_id: &str, id: &str) -> bool;
+    delete_passkeys(account_id: &str) -> u64;
+    insert_ceremony(ceremony: &CeremonyRecord) -> ();
+    take_ceremony(challenge_hash: &str) -> Option<CeremonyRecord>;
 }

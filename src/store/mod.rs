@@ -263,6 +263,8 @@ pub enum Litter {
     AuditEvents,
     /// Second-factor login tickets that expired before the cut.
     MfaTickets,
+    /// WebAuthn ceremonies started and never finished, expired before the cut.
+    WebauthnCeremonies,
 }
 
 /// The single-use tokens sent by email; each kind has its own table of the same shape.
@@ -308,6 +310,55 @@ pub struct MfaTicketRecord {
     pub expires_at: i64,
     pub failures: i64,
     pub used_at: Option<i64>,
+}
+
+/// Which second factors an account has (SPEC §13).
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct SecondFactors {
+    /// A confirmed TOTP factor.
+    pub totp: bool,
+    pub passkeys: i64,
+    pub recovery_codes_left: i64,
+}
+
+impl SecondFactors {
+    /// No factor a login would ask for (recovery codes alone are none).
+    pub fn none(&self) -> bool {
+        !self.totp && self.passkeys == 0
+    }
+}
+
+/// A passkey (SPEC §13) as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PasskeyRecord {
+    pub id: String,
+    pub account_id: String,
+    /// The WebAuthn credential id, base64url: unique across accounts.
+    pub credential_id: String,
+    /// What its owner called it ("Telefon", "YubiKey").
+    pub name: String,
+    /// webauthn-rs's `Passkey` as JSON: public key and signature counter.
+    pub credential: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A WebAuthn ceremony between its start and finish (SPEC §13), as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CeremonyRecord {
+    /// SHA-256 of the challenge, which the browser's answer carries back.
+    pub challenge_hash: String,
+    /// `register`, `mfa` or `login`.
+    pub kind: String,
+    /// Whose: the account registering or signing in with a second factor; none for a
+    /// passwordless sign-in, whose account the credential names.
+    pub account_id: Option<String>,
+    /// For `mfa`: the SHA-256 of the login ticket it belongs to.
+    pub ticket_hash: Option<String>,
+    /// webauthn-rs's ceremony state as JSON.
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// A member of an organization's register (seed 001's fields), as stored.
@@ -616,6 +667,10 @@ pub trait Store: Send + Sync + 'static {
     async fn totp_secrets_not_under(&self, pattern: &str) -> StoreResult<u64>;
     /// A second-factor ticket by the SHA-256 of its token.
     async fn mfa_ticket(&self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>>;
+    /// The account's passkeys, oldest first.
+    async fn passkeys(&self, account_id: &str) -> StoreResult<Vec<PasskeyRecord>>;
+    /// Which second factors the account has, in one read.
+    async fn second_factors(&self, account_id: &str) -> StoreResult<SecondFactors>;
 }
 
 /// One write transaction, the core's unit of work. Reads through it see its own writes; on
@@ -815,7 +870,7 @@ pub trait Tx: Send {
         confirm: bool,
         now: i64,
     ) -> StoreResult<bool>;
-    /// Removes the account's TOTP factor and recovery codes; how many rows went.
+    /// Removes the account's TOTP factor (its recovery codes stay); how many rows went.
     async fn delete_totp(&mut self, account_id: &str) -> StoreResult<u64>;
     /// Replaces the account's recovery codes with these (SHA-256 hex of each).
     async fn replace_recovery_codes(
@@ -853,6 +908,28 @@ pub trait Tx: Send {
     async fn mfa_ticket_failed(&mut self, token_hash: &str) -> StoreResult<()>;
     /// Uses the ticket up; false if it was used already.
     async fn spend_mfa_ticket(&mut self, token_hash: &str, now: i64) -> StoreResult<bool>;
+    /// The account's passkeys, oldest first.
+    async fn passkeys(&mut self, account_id: &str) -> StoreResult<Vec<PasskeyRecord>>;
+    /// Which second factors the account has, as this transaction sees it.
+    async fn second_factors(&mut self, account_id: &str) -> StoreResult<SecondFactors>;
+    /// The passkey with this credential id, whoever's it is.
+    async fn passkey_by_credential(
+        &mut self,
+        credential_id: &str,
+    ) -> StoreResult<Option<PasskeyRecord>>;
+    /// Stores a new passkey; false (nothing written) when its credential id is registered
+    /// already.
+    async fn insert_passkey(&mut self, passkey: &PasskeyRecord) -> StoreResult<bool>;
+    /// Records a use: the credential as updated (its counter) and when.
+    async fn passkey_used(&mut self, id: &str, credential: &str, now: i64) -> StoreResult<()>;
+    /// Removes one of the account's passkeys; false if it has none with that id.
+    async fn delete_passkey(&mut self, account_id: &str, id: &str) -> StoreResult<bool>;
+    /// Removes all the account's passkeys; how many went.
+    async fn delete_passkeys(&mut self, account_id: &str) -> StoreResult<u64>;
+    async fn insert_ceremony(&mut self, ceremony: &CeremonyRecord) -> StoreResult<()>;
+    /// Removes and returns the ceremony with this challenge hash, if one is there: whoever
+    /// takes it finishes it, once.
+    async fn take_ceremony(&mut self, challenge_hash: &str) -> StoreResult<Option<CeremonyRecord>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -45,12 +45,21 @@ pub(crate) fn delete_litter(litter: super::Litter) -> String {
         Litter::OutboxSent => older("outbox", "id", "sent_at"),
         Litter::AuditEvents => older("audit_events", "id", "created_at"),
         Litter::MfaTickets => older("mfa_tickets", "token_hash", "expires_at"),
+        Litter::WebauthnCeremonies => older("webauthn_ceremonies", "challenge_hash", "expires_at"),
     }
 }
 
 /// An account's TOTP factor; the `Tx` read appends `FOR_UPDATE`.
 pub(crate) const TOTP_FACTOR: &str = "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
      WHERE account_id = $1";
+/// An account's passkeys, oldest first.
+pub(crate) const PASSKEYS: &str = "SELECT id, account_id, credential_id, name, credential, created_at, last_used_at \
+     FROM passkeys WHERE account_id = $1 ORDER BY created_at, id";
+/// Which second factors an account has.
+pub(crate) const SECOND_FACTORS: &str = "SELECT \
+     EXISTS (SELECT 1 FROM totp_factors WHERE account_id = $1 AND confirmed_at IS NOT NULL) AS totp, \
+     (SELECT COUNT(*) FROM passkeys WHERE account_id = $1) AS passkeys, \
+     (SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL) AS recovery_codes_left";
 /// A second-factor login ticket by its hash; the `Tx` read appends `FOR_UPDATE`.
 pub(crate) const MFA_TICKET: &str = "SELECT account_id, expires_at, CAST(failures AS BIGINT) AS failures, used_at \
      FROM mfa_tickets WHERE token_hash = $1";
@@ -416,6 +425,20 @@ macro_rules! sql_store {
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?)
+            }
+
+            async fn passkeys(&self, account_id: &str) -> StoreResult<Vec<PasskeyRecord>> {
+                Ok(sqlx::query_as::<_, PasskeyRecord>($crate::store::sql::PASSKEYS)
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn second_factors(&self, account_id: &str) -> StoreResult<SecondFactors> {
+                Ok(sqlx::query_as::<_, SecondFactors>($crate::store::sql::SECOND_FACTORS)
+                    .bind(account_id)
+                    .fetch_one(&self.pool)
+                    .await?)
             }
 
             async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64> {
@@ -1147,15 +1170,107 @@ macro_rules! sql_store {
             }
 
             async fn delete_totp(&mut self, account_id: &str) -> StoreResult<u64> {
-                let codes = sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
-                    .bind(account_id)
-                    .execute(&mut *self.tx)
-                    .await?;
                 let factor = sqlx::query("DELETE FROM totp_factors WHERE account_id = $1")
                     .bind(account_id)
                     .execute(&mut *self.tx)
                     .await?;
-                Ok(codes.rows_affected() + factor.rows_affected())
+                Ok(factor.rows_affected())
+            }
+
+            async fn passkeys(&mut self, account_id: &str) -> StoreResult<Vec<PasskeyRecord>> {
+                Ok(sqlx::query_as::<_, PasskeyRecord>($crate::store::sql::PASSKEYS)
+                    .bind(account_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?)
+            }
+
+            async fn second_factors(&mut self, account_id: &str) -> StoreResult<SecondFactors> {
+                Ok(sqlx::query_as::<_, SecondFactors>($crate::store::sql::SECOND_FACTORS)
+                    .bind(account_id)
+                    .fetch_one(&mut *self.tx)
+                    .await?)
+            }
+
+            async fn passkey_by_credential(&mut self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>> {
+                Ok(sqlx::query_as::<_, PasskeyRecord>(&format!(
+                    "SELECT id, account_id, credential_id, name, credential, created_at, last_used_at \
+                     FROM passkeys WHERE credential_id = $1{}",
+                    Self::FOR_UPDATE
+                ))
+                .bind(credential_id)
+                .fetch_optional(&mut *self.tx)
+                .await?)
+            }
+
+            async fn insert_passkey(&mut self, passkey: &PasskeyRecord) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO passkeys (id, account_id, credential_id, name, credential, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING",
+                )
+                .bind(&passkey.id)
+                .bind(&passkey.account_id)
+                .bind(&passkey.credential_id)
+                .bind(&passkey.name)
+                .bind(&passkey.credential)
+                .bind(passkey.created_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn passkey_used(&mut self, id: &str, credential: &str, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(credential)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_passkey(&mut self, account_id: &str, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM passkeys WHERE account_id = $1 AND id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_passkeys(&mut self, account_id: &str) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM passkeys WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_ceremony(&mut self, ceremony: &CeremonyRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO webauthn_ceremonies \
+                     (challenge_hash, kind, account_id, ticket_hash, state, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&ceremony.challenge_hash)
+                .bind(&ceremony.kind)
+                .bind(&ceremony.account_id)
+                .bind(&ceremony.ticket_hash)
+                .bind(&ceremony.state)
+                .bind(ceremony.created_at)
+                .bind(ceremony.expires_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_ceremony(&mut self, challenge_hash: &str) -> StoreResult<Option<CeremonyRecord>> {
+                Ok(sqlx::query_as::<_, CeremonyRecord>(
+                    "DELETE FROM webauthn_ceremonies WHERE challenge_hash = $1 \
+                     RETURNING challenge_hash, kind, account_id, ticket_hash, state, created_at, expires_at",
+                )
+                .bind(challenge_hash)
+                .fetch_optional(&mut *self.tx)
+                .await?)
             }
 
             async fn replace_recovery_codes(&mut self, account_id: &str, hashes: &[String]) -> StoreResult<()> {

@@ -15,6 +15,7 @@ mod members;
 mod mfa;
 mod openapi;
 mod outbox;
+mod passkeys;
 mod privacy;
 mod process;
 mod scale;

@@ -198,6 +198,11 @@ impl From<CoreError> for CompanyError {
             }
             CoreError::TotpEnabled => bad("totp_enabled", Msg::TotpEnabled),
             CoreError::TotpNotStarted => bad("totp_not_started", Msg::TotpNotStarted),
+            CoreError::CredentialMalformed => bad("credential_malformed", Msg::CredentialMalformed),
+            CoreError::PasskeyInvalid => bad("passkey_invalid", Msg::PasskeyInvalid),
+            CoreError::PasskeyRejected => bad("passkey_rejected", Msg::PasskeyRejected),
+            CoreError::PasskeyExists => bad("passkey_exists", Msg::PasskeyExists),
+            CoreError::NoPasskey => bad("no_passkey", Msg::NoPasskey),
             CoreError::Import { .. } => bad("import_failed", Msg::ImportFailed),
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -339,7 +339,11 @@ async fn auth_mfa(
     };
     let (account, issued) = state
         .core
-        .login_second_factor(ticket, code, &client)
+        .login_second_factor(
+            ticket,
+            crate::core::accounts::SecondStep::Code(code),
+            &client,
+        )
         .await?;
     Ok(success(session(&account, issued)))
 }

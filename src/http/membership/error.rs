@@ -247,6 +247,21 @@ impl From<CoreError> for ApiError {
             CoreError::TotpNotStarted => {
                 ApiError::new(S::CONFLICT, "totp_not_started", Msg::TotpNotStarted)
             }
+            CoreError::CredentialMalformed => ApiError::new(
+                S::BAD_REQUEST,
+                "credential_malformed",
+                Msg::CredentialMalformed,
+            ),
+            CoreError::PasskeyInvalid => {
+                ApiError::new(S::UNAUTHORIZED, "passkey_invalid", Msg::PasskeyInvalid)
+            }
+            CoreError::PasskeyRejected => {
+                ApiError::new(S::BAD_REQUEST, "passkey_rejected", Msg::PasskeyRejected)
+            }
+            CoreError::PasskeyExists => {
+                ApiError::new(S::CONFLICT, "passkey_exists", Msg::PasskeyExists)
+            }
+            CoreError::NoPasskey => ApiError::new(S::CONFLICT, "no_passkey", Msg::NoPasskey),
             CoreError::VersionConflict { .. } => {
                 ApiError::new(S::CONFLICT, "version_conflict", Msg::VersionConflict)
             }

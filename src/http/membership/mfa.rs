@@ -13,6 +13,7 @@ use crate::i18n::Msg;
 
 use super::error::ErrorBody;
 use super::extract::{AuthUser, Json};
+use super::passkeys::PasskeyBody;
 use super::{ApiResult, MessageBody, invalid, message};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -21,16 +22,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_totp, disable_totp))
         .routes(routes!(confirm_totp))
         .routes(routes!(recovery_codes))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[serde(deny_unknown_fields)]
-struct PasskeyBody {
-    id: String,
-    name: String,
-    created_at: String,
-    last_used_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -54,7 +45,7 @@ async fn status(
     Ok(axum::Json(StatusBody {
         totp: status.totp,
         recovery_codes_left: status.recovery_codes_left,
-        passkeys: Vec::new(),
+        passkeys: status.passkeys.into_iter().map(PasskeyBody::from).collect(),
     }))
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod members;
 pub mod mfa;
+pub mod passkeys;
 
 use axum::Router;
 use axum::extract::State;
@@ -53,6 +54,7 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .routes(routes!(reset_password))
         .merge(admin::routes())
         .merge(mfa::routes())
+        .merge(passkeys::routes())
         .merge(members::routes())
         .split_for_parts();
     let (import, import_doc) = members::import_routes().split_for_parts();
@@ -372,7 +374,11 @@ async fn login_mfa(
     };
     let (account, issued) = state
         .core
-        .login_second_factor(ticket, proof, &client)
+        .login_second_factor(
+            ticket,
+            crate::core::accounts::SecondStep::Code(proof),
+            &client,
+        )
         .await?;
     Ok(signed_in(&state, jar, browser, &account, issued))
 }
