@@ -310,6 +310,59 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
     }
 
+    /// A WebDriver extension command of this session (`/session/{id}/{path}`), as JSON; its
+    /// `value`.
+    async fn extension(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let id = self.session_id.as_deref().expect("a WebDriver session id");
+        let url = format!("http://127.0.0.1:{}/session/{id}/{path}", self.driver_port);
+        let mut request = reqwest::Client::new().request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        answer["value"].clone()
+    }
+
+    /// Adds a virtual platform authenticator (WebAuthn's WebDriver extension, which chromedriver
+    /// implements): CTAP2, discoverable credentials, user verification that always succeeds and
+    /// a user who is always present. Returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        let id = self
+            .extension(
+                reqwest::Method::POST,
+                "webauthn/authenticator",
+                Some(options),
+            )
+            .await;
+        id.as_str()
+            .unwrap_or_else(|| panic!("no authenticator id: {id}"))
+            .to_string()
+    }
+
+    /// The credentials a virtual authenticator holds (`credentialId`, `isResidentCredential`,
+    /// `rpId`, `signCount`, ...).
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let path = format!("webauthn/authenticator/{authenticator}/credentials");
+        match self.extension(reqwest::Method::GET, &path, None).await {
+            Value::Array(list) => list,
+            other => panic!("credentials of {authenticator}: {other}"),
+        }
+    }
+
     /// Ends the session (chromedriver then quits Chromium), stops chromedriver, removes the profile.
     pub async fn close(mut self) {
         // An error means the browser is already gone, which is what we want anyway.

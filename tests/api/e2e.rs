@@ -400,3 +400,174 @@ async fn the_register_shows_pesels_masked_and_reveals_one_on_purpose() {
     assert_eq!(exported["target"], "2 members as xlsx", "{exported}");
     b.close().await;
 }
+
+/// The TOTP code `offset` steps from now for a base32 secret, as an authenticator app shows it.
+fn totp_code(secret: &str, offset: i64) -> String {
+    use totp_rs::{Algorithm, Builder, Secret};
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(secret).expect("base32"))
+        .build()
+        .expect("an RFC 6238 secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    totp.generate((now + offset * 30) as u64).to_string()
+}
+
+/// Logs out from the account card and waits for the log-in form.
+async fn log_out(b: &Browser) {
+    b.click("#logout").await;
+    b.click("#tab-login").await;
+    b.wait("#login-form").await;
+}
+
+/// The password step of a login whose account has a second factor: the page asks for it.
+async fn password_step(b: &Browser, username: &str) {
+    b.fill("#login-username", username).await;
+    b.fill("#login-password", PASSWORD).await;
+    b.click("#login").await;
+    b.wait("#mfa-step").await;
+}
+
+/// SPEC §13 in the page, as a person does it: the authenticator app enrolled from its QR code
+/// and secret, the recovery codes shown once and downloaded, a passkey added (Chromium's virtual
+/// authenticator, through WebDriver), then four logins: code, passkey as the second step,
+/// passkey alone ("Zaloguj kluczem dostępu"), recovery code; at 1280 and 390 px. Passkeys need a
+/// host name, so the page is opened at `localhost` (brama's relying party when `public_url` is
+/// an IP address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factor_in_the_page_app_recovery_codes_and_passkeys() {
+    let Some((_db, server, b)) = setup("e2e-mfa").await else {
+        return;
+    };
+    let authenticator = b.add_virtual_authenticator().await;
+    let home = server.url("/").replace("127.0.0.1", "localhost");
+    b.goto(&home).await;
+    b.wait("body[data-ready='true']").await;
+    assert_eq!(b.text("#passkey-login").await, "Zaloguj kluczem dostępu");
+    b.click("#tab-register").await;
+    b.fill("#register-username", "zofia").await;
+    b.fill("#register-email", "zofia@example.com").await;
+    b.fill("#register-password", PASSWORD).await;
+    b.click("#register").await;
+    b.wait_text("#who", "zofia").await;
+    b.wait_text("#mfa-summary", "wyłączona").await;
+    b.wait_text("#passkey-list", "Brak kluczy dostępu").await;
+
+    // The authenticator app: QR code and secret, confirmed with a code from the secret.
+    b.click("#totp-start").await;
+    b.wait("#totp-qr").await;
+    let qr = b
+        .eval("const i = document.getElementById('totp-qr'); return [i.src.slice(0, 26), i.naturalWidth]")
+        .await;
+    assert_eq!(qr[0], "data:image/svg+xml;base64,", "{qr}");
+    assert!(
+        qr[1].as_i64().unwrap_or_default() > 0,
+        "the QR code renders: {qr}"
+    );
+    let secret = b.text("#totp-secret").await.replace(' ', "");
+    assert_eq!(secret.len(), 32, "{secret}");
+    b.fill("#totp-code", &totp_code(&secret, 0)).await;
+    b.assert_fits("#security").await;
+    b.screenshot(&shot("mfa-enrol")).await;
+    b.click("#totp-confirm").await;
+
+    // Ten recovery codes, once, with a .txt of the same codes.
+    b.wait("#recovery-box").await;
+    let codes: Vec<String> = b
+        .eval(
+            "return [...document.querySelectorAll('#recovery-list li')].map(li => li.textContent)",
+        )
+        .await
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    b.eval(
+        "window.__downloads = []; const make = URL.createObjectURL; \
+         URL.createObjectURL = (blob) => { window.__downloads.push(blob); return make(blob); }; return null",
+    )
+    .await;
+    b.click("#recovery-download").await;
+    let file = b
+        .eval("return window.__downloads[0].text()")
+        .await
+        .as_str()
+        .expect("the downloaded text")
+        .to_string();
+    for code in &codes {
+        assert!(file.contains(code), "{code} missing from {file}");
+    }
+    assert!(file.contains("zofia"), "{file}");
+    b.wait_text("#mfa-summary", "włączona").await;
+    b.click("#recovery-done").await;
+    b.wait_text_is("#recovery-list", "").await;
+
+    // A passkey, from the virtual authenticator; discoverable, so it can sign in alone too.
+    b.fill("#passkey-name", "Laptop").await;
+    b.click("#passkey-add").await;
+    b.wait_text("#passkey-list", "Laptop").await;
+    b.wait_text("#passkey-list", "jeszcze nieużyty").await;
+    let held = b.virtual_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["isResidentCredential"], true, "{held:?}");
+    assert_eq!(held[0]["rpId"], "localhost", "{held:?}");
+    b.resize(390, 844).await;
+    b.assert_fits("#security").await;
+    b.resize(1280, 900).await;
+
+    // 1. Password, then a wrong and a right code from the app.
+    log_out(&b).await;
+    password_step(&b, "zofia").await;
+    b.wait_text("#mfa-step-hint", "kod z aplikacji").await;
+    assert_eq!(b.text("#mfa-passkey").await, "Użyj klucza dostępu");
+    b.screenshot(&shot("mfa-second-step")).await;
+    b.fill("#mfa-code", "000000").await;
+    b.click("#mfa-verify").await;
+    b.wait_text("#message", "Nieprawidłowy lub już użyty kod")
+        .await;
+    b.fill("#mfa-code", &totp_code(&secret, 1)).await;
+    b.click("#mfa-verify").await;
+    b.wait_text("#who", "zofia").await;
+
+    // 2. Password, then the passkey, on a phone.
+    log_out(&b).await;
+    b.resize(390, 844).await;
+    password_step(&b, "zofia").await;
+    b.assert_fits("#mfa-step").await;
+    b.screenshot(&shot("mfa-second-step-phone")).await;
+    b.click("#mfa-passkey").await;
+    b.wait_text("#who", "zofia").await;
+    b.wait_text("#passkey-list", "ostatnio użyty").await;
+    b.resize(1280, 900).await;
+
+    // 3. The passkey alone.
+    log_out(&b).await;
+    b.click("#passkey-login").await;
+    b.wait_text("#who", "zofia").await;
+
+    // 4. Password, then a recovery code (spent: one fewer left).
+    log_out(&b).await;
+    password_step(&b, "zofia").await;
+    b.fill("#mfa-code", &codes[3]).await;
+    b.click("#mfa-verify").await;
+    b.wait_text("#who", "zofia").await;
+    b.wait_text("#mfa-summary", "Pozostałe kody odzyskiwania: 9")
+        .await;
+
+    // In English, then the passkey removed.
+    b.click("#lang").await;
+    b.wait_text("#security-title", "Sign-in security").await;
+    b.click("#passkey-list button").await;
+    b.wait_text("#confirm-text", "Remove the passkey Laptop?")
+        .await;
+    b.click("#confirm-yes").await;
+    b.wait_text("#passkey-list", "No passkeys").await;
+    b.close().await;
+}

@@ -25,6 +25,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/texts.js"),
     ),
     (
+        "webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/webauthn.js"),
+    ),
+    (
         "validate.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/validate.js"),

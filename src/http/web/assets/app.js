@@ -1,8 +1,11 @@
 // brama's page (seed 000): the register / log-in flow with a CSRF pair and an HttpOnly access
-// cookie, the refresh token in sessionStorage, and the member register for moderators and admins.
+// cookie, the refresh token in sessionStorage, the member register for moderators and admins,
+// and the second factor (SPEC §13): the login's second step, passkey sign-in, and the account's
+// authenticator app, recovery codes and passkeys.
 
 import { TEXTS, VOIVODESHIPS, EDUCATION } from "./texts.js";
 import { checkMember } from "./validate.js";
+import { passkeysAvailable, createPasskey, getPasskey } from "./webauthn.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_KEY = "refreshToken";
@@ -15,6 +18,12 @@ const state = {
   refreshing: null,
   list: { page: 1, sort: "nazwisko", order: "asc", q: "", woj: "", total: 0 },
   editing: null,
+  /** The login's second step: {token, methods} from the 401 `mfa_required`. */
+  mfa: null,
+  /** GET /api/auth/mfa of the signed-in account. */
+  factors: null,
+  /** Recovery codes while they are shown (once). */
+  recovery: null,
 };
 
 const t = (key) => TEXTS[state.lang][key] ?? TEXTS.pl[key] ?? key;
@@ -140,6 +149,8 @@ function applyLanguage() {
   $("lang").setAttribute("aria-label", t("switchLanguage"));
   $("output").setAttribute("aria-label", t("result"));
   renderWho();
+  if (state.mfa) secondStepHint();
+  renderSecurity();
 }
 
 // ---- session --------------------------------------------------------------------------------
@@ -183,6 +194,13 @@ function renderSession() {
       dl.append(dt, dd);
     }
   }
+  $("security").hidden = !me;
+  if (me) loadSecurity();
+  else {
+    state.factors = null;
+    hideRecovery();
+    closeTotpEnrol();
+  }
   const staff = me && rank(me.roles) >= 1;
   $("members").hidden = !staff;
   $("member-export").hidden = !(me && rank(me.roles) >= 2);
@@ -204,10 +222,242 @@ async function onLogin(event, usernameId, passwordId) {
   await fetchCsrf();
   const res = await api("POST", "/api/auth/login", { username: $(usernameId).value, password: $(passwordId).value });
   const body = await json(res);
-  show({ status: res.status, ...body, refreshToken: body.refreshToken ? "…" : undefined });
+  show({ status: res.status, ...body, refreshToken: body.refreshToken ? "…" : undefined, mfaToken: body.mfaToken ? "…" : undefined });
+  if (res.status === 401 && body.code === "mfa_required") {
+    $(passwordId).value = "";
+    say("ok", body.message);
+    return showSecondStep(body);
+  }
   if (!res.ok) return fail(body);
   $(passwordId).value = "";
   await loggedIn(body);
+}
+
+// ---- the second factor at login ---------------------------------------------------------------
+
+function secondStepHint() {
+  const m = state.mfa.methods;
+  const passkey = m.includes("passkey") && passkeysAvailable();
+  $("mfa-passkey").hidden = !passkey;
+  $("mfa-step-hint").textContent = t(m.includes("totp") ? (passkey ? "mfaHintBoth" : "mfaHintTotp") : "mfaHintPasskey");
+}
+
+function showSecondStep(body) {
+  state.mfa = { token: body.mfaToken, methods: body.methods ?? [] };
+  $("auth").hidden = true;
+  $("mfa-step").hidden = false;
+  secondStepHint();
+  $("mfa-code").value = "";
+  $("mfa-code").focus();
+}
+
+function endSecondStep() {
+  state.mfa = null;
+  $("mfa-step").hidden = true;
+  $("auth").hidden = Boolean(state.me);
+}
+
+/** The answer of a second step: signed in, or the reason (a spent ticket starts over). */
+async function afterSecondStep(res) {
+  const body = await json(res);
+  if (!res.ok) {
+    fail(body);
+    if (body.code === "mfa_token_invalid") endSecondStep();
+    return;
+  }
+  endSecondStep();
+  await loggedIn(body);
+}
+
+async function onSecondStep(event) {
+  event.preventDefault();
+  const res = await api("POST", "/api/auth/login/mfa", { mfaToken: state.mfa.token, code: $("mfa-code").value.trim() });
+  $("mfa-code").value = "";
+  await afterSecondStep(res);
+}
+
+/** Runs a browser passkey ceremony; a refusal or cancel is a message, not an exception. */
+async function withPasskey(ceremony) {
+  try {
+    return await ceremony();
+  } catch (e) {
+    say("bad", t("passkeyCancelled"));
+    return null;
+  }
+}
+
+async function onSecondStepPasskey() {
+  const start = await api("POST", "/api/auth/login/passkey/start", { mfaToken: state.mfa.token });
+  if (!start.ok) return afterSecondStep(start);
+  const credential = await withPasskey(async () => getPasskey(await json(start)));
+  if (!credential) return;
+  await afterSecondStep(await api("POST", "/api/auth/login/passkey/finish", { mfaToken: state.mfa.token, credential }));
+}
+
+/** "Zaloguj kluczem dostępu": no name, no password; the authenticator offers its passkeys. */
+async function onPasskeyLogin() {
+  await fetchCsrf();
+  const start = await api("POST", "/api/auth/passkey/start", {});
+  const options = await json(start);
+  if (!start.ok) return fail(options);
+  const credential = await withPasskey(() => getPasskey(options));
+  if (!credential) return;
+  const res = await api("POST", "/api/auth/passkey/finish", { credential });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  await loggedIn(body);
+}
+
+// ---- the account's second factors ------------------------------------------------------------
+
+async function loadSecurity() {
+  const res = await api("GET", "/api/auth/mfa");
+  if (!res.ok) return;
+  state.factors = await json(res);
+  renderSecurity();
+}
+
+const when = (iso) => new Date(iso).toLocaleString(state.lang);
+
+function renderSecurity() {
+  const f = state.factors;
+  if (!f) return;
+  $("mfa-summary").textContent = `${t(f.totp ? "totpOn" : "totpOff")} · ${t("recoveryLeft")} ${f.recoveryCodesLeft}`;
+  $("totp-start").hidden = f.totp || !$("totp-enrol").hidden;
+  $("mfa-manage").hidden = !(f.totp || f.passkeys.length || f.recoveryCodesLeft);
+  $("totp-disable").hidden = !f.totp;
+  $("passkey-add-form").hidden = !passkeysAvailable();
+  const list = $("passkey-list");
+  list.replaceChildren();
+  for (const p of f.passkeys) {
+    const item = document.createElement("li");
+    const text = document.createElement("span");
+    const name = document.createElement("strong");
+    name.textContent = p.name;
+    const dates = document.createElement("span");
+    dates.className = "when";
+    dates.textContent = ` · ${t("added")} ${when(p.createdAt)} · ${p.lastUsedAt ? `${t("lastUsed")} ${when(p.lastUsedAt)}` : t("neverUsed")}`;
+    text.append(name, dates);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "ghost";
+    remove.textContent = t("delete");
+    remove.setAttribute("aria-label", `${t("delete")}: ${p.name}`);
+    remove.addEventListener("click", () => removePasskey(p));
+    item.append(text, remove);
+    list.append(item);
+  }
+  if (!f.passkeys.length) {
+    const item = document.createElement("li");
+    item.textContent = t("noPasskeys");
+    list.append(item);
+  }
+}
+
+async function onTotpStart() {
+  const res = await api("POST", "/api/auth/mfa/totp");
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  // The SVG comes from brama; as an <img> it cannot run anything.
+  $("totp-qr").src = `data:image/svg+xml;base64,${btoa(body.qrSvg)}`;
+  $("totp-qr").alt = t("totpQr");
+  $("totp-secret").textContent = body.secret.match(/.{1,4}/g).join(" ");
+  $("totp-enrol").hidden = false;
+  $("totp-start").hidden = true;
+  $("totp-code").value = "";
+  $("totp-code").focus();
+}
+
+function closeTotpEnrol() {
+  $("totp-enrol").hidden = true;
+  $("totp-qr").src = "data:,";
+  $("totp-secret").textContent = "";
+  renderSecurity();
+}
+
+async function onTotpConfirm(event) {
+  event.preventDefault();
+  const res = await api("POST", "/api/auth/mfa/totp/confirm", { code: $("totp-code").value.trim() });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  closeTotpEnrol();
+  say("ok", t("totpEnabled"));
+  showRecovery(body.recoveryCodes);
+  await loadSecurity();
+}
+
+async function onRecoveryNew(event) {
+  event.preventDefault();
+  const res = await api("POST", "/api/auth/mfa/recovery-codes", { code: $("manage-code").value.trim() });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  $("manage-code").value = "";
+  showRecovery(body.recoveryCodes);
+  await loadSecurity();
+}
+
+async function onTotpDisable() {
+  if (!$("manage-code").reportValidity()) return;
+  const res = await api("DELETE", "/api/auth/mfa/totp", { code: $("manage-code").value.trim() });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  $("manage-code").value = "";
+  say("ok", body.message);
+  await loadSecurity();
+}
+
+/** Recovery codes, shown this once: on the page and as a .txt download. */
+function showRecovery(codes) {
+  state.recovery = codes;
+  $("recovery-list").replaceChildren(...codes.map((code) => {
+    const item = document.createElement("li");
+    item.textContent = code;
+    return item;
+  }));
+  $("recovery-box").hidden = false;
+  $("recovery-title").tabIndex = -1;
+  $("recovery-title").focus();
+}
+
+function hideRecovery() {
+  state.recovery = null;
+  $("recovery-list").replaceChildren();
+  $("recovery-box").hidden = true;
+}
+
+function downloadRecovery() {
+  const who = state.me?.username ?? state.me?.email ?? "";
+  const text = `${t("recoveryFileTitle")} ${who}\n${t("recoveryFileHint")}\n\n${state.recovery.join("\n")}\n`;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+  link.download = state.lang === "pl" ? "brama-kody-odzyskiwania.txt" : "brama-recovery-codes.txt";
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+async function onPasskeyAdd(event) {
+  event.preventDefault();
+  const start = await api("POST", "/api/auth/passkeys/register/start");
+  const options = await json(start);
+  if (!start.ok) return fail(options);
+  const credential = await withPasskey(() => createPasskey(options));
+  if (!credential) return;
+  const res = await api("POST", "/api/auth/passkeys/register/finish", { name: $("passkey-name").value.trim(), credential });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  $("passkey-name").value = "";
+  say("ok", t("passkeyAdded"));
+  if (body.recoveryCodes) showRecovery(body.recoveryCodes);
+  await loadSecurity();
+}
+
+async function removePasskey(p) {
+  if (!(await confirmed(`${t("confirmRemovePasskey")} ${p.name}?`))) return;
+  const res = await api("DELETE", `/api/auth/passkeys/${encodeURIComponent(p.id)}`);
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  say("ok", body.message);
+  await loadSecurity();
 }
 
 async function onRegister(event) {
@@ -473,14 +723,19 @@ async function saveMember(event) {
   await loadMembers();
 }
 
-async function deleteMember(m) {
-  $("confirm-text").textContent = `${t("confirmDelete")} ${m.imie} ${m.nazwisko}?`;
+/** Asks with the confirmation dialog; true when the person chose to go ahead. */
+async function confirmed(question) {
+  $("confirm-text").textContent = question;
   const dialog = $("confirm-dialog");
   dialog.returnValue = "";
   dialog.showModal();
   $("confirm-no").focus();
   await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
-  if (dialog.returnValue !== "yes") return;
+  return dialog.returnValue === "yes";
+}
+
+async function deleteMember(m) {
+  if (!(await confirmed(`${t("confirmDelete")} ${m.imie} ${m.nazwisko}?`))) return;
   const res = await api("DELETE", `/api/membership/members/${m._id}`);
   const body = await json(res);
   if (!res.ok) return fail(body);
@@ -530,6 +785,19 @@ function wire() {
   $("login-form").addEventListener("submit", (e) => onLogin(e, "login-username", "login-password"));
   $("company-form").addEventListener("submit", (e) => onLogin(e, "company-email", "company-password"));
   $("register-form").addEventListener("submit", onRegister);
+  $("passkey-login").hidden = !passkeysAvailable();
+  $("passkey-login").addEventListener("click", onPasskeyLogin);
+  $("mfa-step-form").addEventListener("submit", onSecondStep);
+  $("mfa-passkey").addEventListener("click", onSecondStepPasskey);
+  $("mfa-cancel").addEventListener("click", endSecondStep);
+  $("totp-start").addEventListener("click", onTotpStart);
+  $("totp-enrol").addEventListener("submit", onTotpConfirm);
+  $("totp-cancel").addEventListener("click", closeTotpEnrol);
+  $("mfa-manage").addEventListener("submit", onRecoveryNew);
+  $("totp-disable").addEventListener("click", onTotpDisable);
+  $("recovery-download").addEventListener("click", downloadRecovery);
+  $("recovery-done").addEventListener("click", hideRecovery);
+  $("passkey-add-form").addEventListener("submit", onPasskeyAdd);
   $("forgot-form").addEventListener("submit", onForgot);
   $("me").addEventListener("click", onMe);
   $("refresh").addEventListener("click", onRefresh);
