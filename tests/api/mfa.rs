@@ -20,7 +20,7 @@ both_backends!(
 );
 
 /// The code of the step `offset` steps from now for a base32 secret.
-fn code(secret: &str, offset: i64) -> String {
+pub(crate) fn code(secret: &str, offset: i64) -> String {
     let totp = Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(6)
@@ -50,7 +50,7 @@ async fn account(app: &TestApp, name: &str) -> String {
 }
 
 /// Enrols and confirms TOTP for the token's account; its secret and recovery codes.
-async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let r = call(app, token, "POST", "/api/auth/mfa/totp", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let secret = r.body["secret"].as_str().unwrap().to_string();

@@ -315,6 +315,10 @@ async fn a_passkey_is_registered_used_as_a_second_factor_and_removed(backend: Ba
     assert_eq!(listed[0]["name"], "Telefon");
     assert!(listed[0]["createdAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(listed[0]["lastUsedAt"], Value::Null);
+    // The account's own data export names it (GDPR Art. 15).
+    let r = call(&app, &token, "GET", "/api/auth/me/export", None).await;
+    assert_eq!(r.body["secondFactors"], json!(["passkey"]), "{}", r.text);
+    assert_eq!(r.body["passkeys"][0]["name"], "Telefon", "{}", r.text);
 
     // A login now takes the passkey (or a recovery code) after the password.
     let (ticket, methods) = first_step(&app, "anna").await;
@@ -421,6 +425,26 @@ async fn a_passkey_is_registered_used_as_a_second_factor_and_removed(backend: Ba
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
+    // With the authenticator app as well, a login offers all three; turning the app off keeps
+    // the recovery codes while a passkey is left.
+    let (secret, _) = crate::mfa::enrol(&app, &token).await;
+    let (_, methods) = first_step(&app, "anna").await;
+    assert_eq!(methods, json!(["totp", "recovery", "passkey"]));
+    let r = call(
+        &app,
+        &token,
+        "DELETE",
+        "/api/auth/mfa/totp",
+        Some(json!({ "code": crate::mfa::code(&secret, 1) })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
+    assert_eq!(
+        (r.body["totp"].clone(), r.body["recoveryCodesLeft"].clone()),
+        (json!(false), json!(10))
+    );
+
     // Removing: another's or an unknown id is not found; removing the last factor ends the
     // two-step login and takes the recovery codes with it.
     let r = call(
@@ -452,7 +476,7 @@ async fn a_passkey_is_registered_used_as_a_second_factor_and_removed(backend: Ba
     .await;
     assert_eq!(r.status, 404, "{}", r.text);
     let r = call(&app, &token, "GET", "/api/auth/mfa", None).await;
-    assert_eq!(r.body["recoveryCodesLeft"], 9, "{}", r.text);
+    assert_eq!(r.body["recoveryCodesLeft"], 10, "{}", r.text);
     let r = call(
         &app,
         &token,
@@ -485,7 +509,7 @@ async fn a_passkey_is_registered_used_as_a_second_factor_and_removed(backend: Ba
         .await;
     assert_eq!(
         (enabled.as_deref(), disabled.as_deref()),
-        (Some("2"), Some("2"))
+        (Some("3"), Some("3"))
     );
 }
 

@@ -528,8 +528,10 @@ struct OwnDataBody {
     sessions: Vec<SessionBody>,
     /// Every audit event about the account, oldest first.
     audit_log: Vec<TrailBody>,
-    /// Second factors the account has, without their secrets (`totp`; SPEC §13).
+    /// Second factors the account has, without their secrets (`totp`, `passkey`; SPEC §13).
     second_factors: Vec<String>,
+    /// The account's passkeys: names and dates (their public keys are not personal data).
+    passkeys: Vec<passkeys::PasskeyBody>,
 }
 
 #[utoipa::path(get, path = "/auth/me/export", tag = "auth", operation_id = "export_my_data", responses((status = 200, description = "Everything brama holds about the caller", body = OwnDataBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
@@ -555,10 +557,18 @@ async fn me_export(
                 action: e.action,
             })
             .collect(),
-        second_factors: factors
-            .totp
-            .then(|| "totp".to_string())
+        second_factors: [
+            factors.totp.then_some("totp"),
+            (!factors.passkeys.is_empty()).then_some("passkey"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect(),
+        passkeys: factors
+            .passkeys
             .into_iter()
+            .map(passkeys::PasskeyBody::from)
             .collect(),
     }))
 }
