@@ -386,6 +386,22 @@ impl crate::core::Core {
         }
     }
 
+    /// Counts a WebAuthn sign-in ceremony started without an account's token (each stores a
+    /// row until it is finished or expires) against the client's address: ten for every failed
+    /// login the address is allowed in the same window, so that a person who cancels their
+    /// authenticator a few times is never refused, and a script cannot fill the table.
+    pub(crate) async fn count_ceremony_start(
+        &self,
+        client: &crate::core::Client,
+    ) -> crate::core::CoreResult<()> {
+        let Some(key) = self.address_limit_key("webauthn", client) else {
+            return Ok(());
+        };
+        let limit = self.config.failed_logins_per_ip.saturating_mul(10);
+        let window = Duration::from_secs(self.config.failed_login_window_secs);
+        self.count("webauthn", &key, limit, window).await
+    }
+
     /// Counts a registration (Membership or company sign-up) against the client's address.
     pub(crate) async fn count_registration(
         &self,

@@ -248,6 +248,7 @@ impl Core {
             last_used_at: None,
         };
         if !tx.insert_passkey(&record).await? {
+            tx.commit().await?;
             return Err(CoreError::PasskeyExists);
         }
         let recovery_codes = if first {
@@ -305,7 +306,9 @@ impl Core {
     pub async fn start_passkey_second_factor(
         &self,
         mfa_token: &str,
+        client: &Client,
     ) -> CoreResult<serde_json::Value> {
+        self.count_ceremony_start(client).await?;
         let now = now_ms();
         let hash = token_hash(mfa_token);
         let ticket = self
@@ -391,7 +394,8 @@ impl Core {
 
     /// The options for a passwordless sign-in with a discoverable credential: no account named
     /// (the authenticator offers the person the passkeys it holds for this site).
-    pub async fn start_passkey_login(&self) -> CoreResult<serde_json::Value> {
+    pub async fn start_passkey_login(&self, client: &Client) -> CoreResult<serde_json::Value> {
+        self.count_ceremony_start(client).await?;
         let (request, state) = self
             .webauthn
             .start_discoverable_authentication()

@@ -18,6 +18,7 @@ both_backends!(
     a_passkey_is_registered_used_as_a_second_factor_and_removed,
     a_discoverable_passkey_signs_in_without_a_password,
     bad_webauthn_answers_are_clear_4xx_and_counted,
+    ceremonies_started_without_a_token_are_limited_per_address,
     ceremonies_started_on_one_node_finish_on_another,
 );
 
@@ -977,4 +978,25 @@ async fn ceremonies_started_on_one_node_finish_on_another(backend: Backend) {
         .post("/api/auth/passkey/finish", json!({ "credential": answer }))
         .await;
     assert_eq!(status_of(&r), (401, "passkey_invalid".into()), "{}", r.text);
+}
+
+async fn ceremonies_started_without_a_token_are_limited_per_address(backend: Backend) {
+    // One failed login per address allowed: ten ceremonies.
+    let app = app!(backend, |c: &mut brama::config::Config| {
+        with_public_url(c);
+        c.failed_logins_per_ip = 1;
+    });
+    for n in 0..10 {
+        let r = app.post("/api/auth/passkey/start", json!({})).await;
+        assert_eq!(r.status, 200, "start {n}: {}", r.text);
+    }
+    let r = app.post("/api/auth/passkey/start", json!({})).await;
+    assert_eq!(status_of(&r), (429, "rate_limited".into()), "{}", r.text);
+    assert!(r.headers.get("retry-after").is_some(), "{:?}", r.headers);
+    let r = app
+        .post("/api/auth/login/passkey/start", json!({ "mfaToken": "x" }))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let count = "SELECT CAST(COUNT(*) AS TEXT) FROM webauthn_ceremonies";
+    assert_eq!(app.query_text(count, &[]).await.as_deref(), Some("10"));
 }

@@ -170,16 +170,20 @@ struct TicketBody {
 }
 
 #[utoipa::path(post, path = "/auth/login/passkey/start", tag = "auth", operation_id = "login_passkey_start", request_body = TicketBody,
-    responses((status = 200, description = "Options for `navigator.credentials.get()` with the account's passkeys", body = OptionsBody), (status = 400, description = "`mfaToken` missing", body = ErrorBody), (status = 401, description = "`mfa_token_invalid`", body = ErrorBody), (status = 409, description = "`no_passkey`: the account has none", body = ErrorBody)))]
+    responses((status = 200, description = "Options for `navigator.credentials.get()` with the account's passkeys", body = OptionsBody), (status = 400, description = "`mfaToken` missing", body = ErrorBody), (status = 401, description = "`mfa_token_invalid`", body = ErrorBody), (status = 409, description = "`no_passkey`: the account has none", body = ErrorBody), (status = 429, description = "Too many ceremonies started from this address; see Retry-After", body = ErrorBody)))]
 async fn second_factor_start(
     State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
     Json(body): Json<TicketBody>,
 ) -> ApiResult<axum::Json<OptionsBody>> {
     let mut f = Fields::new();
     let Some(ticket) = f.present("mfaToken", body.mfa_token.as_deref()) else {
         return Err(invalid(f));
     };
-    let options = state.core.start_passkey_second_factor(ticket).await?;
+    let options = state
+        .core
+        .start_passkey_second_factor(ticket, &client)
+        .await?;
     Ok(axum::Json(OptionsBody::of(options)))
 }
 
@@ -221,12 +225,13 @@ async fn second_factor_finish(
 
 #[utoipa::path(post, path = "/auth/passkey/start", tag = "auth", operation_id = "passkey_start",
     request_body(content = Option<Object>, description = "`{}` or nothing"),
-    responses((status = 200, description = "Options for `navigator.credentials.get()` with no account named (discoverable credentials)", body = OptionsBody)))]
+    responses((status = 200, description = "Options for `navigator.credentials.get()` with no account named (discoverable credentials)", body = OptionsBody), (status = 429, description = "Too many ceremonies started from this address (10 × `failed_logins_per_ip` per window); see Retry-After", body = ErrorBody)))]
 async fn passwordless_start(
     State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
     OptionalJson(_body): OptionalJson<serde_json::Value>,
 ) -> ApiResult<axum::Json<OptionsBody>> {
-    let options = state.core.start_passkey_login().await?;
+    let options = state.core.start_passkey_login(&client).await?;
     Ok(axum::Json(OptionsBody::of(options)))
 }
 
