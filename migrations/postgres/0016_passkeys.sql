@@ -1,12 +1,15 @@
 -- Passkeys (SPEC §13, WebAuthn level 2). `credential` is webauthn-rs's `Passkey` as JSON: the
 -- credential id, its public key (COSE) and signature counter, nothing secret. `credential_id`
 -- (base64url) is unique across all accounts: a credential is registered to one account only.
+-- `sign_count` is the authenticator's signature counter at the last use, read under the row's
+-- lock when the next use is checked (a counter that does not go up is a cloned authenticator).
 CREATE TABLE passkeys (
     id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     credential_id TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     credential TEXT NOT NULL,
+    sign_count BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     last_used_at BIGINT
 );

@@ -19,6 +19,8 @@ pub struct Caller {
     pub role: Role,
     /// The token is for setting up a second factor only (`"mfa": "enrol"`, SPEC §13).
     pub enrolment_only: bool,
+    /// The session was opened with a passkey (`hwk` in its `amr`).
+    pub with_passkey: bool,
 }
 
 /// Who acts on an organization's data: an account, or the operator at the command line.

@@ -101,6 +101,10 @@ pub enum CoreError {
     /// The credential is registered already (to this or another account).
     #[error("passkey already registered")]
     PasskeyExists,
+    /// Changing the account's passkeys from a session opened more than
+    /// [`crate::core::passkeys::RECENT_SIGN_IN_MS`] ago.
+    #[error("a recent sign-in is required")]
+    ReauthenticationRequired,
     /// A passkey step for an account that has no passkey.
     #[error("the account has no passkey")]
     NoPasskey,

@@ -99,6 +99,8 @@ impl Core {
             .await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
+        // The account's row, locked: its factors change one at a time.
+        tx.account(&caller.account_id).await?;
         let factor = match tx.totp_factor(&caller.account_id).await? {
             Some(f) if f.confirmed_at.is_none() => f,
             Some(_) => return Err(CoreError::TotpEnabled),
@@ -138,6 +140,10 @@ impl Core {
         code: &str,
         client: &Client,
     ) -> CoreResult<()> {
+        // Without TOTP there is nothing to turn off (and no recovery code to spend on it).
+        if !self.store.second_factors(&caller.account_id).await?.totp {
+            return Err(CoreError::TotpNotStarted);
+        }
         let (mut tx, attempt, now) = self.proven(caller, code, client).await?;
         tx.delete_totp(&caller.account_id).await?;
         if tx.second_factors(&caller.account_id).await?.none() {
@@ -154,13 +160,32 @@ impl Core {
     }
 
     /// Ten new recovery codes in place of the old ones, proven by a current code or a recovery
-    /// code.
+    /// code. An account with passkeys alone has no code once its recovery codes are spent: it
+    /// proves itself with no code by a session opened with a passkey within
+    /// [`crate::core::passkeys::RECENT_SIGN_IN_MS`].
     pub async fn regenerate_recovery_codes(
         &self,
         caller: &Caller,
-        code: &str,
+        code: Option<&str>,
         client: &Client,
     ) -> CoreResult<Vec<String>> {
+        let Some(code) = code else {
+            let factors = self.store.second_factors(&caller.account_id).await?;
+            if factors.totp || factors.passkeys == 0 || !caller.with_passkey {
+                return Err(CoreError::Validation(vec![crate::domain::FieldError {
+                    field: "code",
+                    problem: crate::domain::Problem::Required,
+                }]));
+            }
+            self.recent_sign_in(caller).await?;
+            let mut tx = self.begin().await?;
+            tx.account(&caller.account_id).await?;
+            let codes = self
+                .new_recovery_codes(&mut *tx, &caller.account_id)
+                .await?;
+            tx.commit().await?;
+            return Ok(codes);
+        };
         let (mut tx, attempt, _) = self.proven(caller, code, client).await?;
         let codes = self
             .new_recovery_codes(&mut *tx, &caller.account_id)
@@ -187,6 +212,7 @@ impl Core {
             .await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
+        tx.account(&caller.account_id).await?;
         if self
             .prove_second_factor(&mut *tx, &caller.account_id, code, now)
             .await?

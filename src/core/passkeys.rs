@@ -31,6 +31,9 @@ use crate::store::{AccountRecord, CeremonyRecord, PasskeyRecord};
 pub const CEREMONY_MS: i64 = 5 * 60 * 1000;
 /// The longest name a passkey may be given, in characters.
 pub const NAME_MAX_CHARS: usize = 64;
+/// How recent the caller's sign-in must be to add or remove a passkey: a passkey signs in on
+/// its own, so a stolen session (or refresh token) must not be able to plant one for later.
+pub const RECENT_SIGN_IN_MS: i64 = 15 * 60 * 1000;
 
 /// The kinds of ceremony, as stored.
 const REGISTER: &str = "register";
@@ -166,6 +169,7 @@ impl Core {
         &self,
         caller: &Caller,
     ) -> CoreResult<serde_json::Value> {
+        self.recent_sign_in(caller).await?;
         let account = self
             .store
             .account(&caller.account_id)
@@ -217,12 +221,14 @@ impl Core {
         client: &Client,
     ) -> CoreResult<NewPasskey> {
         let (reg, key) = registration(credential)?;
+        self.recent_sign_in(caller).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let ceremony = tx.take_ceremony(&key).await?.filter(|c| {
-            c.kind == REGISTER
-                && c.account_id.as_deref() == Some(caller.account_id.as_str())
-                && c.expires_at > now
+        // The account's row, locked: its factors change one at a time (the first one brings the
+        // recovery codes).
+        tx.account(&caller.account_id).await?;
+        let ceremony = tx.take_ceremony(&key, REGISTER).await?.filter(|c| {
+            c.account_id.as_deref() == Some(caller.account_id.as_str()) && c.expires_at > now
         });
         let Some(ceremony) = ceremony else {
             tx.commit().await?;
@@ -244,6 +250,7 @@ impl Core {
             credential_id: URL_SAFE_NO_PAD.encode(passkey.cred_id()),
             name: name.to_string(),
             credential: to_json("a passkey", &passkey)?,
+            sign_count: 0,
             created_at: now,
             last_used_at: None,
         };
@@ -284,8 +291,10 @@ impl Core {
         id: &str,
         client: &Client,
     ) -> CoreResult<()> {
+        self.recent_sign_in(caller).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
+        tx.account(&caller.account_id).await?;
         if !tx.delete_passkey(&caller.account_id, id).await? {
             return Err(CoreError::NotFound);
         }
@@ -362,9 +371,8 @@ impl Core {
             Ok(parsed) => parsed,
             Err(e) => return Ok(Err(e)),
         };
-        let ceremony = tx.take_ceremony(&key).await?.filter(|c| {
-            c.kind == SECOND_FACTOR
-                && c.ticket_hash.as_deref() == Some(ticket_hash)
+        let ceremony = tx.take_ceremony(&key, SECOND_FACTOR).await?.filter(|c| {
+            c.ticket_hash.as_deref() == Some(ticket_hash)
                 && c.account_id.as_deref() == Some(account.id.as_str())
                 && c.expires_at > now
         });
@@ -388,7 +396,9 @@ impl Core {
             // Removed between the start and the finish.
             return Ok(Err(CoreError::PasskeyInvalid));
         };
-        self.passkey_used(tx, record, &result, now).await?;
+        if !self.passkey_used(tx, record, &result, now).await? {
+            return Ok(Err(CoreError::PasskeyInvalid));
+        }
         Ok(Ok(()))
     }
 
@@ -432,9 +442,9 @@ impl Core {
         let now = now_ms();
         let mut tx = self.begin().await?;
         let ceremony = tx
-            .take_ceremony(&key)
+            .take_ceremony(&key, PASSWORDLESS)
             .await?
-            .filter(|c| c.kind == PASSWORDLESS && c.expires_at > now);
+            .filter(|c| c.expires_at > now);
         let refused = |account: Option<&AccountRecord>| {
             AuditAction::LoginFailed.event(
                 account.map(|a| a.organization_id.as_str()),
@@ -476,17 +486,19 @@ impl Core {
         let verified = self
             .webauthn
             .finish_discoverable_authentication(&cred, state, &[key]);
-        let result = match verified {
-            Ok(r) => r,
+        let used = match verified {
+            Ok(result) => self.passkey_used(&mut *tx, record, &result, now).await?,
             Err(e) => {
                 tracing::info!(error = %e, "a passwordless sign-in was refused");
-                tx.record_audit(&refused(Some(&account)), now).await?;
-                tx.commit().await?;
-                crate::telemetry::count_login(false);
-                return Err(CoreError::PasskeyInvalid);
+                false
             }
         };
-        self.passkey_used(&mut *tx, record, &result, now).await?;
+        if !used {
+            tx.record_audit(&refused(Some(&account)), now).await?;
+            tx.commit().await?;
+            crate::telemetry::count_login(false);
+            return Err(CoreError::PasskeyInvalid);
+        }
         let issued = self
             .signed_in(tx, &account, client, now, AMR_PASSKEY)
             .await?;
@@ -494,19 +506,44 @@ impl Core {
         Ok((account, issued))
     }
 
-    /// Records a passkey's use: its signature counter as the authenticator reported it, and
-    /// when.
+    /// Records a verified use of `record` (read locked in `tx`): its signature counter, and
+    /// when. False, and nothing recorded, when the authenticator keeps a counter and it did not
+    /// go up since the last use: a cloned authenticator, or a use that raced another (webauthn-rs
+    /// compared it with the counter as it was when the ceremony started).
     async fn passkey_used(
         &self,
         tx: &mut dyn crate::store::Tx,
         record: PasskeyRecord,
         result: &webauthn_rs::prelude::AuthenticationResult,
         now: i64,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<bool> {
+        let counter = i64::from(result.counter());
+        if counter > 0 && counter <= record.sign_count {
+            return Ok(false);
+        }
         let mut passkey = opened(&record)?;
         passkey.update_credential(result);
-        tx.passkey_used(&record.id, &to_json("a passkey", &passkey)?, now)
-            .await?;
+        tx.passkey_used(
+            &record.id,
+            &to_json("a passkey", &passkey)?,
+            counter.max(record.sign_count),
+            now,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Refuses a caller whose session was opened more than [`RECENT_SIGN_IN_MS`] ago.
+    pub(crate) async fn recent_sign_in(&self, caller: &Caller) -> CoreResult<()> {
+        let session = self
+            .store
+            .session(&caller.session_id)
+            .await?
+            .filter(|s| s.account_id == caller.account_id && s.revoked_at.is_none())
+            .ok_or(CoreError::TokenInvalid)?;
+        if session.created_at < now_ms() - RECENT_SIGN_IN_MS {
+            return Err(CoreError::ReauthenticationRequired);
+        }
         Ok(())
     }
 }

@@ -486,6 +486,7 @@ fn caller(claims: Claims) -> CoreResult<Caller> {
         session_id: claims.sid,
         role: role.ok_or(CoreError::TokenInvalid)?,
         enrolment_only: claims.mfa.as_deref() == Some("enrol"),
+        with_passkey: claims.amr.iter().any(|a| a == "hwk"),
     })
 }
 

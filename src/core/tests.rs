@@ -105,6 +105,7 @@ async fn logged_in(core: &Core, name: &str) -> (Caller, crate::core::sessions::I
         session_id: issued.session_id.clone(),
         role: account.role,
         enrolment_only: false,
+        with_passkey: false,
     };
     (caller, issued)
 }

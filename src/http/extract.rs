@@ -440,6 +440,20 @@ pub fn browser_mode(jar: &CookieJar) -> bool {
     jar.get(CSRF_COOKIE).is_some()
 }
 
+/// Whether the request is in browser mode ([`browser_mode`]), once it has passed the CSRF
+/// checks that mode requires.
+pub fn checked_browser_mode(
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    state: &AppState,
+) -> Result<bool, Rejection> {
+    let browser = browser_mode(jar);
+    if browser {
+        check_csrf(headers, jar, state)?;
+    }
+    Ok(browser)
+}
+
 /// SPEC §7: not cross-site, and a `sessionId` header that matches the `sessionToken` cookie.
 pub fn check_csrf(headers: &HeaderMap, jar: &CookieJar, state: &AppState) -> Result<(), Rejection> {
     if cross_site(headers, state) {

@@ -135,6 +135,7 @@ messages! {
     PasskeyExists => "passkey-exists",
     NoPasskey => "no-passkey",
     PasskeyRemoved => "passkey-removed",
+    ReauthenticationRequired => "reauthentication-required",
     AccountDeleted => "account-deleted",
     ValidationFailed => "validation-failed",
     RateLimited => "rate-limited",

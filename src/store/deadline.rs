@@ -219,9 +219,9 @@ forwarding! {
     second_factors(account_id: &str) -> SecondFactors;
     passkey_by_credential(credential_id: &str) -> Option<PasskeyRecord>;
     insert_passkey(passkey: &PasskeyRecord) -> bool;
-    passkey_used(id: &str, credential: &str, now: i64) -> ();
+    passkey_used(id: &str, credential: &str, sign_count: i64, now: i64) -> ();
     delete_passkey(account_id: &str, id: &str) -> bool;
     delete_passkeys(account_id: &str) -> u64;
     insert_ceremony(ceremony: &CeremonyRecord) -> ();
-    take_ceremony(challenge_hash: &str) -> Option<CeremonyRecord>;
+    take_ceremony(challenge_hash: &str, kind: &str) -> Option<CeremonyRecord>;
 }

@@ -339,6 +339,8 @@ pub struct PasskeyRecord {
     pub name: String,
     /// webauthn-rs's `Passkey` as JSON: public key and signature counter.
     pub credential: String,
+    /// The authenticator's signature counter at the last use (0: none yet, or it keeps none).
+    pub sign_count: i64,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
@@ -920,16 +922,26 @@ pub trait Tx: Send {
     /// Stores a new passkey; false (nothing written) when its credential id is registered
     /// already.
     async fn insert_passkey(&mut self, passkey: &PasskeyRecord) -> StoreResult<bool>;
-    /// Records a use: the credential as updated (its counter) and when.
-    async fn passkey_used(&mut self, id: &str, credential: &str, now: i64) -> StoreResult<()>;
+    /// Records a use: the credential as updated, its signature counter, and when.
+    async fn passkey_used(
+        &mut self,
+        id: &str,
+        credential: &str,
+        sign_count: i64,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Removes one of the account's passkeys; false if it has none with that id.
     async fn delete_passkey(&mut self, account_id: &str, id: &str) -> StoreResult<bool>;
     /// Removes all the account's passkeys; how many went.
     async fn delete_passkeys(&mut self, account_id: &str) -> StoreResult<u64>;
     async fn insert_ceremony(&mut self, ceremony: &CeremonyRecord) -> StoreResult<()>;
-    /// Removes and returns the ceremony with this challenge hash, if one is there: whoever
-    /// takes it finishes it, once.
-    async fn take_ceremony(&mut self, challenge_hash: &str) -> StoreResult<Option<CeremonyRecord>>;
+    /// Removes and returns the ceremony of `kind` with this challenge hash, if one is there:
+    /// whoever takes it finishes it, once.
+    async fn take_ceremony(
+        &mut self,
+        challenge_hash: &str,
+        kind: &str,
+    ) -> StoreResult<Option<CeremonyRecord>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -53,7 +53,7 @@ pub(crate) fn delete_litter(litter: super::Litter) -> String {
 pub(crate) const TOTP_FACTOR: &str = "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
      WHERE account_id = $1";
 /// An account's passkeys, oldest first.
-pub(crate) const PASSKEYS: &str = "SELECT id, account_id, credential_id, name, credential, created_at, last_used_at \
+pub(crate) const PASSKEYS: &str = "SELECT id, account_id, credential_id, name, credential, sign_count, created_at, last_used_at \
      FROM passkeys WHERE account_id = $1 ORDER BY created_at, id";
 /// Which second factors an account has.
 pub(crate) const SECOND_FACTORS: &str = "SELECT \
@@ -1193,7 +1193,7 @@ macro_rules! sql_store {
 
             async fn passkey_by_credential(&mut self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>> {
                 Ok(sqlx::query_as::<_, PasskeyRecord>(&format!(
-                    "SELECT id, account_id, credential_id, name, credential, created_at, last_used_at \
+                    "SELECT id, account_id, credential_id, name, credential, sign_count, created_at, last_used_at \
                      FROM passkeys WHERE credential_id = $1{}",
                     Self::FOR_UPDATE
                 ))
@@ -1218,10 +1218,11 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn passkey_used(&mut self, id: &str, credential: &str, now: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
+            async fn passkey_used(&mut self, id: &str, credential: &str, sign_count: i64, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE passkeys SET credential = $2, sign_count = $3, last_used_at = $4 WHERE id = $1")
                     .bind(id)
                     .bind(credential)
+                    .bind(sign_count)
                     .bind(now)
                     .execute(&mut *self.tx)
                     .await?;
@@ -1263,12 +1264,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn take_ceremony(&mut self, challenge_hash: &str) -> StoreResult<Option<CeremonyRecord>> {
+            async fn take_ceremony(&mut self, challenge_hash: &str, kind: &str) -> StoreResult<Option<CeremonyRecord>> {
                 Ok(sqlx::query_as::<_, CeremonyRecord>(
-                    "DELETE FROM webauthn_ceremonies WHERE challenge_hash = $1 \
+                    "DELETE FROM webauthn_ceremonies WHERE challenge_hash = $1 AND kind = $2 \
                      RETURNING challenge_hash, kind, account_id, ticket_hash, state, created_at, expires_at",
                 )
                 .bind(challenge_hash)
+                .bind(kind)
                 .fetch_optional(&mut *self.tx)
                 .await?)
             }

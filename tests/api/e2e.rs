@@ -401,23 +401,6 @@ async fn the_register_shows_pesels_masked_and_reveals_one_on_purpose() {
     b.close().await;
 }
 
-/// The TOTP code `offset` steps from now for a base32 secret, as an authenticator app shows it.
-fn totp_code(secret: &str, offset: i64) -> String {
-    use totp_rs::{Algorithm, Builder, Secret};
-    let totp = Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(Secret::try_from_base32(secret).expect("base32"))
-        .build()
-        .expect("an RFC 6238 secret");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    totp.generate((now + offset * 30) as u64).to_string()
-}
-
 /// Logs out from the account card and waits for the log-in form.
 async fn log_out(b: &Browser) {
     b.click("#logout").await;
@@ -471,7 +454,7 @@ async fn second_factor_in_the_page_app_recovery_codes_and_passkeys() {
     );
     let secret = b.text("#totp-secret").await.replace(' ', "");
     assert_eq!(secret.len(), 32, "{secret}");
-    b.fill("#totp-code", &totp_code(&secret, 0)).await;
+    b.fill("#totp-code", &crate::mfa::code(&secret, 0)).await;
     b.assert_fits("#security").await;
     b.screenshot(&shot("mfa-enrol")).await;
     b.click("#totp-confirm").await;
@@ -532,7 +515,7 @@ async fn second_factor_in_the_page_app_recovery_codes_and_passkeys() {
     b.click("#mfa-verify").await;
     b.wait_text("#message", "Nieprawidłowy lub już użyty kod")
         .await;
-    b.fill("#mfa-code", &totp_code(&secret, 1)).await;
+    b.fill("#mfa-code", &crate::mfa::code(&secret, 1)).await;
     b.click("#mfa-verify").await;
     b.wait_text("#who", "zofia").await;
 

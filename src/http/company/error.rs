@@ -203,6 +203,9 @@ impl From<CoreError> for CompanyError {
             CoreError::PasskeyRejected => bad("passkey_rejected", Msg::PasskeyRejected),
             CoreError::PasskeyExists => bad("passkey_exists", Msg::PasskeyExists),
             CoreError::NoPasskey => bad("no_passkey", Msg::NoPasskey),
+            CoreError::ReauthenticationRequired => {
+                bad("reauthentication_required", Msg::ReauthenticationRequired)
+            }
             CoreError::Import { .. } => bad("import_failed", Msg::ImportFailed),
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -271,7 +271,8 @@ struct AuthBody {
 #[serde(deny_unknown_fields)]
 struct MfaChallenge {
     mfa_token: String,
-    /// Among `totp`, `recovery`, `passkey`.
+    /// Among `totp` and `recovery`: `/web/auth/mfa` takes codes (an account's passkeys serve
+    /// on the Membership API and the page).
     methods: Vec<&'static str>,
 }
 
@@ -307,11 +308,17 @@ async fn auth(
                 String::new(),
                 session(&account, issued),
             )),
-            Login::SecondFactor { mfa_token, methods } => AuthAnswer::SecondFactor(enveloped(
-                "mfa_required",
-                Msg::MfaRequired.text(current_lang()),
-                MfaChallenge { mfa_token, methods },
-            )),
+            Login::SecondFactor {
+                mfa_token,
+                mut methods,
+            } => {
+                methods.retain(|m| *m != "passkey");
+                AuthAnswer::SecondFactor(enveloped(
+                    "mfa_required",
+                    Msg::MfaRequired.text(current_lang()),
+                    MfaChallenge { mfa_token, methods },
+                ))
+            }
         },
     ))
 }

@@ -128,16 +128,17 @@ async fn disable_totp(
 }
 
 #[utoipa::path(post, path = "/auth/mfa/recovery-codes", tag = "mfa", operation_id = "mfa_recovery_codes", request_body = CodeBody,
-    responses((status = 200, description = "Ten new recovery codes; the old ones no longer work", body = RecoveryCodesBody), (status = 400, description = "`invalid_code`, or the code missing", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody)),
+    responses((status = 200, description = "Ten new recovery codes; the old ones no longer work. An account with passkeys alone may leave `code` out from a session opened with a passkey in the last 15 minutes", body = RecoveryCodesBody), (status = 400, description = "`invalid_code`, or the code missing", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn recovery_codes(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<CodeBody>,
 ) -> ApiResult<axum::Json<RecoveryCodesBody>> {
+    let code = body.code.as_deref().filter(|c| !c.is_empty());
     let recovery_codes = state
         .core
-        .regenerate_recovery_codes(&user.caller, body.code()?, &user.client)
+        .regenerate_recovery_codes(&user.caller, code, &user.client)
         .await?;
     Ok(axum::Json(RecoveryCodesBody { recovery_codes }))
 }

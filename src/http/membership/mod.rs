@@ -27,7 +27,8 @@ use crate::core::sessions::IssuedSession;
 use crate::core::{AccountRecord, CoreError, Role, rfc3339};
 use crate::domain::{AccountEmail, Fields, Password, Username};
 use crate::http::extract::{
-    CSRF_COOKIE, ClientInfo, TOKEN_COOKIE, TokenSource, access_token, browser_mode, check_csrf,
+    CSRF_COOKIE, ClientInfo, TOKEN_COOKIE, TokenSource, access_token, check_csrf,
+    checked_browser_mode,
 };
 use crate::http::{AppState, BODY_LIMIT, body_limit, current_lang, language};
 use crate::i18n::{Lang, Msg};
@@ -229,10 +230,7 @@ async fn register(
     jar: CookieJar,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult {
-    let browser = browser_mode(&jar);
-    if browser {
-        check_csrf(&headers, &jar, &state)?;
-    }
+    let browser = checked_browser_mode(&headers, &jar, &state)?;
     let registration = body.parse(state.core.config.password_policy)?;
     // The seed's page logs the new user straight in.
     let (account, issued) = state.core.register(registration, &client, browser).await?;
@@ -268,10 +266,7 @@ async fn login(
     jar: CookieJar,
     Json(body): Json<LoginBody>,
 ) -> ApiResult {
-    let browser = browser_mode(&jar);
-    if browser {
-        check_csrf(&headers, &jar, &state)?;
-    }
+    let browser = checked_browser_mode(&headers, &jar, &state)?;
     let mut f = Fields::new();
     let login = f.present("username", body.username.as_deref());
     let password = f.present("password", body.password.as_deref());
@@ -358,10 +353,7 @@ async fn login_mfa(
     jar: CookieJar,
     Json(body): Json<LoginMfaBody>,
 ) -> ApiResult {
-    let browser = browser_mode(&jar);
-    if browser {
-        check_csrf(&headers, &jar, &state)?;
-    }
+    let browser = checked_browser_mode(&headers, &jar, &state)?;
     let mut f = Fields::new();
     let ticket = f.present("mfaToken", body.mfa_token.as_deref());
     let proof = match (body.code.as_deref(), body.recovery_code.as_deref()) {
@@ -410,10 +402,7 @@ async fn refresh_token(
         .or(body.and_then(|b| b.refresh_token))
         .filter(|t| !t.is_empty());
     if let Some(refresh) = refresh {
-        let browser = browser_mode(&jar);
-        if browser {
-            check_csrf(&headers, &jar, &state)?;
-        }
+        let browser = checked_browser_mode(&headers, &jar, &state)?;
         let issued = state.core.refresh(&refresh, &client).await?;
         return Ok(if browser {
             let cookie = token_cookie(&state, &issued);

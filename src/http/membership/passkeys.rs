@@ -17,7 +17,7 @@ use crate::core::passkeys::passkey_name;
 use crate::core::rfc3339;
 use crate::domain::Fields;
 use crate::http::AppState;
-use crate::http::extract::{ClientInfo, browser_mode, check_csrf};
+use crate::http::extract::{ClientInfo, checked_browser_mode};
 use crate::i18n::Msg;
 use crate::store::PasskeyRecord;
 
@@ -206,10 +206,7 @@ async fn second_factor_finish(
     jar: CookieJar,
     Json(body): Json<SecondFactorFinishBody>,
 ) -> ApiResult {
-    let browser = browser_mode(&jar);
-    if browser {
-        check_csrf(&headers, &jar, &state)?;
-    }
+    let browser = checked_browser_mode(&headers, &jar, &state)?;
     let mut f = Fields::new();
     let ticket = f.present("mfaToken", body.mfa_token.as_deref());
     let credential = f.parse("credential", body.credential, Ok);
@@ -252,10 +249,7 @@ async fn passwordless_finish(
     jar: CookieJar,
     Json(body): Json<PasswordlessFinishBody>,
 ) -> ApiResult {
-    let browser = browser_mode(&jar);
-    if browser {
-        check_csrf(&headers, &jar, &state)?;
-    }
+    let browser = checked_browser_mode(&headers, &jar, &state)?;
     let mut f = Fields::new();
     let Some(credential) = f.parse("credential", body.credential, Ok) else {
         return Err(invalid(f));

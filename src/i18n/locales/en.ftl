@@ -33,6 +33,7 @@ passkey-rejected = The passkey could not be registered; start again
 passkey-exists = This passkey is registered already
 no-passkey = The account has no passkey
 passkey-removed = The passkey was removed
+reauthentication-required = Sign in again to change your passkeys (a sign-in of the last 15 minutes)
 account-deleted = Your account was deleted
 validation-failed = Validation failed
 rate-limited = Too many requests, try again later

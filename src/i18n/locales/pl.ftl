@@ -33,6 +33,7 @@ passkey-rejected = Nie udało się zarejestrować klucza dostępu; zacznij od no
 passkey-exists = Ten klucz dostępu jest już zarejestrowany
 no-passkey = Konto nie ma klucza dostępu
 passkey-removed = Klucz dostępu został usunięty
+reauthentication-required = Zaloguj się ponownie, aby zmienić klucze dostępu (logowanie sprzed najwyżej 15 minut)
 account-deleted = Twoje konto zostało usunięte
 validation-failed = Błędne dane
 rate-limited = Zbyt wiele prób, spróbuj później

@@ -326,6 +326,8 @@ function renderSecurity() {
   $("totp-start").hidden = f.totp || !$("totp-enrol").hidden;
   $("mfa-manage").hidden = !(f.totp || f.passkeys.length || f.recoveryCodesLeft);
   $("totp-disable").hidden = !f.totp;
+  // An account with passkeys alone makes new recovery codes from a passkey sign-in, no code.
+  $("manage-code").required = f.totp;
   $("passkey-add-form").hidden = !passkeysAvailable();
   const list = $("passkey-list");
   list.replaceChildren();
