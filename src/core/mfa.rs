@@ -146,6 +146,20 @@ impl Core {
         }
         let (mut tx, attempt, now) = self.proven(caller, code, client).await?;
         tx.delete_totp(&caller.account_id).await?;
+        self.factor_removed(tx, caller, client, now).await?;
+        self.login_attempt_succeeded(attempt).await;
+        Ok(())
+    }
+
+    /// The end of removing one of the caller's factors in `tx`: with the last one go the
+    /// recovery codes; audited `mfa.disabled`; committed.
+    pub(crate) async fn factor_removed(
+        &self,
+        mut tx: Box<dyn crate::store::Tx>,
+        caller: &Caller,
+        client: &Client,
+        now: i64,
+    ) -> CoreResult<()> {
         if tx.second_factors(&caller.account_id).await?.none() {
             tx.replace_recovery_codes(&caller.account_id, &[]).await?;
         }
@@ -155,7 +169,6 @@ impl Core {
         )
         .await?;
         tx.commit().await?;
-        self.login_attempt_succeeded(attempt).await;
         Ok(())
     }
 

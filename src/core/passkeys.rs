@@ -298,16 +298,7 @@ impl Core {
         if !tx.delete_passkey(&caller.account_id, id).await? {
             return Err(CoreError::NotFound);
         }
-        if tx.second_factors(&caller.account_id).await?.none() {
-            tx.replace_recovery_codes(&caller.account_id, &[]).await?;
-        }
-        tx.record_audit(
-            &self.mfa_event(caller, AuditAction::MfaDisabled, client),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.factor_removed(tx, caller, client, now).await
     }
 
     /// The options for `navigator.credentials.get()` in the second step of a login: any of
@@ -584,27 +575,31 @@ mod tests {
         assert_eq!(passkey_name("a\u{0}b"), Err(Problem::Characters));
     }
 
-    #[test]
-    fn the_relying_party_is_the_host_of_public_url() {
-        let rp = relying_party(&config(Some("https://brama.example.org/"))).unwrap();
-        let origins: Vec<String> = rp
+    /// The origins the relying party of this `public_url` accepts.
+    fn origins(public_url: Option<&str>) -> Vec<String> {
+        relying_party(&config(public_url))
+            .unwrap()
             .get_allowed_origins()
             .iter()
             .map(|u| u.origin().ascii_serialization())
-            .collect();
-        assert_eq!(origins, ["https://brama.example.org"]);
+            .collect()
+    }
+
+    #[test]
+    fn the_relying_party_is_the_host_of_public_url() {
+        assert_eq!(
+            origins(Some("https://brama.example.org/")),
+            ["https://brama.example.org"]
+        );
     }
 
     #[test]
     fn an_ip_address_becomes_localhost() {
-        let rp = relying_party(&config(Some("http://127.0.0.1:9000"))).unwrap();
-        let origins: Vec<String> = rp
-            .get_allowed_origins()
-            .iter()
-            .map(|u| u.origin().ascii_serialization())
-            .collect();
-        assert_eq!(origins, ["http://localhost:9000"]);
-        assert!(relying_party(&config(None)).is_ok());
+        assert_eq!(
+            origins(Some("http://127.0.0.1:9000")),
+            ["http://localhost:9000"]
+        );
+        assert_eq!(origins(None), ["http://localhost:8080"]);
     }
 
     #[test]
