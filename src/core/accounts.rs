@@ -440,7 +440,7 @@ impl Core {
     /// The caller's account, once `password` is its password (`WrongPassword` otherwise), read
     /// afresh: the check is against the hash as it is now, not as cached. A stolen access token
     /// must not guess the password forever: each check is a login attempt of the account.
-    async fn check_own_password(
+    pub(crate) async fn check_own_password(
         &self,
         caller: &Caller,
         password: &SecretString,
@@ -677,7 +677,10 @@ enum Origin<'a> {
 
 /// The caller's own account, if it still is one that may act: in the token's organization,
 /// and active.
-fn own_account(account: Option<AccountRecord>, caller: &Caller) -> CoreResult<AccountRecord> {
+pub(crate) fn own_account(
+    account: Option<AccountRecord>,
+    caller: &Caller,
+) -> CoreResult<AccountRecord> {
     match account {
         Some(a) if a.organization_id == caller.organization_id && a.status.may_log_in() => Ok(a),
         _ => Err(CoreError::TokenInvalid),

@@ -33,6 +33,9 @@ pub enum AuditAction {
     MfaDisabled,
     MfaReset,
     MfaFailed,
+    ProfileUpdated,
+    EmailChangeRequested,
+    EmailChanged,
 }
 
 impl AuditAction {
@@ -66,6 +69,10 @@ impl AuditAction {
             AuditAction::MfaDisabled => "mfa.disabled",
             AuditAction::MfaReset => "mfa.reset",
             AuditAction::MfaFailed => "mfa.failed",
+            AuditAction::ProfileUpdated => "account.profile_updated",
+            AuditAction::EmailChangeRequested => "account.email_change_requested",
+            // SPEC §15 names this one.
+            AuditAction::EmailChanged => "account.email_changed",
         }
     }
 

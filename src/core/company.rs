@@ -161,7 +161,7 @@ impl Core {
                     .unwrap_or_default(),
             ),
             status: Some(AccountStatus::Active),
-            role: None,
+            ..AccountUpdate::default()
         };
         let account = tx
             .update_account(&link.account_id, &update, now)

@@ -105,6 +105,9 @@ pub enum CoreError {
     /// [`crate::core::passkeys::RECENT_SIGN_IN_MS`] ago.
     #[error("a recent sign-in is required")]
     ReauthenticationRequired,
+    /// An email-change link that is unknown, expired or used.
+    #[error("email confirmation link invalid")]
+    EmailTokenInvalid,
     /// A passkey step for an account that has no passkey.
     #[error("the account has no passkey")]
     NoPasskey,

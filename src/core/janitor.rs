@@ -54,6 +54,7 @@ pub struct Tidied {
     pub sessions: u64,
     pub reset_links: u64,
     pub activation_links: u64,
+    pub email_changes: u64,
     pub outbox: u64,
     pub audit_events: u64,
     pub mfa_tickets: u64,
@@ -66,6 +67,7 @@ impl Tidied {
             + self.sessions
             + self.reset_links
             + self.activation_links
+            + self.email_changes
             + self.outbox
             + self.audit_events
             + self.mfa_tickets
@@ -76,6 +78,7 @@ impl Tidied {
         match litter {
             Litter::Links(LinkKind::PasswordReset) => &mut self.reset_links,
             Litter::Links(LinkKind::Activation) => &mut self.activation_links,
+            Litter::Links(LinkKind::EmailChange) => &mut self.email_changes,
             Litter::OutboxExpired | Litter::OutboxSent => &mut self.outbox,
             Litter::AuditEvents => &mut self.audit_events,
             Litter::MfaTickets => &mut self.mfa_tickets,
@@ -89,6 +92,7 @@ fn label(litter: Litter) -> &'static str {
     match litter {
         Litter::Links(LinkKind::PasswordReset) => "reset_links",
         Litter::Links(LinkKind::Activation) => "activation_links",
+        Litter::Links(LinkKind::EmailChange) => "email_changes",
         Litter::OutboxExpired | Litter::OutboxSent => "outbox",
         Litter::AuditEvents => "audit_events",
         Litter::MfaTickets => "mfa_tickets",
@@ -127,10 +131,11 @@ impl Core {
     }
 
     /// Each other kind of litter with the time before which it no longer matters, at `now`.
-    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 7] {
+    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 8] {
         [
             (Litter::Links(LinkKind::PasswordReset), now),
             (Litter::Links(LinkKind::Activation), now),
+            (Litter::Links(LinkKind::EmailChange), now),
             (Litter::OutboxExpired, now),
             (Litter::OutboxSent, now - DAY_MS),
             (
@@ -262,6 +267,7 @@ pub fn start(core: Arc<Core>) {
                             sessions = t.sessions,
                             reset_links = t.reset_links,
                             activation_links = t.activation_links,
+                            email_changes = t.email_changes,
                             outbox = t.outbox,
                             audit_events = t.audit_events,
                             mfa_tickets = t.mfa_tickets,

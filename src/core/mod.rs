@@ -35,6 +35,7 @@ pub mod members_csv;
 pub mod members_xlsx;
 pub mod mfa;
 pub mod passkeys;
+pub mod profile;
 pub mod sessions;
 
 #[cfg(test)]
@@ -263,7 +264,7 @@ impl Core {
     }
 
     /// Drops this node's copy of an account it has just changed.
-    fn forget_account(&self, id: &str) {
+    pub(crate) fn forget_account(&self, id: &str) {
         self.account_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -108,6 +108,8 @@ names! {
         AccountChanged => "account_changed",
         /// An admin (or the command line) removed the account's second factors.
         MfaReset => "mfa_reset",
+        /// The account's email address changed (from another session, or by its link).
+        EmailChanged => "email_changed",
     }
 }
 

@@ -136,6 +136,9 @@ messages! {
     NoPasskey => "no-passkey",
     PasskeyRemoved => "passkey-removed",
     ReauthenticationRequired => "reauthentication-required",
+    EmailChangeRequested => "email-change-requested",
+    EmailChanged => "email-changed",
+    EmailTokenInvalid => "email-token-invalid",
     AccountDeleted => "account-deleted",
     ValidationFailed => "validation-failed",
     RateLimited => "rate-limited",
@@ -220,7 +223,7 @@ pub fn email(lang: Lang, kind: &str, link: &str) -> (String, String) {
 }
 
 /// The kinds of email brama sends; each has a subject and a body in every catalog.
-pub const EMAILS: [&str; 2] = ["reset", "activation"];
+pub const EMAILS: [&str; 4] = ["reset", "activation", "email-change", "email-notice"];
 
 #[cfg(test)]
 mod tests {

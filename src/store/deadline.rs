@@ -222,6 +222,8 @@ forwarding! {
     passkey_used(id: &str, credential: &str, sign_count: i64, now: i64) -> ();
     delete_passkey(account_id: &str, id: &str) -> bool;
     delete_passkeys(account_id: &str) -> u64;
+    insert_email_change(token_hash: &str, account_id: &str, new_email: &str, now: i64, expires_at: i64) -> ();
+    email_change_address(token_hash: &str) -> Option<String>;
     insert_ceremony(ceremony: &CeremonyRecord) -> ();
     take_ceremony(challenge_hash: &str, kind: &str) -> Option<CeremonyRecord>;
 }

@@ -79,6 +79,8 @@ pub struct NewAccount {
 #[derive(Debug, Clone, Default)]
 pub struct AccountUpdate {
     pub password_hash: Option<String>,
+    /// A new email address, with its normalized form (unique).
+    pub email: Option<(String, String)>,
     pub name: Option<String>,
     pub surname: Option<String>,
     pub role: Option<Role>,
@@ -272,6 +274,8 @@ pub enum Litter {
 pub enum LinkKind {
     Activation,
     PasswordReset,
+    /// The confirmation of a new email address (its table also holds the address).
+    EmailChange,
 }
 
 impl LinkKind {
@@ -279,6 +283,7 @@ impl LinkKind {
         match self {
             LinkKind::Activation => "activation_tokens",
             LinkKind::PasswordReset => "password_resets",
+            LinkKind::EmailChange => "email_changes",
         }
     }
 }
@@ -932,6 +937,18 @@ pub trait Tx: Send {
     ) -> StoreResult<()>;
     /// Removes one of the account's passkeys; false if it has none with that id.
     async fn delete_passkey(&mut self, account_id: &str, id: &str) -> StoreResult<bool>;
+    /// Stores a pending change of the account's email to `new_email`, confirmed by the link
+    /// token whose hash this is.
+    async fn insert_email_change(
+        &mut self,
+        token_hash: &str,
+        account_id: &str,
+        new_email: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The new address of a pending email change.
+    async fn email_change_address(&mut self, token_hash: &str) -> StoreResult<Option<String>>;
     /// Removes all the account's passkeys; how many went.
     async fn delete_passkeys(&mut self, account_id: &str) -> StoreResult<u64>;
     async fn insert_ceremony(&mut self, ceremony: &CeremonyRecord) -> StoreResult<()>;

@@ -557,7 +557,8 @@ macro_rules! sql_store {
                 Ok(sqlx::query_as::<_, AccountRecord>(concat!(
                     "UPDATE accounts SET password_hash = COALESCE($1, password_hash), \
                      name = COALESCE($2, name), surname = COALESCE($3, surname), \
-                     role = COALESCE($4, role), status = COALESCE($5, status), updated_at = $6 \
+                     role = COALESCE($4, role), status = COALESCE($5, status), updated_at = $6, \
+                     email = COALESCE($8, email), email_norm = COALESCE($9, email_norm) \
                      WHERE id = $7 RETURNING ",
                     account_columns!()
                 ))
@@ -568,8 +569,11 @@ macro_rules! sql_store {
                 .bind(update.status)
                 .bind(now)
                 .bind(id)
+                .bind(update.email.as_ref().map(|(email, _)| email))
+                .bind(update.email.as_ref().map(|(_, norm)| norm))
                 .fetch_optional(&mut *self.tx)
-                .await?)
+                .await
+                .map_err(map_unique)?)
             }
 
             async fn insert_session(&mut self, session: &NewSession, token: &NewRefreshToken) -> StoreResult<()> {
@@ -1236,6 +1240,35 @@ macro_rules! sql_store {
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_email_change(
+                &mut self,
+                token_hash: &str,
+                account_id: &str,
+                new_email: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO email_changes (token_hash, account_id, new_email, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(token_hash)
+                .bind(account_id)
+                .bind(new_email)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn email_change_address(&mut self, token_hash: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT new_email FROM email_changes WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&mut *self.tx)
+                    .await?)
             }
 
             async fn delete_passkeys(&mut self, account_id: &str) -> StoreResult<u64> {

@@ -18,5 +18,6 @@ mod outbox;
 mod passkeys;
 mod privacy;
 mod process;
+mod profile;
 mod scale;
 mod tokens;

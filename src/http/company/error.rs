@@ -203,6 +203,7 @@ impl From<CoreError> for CompanyError {
             CoreError::PasskeyRejected => bad("passkey_rejected", Msg::PasskeyRejected),
             CoreError::PasskeyExists => bad("passkey_exists", Msg::PasskeyExists),
             CoreError::NoPasskey => bad("no_passkey", Msg::NoPasskey),
+            CoreError::EmailTokenInvalid => bad("email_token_invalid", Msg::EmailTokenInvalid),
             CoreError::ReauthenticationRequired => {
                 bad("reauthentication_required", Msg::ReauthenticationRequired)
             }

@@ -262,6 +262,11 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::CONFLICT, "passkey_exists", Msg::PasskeyExists)
             }
             CoreError::NoPasskey => ApiError::new(S::CONFLICT, "no_passkey", Msg::NoPasskey),
+            CoreError::EmailTokenInvalid => ApiError::new(
+                S::BAD_REQUEST,
+                "email_token_invalid",
+                Msg::EmailTokenInvalid,
+            ),
             CoreError::ReauthenticationRequired => ApiError::new(
                 S::FORBIDDEN,
                 "reauthentication_required",

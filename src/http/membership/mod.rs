@@ -23,9 +23,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::accounts::{Credentials, Login, PasswordChange, PasswordReset, Registration};
+use crate::core::profile::ProfileChange;
 use crate::core::sessions::IssuedSession;
 use crate::core::{AccountRecord, CoreError, Role, rfc3339};
-use crate::domain::{AccountEmail, Fields, Password, Username};
+use crate::domain::{AccountEmail, Fields, MemberText, Password, Username};
 use crate::http::extract::{
     CSRF_COOKIE, ClientInfo, TOKEN_COOKIE, TokenSource, access_token, check_csrf,
     checked_browser_mode,
@@ -44,7 +45,9 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .routes(routes!(login_mfa))
         .routes(routes!(refresh_token))
         .routes(routes!(csrf))
-        .routes(routes!(me, delete_me))
+        .routes(routes!(me, patch_me, delete_me))
+        .routes(routes!(request_email_change))
+        .routes(routes!(confirm_email_change))
         .routes(routes!(me_export))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
@@ -469,6 +472,114 @@ struct MeBody {
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<MeBody>> {
     let account = state.core.me(&user.caller).await?;
     Ok(axum::Json(me_body(account)))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ProfileBody {
+    /// 1–100 characters; left out: unchanged.
+    name: Option<String>,
+    /// Up to 100 characters, `""` to clear it; left out: unchanged.
+    surname: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/auth/me", tag = "auth", operation_id = "update_me", request_body = ProfileBody,
+    responses((status = 200, description = "The updated account (audit `account.profile_updated`)", body = MeBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, or CSRF refused", body = error::ErrorBody)),
+    security(("access_token" = []), ("bearer" = [])))]
+async fn patch_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<ProfileBody>,
+) -> ApiResult<axum::Json<MeBody>> {
+    let mut f = Fields::new();
+    let name = f.optional("name", body.name.as_deref(), MemberText::parse);
+    let surname = f.optional("surname", body.surname.as_deref(), |s| {
+        if s.trim().is_empty() {
+            Ok(None)
+        } else {
+            MemberText::parse(s).map(Some)
+        }
+    });
+    let (Some(name), Some(surname)) = (name, surname) else {
+        return Err(invalid(f));
+    };
+    let change = ProfileChange { name, surname };
+    let account = state
+        .core
+        .update_profile(&user.caller, change, &user.client)
+        .await?;
+    Ok(axum::Json(me_body(account)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct EmailChangeBody {
+    new_email: Option<String>,
+    current_password: Option<String>,
+}
+
+#[utoipa::path(post, path = "/auth/email", tag = "auth", operation_id = "request_email_change", request_body = EmailChangeBody,
+    responses((status = 202, description = "Nothing changes yet: a link to the new address (24 h, single use) and a notice to the old one", body = MessageBody), (status = 400, description = "Invalid input, or `Failed! Email is already in use!`", body = error::ErrorBody), (status = 401, description = "`wrong_password` (counted as a failed login), or an invalid access token", body = error::ErrorBody), (status = 403, description = "No token, or CSRF refused", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)),
+    security(("access_token" = []), ("bearer" = [])))]
+async fn request_email_change(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<EmailChangeBody>,
+) -> ApiResult {
+    let mut f = Fields::new();
+    let email = f.parse("newEmail", body.new_email.as_deref(), AccountEmail::parse);
+    let password = f.present("currentPassword", body.current_password.as_deref());
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(invalid(f));
+    };
+    state
+        .core
+        .request_email_change(
+            &user.caller,
+            email,
+            &SecretString::from(password),
+            current_lang(),
+            &user.client,
+        )
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        message(Msg::EmailChangeRequested),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+struct TokenBody {
+    token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/auth/email/confirm", tag = "auth", operation_id = "confirm_email_change", request_body = TokenBody,
+    responses((status = 200, description = "The address changed (audit `account.email_changed`); the account's other sessions ended (all of them when the request carries no access token of the account)", body = MessageBody), (status = 400, description = "`email_token_invalid`, the token missing, or `Failed! Email is already in use!`", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)))]
+async fn confirm_email_change(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<TokenBody>,
+) -> ApiResult {
+    let mut f = Fields::new();
+    let Some(token) = f.present("token", body.token.as_deref()) else {
+        return Err(invalid(f));
+    };
+    // The link may be opened signed in (the session it is opened in stays) or not.
+    let caller = match access_token(&headers, Some(&jar)) {
+        Some((token, _)) => state
+            .core
+            .authenticate_for(&token, crate::core::sessions::TokenUse::Other)
+            .await
+            .ok(),
+        None => None,
+    };
+    state
+        .core
+        .confirm_email_change(&SecretString::from(token), caller.as_ref(), &client)
+        .await?;
+    Ok(message(Msg::EmailChanged).into_response())
 }
 
 fn me_body(account: crate::store::AccountRecord) -> MeBody {

@@ -56,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(index))
         .route("/activate", get(index))
         .route("/reset", get(index))
+        .route("/confirm-email", get(index))
         .method_not_allowed_fallback(method_not_allowed)
         // The nested router answers `/assets` and what lies below, not the bare `/assets/`.
         .route("/assets/", axum::routing::any(not_found))

@@ -93,3 +93,18 @@ email-activation-body = Your company account was created.
     { $link }
 
     If you did not sign up, ignore this email.
+email-change-requested = We sent a link to the new address: the address changes when you open it (within 24 hours)
+email-changed = The email address was changed; your other sessions have ended
+email-token-invalid = This email confirmation link is invalid, used or expired
+email-email-change-subject = Confirm your new email address in brama
+email-email-change-body = Someone asked to use this address for their brama account.
+
+    To confirm it, open this link within 24 hours:
+    { $link }
+
+    If it was not you, ignore this email; nothing changes.
+email-email-notice-subject = A change of your email address in brama
+email-email-notice-body = Someone asked to change the email address of your brama account to another one.
+    It changes only when the link sent to the new address is opened.
+
+    If it was not you, sign in and change your password: { $link }

@@ -93,3 +93,18 @@ email-activation-body = Konto Twojej firmy zostało utworzone.
     { $link }
 
     Jeśli to nie Ty zakładałeś konto, zignoruj tę wiadomość.
+email-change-requested = Wysłaliśmy link na nowy adres: adres zmieni się, gdy go otworzysz (w ciągu 24 godzin)
+email-changed = Adres e-mail został zmieniony; pozostałe sesje zakończono
+email-token-invalid = Ten link potwierdzający adres e-mail jest nieprawidłowy, użyty lub wygasł
+email-email-change-subject = Potwierdź nowy adres e-mail w bramie
+email-email-change-body = Ktoś chce używać tego adresu w swoim koncie w bramie.
+
+    Aby go potwierdzić, otwórz ten link w ciągu 24 godzin:
+    { $link }
+
+    Jeśli to nie Ty, zignoruj tę wiadomość; nic się nie zmieni.
+email-email-notice-subject = Zmiana adresu e-mail w bramie
+email-email-notice-body = Ktoś poprosił o zmianę adresu e-mail Twojego konta w bramie na inny.
+    Adres zmieni się dopiero po otwarciu linku wysłanego na nowy adres.
+
+    Jeśli to nie Ty, zaloguj się i zmień hasło: { $link }

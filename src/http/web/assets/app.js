@@ -830,11 +830,29 @@ function wire() {
   $("next").addEventListener("click", () => { state.list.page += 1; loadMembers(); });
 }
 
+/** /confirm-email#token=…: the link sent to a new address confirms it at once. */
+async function confirmEmail(token) {
+  $("auth").hidden = true;
+  $("actions").hidden = true;
+  $("confirm-email-view").hidden = false;
+  if (!token) return say("bad", t("linkWithoutToken"));
+  const res = await api("POST", "/api/auth/email/confirm", { token });
+  const body = await json(res);
+  $("confirm-email-text").textContent = body.message ?? t("somethingWrong");
+  if (res.ok) {
+    say("ok", body.message);
+    // A session opened in this browser stays; reload the account with its new address.
+    if (sessionStorage.getItem(REFRESH_KEY)) await loadMe(true);
+    $("auth").hidden = true;
+  } else fail(body);
+}
+
 async function start() {
   fillSelects();
   wire();
   applyLanguage();
   const path = location.pathname;
+  if (path === "/confirm-email") return confirmEmail(tokenFromFragment());
   if (path === "/activate" || path === "/reset") {
     const token = tokenFromFragment();
     $("auth").hidden = true;

@@ -40,6 +40,8 @@ export const TEXTS = {
     confirmRemovePasskey: "Usunąć klucz dostępu", totpEnabled: "Aplikacja uwierzytelniająca włączona",
     passkeyCancelled: "Klucz dostępu nie odpowiedział albo anulowano", recoveryFileTitle: "brama: kody odzyskiwania dla",
     recoveryFileHint: "Każdy kod działa jeden raz. Przechowuj je w bezpiecznym miejscu.",
+    confirmEmailTitle: "Potwierdzenie adresu e-mail", confirmEmailWorking: "Potwierdzamy nowy adres…",
+    backToLogin: "Przejdź do logowania",
   },
   en: {
     welcome: "Welcome to brama", tabLogin: "Log in", tabRegister: "Register", tabCompany: "Company account",
@@ -79,6 +81,8 @@ export const TEXTS = {
     confirmRemovePasskey: "Remove the passkey", totpEnabled: "The authenticator app is on",
     passkeyCancelled: "The passkey did not answer or was cancelled", recoveryFileTitle: "brama: recovery codes for",
     recoveryFileHint: "Each code works once. Keep them somewhere safe.",
+    confirmEmailTitle: "Confirming your email address", confirmEmailWorking: "Confirming the new address…",
+    backToLogin: "Go to log in",
   },
 };
 
