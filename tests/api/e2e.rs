@@ -34,6 +34,36 @@ async fn setup(name: &str) -> Option<(TestDb, Server, Browser)> {
     Some((db, server, browser))
 }
 
+/// The first line with `needle` in an email of the outbox, as `brama outbox --json` shows it to
+/// an operator without SMTP (waiting for the email, which is queued after the answer).
+async fn outbox_link(db: &TestDb, needle: &str) -> String {
+    for _ in 0..50 {
+        let mut cmd = brama(db.dir());
+        data_env(&mut cmd, db, Backend::Sqlite);
+        let output = run(
+            {
+                cmd.args(["outbox", "--json"]);
+                cmd
+            },
+            "",
+        )
+        .await;
+        let emails: Value = serde_json::from_str(&text(&output.stdout)).unwrap_or(Value::Null);
+        let found = emails.as_array().into_iter().flatten().find_map(|e| {
+            e["body"]
+                .as_str()?
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_owned)
+        });
+        if let Some(link) = found {
+            return link.trim().to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no email with {needle} in the outbox");
+}
+
 async fn register_in_page(b: &Browser, server: &Server, username: &str) {
     b.goto(&server.url("/")).await;
     b.wait("body[data-ready='true']").await;
@@ -214,30 +244,7 @@ async fn company_activation_from_the_link_in_the_outbox() {
         )
         .await;
     assert_eq!(status, 200);
-    // The link as `brama outbox --json` shows it to an operator without SMTP.
-    let mut link = None;
-    for _ in 0..50 {
-        let mut cmd = brama(db.dir());
-        data_env(&mut cmd, &db, Backend::Sqlite);
-        let output = run(
-            {
-                cmd.args(["outbox", "--json"]);
-                cmd
-            },
-            "",
-        )
-        .await;
-        let emails: Value = serde_json::from_str(&text(&output.stdout)).unwrap_or(Value::Null);
-        if let Some(body) = emails[0]["body"].as_str() {
-            link = body
-                .lines()
-                .find(|l| l.contains("/activate#token="))
-                .map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let link = link.expect("an activation email in the outbox");
+    let link = outbox_link(&db, "/activate#token=").await;
     b.goto(&link).await;
     b.wait("#activate-view:not([hidden])").await;
     let url = b.eval("return location.href").await;
@@ -552,5 +559,106 @@ async fn second_factor_in_the_page_app_recovery_codes_and_passkeys() {
         .await;
     b.click("#confirm-yes").await;
     b.wait_text("#passkey-list", "No passkeys").await;
+    b.close().await;
+}
+
+/// SPEC §15's "Moje konto" for everyone, as a person uses it: name, password (a wrong current
+/// one shown at its field), email change through the link in the outbox, sessions, the data
+/// export as a .json file, and deleting the account; at 1280 and 390 px.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_account_profile_password_email_sessions_data() {
+    let Some((db, server, b)) = setup("e2e-account").await else {
+        return;
+    };
+    // The organization's first account is its owner, and its last owner cannot leave: Marta
+    // comes second.
+    let (status, _) = server
+        .post(
+            "/api/auth/register",
+            json!({ "username": "szefowa", "email": "szefowa@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    register_in_page(&b, &server, "marta").await;
+
+    b.click("#profile-panel summary").await;
+    b.fill("#profile-name", "Marta").await;
+    b.fill("#profile-surname", "Wiśniewska").await;
+    b.click("#profile-save").await;
+    b.wait_text("#me-data", "Marta Wiśniewska").await;
+
+    b.click("#password-panel summary").await;
+    b.fill("#pw-currentPassword", "Nie!To0Haslo").await;
+    b.fill("#pw-newPassword", "Nowe!Haslo42").await;
+    b.click("#password-save").await;
+    // Shown at its field, the field marked invalid.
+    b.wait_text("#err-pw-currentPassword", "Obecne hasło jest nieprawidłowe")
+        .await;
+    let invalid = b
+        .eval("return document.getElementById('pw-currentPassword').getAttribute('aria-invalid')")
+        .await;
+    assert_eq!(invalid, "true");
+    b.fill("#pw-currentPassword", PASSWORD).await;
+    b.click("#password-save").await;
+    b.wait_text("#message", "Hasło zostało zmienione").await;
+
+    b.click("#email-panel summary").await;
+    b.fill("#em-newEmail", "marta.w@example.org").await;
+    b.fill("#em-currentPassword", "Nowe!Haslo42").await;
+    b.click("#email-save").await;
+    b.wait_text("#message", "Wysłaliśmy link na nowy adres")
+        .await;
+    b.click("#sessions-panel summary").await;
+    b.wait_text("#session-list", "to urządzenie").await;
+    b.assert_fits("#account").await;
+    b.screenshot(&shot("account")).await;
+    b.resize(390, 844).await;
+    b.assert_fits("#account").await;
+    b.screenshot(&shot("account-phone")).await;
+    b.resize(1280, 900).await;
+
+    // The link from the email, opened in the same browser: the address changes, the session stays.
+    let link = outbox_link(&db, "/confirm-email#token=").await;
+    b.goto(&link).await;
+    b.wait_text("#confirm-email-text", "Adres e-mail został zmieniony")
+        .await;
+    b.wait_text("#me-data", "marta.w@example.org").await;
+
+    // The data export as a .json file.
+    b.click("#data-panel summary").await;
+    b.eval(
+        "window.__downloads = []; const make = URL.createObjectURL; \
+         URL.createObjectURL = (blob) => { window.__downloads.push(blob); return make(blob); }; return null",
+    )
+    .await;
+    b.click("#export-me").await;
+    let mut exported = Value::Null;
+    for _ in 0..100 {
+        exported = b
+            .eval("return window.__downloads.length ? window.__downloads[0].text() : null")
+            .await;
+        if exported.is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let exported: Value = serde_json::from_str(exported.as_str().expect("the export")).unwrap();
+    assert_eq!(
+        exported["account"]["email"], "marta.w@example.org",
+        "{exported}"
+    );
+
+    // Deleting the account: password, a confirmation, then logged out for good.
+    b.fill("#del-password", "Nowe!Haslo42").await;
+    b.click("#delete-me").await;
+    b.click("#confirm-yes").await;
+    b.wait_text("#who", "Nie zalogowano").await;
+    let (status, _) = server
+        .post(
+            "/api/auth/login",
+            json!({ "username": "marta", "password": "Nowe!Haslo42" }),
+        )
+        .await;
+    assert_eq!(status, 401);
     b.close().await;
 }

@@ -195,7 +195,12 @@ function renderSession() {
     }
   }
   $("security").hidden = !me;
-  if (me) loadSecurity();
+  if (me) {
+    loadSecurity();
+    $("profile-name").value = me.name ?? "";
+    $("profile-surname").value = me.surname ?? "";
+    if ($("sessions-panel").open) loadSessions();
+  }
   else {
     state.factors = null;
     hideRecovery();
@@ -306,6 +311,111 @@ async function onPasskeyLogin() {
   const body = await json(res);
   if (!res.ok) return fail(body);
   await loggedIn(body);
+}
+
+// ---- Moje konto --------------------------------------------------------------------------------
+
+/** A form's answer: field errors next to their fields (a wrong current password too). */
+function formFailed(body, prefix, passwordField) {
+  if (body.code === "wrong_password" && passwordField) {
+    body = { ...body, errors: [{ field: passwordField, message: body.message }] };
+  }
+  fail(body, prefix);
+}
+
+async function onProfileSave(event) {
+  event.preventDefault();
+  clearErrors($("profile-form"));
+  const res = await api("PATCH", "/api/auth/me", { name: $("profile-name").value, surname: $("profile-surname").value });
+  const body = await json(res);
+  if (!res.ok) return formFailed(body, "profile-");
+  state.me = { ...state.me, ...body };
+  renderSession();
+  say("ok", t("profileSaved"));
+}
+
+async function onPasswordSave(event) {
+  event.preventDefault();
+  clearErrors($("password-form"));
+  const res = await api("POST", "/api/auth/password", { currentPassword: $("pw-currentPassword").value, newPassword: $("pw-newPassword").value });
+  const body = await json(res);
+  if (!res.ok) return formFailed(body, "pw-", "currentPassword");
+  $("pw-currentPassword").value = "";
+  $("pw-newPassword").value = "";
+  say("ok", body.message);
+}
+
+async function onEmailSave(event) {
+  event.preventDefault();
+  clearErrors($("email-form"));
+  const res = await api("POST", "/api/auth/email", { newEmail: $("em-newEmail").value.trim(), currentPassword: $("em-currentPassword").value });
+  const body = await json(res);
+  if (!res.ok) {
+    // "Already in use" belongs to the address field.
+    if (res.status === 400 && !body.errors && body.code !== "validation_failed") body.errors = [{ field: "newEmail", message: body.message }];
+    return formFailed(body, "em-", "currentPassword");
+  }
+  $("em-currentPassword").value = "";
+  say("ok", body.message);
+}
+
+async function loadSessions() {
+  const res = await api("GET", "/api/auth/sessions");
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  const list = $("session-list");
+  list.replaceChildren();
+  for (const s of body) {
+    const item = document.createElement("li");
+    const text = document.createElement("span");
+    const device = document.createElement("strong");
+    device.textContent = s.current ? t("thisDevice") : (s.userAgent ?? t("unknownDevice")).slice(0, 80);
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = ` · ${s.ip ?? "?"} · ${t("lastActive")} ${new Date(s.lastUsedAt).toLocaleString(state.lang)}`;
+    text.append(device, when);
+    item.append(text);
+    if (!s.current) {
+      const end = document.createElement("button");
+      end.type = "button";
+      end.className = "ghost";
+      end.textContent = t("endSession");
+      end.addEventListener("click", async () => {
+        const r = await api("DELETE", `/api/auth/sessions/${encodeURIComponent(s.id)}`);
+        const b = await json(r);
+        if (!r.ok) return fail(b);
+        say("ok", b.message);
+        loadSessions();
+      });
+      item.append(end);
+    }
+    list.append(item);
+  }
+}
+
+async function exportMe() {
+  const res = await api("GET", "/api/auth/me/export");
+  if (!res.ok) return fail(await json(res));
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(await res.json(), null, 2)], { type: "application/json" }));
+  link.download = state.lang === "pl" ? "brama-moje-dane.json" : "brama-my-data.json";
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+async function onDeleteMe(event) {
+  event.preventDefault();
+  clearErrors($("delete-me-form"));
+  if (!(await confirmed(t("confirmDeleteMe")))) return;
+  const res = await api("DELETE", "/api/auth/me", { password: $("del-password").value });
+  const body = await json(res);
+  if (!res.ok) return formFailed(body, "del-", "password");
+  $("del-password").value = "";
+  sessionStorage.removeItem(REFRESH_KEY);
+  state.csrf = null;
+  state.me = null;
+  renderSession();
+  say("ok", body.message);
 }
 
 // ---- the account's second factors ------------------------------------------------------------
@@ -800,6 +910,12 @@ function wire() {
   $("recovery-download").addEventListener("click", downloadRecovery);
   $("recovery-done").addEventListener("click", hideRecovery);
   $("passkey-add-form").addEventListener("submit", onPasskeyAdd);
+  $("profile-form").addEventListener("submit", onProfileSave);
+  $("password-form").addEventListener("submit", onPasswordSave);
+  $("email-form").addEventListener("submit", onEmailSave);
+  $("sessions-panel").addEventListener("toggle", () => { if ($("sessions-panel").open) loadSessions(); });
+  $("export-me").addEventListener("click", exportMe);
+  $("delete-me-form").addEventListener("submit", onDeleteMe);
   $("forgot-form").addEventListener("submit", onForgot);
   $("me").addEventListener("click", onMe);
   $("refresh").addEventListener("click", onRefresh);

@@ -42,6 +42,12 @@ export const TEXTS = {
     recoveryFileHint: "Każdy kod działa jeden raz. Przechowuj je w bezpiecznym miejscu.",
     confirmEmailTitle: "Potwierdzenie adresu e-mail", confirmEmailWorking: "Potwierdzamy nowy adres…",
     backToLogin: "Przejdź do logowania",
+    profile: "Imię i nazwisko", changePassword: "Zmień hasło", currentPassword: "Obecne hasło", changeEmail: "Zmiana adresu e-mail",
+    changeEmailHint: "Wyślemy link na nowy adres; adres zmieni się, gdy go otworzysz.", newEmail: "Nowy adres e-mail",
+    sessions: "Sesje", myData: "Moje dane", exportMe: "Pobierz moje dane (.json)",
+    deleteMeHint: "Usunięcie konta jest nieodwracalne: znikną sesje i dane konta.", deleteMe: "Usuń moje konto",
+    thisDevice: "to urządzenie", endSession: "Zakończ", unknownDevice: "nieznane urządzenie", profileSaved: "Zapisano",
+    confirmDeleteMe: "Usunąć konto na zawsze?", lastActive: "ostatnio",
   },
   en: {
     welcome: "Welcome to brama", tabLogin: "Log in", tabRegister: "Register", tabCompany: "Company account",
@@ -83,6 +89,12 @@ export const TEXTS = {
     recoveryFileHint: "Each code works once. Keep them somewhere safe.",
     confirmEmailTitle: "Confirming your email address", confirmEmailWorking: "Confirming the new address…",
     backToLogin: "Go to log in",
+    profile: "Name", changePassword: "Change the password", currentPassword: "Current password", changeEmail: "Change the email address",
+    changeEmailHint: "We send a link to the new address; the address changes when you open it.", newEmail: "New email address",
+    sessions: "Sessions", myData: "My data", exportMe: "Download my data (.json)",
+    deleteMeHint: "Deleting the account cannot be undone: its sessions and data go.", deleteMe: "Delete my account",
+    thisDevice: "this device", endSession: "End", unknownDevice: "unknown device", profileSaved: "Saved",
+    confirmDeleteMe: "Delete the account for good?", lastActive: "last active",
   },
 };
 
