@@ -99,14 +99,14 @@ impl Core {
     pub async fn audit_trail(
         &self,
         granted: &Granted<ReadAudit>,
-        before: Option<i64>,
+        filter: &crate::store::AuditFilter,
         limit: Option<i64>,
     ) -> CoreResult<Vec<AuditRecord>> {
         let limit = limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX);
         self.flush_audit().await;
         Ok(self
             .store
-            .audit_events(&granted.organization_id, before, limit)
+            .audit_events(&granted.organization_id, filter, limit)
             .await?)
     }
 

@@ -285,7 +285,7 @@ async fn a_reused_refresh_token_ends_its_session() {
     ));
     let trail = core
         .store
-        .audit_events(DEFAULT_ORGANIZATION, None, 10)
+        .audit_events(DEFAULT_ORGANIZATION, &Default::default(), 10)
         .await
         .unwrap();
     assert_eq!(trail[0].action, "refresh_token_reused");
@@ -482,7 +482,7 @@ async fn reset_state(core: &Core, account_id: &str, token: &str) -> ResetState {
         .unwrap();
     let audited = core
         .store
-        .audit_events(DEFAULT_ORGANIZATION, None, 1000)
+        .audit_events(DEFAULT_ORGANIZATION, &Default::default(), 1000)
         .await
         .unwrap()
         .iter()

@@ -133,7 +133,7 @@ forwarding! {
     refresh_token_state(token_hash: &str) -> Option<RefreshTokenState>;
     link_token(kind: LinkKind, token_hash: &str) -> Option<LinkTokenRecord>;
     signing_keys() -> Vec<SigningKeyRecord>;
-    audit_events(organization_id: &str, before: Option<i64>, limit: i64) -> Vec<AuditRecord>;
+    audit_events(organization_id: &str, filter: &AuditFilter, limit: i64) -> Vec<AuditRecord>;
     audit_trail(organization_id: &str, target: &str) -> Vec<TrailEntry>;
     outbox() -> Vec<OutboxRecord>;
     outbox_next_due() -> Option<i64>;

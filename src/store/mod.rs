@@ -333,6 +333,17 @@ impl SecondFactors {
     }
 }
 
+/// Which audit events a page of the trail shows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only events older than this (Unix ms): the next page.
+    pub before: Option<i64>,
+    /// Only this action (`login`, `mfa.enabled`, ...).
+    pub action: Option<String>,
+    /// Only events done by this account.
+    pub actor: Option<String>,
+}
+
 /// A passkey (SPEC §13) as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PasskeyRecord {
@@ -618,11 +629,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// The organization's newest audit events, at most `limit`, optionally older than `before`.
+    /// The organization's newest audit events that pass `filter`, at most `limit`.
     async fn audit_events(
         &self,
         organization_id: &str,
-        before: Option<i64>,
+        filter: &AuditFilter,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>>;
     /// Every audit event of the organization about `target` (a member or account id), oldest

@@ -217,14 +217,18 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn audit_events(&self, organization_id: &str, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+            async fn audit_events(&self, organization_id: &str, filter: &$crate::store::AuditFilter, limit: i64) -> StoreResult<Vec<AuditRecord>> {
                 Ok(sqlx::query_as::<_, AuditRecord>(
                     "SELECT id, organization_id, actor_id, action, target, ip, created_at FROM audit_events \
-                     WHERE organization_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3",
+                     WHERE organization_id = $1 AND created_at < $2 \
+                     AND (CAST($4 AS TEXT) IS NULL OR action = $4) AND (CAST($5 AS TEXT) IS NULL OR actor_id = $5) \
+                     ORDER BY created_at DESC, id DESC LIMIT $3",
                 )
                 .bind(organization_id)
-                .bind(before.unwrap_or(i64::MAX))
+                .bind(filter.before.unwrap_or(i64::MAX))
                 .bind(limit)
+                .bind(&filter.action)
+                .bind(&filter.actor)
                 .fetch_all(&self.pool)
                 .await?)
             }

@@ -280,6 +280,35 @@ async fn audit_trail_is_for_admins_and_holds_no_secrets(backend: Backend) {
         .await;
     assert_eq!((r.status, r.code()), (400, "invalid_query"));
     assert!(r.message().starts_with("limit: "), "{}", r.message());
+    // Filtered by action and by who did it (the page's Dziennik).
+    let r = app
+        .get(
+            "/api/admin/audit?action=account_changed",
+            &[("x-access-token", token(&owner))],
+        )
+        .await;
+    let only: Vec<&Value> = r.body.as_array().unwrap().iter().collect();
+    assert_eq!(only.len(), 1, "{}", r.text);
+    assert_eq!(only[0]["action"], "account_changed");
+    let by_owner = format!("/api/admin/audit?actor={}", owner["id"].as_str().unwrap());
+    let r = app
+        .get(&by_owner, &[("x-access-token", token(&owner))])
+        .await;
+    let events = r.body.as_array().unwrap();
+    assert!(!events.is_empty(), "{}", r.text);
+    assert!(
+        events.iter().all(|e| e["actor"] == owner["id"]),
+        "{}",
+        r.text
+    );
+    assert!(events.len() < actions.len(), "{}", r.text);
+    let r = app
+        .get(
+            "/api/admin/audit?action=nothing.like.this&actor=x%27%20OR%201%3D1",
+            &[("x-access-token", token(&owner))],
+        )
+        .await;
+    assert_eq!((r.status, r.body.clone()), (200, json!([])), "{}", r.text);
     // A moderator (user1 since the change) does not read the audit.
     let r = app
         .get("/api/admin/audit", &[("x-access-token", token(&user))])

@@ -75,7 +75,11 @@ async fn observe(app: &TestApp, account_id: &str, token: &str) -> Observed {
         .await
         .expect("read");
     let audit = store
-        .audit_events(brama::store::DEFAULT_ORGANIZATION, None, 1000)
+        .audit_events(
+            brama::store::DEFAULT_ORGANIZATION,
+            &Default::default(),
+            1000,
+        )
         .await
         .expect("read");
     Observed {

@@ -972,7 +972,11 @@ async fn cli_created_first_account_ends_the_owner_bootstrap(backend: Backend) {
 async fn failed_logins_checked(app: &crate::helpers::TestApp, account_id: &str) -> usize {
     app.store()
         .await
-        .audit_events(brama::store::DEFAULT_ORGANIZATION, None, 1000)
+        .audit_events(
+            brama::store::DEFAULT_ORGANIZATION,
+            &Default::default(),
+            1000,
+        )
         .await
         .unwrap()
         .iter()

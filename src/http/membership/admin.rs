@@ -144,6 +144,10 @@ struct AuditQuery {
     before: Option<i64>,
     /// From 1 to 1000 (default 100).
     limit: Option<i64>,
+    /// Only this action (`login`, `mfa.enabled`, ...).
+    action: Option<String>,
+    /// Only events done by this account (its id).
+    actor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -165,9 +169,14 @@ async fn audit(
     Require(granted): Require<ReadAudit>,
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditBody>>, ApiError> {
+    let filter = crate::store::AuditFilter {
+        before: query.before,
+        action: query.action.filter(|a| !a.is_empty()),
+        actor: query.actor.filter(|a| !a.is_empty()),
+    };
     let events = state
         .core
-        .audit_trail(&granted, query.before, query.limit)
+        .audit_trail(&granted, &filter, query.limit)
         .await?;
     Ok(axum::Json(
         events
