@@ -662,3 +662,99 @@ async fn my_account_profile_password_email_sessions_data() {
     assert_eq!(status, 401);
     b.close().await;
 }
+
+/// SPEC §15's Konta and Dziennik for admins: the organization's accounts searched, a role
+/// changed after a confirmation (never one's own), and the audit log as sentences, filtered by
+/// event and by who did it; at 1280 and 390 px, in Polish and English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_audit_log_for_admins() {
+    let Some((_db, server, b)) = setup("e2e-admin").await else {
+        return;
+    };
+    for name in ["szef", "ola", "piotr"] {
+        let (status, _) = server
+            .post(
+                "/api/auth/register",
+                json!({ "username": name, "email": format!("{name}@example.org"), "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    b.fill("#login-username", "szef").await;
+    b.fill("#login-password", PASSWORD).await;
+    b.click("#login").await;
+    b.wait_text("#who", "właściciel").await;
+
+    // Konta: everyone of the organization, searchable; one's own row cannot be changed.
+    b.wait_text("#account-list", "piotr").await;
+    let own = b
+        .eval("return document.querySelector('select[aria-label=\"Rola: szef\"]').disabled")
+        .await;
+    assert_eq!(own, true);
+    b.fill("#accounts-q", "OLA").await;
+    let rows = b
+        .eval("return document.querySelectorAll('#account-list li').length")
+        .await;
+    assert_eq!(rows, 1);
+    b.select("select[aria-label=\"Rola: ola\"]", "moderator")
+        .await;
+    b.click("button[aria-label=\"Zastosuj: ola\"]").await;
+    b.wait_text("#confirm-text", "Zmienić konto ola?").await;
+    b.click("#confirm-yes").await;
+    b.wait_text("#message", "ola").await;
+    // Read back from the server after the change.
+    for _ in 0..100 {
+        let role = b
+            .eval(
+                "return document.querySelector('select[aria-label=\"Rola: ola\"]')?.value ?? null",
+            )
+            .await;
+        if role == "moderator" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    b.eval(
+        "const q = document.getElementById('accounts-q'); q.value = ''; \
+         q.dispatchEvent(new Event('input')); return null",
+    )
+    .await;
+    b.wait_text("#account-list", "piotr").await;
+    b.screenshot(&shot("accounts")).await;
+
+    // Dziennik: sentences, newest first, filtered.
+    b.wait_text("#journal-list", "szef: zmiana roli lub statusu konta (ola)")
+        .await;
+    b.select("#journal-action", "login").await;
+    b.wait_text("#journal-list", "szef: logowanie").await;
+    let lines = b
+        .eval("return [...document.querySelectorAll('#journal-list li')].map(li => li.textContent)")
+        .await;
+    assert!(
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l.as_str().unwrap().contains(": logowanie")),
+        "{lines}"
+    );
+    b.select("#journal-action", "").await;
+    b.wait_text("#journal-list", "rejestracja konta").await;
+    b.screenshot(&shot("journal")).await;
+
+    b.resize(390, 844).await;
+    b.assert_fits("#accounts").await;
+    b.assert_fits("#journal").await;
+    b.eval("document.getElementById('accounts').scrollIntoView(); return null")
+        .await;
+    b.screenshot(&shot("accounts-phone")).await;
+    b.resize(1280, 900).await;
+
+    b.click("#lang").await;
+    b.wait_text("#journal-list", "szef: role or status changed (ola)")
+        .await;
+    b.wait_text("#accounts-title", "Accounts").await;
+    b.close().await;
+}

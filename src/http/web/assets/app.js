@@ -3,7 +3,7 @@
 // and the second factor (SPEC §13): the login's second step, passkey sign-in, and the account's
 // authenticator app, recovery codes and passkeys.
 
-import { TEXTS, VOIVODESHIPS, EDUCATION } from "./texts.js";
+import { TEXTS, ACTIONS, VOIVODESHIPS, EDUCATION } from "./texts.js";
 import { checkMember } from "./validate.js";
 import { passkeysAvailable, createPasskey, getPasskey } from "./webauthn.js";
 
@@ -209,6 +209,10 @@ function renderSession() {
   const staff = me && rank(me.roles) >= 1;
   $("members").hidden = !staff;
   $("member-export").hidden = !(me && rank(me.roles) >= 2);
+  const admin = Boolean(me && rank(me.roles) >= 2);
+  $("accounts").hidden = !admin;
+  $("journal").hidden = !admin;
+  if (admin) loadAdmin();
   $("member-export-xlsx").hidden = $("member-export").hidden;
   if (staff) loadMembers();
 }
@@ -416,6 +420,152 @@ async function onDeleteMe(event) {
   state.me = null;
   renderSession();
   say("ok", body.message);
+}
+
+// ---- Konta and Dziennik (admins) ---------------------------------------------------------------
+
+const ROLES = ["user", "moderator", "admin", "owner"];
+const roleKey = (roles) => ROLES[rank(roles)];
+const accountName = (a) => a.username ?? a.email;
+
+/** Loads the organization's accounts, then the log (which names them). */
+async function loadAdmin() {
+  const res = await api("GET", "/api/admin/accounts");
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  state.accounts = body;
+  renderAccounts();
+  const actor = $("journal-actor");
+  const chosen = actor.value;
+  actor.replaceChildren(new Option(t("journalEveryone"), ""));
+  for (const a of body) actor.append(new Option(accountName(a), a.id));
+  actor.value = chosen;
+  const action = $("journal-action");
+  const picked = action.value;
+  action.replaceChildren(new Option(t("journalAllActions"), ""));
+  for (const [code, text] of Object.entries(ACTIONS[state.lang])) action.append(new Option(text, code));
+  action.value = picked;
+  await loadJournal(false);
+}
+
+function renderAccounts() {
+  const q = $("accounts-q").value.trim().toLowerCase();
+  const list = $("account-list");
+  list.replaceChildren();
+  const shown = (state.accounts ?? []).filter((a) =>
+    !q || [a.username, a.email, a.name, a.surname].some((v) => (v ?? "").toLowerCase().includes(q)));
+  for (const a of shown) {
+    const item = document.createElement("li");
+    item.dataset.id = a.id;
+    const who = document.createElement("span");
+    who.className = "who-line";
+    const name = document.createElement("strong");
+    name.textContent = accountName(a);
+    const rest = document.createElement("span");
+    const full = [a.name, a.surname].filter(Boolean).join(" ");
+    rest.textContent = ` · ${a.email}${full ? ` · ${full}` : ""}`;
+    who.append(name, rest);
+    item.append(who);
+    const self = a.id === state.me?.id;
+    const role = document.createElement("select");
+    role.className = "role";
+    role.setAttribute("aria-label", `${t("accountRole")}: ${accountName(a)}`);
+    for (const r of ROLES) role.append(new Option(t(`role${r[0].toUpperCase()}${r.slice(1)}`), r));
+    role.value = roleKey(a.roles);
+    const status = document.createElement("select");
+    status.className = "status";
+    status.setAttribute("aria-label", `${t("accountStatus")}: ${accountName(a)}`);
+    if (a.status === "pending_activation") status.append(new Option(t("statusPending"), "pending_activation"));
+    status.append(new Option(t("statusActive"), "active"), new Option(t("statusDisabled"), "disabled"));
+    status.value = a.status;
+    const apply = document.createElement("button");
+    apply.type = "button";
+    apply.className = "apply";
+    apply.textContent = t("apply");
+    apply.setAttribute("aria-label", `${t("apply")}: ${accountName(a)}`);
+    apply.addEventListener("click", () => changeAccount(a, role.value, status.value));
+    const reset = document.createElement("button");
+    reset.type = "button";
+    reset.className = "mfa-reset ghost";
+    reset.textContent = t("mfaReset");
+    reset.setAttribute("aria-label", `${t("mfaReset")}: ${accountName(a)}`);
+    reset.addEventListener("click", () => resetAccountMfa(a));
+    // Nobody changes their own account here (SPEC §2).
+    for (const control of [role, status, apply, reset]) control.disabled = self;
+    item.append(role, status, apply, reset);
+    if (self) {
+      const you = document.createElement("span");
+      you.className = "hint";
+      you.textContent = `(${t("you")})`;
+      item.append(you);
+    }
+    list.append(item);
+  }
+  if (!shown.length) {
+    const item = document.createElement("li");
+    item.textContent = t("noAccounts");
+    list.append(item);
+  }
+}
+
+async function changeAccount(a, role, status) {
+  const change = {};
+  if (role !== roleKey(a.roles)) change.role = role;
+  if (status !== a.status && status !== "pending_activation") change.status = status;
+  if (!Object.keys(change).length) return;
+  if (!(await confirmed(`${t("confirmChange")} ${accountName(a)}?`, t("change")))) return renderAccounts();
+  const res = await api("PATCH", `/api/admin/accounts/${encodeURIComponent(a.id)}`, change);
+  const body = await json(res);
+  if (!res.ok) {
+    fail(body);
+    return renderAccounts();
+  }
+  say("ok", `${accountName(a)}: ${t("profileSaved")}`);
+  await loadAdmin();
+}
+
+async function resetAccountMfa(a) {
+  if (!(await confirmed(`${t("confirmMfaReset")} ${accountName(a)}?`, t("mfaReset")))) return;
+  const res = await api("DELETE", `/api/admin/accounts/${encodeURIComponent(a.id)}/mfa`);
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  say("ok", body.message);
+  await loadJournal(false);
+}
+
+const JOURNAL_PAGE = 50;
+
+/** The log, newest first, as sentences: when, who, what, about whom. `more`: the next page. */
+async function loadJournal(more) {
+  const params = new URLSearchParams({ limit: JOURNAL_PAGE });
+  if ($("journal-action").value) params.set("action", $("journal-action").value);
+  if ($("journal-actor").value) params.set("actor", $("journal-actor").value);
+  if (more && state.journalBefore) params.set("before", state.journalBefore);
+  const res = await api("GET", `/api/admin/audit?${params}`);
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  const list = $("journal-list");
+  if (!more) list.replaceChildren();
+  const names = new Map((state.accounts ?? []).map((a) => [a.id, accountName(a)]));
+  for (const e of body) {
+    const item = document.createElement("li");
+    const time = document.createElement("time");
+    time.dateTime = e.at;
+    time.textContent = new Date(e.at).toLocaleString(state.lang);
+    const who = e.actor ? names.get(e.actor) ?? e.actor.slice(0, 8) : t("someone");
+    const what = ACTIONS[state.lang][e.action] ?? e.action;
+    // A target is named when it is another account; sessions and members stay unnamed here.
+    const about = e.target && e.target !== e.actor && names.has(e.target) ? ` (${names.get(e.target)})` : "";
+    item.append(time, document.createTextNode(`${who}: ${what}${about}${e.ip ? ` · ${e.ip}` : ""}`));
+    list.append(item);
+  }
+  if (!more && !body.length) {
+    const item = document.createElement("li");
+    item.textContent = t("journalEmpty");
+    list.append(item);
+  }
+  state.journalBefore = body.length ? body[body.length - 1].atMs : null;
+  $("journal-more").hidden = body.length < JOURNAL_PAGE;
 }
 
 // ---- the account's second factors ------------------------------------------------------------
@@ -836,8 +986,9 @@ async function saveMember(event) {
 }
 
 /** Asks with the confirmation dialog; true when the person chose to go ahead. */
-async function confirmed(question) {
+async function confirmed(question, yes = t("delete")) {
   $("confirm-text").textContent = question;
+  $("confirm-yes").textContent = yes;
   const dialog = $("confirm-dialog");
   dialog.returnValue = "";
   dialog.showModal();
@@ -916,6 +1067,10 @@ function wire() {
   $("sessions-panel").addEventListener("toggle", () => { if ($("sessions-panel").open) loadSessions(); });
   $("export-me").addEventListener("click", exportMe);
   $("delete-me-form").addEventListener("submit", onDeleteMe);
+  $("accounts-q").addEventListener("input", renderAccounts);
+  $("journal-action").addEventListener("change", () => loadJournal(false));
+  $("journal-actor").addEventListener("change", () => loadJournal(false));
+  $("journal-more").addEventListener("click", () => loadJournal(true));
   $("forgot-form").addEventListener("submit", onForgot);
   $("me").addEventListener("click", onMe);
   $("refresh").addEventListener("click", onRefresh);

@@ -48,6 +48,12 @@ export const TEXTS = {
     deleteMeHint: "Usunięcie konta jest nieodwracalne: znikną sesje i dane konta.", deleteMe: "Usuń moje konto",
     thisDevice: "to urządzenie", endSession: "Zakończ", unknownDevice: "nieznane urządzenie", profileSaved: "Zapisano",
     confirmDeleteMe: "Usunąć konto na zawsze?", lastActive: "ostatnio",
+    accountsTitle: "Konta", accountsSearch: "Szukaj: nazwa, e-mail, imię, nazwisko", journalTitle: "Dziennik",
+    journalAction: "Zdarzenie", journalActor: "Kto", journalAllActions: "Wszystkie zdarzenia", journalEveryone: "Wszyscy",
+    journalMore: "Starsze zdarzenia", journalEmpty: "Brak zdarzeń", statusActive: "aktywne", statusDisabled: "wyłączone",
+    statusPending: "czeka na aktywację", accountRole: "Rola", accountStatus: "Status", apply: "Zastosuj", mfaReset: "Usuń drugi składnik",
+    confirmChange: "Zmienić konto", confirmMfaReset: "Usunąć drugi składnik i zakończyć sesje konta", you: "to Ty",
+    noAccounts: "Brak kont", someone: "ktoś", change: "Zmień",
   },
   en: {
     welcome: "Welcome to brama", tabLogin: "Log in", tabRegister: "Register", tabCompany: "Company account",
@@ -95,6 +101,42 @@ export const TEXTS = {
     deleteMeHint: "Deleting the account cannot be undone: its sessions and data go.", deleteMe: "Delete my account",
     thisDevice: "this device", endSession: "End", unknownDevice: "unknown device", profileSaved: "Saved",
     confirmDeleteMe: "Delete the account for good?", lastActive: "last active",
+    accountsTitle: "Accounts", accountsSearch: "Search: name, email, first name, surname", journalTitle: "Audit log",
+    journalAction: "Event", journalActor: "Who", journalAllActions: "All events", journalEveryone: "Everyone",
+    journalMore: "Older events", journalEmpty: "No events", statusActive: "active", statusDisabled: "disabled",
+    statusPending: "awaiting activation", accountRole: "Role", accountStatus: "Status", apply: "Apply", mfaReset: "Remove the second factor",
+    confirmChange: "Change the account", confirmMfaReset: "Remove the second factor and end the sessions of", you: "you",
+    noAccounts: "No accounts", someone: "someone", change: "Change",
+  },
+};
+
+/** What each audit action means, for the Dziennik. */
+export const ACTIONS = {
+  pl: {
+    account_registered: "rejestracja konta", account_created_cli: "konto utworzone z wiersza poleceń", account_changed: "zmiana roli lub statusu konta",
+    login_failed: "nieudane logowanie", login: "logowanie", logout: "wylogowanie", logout_all: "wylogowanie ze wszystkich sesji",
+    session_revoked: "zakończenie sesji", refresh_token_reused: "ponowne użycie tokenu odświeżania (sesja zakończona)",
+    password_changed: "zmiana hasła", password_reset_requested: "prośba o link do zmiany hasła", password_reset: "zmiana hasła z linku",
+    company_signed_up: "rejestracja firmy", account_activated: "aktywacja konta", member_created: "dodanie członka",
+    member_updated: "zmiana danych członka", member_deleted: "usunięcie członka", members_imported: "import członków",
+    "member.export": "eksport rejestru", "member.pesel_read": "odczyt numeru PESEL", "member.rodo_export": "eksport danych członka (RODO)",
+    "account.deleted": "usunięcie konta", "account.data_export": "pobranie własnych danych", "mfa.enabled": "włączenie drugiego składnika",
+    "mfa.disabled": "wyłączenie drugiego składnika", "mfa.reset": "usunięcie drugiego składnika przez administratora",
+    "mfa.failed": "błędny kod drugiego składnika", "account.profile_updated": "zmiana imienia lub nazwiska",
+    "account.email_change_requested": "prośba o zmianę adresu e-mail", "account.email_changed": "zmiana adresu e-mail",
+  },
+  en: {
+    account_registered: "account registered", account_created_cli: "account created from the command line", account_changed: "role or status changed",
+    login_failed: "failed login", login: "login", logout: "logout", logout_all: "logout from every session",
+    session_revoked: "session ended", refresh_token_reused: "refresh token used twice (session ended)",
+    password_changed: "password changed", password_reset_requested: "password reset link asked for", password_reset: "password reset from a link",
+    company_signed_up: "company signed up", account_activated: "account activated", member_created: "member added",
+    member_updated: "member changed", member_deleted: "member deleted", members_imported: "members imported",
+    "member.export": "register exported", "member.pesel_read": "PESEL read", "member.rodo_export": "member's data exported (GDPR)",
+    "account.deleted": "account deleted", "account.data_export": "own data downloaded", "mfa.enabled": "second factor turned on",
+    "mfa.disabled": "second factor turned off", "mfa.reset": "second factor removed by an admin",
+    "mfa.failed": "wrong second-factor code", "account.profile_updated": "name changed",
+    "account.email_change_requested": "email change asked for", "account.email_changed": "email address changed",
   },
 };
 
