@@ -181,7 +181,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .merge(docs)
         .method_not_allowed_fallback(membership::error::method_not_allowed)
-        .fallback(membership::error::not_found);
+        .fallback(web::not_found_page);
     // Each surface negotiates its own language: one layer a request, not one per level.
     let outside = language(Lang::En, body_limit::<ApiError, _>(BODY_LIMIT, outside));
     let mut router = outside

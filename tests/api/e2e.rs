@@ -208,7 +208,7 @@ async fn members_add_edit_delete_with_field_errors() {
     // The same PESEL again: only the server knows it is taken, and the page shows its words.
     fill_member("Maria", pesel.clone()).await;
     b.click("#member-save").await;
-    b.wait_text("#err-pesel", "pesel: jest już zajęte").await;
+    b.wait_text_is("#err-pesel", "jest już w użyciu").await;
     b.click("#member-cancel").await;
 
     // Edit.
@@ -756,5 +756,97 @@ async fn accounts_and_audit_log_for_admins() {
     b.wait_text("#journal-list", "szef: role or status changed (ola)")
         .await;
     b.wait_text("#accounts-title", "Accounts").await;
+    b.close().await;
+}
+
+/// An unknown address in a browser is the page's own "no such page" with 404 (an API client still
+/// gets the JSON refusal); the seed's action panel is for signed-in people only; a banner goes
+/// when the language or the tab changes; field errors carry no JSON field names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_pages_banners_and_field_errors_in_the_page() {
+    let Some((_db, server, b)) = setup("e2e-walk").await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let r = http
+        .get(server.url("/no/such/page"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let r = http.get(server.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_found");
+    b.goto(&server.url("/no/such/page")).await;
+    b.wait_text("#not-found-title", "Nie ma takiej strony")
+        .await;
+    let panels = b
+        .eval("return ['auth', 'actions'].map(id => document.getElementById(id).hidden)")
+        .await;
+    assert_eq!(panels, json!([true, true]));
+
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    // Before signing in, of the seed's actions only Csrf (its login's first step) is offered.
+    let actions = b
+        .eval("return ['me', 'refresh', 'csrf'].map(id => document.getElementById(id).hidden)")
+        .await;
+    assert_eq!(actions, json!([true, true, false]));
+    // Registration errors: each at its field, in Polish, without the JSON name.
+    b.click("#tab-register").await;
+    b.fill("#register-username", "ab cd").await;
+    b.fill("#register-email", "x@y").await;
+    b.fill("#register-password", "krotkie").await;
+    b.click("#register").await;
+    b.wait_text("#message", "Popraw zaznaczone pola").await;
+    let errors = b
+        .eval(
+            "return ['username', 'email', 'password'].map(f => \
+             document.getElementById('err-register-' + f).textContent)",
+        )
+        .await;
+    for e in errors.as_array().unwrap() {
+        let e = e.as_str().unwrap();
+        assert!(!e.is_empty() && !e.contains(':'), "{errors}");
+    }
+    // A name in use: at its field, marked invalid.
+    let (status, _) = server
+        .post(
+            "/api/auth/register",
+            json!({ "username": "zajety", "email": "zajety@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    b.fill("#register-username", "zajety").await;
+    b.fill("#register-email", "inny@example.org").await;
+    b.fill("#register-password", PASSWORD).await;
+    b.click("#register").await;
+    b.wait_text("#err-register-username", "zajęta").await;
+    let invalid = b
+        .eval("return document.getElementById('register-username').getAttribute('aria-invalid')")
+        .await;
+    assert_eq!(invalid, "true");
+    // The banner goes with a change of tab, and with a change of language.
+    b.click("#tab-login").await;
+    let hidden = b
+        .eval("return document.getElementById('message').hidden")
+        .await;
+    assert_eq!(hidden, true);
+    b.fill("#login-username", "zajety").await;
+    b.fill("#login-password", "Zle!haslo1").await;
+    b.click("#login").await;
+    b.wait_text("#message", "Nieprawidłowa").await;
+    b.click("#lang").await;
+    let hidden = b
+        .eval("return document.getElementById('message').hidden")
+        .await;
+    assert_eq!(hidden, true);
     b.close().await;
 }

@@ -64,6 +64,27 @@ pub fn routes() -> Router<AppState> {
     crate::http::language(crate::i18n::Lang::Pl, routes)
 }
 
+/// What an unknown address answers outside the API surfaces: a browser (asking for HTML with a
+/// GET) gets the page with 404, which shows its own "no such page"; anything else the JSON
+/// refusal.
+pub async fn not_found_page(
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let html = method == axum::http::Method::GET
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if html {
+        (axum::http::StatusCode::NOT_FOUND, index().await).into_response()
+    } else {
+        crate::http::membership::error::not_found()
+            .await
+            .into_response()
+    }
+}
+
 async fn index() -> Response {
     (
         [

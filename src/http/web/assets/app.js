@@ -18,6 +18,8 @@ const state = {
   refreshing: null,
   list: { page: 1, sort: "nazwisko", order: "asc", q: "", woj: "", total: 0 },
   editing: null,
+  /** Which view the address shows: home, activate, reset, confirm-email, not-found. */
+  view: "home",
   /** The login's second step: {token, methods} from the 401 `mfa_required`. */
   mfa: null,
   /** GET /api/auth/mfa of the signed-in account. */
@@ -118,13 +120,17 @@ function fail(body, fieldPrefix = "") {
   const listed = [];
   for (const e of errors) {
     const span = $(`err-${fieldPrefix}${e.field}`);
+    // The API's sentence starts with the JSON field name; next to the field the label says it.
+    const text = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
     if (span) {
-      span.textContent = e.message;
+      span.textContent = text;
       $(`${fieldPrefix ? fieldPrefix : "m-"}${e.field}`)?.setAttribute("aria-invalid", "true");
     } else {
       listed.push(e.message);
     }
   }
+  // Every problem is shown at its field: the banner only says so, in the page's language.
+  if (errors.length && !listed.length) return say("bad", t("checkFields"), body.msg ?? []);
   // The Company API answers {info, msg: [...]}.
   const text = body.message ?? body.info ?? t("somethingWrong");
   say("bad", text, [...listed, ...(body.msg ?? [])]);
@@ -183,10 +189,15 @@ function renderSession() {
   renderWho();
   $("auth").hidden = Boolean(me);
   $("account").hidden = !me;
+  // The seed's actions belong to the start page; my data and Refresh need a session, Csrf
+  // (the first step of the seed's login) does not.
+  $("actions").hidden = state.view !== "home";
+  $("me").hidden = !me;
+  $("refresh").hidden = !me;
   const dl = $("me-data");
   dl.replaceChildren();
   if (me) {
-    for (const [key, value] of [["usernameOnly", me.username ?? "—"], ["E-mail", me.email], ["role", roleName(me.roles)], ["name", [me.name, me.surname].filter(Boolean).join(" ") || "—"], ["since", new Date(me.createdAt).toLocaleString(state.lang)]]) {
+    for (const [key, value] of [["usernameOnly", me.username ?? "—"], ["E-mail", me.email], ["role", roleName(me.roles)], ["fullName", [me.name, me.surname].filter(Boolean).join(" ") || "—"], ["since", new Date(me.createdAt).toLocaleString(state.lang)]]) {
       const dt = document.createElement("dt");
       dt.textContent = TEXTS.pl[key] ? t(key) : key;
       const dd = document.createElement("dd");
@@ -319,11 +330,15 @@ async function onPasskeyLogin() {
 
 // ---- Moje konto --------------------------------------------------------------------------------
 
-/** A form's answer: field errors next to their fields (a wrong current password too). */
-function formFailed(body, prefix, passwordField) {
-  if (body.code === "wrong_password" && passwordField) {
-    body = { ...body, errors: [{ field: passwordField, message: body.message }] };
-  }
+/** Refusals that concern one field, by their code: where the page shows them. */
+const FIELD_OF_CODE = { username_taken: "username", email_taken: "email" };
+
+/** A form's answer: field errors next to their fields (a wrong current password, a name or
+ * address in use too). */
+function formFailed(body, prefix, passwordField, emailField = "email") {
+  const field = body.code === "wrong_password" ? passwordField
+    : body.code === "email_taken" ? emailField : FIELD_OF_CODE[body.code];
+  if (field && !body.errors) body = { ...body, errors: [{ field, message: body.message }] };
   fail(body, prefix);
 }
 
@@ -354,11 +369,7 @@ async function onEmailSave(event) {
   clearErrors($("email-form"));
   const res = await api("POST", "/api/auth/email", { newEmail: $("em-newEmail").value.trim(), currentPassword: $("em-currentPassword").value });
   const body = await json(res);
-  if (!res.ok) {
-    // "Already in use" belongs to the address field.
-    if (res.status === 400 && !body.errors && body.code !== "validation_failed") body.errors = [{ field: "newEmail", message: body.message }];
-    return formFailed(body, "em-", "currentPassword");
-  }
+  if (!res.ok) return formFailed(body, "em-", "currentPassword", "newEmail");
   $("em-currentPassword").value = "";
   say("ok", body.message);
 }
@@ -731,7 +742,7 @@ async function onRegister(event) {
     username: $("register-username").value, email: $("register-email").value, password: $("register-password").value,
   });
   const body = await json(res);
-  if (!res.ok) return fail(body, "register-");
+  if (!res.ok) return formFailed(body, "register-");
   $("register-password").value = "";
   await loggedIn(body);
   say("ok", body.message);
@@ -803,6 +814,7 @@ async function onActivate(event, token) {
   await fetchCsrf();
   await refreshSession();
   history.replaceState(null, "", "/");
+  state.view = "home";
   $("activate-view").hidden = true;
   await loadMe();
   say("ok", t("activated"));
@@ -814,6 +826,7 @@ async function onReset(event, token) {
   const body = await json(res);
   if (!res.ok) return fail(body);
   history.replaceState(null, "", "/");
+  state.view = "home";
   $("reset-view").hidden = true;
   $("auth").hidden = false;
   say("ok", body.message);
@@ -882,7 +895,8 @@ function renderMembers(members) {
     tbody.append(tr);
   }
   const pages = Math.max(1, Math.ceil(state.list.total / PAGE_SIZE));
-  $("page-info").textContent = `${t("page")} ${state.list.page} / ${pages} · ${state.list.total} ${t("membersCount")}`;
+  const count = state.list.total;
+  $("page-info").textContent = `${t("page")} ${state.list.page} / ${pages} · ${count} ${count === 1 ? t("memberOne") : t("membersCount")}`;
   $("prev").disabled = state.list.page <= 1;
   $("next").disabled = state.list.page >= pages;
   for (const b of document.querySelectorAll("th button.sort")) {
@@ -1020,7 +1034,13 @@ async function exportMembers(format) {
 
 // ---- wiring ---------------------------------------------------------------------------------
 
+function clearMessage() {
+  $("message").hidden = true;
+  $("message").replaceChildren();
+}
+
 function selectTab(name) {
+  clearMessage();
   for (const tab of ["login", "register", "company", "forgot"]) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
     $(`${tab}-form`).hidden = tab !== name;
@@ -1041,6 +1061,8 @@ function wire() {
   $("lang").addEventListener("click", () => {
     state.lang = state.lang === "pl" ? "en" : "pl";
     localStorage.setItem("lang", state.lang);
+    // A banner in the old language would stay behind: it goes.
+    clearMessage();
     applyLanguage();
     if (state.me) renderSession();
   });
@@ -1123,6 +1145,13 @@ async function start() {
   wire();
   applyLanguage();
   const path = location.pathname;
+  state.view = { "/": "home", "/activate": "activate", "/reset": "reset", "/confirm-email": "confirm-email" }[path] ?? "not-found";
+  renderSession();
+  if (state.view === "not-found") {
+    $("auth").hidden = true;
+    $("not-found-view").hidden = false;
+    return;
+  }
   if (path === "/confirm-email") return confirmEmail(tokenFromFragment());
   if (path === "/activate" || path === "/reset") {
     const token = tokenFromFragment();

@@ -54,6 +54,8 @@ export const TEXTS = {
     statusPending: "czeka na aktywację", accountRole: "Rola", accountStatus: "Status", apply: "Zastosuj", mfaReset: "Usuń drugi składnik",
     confirmChange: "Zmienić konto", confirmMfaReset: "Usunąć drugi składnik i zakończyć sesje konta", you: "to Ty",
     noAccounts: "Brak kont", someone: "ktoś", change: "Zmień",
+    notFoundTitle: "Nie ma takiej strony", notFoundText: "Ten adres nie prowadzi do żadnej strony bramy.", backHome: "Wróć na stronę główną",
+    memberOne: "członek", checkFields: "Popraw zaznaczone pola", fullName: "Imię i nazwisko",
   },
   en: {
     welcome: "Welcome to brama", tabLogin: "Log in", tabRegister: "Register", tabCompany: "Company account",
@@ -107,6 +109,8 @@ export const TEXTS = {
     statusPending: "awaiting activation", accountRole: "Role", accountStatus: "Status", apply: "Apply", mfaReset: "Remove the second factor",
     confirmChange: "Change the account", confirmMfaReset: "Remove the second factor and end the sessions of", you: "you",
     noAccounts: "No accounts", someone: "someone", change: "Change",
+    notFoundTitle: "No such page", notFoundText: "This address leads to no page of brama.", backHome: "Back to the start page",
+    memberOne: "member", checkFields: "Correct the marked fields", fullName: "Name",
   },
 };
 
