@@ -761,7 +761,8 @@ async fn accounts_and_audit_log_for_admins() {
 
 /// An unknown address in a browser is the page's own "no such page" with 404 (an API client still
 /// gets the JSON refusal); the seed's action panel is for signed-in people only; a banner goes
-/// when the language or the tab changes; field errors carry no JSON field names.
+/// when the language or the tab changes; field errors carry no JSON field names; passwords can
+/// be shown; /reset without a token explains itself and leads back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pages_banners_and_field_errors_in_the_page() {
     let Some((_db, server, b)) = setup("e2e-walk").await else {
@@ -848,5 +849,21 @@ async fn unknown_pages_banners_and_field_errors_in_the_page() {
         .eval("return document.getElementById('message').hidden")
         .await;
     assert_eq!(hidden, true);
+    b.click("#lang").await;
+
+    // A password can be shown while typed, and hidden again.
+    let kind = "return document.getElementById('login-password').type";
+    b.click("#login-form button.show-password").await;
+    assert_eq!(b.eval(kind).await, "text");
+    b.click("#login-form button.show-password").await;
+    assert_eq!(b.eval(kind).await, "password");
+
+    // /reset without a token says what to do, shows the password rules and a way back.
+    b.goto(&server.url("/reset")).await;
+    b.wait_text("#message", "Nie pamiętam hasła").await;
+    b.wait_text("#hint-reset-password", "bez polskich liter")
+        .await;
+    b.click("#reset-view a.button-link").await;
+    b.wait("#login-form").await;
     b.close().await;
 }

@@ -157,6 +157,7 @@ function applyLanguage() {
   renderWho();
   if (state.mfa) secondStepHint();
   renderSecurity();
+  for (const toggle of document.querySelectorAll("button.show-password")) toggle.relabel?.();
 }
 
 // ---- session --------------------------------------------------------------------------------
@@ -822,9 +823,10 @@ async function onActivate(event, token) {
 
 async function onReset(event, token) {
   event.preventDefault();
+  clearErrors($("reset-form"));
   const res = await api("POST", "/api/auth/password/reset", { token, password: $("reset-password").value });
   const body = await json(res);
-  if (!res.ok) return fail(body);
+  if (!res.ok) return fail(body, "reset-");
   history.replaceState(null, "", "/");
   state.view = "home";
   $("reset-view").hidden = true;
@@ -1034,6 +1036,30 @@ async function exportMembers(format) {
 
 // ---- wiring ---------------------------------------------------------------------------------
 
+/** A "show the password" toggle after every password field: typing on a phone is error-prone. */
+function addPasswordToggles() {
+  for (const input of document.querySelectorAll("input[type=password]")) {
+    const toggle = document.createElement("button");
+    toggle.type = "button";
+    toggle.className = "ghost show-password";
+    toggle.setAttribute("aria-controls", input.id);
+    toggle.setAttribute("aria-pressed", "false");
+    const label = () => {
+      const shown = input.type === "text";
+      toggle.textContent = t(shown ? "hidePassword" : "showPassword");
+      toggle.setAttribute("aria-pressed", String(shown));
+    };
+    toggle.addEventListener("click", () => {
+      input.type = input.type === "password" ? "text" : "password";
+      label();
+    });
+    toggle.dataset.relabel = "true";
+    toggle.relabel = label;
+    label();
+    input.after(toggle);
+  }
+}
+
 function clearMessage() {
   $("message").hidden = true;
   $("message").replaceChildren();
@@ -1142,6 +1168,7 @@ async function confirmEmail(token) {
 
 async function start() {
   fillSelects();
+  addPasswordToggles();
   wire();
   applyLanguage();
   const path = location.pathname;
@@ -1159,7 +1186,7 @@ async function start() {
     const view = path === "/activate" ? "activate" : "reset";
     $(`${view}-view`).hidden = false;
     $(`${view}-form`).addEventListener("submit", (e) => (view === "activate" ? onActivate(e, token) : onReset(e, token)));
-    if (!token) say("bad", t("linkWithoutToken"));
+    if (!token) say("bad", t(view === "reset" ? "resetWithoutToken" : "linkWithoutToken"));
     return;
   }
   // A reload keeps the session: the cookie may still hold a token, or the refresh token can get one.

@@ -6,7 +6,7 @@ export const TEXTS = {
     welcome: "Witaj w bramie", tabLogin: "Logowanie", tabRegister: "Rejestracja", tabCompany: "Konto firmowe",
     tabForgot: "Nie pamiętam hasła", username: "Nazwa użytkownika lub e-mail", usernameOnly: "Nazwa użytkownika",
     password: "Hasło", login: "Zaloguj", register: "Zarejestruj", sendLink: "Wyślij link",
-    passwordHint: "8–30 znaków: wielka i mała litera, cyfra i symbol", activateTitle: "Aktywacja konta firmowego",
+    passwordHint: "8–30 znaków: wielka i mała litera, cyfra i symbol; bez polskich liter (ą, ę, ó…)", activateTitle: "Aktywacja konta firmowego",
     name: "Imię", surname: "Nazwisko", newPassword: "Nowe hasło", activate: "Aktywuj", resetTitle: "Nowe hasło",
     setPassword: "Ustaw hasło", myAccount: "Moje konto", logout: "Wyloguj", logoutAll: "Wyloguj wszędzie",
     actions: "Akcje", fetchMe: "Pobierz moje dane", members: "Rejestr członków", addMember: "Dodaj członka",
@@ -56,12 +56,14 @@ export const TEXTS = {
     noAccounts: "Brak kont", someone: "ktoś", change: "Zmień",
     notFoundTitle: "Nie ma takiej strony", notFoundText: "Ten adres nie prowadzi do żadnej strony bramy.", backHome: "Wróć na stronę główną",
     memberOne: "członek", checkFields: "Popraw zaznaczone pola", fullName: "Imię i nazwisko",
+    showPassword: "Pokaż hasło", hidePassword: "Ukryj hasło",
+    resetWithoutToken: "Ten link nie zawiera tokenu. Poproś o nowy w zakładce „Nie pamiętam hasła” i otwórz link z e-maila.",
   },
   en: {
     welcome: "Welcome to brama", tabLogin: "Log in", tabRegister: "Register", tabCompany: "Company account",
     tabForgot: "Forgot password", username: "Username or email", usernameOnly: "Username",
     password: "Password", login: "Log in", register: "Register", sendLink: "Send the link",
-    passwordHint: "8–30 characters: upper- and lower-case letter, digit and symbol", activateTitle: "Activate your company account",
+    passwordHint: "8–30 characters: upper- and lower-case letter, digit and symbol; no Polish letters (ą, ę, ó…)", activateTitle: "Activate your company account",
     name: "First name", surname: "Surname", newPassword: "New password", activate: "Activate", resetTitle: "New password",
     setPassword: "Set the password", myAccount: "My account", logout: "Log out", logoutAll: "Log out everywhere",
     actions: "Actions", fetchMe: "Fetch my data", members: "Member register", addMember: "Add a member",
@@ -111,6 +113,8 @@ export const TEXTS = {
     noAccounts: "No accounts", someone: "someone", change: "Change",
     notFoundTitle: "No such page", notFoundText: "This address leads to no page of brama.", backHome: "Back to the start page",
     memberOne: "member", checkFields: "Correct the marked fields", fullName: "Name",
+    showPassword: "Show the password", hidePassword: "Hide the password",
+    resetWithoutToken: "This link has no token. Ask for a new one under “Forgot password” and open the link from the email.",
   },
 };
 
