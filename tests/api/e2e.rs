@@ -867,3 +867,76 @@ async fn unknown_pages_banners_and_field_errors_in_the_page() {
     b.wait("#login-form").await;
     b.close().await;
 }
+
+/// axe-core (vendored from npm into tests/fixtures, never fetched) on the page as it is: the
+/// serious and critical violations of a view, as `rule: selectors`.
+async fn axe_violations(b: &Browser) -> Vec<String> {
+    let axe = include_str!("../fixtures/axe-core/axe.min.js");
+    if b.eval("return typeof window.axe").await != "object" {
+        b.client
+            .execute(&format!("{axe}\nreturn null;"), Vec::new())
+            .await
+            .expect("axe-core loads");
+    }
+    let result = b
+        .eval(
+            "return axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations \
+             .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+             .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))",
+        )
+        .await;
+    result
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Every view of the page, at 1280 and at 390 px, has no serious or critical axe-core
+/// violation: log-in and its tabs, the second step, the signed-in start page with Moje konto,
+/// the second factor, the register, Konta and Dziennik, the member dialog, /activate, /reset,
+/// /confirm-email and an unknown address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_passes_axe_at_both_widths() {
+    let Some((_db, server, b)) = setup("e2e-axe").await else {
+        return;
+    };
+    let mut found = Vec::new();
+    let mut check = async |b: &Browser, view: &str| {
+        for (width, height) in [(1280, 900), (390, 844)] {
+            b.resize(width, height).await;
+            for v in axe_violations(b).await {
+                found.push(format!("{view} at {width} px: {v}"));
+            }
+        }
+        b.resize(1280, 900).await;
+    };
+    for path in ["/activate", "/reset", "/confirm-email", "/no/such/page"] {
+        b.goto(&server.url(path)).await;
+        b.wait("body[data-ready='true']").await;
+        check(&b, path).await;
+    }
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    check(&b, "log-in").await;
+    for tab in ["register", "company", "forgot"] {
+        b.click(&format!("#tab-{tab}")).await;
+        check(&b, tab).await;
+    }
+    register_in_page(&b, &server, "ala").await;
+    for panel in ["profile", "password", "email", "sessions", "data"] {
+        b.click(&format!("#{panel}-panel summary")).await;
+    }
+    b.wait_text("#journal-list", "ala").await;
+    check(&b, "signed in, every panel open").await;
+    b.click("#member-add").await;
+    b.wait("#member-dialog").await;
+    check(&b, "member dialog").await;
+    b.click("#member-cancel").await;
+    b.click("#totp-start").await;
+    b.wait("#totp-qr").await;
+    check(&b, "authenticator enrolment").await;
+    assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
+    b.close().await;
+}

@@ -152,7 +152,8 @@ function applyLanguage() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
   $("lang").textContent = state.lang === "pl" ? "EN" : "PL";
-  $("lang").setAttribute("aria-label", t("switchLanguage"));
+  // The accessible name starts with what the button shows (WCAG 2.5.3).
+  $("lang").setAttribute("aria-label", `${$("lang").textContent}: ${t("switchLanguage")}`);
   $("output").setAttribute("aria-label", t("result"));
   renderWho();
   if (state.mfa) secondStepHint();
