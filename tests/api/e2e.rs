@@ -580,6 +580,11 @@ async fn my_account_profile_password_email_sessions_data() {
         .await;
     assert_eq!(status, 200);
     register_in_page(&b, &server, "marta").await;
+    assert_eq!(b.eval("return document.title").await, "Moje konto · brama");
+    assert_eq!(
+        b.eval("return document.activeElement.id").await,
+        "account-title"
+    );
 
     b.click("#profile-panel summary").await;
     b.fill("#profile-name", "Marta").await;
@@ -686,6 +691,10 @@ async fn accounts_and_audit_log_for_admins() {
     b.fill("#login-password", PASSWORD).await;
     b.click("#login").await;
     b.wait_text("#who", "właściciel").await;
+
+    // The register's sorted column says so to assistive technology.
+    b.wait("#members-table th[aria-sort='ascending'] button[data-sort='nazwisko']")
+        .await;
 
     // Konta: everyone of the organization, searchable; one's own row cannot be changed.
     b.wait_text("#account-list", "piotr").await;
@@ -851,6 +860,37 @@ async fn unknown_pages_banners_and_field_errors_in_the_page() {
     assert_eq!(hidden, true);
     b.click("#lang").await;
 
+    // The tabs follow the WAI-ARIA pattern: one Tab stop, arrows, Home and End.
+    let tab = b.wait("#tab-login").await;
+    tab.send_keys("\u{E014}").await.expect("ArrowRight");
+    let state = "return [document.activeElement.id, \
+                 document.getElementById('register-form').hidden, \
+                 [...document.querySelectorAll('[role=tab]')].map(t => t.tabIndex)]";
+    assert_eq!(
+        b.eval(state).await,
+        json!(["tab-register", false, [-1, 0, -1, -1]])
+    );
+    let tab = b.wait("#tab-register").await;
+    tab.send_keys("\u{E010}").await.expect("End");
+    assert_eq!(
+        b.eval("return document.activeElement.id").await,
+        "tab-forgot"
+    );
+    let tab = b.wait("#tab-forgot").await;
+    tab.send_keys("\u{E014}").await.expect("ArrowRight wraps");
+    assert_eq!(
+        b.eval("return document.activeElement.id").await,
+        "tab-login"
+    );
+    assert!(
+        b.eval("return document.title")
+            .await
+            .as_str()
+            .unwrap()
+            .ends_with("· brama"),
+        "a title per view"
+    );
+
     // A password can be shown while typed, and hidden again.
     let kind = "return document.getElementById('login-password').type";
     b.click("#login-form button.show-password").await;
@@ -863,6 +903,11 @@ async fn unknown_pages_banners_and_field_errors_in_the_page() {
     b.wait_text("#message", "Nie pamiętam hasła").await;
     b.wait_text("#hint-reset-password", "bez polskich liter")
         .await;
+    assert_eq!(b.eval("return document.title").await, "Nowe hasło · brama");
+    assert_eq!(
+        b.eval("return document.activeElement.id").await,
+        "reset-title"
+    );
     b.click("#reset-view a.button-link").await;
     b.wait("#login-form").await;
     b.close().await;

@@ -219,6 +219,7 @@ function renderSession() {
     hideRecovery();
     closeTotpEnrol();
   }
+  announceView();
   const staff = me && rank(me.roles) >= 1;
   $("members").hidden = !staff;
   $("member-export").hidden = !(me && rank(me.roles) >= 2);
@@ -233,6 +234,7 @@ function renderSession() {
 async function loggedIn(body) {
   sessionStorage.setItem(REFRESH_KEY, body.refreshToken);
   await loadMe();
+  focusView();
   say("ok", `${t("welcomeBack")} ${body.username ?? body.email ?? ""}`.trim());
 }
 
@@ -268,6 +270,7 @@ function showSecondStep(body) {
   state.mfa = { token: body.mfaToken, methods: body.methods ?? [] };
   $("auth").hidden = true;
   $("mfa-step").hidden = false;
+  announceView();
   secondStepHint();
   $("mfa-code").value = "";
   $("mfa-code").focus();
@@ -277,6 +280,7 @@ function endSecondStep() {
   state.mfa = null;
   $("mfa-step").hidden = true;
   $("auth").hidden = Boolean(state.me);
+  announceView();
 }
 
 /** The answer of a second step: signed in, or the reason (a spent ticket starts over). */
@@ -903,8 +907,14 @@ function renderMembers(members) {
   $("prev").disabled = state.list.page <= 1;
   $("next").disabled = state.list.page >= pages;
   for (const b of document.querySelectorAll("th button.sort")) {
-    if (b.dataset.sort === state.list.sort) b.dataset.dir = state.list.order;
-    else delete b.dataset.dir;
+    const th = b.closest("th");
+    if (b.dataset.sort === state.list.sort) {
+      b.dataset.dir = state.list.order;
+      th.setAttribute("aria-sort", state.list.order === "asc" ? "ascending" : "descending");
+    } else {
+      delete b.dataset.dir;
+      th.removeAttribute("aria-sort");
+    }
   }
 }
 
@@ -1066,12 +1076,44 @@ function clearMessage() {
   $("message").replaceChildren();
 }
 
-function selectTab(name) {
+const TABS = ["login", "register", "company", "forgot"];
+
+/** WAI-ARIA tabs: the selected tab is the one Tab stop; arrows, Home and End move between. */
+function selectTab(name, focus = false) {
   clearMessage();
-  for (const tab of ["login", "register", "company", "forgot"]) {
-    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+  for (const tab of TABS) {
+    const button = $(`tab-${tab}`);
+    button.setAttribute("aria-selected", String(tab === name));
+    button.tabIndex = tab === name ? 0 : -1;
     $(`${tab}-form`).hidden = tab !== name;
   }
+  if (focus) $(`tab-${name}`).focus();
+}
+
+function onTabKey(event) {
+  const current = TABS.findIndex((tab) => $(`tab-${tab}`).getAttribute("aria-selected") === "true");
+  const next = { ArrowRight: current + 1, ArrowLeft: current - 1, Home: 0, End: TABS.length - 1 }[event.key];
+  if (next === undefined) return;
+  event.preventDefault();
+  selectTab(TABS[(next + TABS.length) % TABS.length], true);
+}
+
+/** The document's title names the view, and focus goes to its heading (for screen readers). */
+function announceView() {
+  const heading = !$("not-found-view").hidden ? "not-found-title"
+    : !$("activate-view").hidden ? "activate-title"
+    : !$("reset-view").hidden ? "reset-title"
+    : !$("confirm-email-view").hidden ? "confirm-email-title"
+    : !$("mfa-step").hidden ? "mfa-step-title"
+    : state.me ? "account-title" : "auth-title";
+  document.title = `${$(heading).textContent} · brama`;
+  return heading;
+}
+
+function focusView() {
+  const heading = $(announceView());
+  heading.tabIndex = -1;
+  heading.focus();
 }
 
 function fillSelects() {
@@ -1093,7 +1135,8 @@ function wire() {
     applyLanguage();
     if (state.me) renderSession();
   });
-  for (const tab of ["login", "register", "company", "forgot"]) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
+  for (const tab of TABS) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
+  document.querySelector(".tabs").addEventListener("keydown", onTabKey);
   $("login-form").addEventListener("submit", (e) => onLogin(e, "login-username", "login-password"));
   $("company-form").addEventListener("submit", (e) => onLogin(e, "company-email", "company-password"));
   $("register-form").addEventListener("submit", onRegister);
@@ -1155,6 +1198,7 @@ async function confirmEmail(token) {
   $("auth").hidden = true;
   $("actions").hidden = true;
   $("confirm-email-view").hidden = false;
+  focusView();
   if (!token) return say("bad", t("linkWithoutToken"));
   const res = await api("POST", "/api/auth/email/confirm", { token });
   const body = await json(res);
@@ -1178,7 +1222,7 @@ async function start() {
   if (state.view === "not-found") {
     $("auth").hidden = true;
     $("not-found-view").hidden = false;
-    return;
+    return focusView();
   }
   if (path === "/confirm-email") return confirmEmail(tokenFromFragment());
   if (path === "/activate" || path === "/reset") {
@@ -1186,6 +1230,7 @@ async function start() {
     $("auth").hidden = true;
     const view = path === "/activate" ? "activate" : "reset";
     $(`${view}-view`).hidden = false;
+    focusView();
     $(`${view}-form`).addEventListener("submit", (e) => (view === "activate" ? onActivate(e, token) : onReset(e, token)));
     if (!token) say("bad", t(view === "reset" ? "resetWithoutToken" : "linkWithoutToken"));
     return;
