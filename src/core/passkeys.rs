@@ -40,6 +40,14 @@ const REGISTER: &str = "register";
 const SECOND_FACTOR: &str = "mfa";
 const PASSWORDLESS: &str = "login";
 
+/// A ceremony just started: its challenge and whose it is.
+struct Started<'a> {
+    challenge: &'a [u8],
+    kind: &'static str,
+    account_id: Option<String>,
+    ticket_hash: Option<String>,
+}
+
 /// A passkey just registered, with the account's recovery codes when it is its first factor.
 #[derive(Debug)]
 pub struct NewPasskey {
@@ -195,18 +203,13 @@ impl Core {
             selection.insert("residentKey".into(), "preferred".into());
         }
         let now = now_ms();
-        let ceremony = CeremonyRecord {
-            challenge_hash: challenge_key(&creation.public_key.challenge),
-            kind: REGISTER.into(),
+        let started = Started {
+            challenge: &creation.public_key.challenge,
+            kind: REGISTER,
             account_id: Some(account.id.clone()),
             ticket_hash: None,
-            state: to_json("a passkey registration", &state)?,
-            created_at: now,
-            expires_at: now + CEREMONY_MS,
         };
-        let mut tx = self.begin().await?;
-        tx.insert_ceremony(&ceremony).await?;
-        tx.commit().await?;
+        self.keep_ceremony(started, &state, now).await?;
         Ok(answer)
     }
 
@@ -331,18 +334,13 @@ impl Core {
             .webauthn
             .start_passkey_authentication(&passkeys)
             .map_err(|e| internal("starting a passkey sign-in", e))?;
-        let ceremony = CeremonyRecord {
-            challenge_hash: challenge_key(&request.public_key.challenge),
-            kind: SECOND_FACTOR.into(),
+        let started = Started {
+            challenge: &request.public_key.challenge,
+            kind: SECOND_FACTOR,
             account_id: Some(ticket.account_id),
             ticket_hash: Some(hash),
-            state: to_json("a passkey sign-in", &state)?,
-            created_at: now,
-            expires_at: now + CEREMONY_MS,
         };
-        let mut tx = self.begin().await?;
-        tx.insert_ceremony(&ceremony).await?;
-        tx.commit().await?;
+        self.keep_ceremony(started, &state, now).await?;
         options(&request)
     }
 
@@ -402,18 +400,13 @@ impl Core {
             .start_discoverable_authentication()
             .map_err(|e| internal("starting a passwordless sign-in", e))?;
         let now = now_ms();
-        let ceremony = CeremonyRecord {
-            challenge_hash: challenge_key(&request.public_key.challenge),
-            kind: PASSWORDLESS.into(),
+        let started = Started {
+            challenge: &request.public_key.challenge,
+            kind: PASSWORDLESS,
             account_id: None,
             ticket_hash: None,
-            state: to_json("a passwordless sign-in", &state)?,
-            created_at: now,
-            expires_at: now + CEREMONY_MS,
         };
-        let mut tx = self.begin().await?;
-        tx.insert_ceremony(&ceremony).await?;
-        tx.commit().await?;
+        self.keep_ceremony(started, &state, now).await?;
         // webauthn-rs suggests `mediation: conditional` (autofill); the surfaces answer the
         // `publicKey` options alone and the page picks how the browser asks.
         options(&request)
@@ -495,6 +488,28 @@ impl Core {
             .await?;
         self.login_attempt_succeeded(attempt).await;
         Ok((account, issued))
+    }
+
+    /// Stores a ceremony just started, with webauthn-rs's state, for five minutes.
+    async fn keep_ceremony<T: serde::Serialize>(
+        &self,
+        started: Started<'_>,
+        state: &T,
+        now: i64,
+    ) -> CoreResult<()> {
+        let ceremony = CeremonyRecord {
+            challenge_hash: challenge_key(started.challenge),
+            kind: started.kind.into(),
+            account_id: started.account_id,
+            ticket_hash: started.ticket_hash,
+            state: to_json("a WebAuthn ceremony", state)?,
+            created_at: now,
+            expires_at: now + CEREMONY_MS,
+        };
+        let mut tx = self.begin().await?;
+        tx.insert_ceremony(&ceremony).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a verified use of `record` (read locked in `tx`): its signature counter, and
