@@ -985,3 +985,21 @@ async fn every_view_passes_axe_at_both_widths() {
     assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
     b.close().await;
 }
+
+/// An activation link that no longer works offers a new one on the spot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activation_link_that_no_longer_works_offers_a_new_one() {
+    let Some((_db, server, b)) = setup("e2e-resend").await else {
+        return;
+    };
+    b.goto(&server.url("/activate#token=used-or-expired")).await;
+    b.wait("#activate-view:not([hidden])").await;
+    b.fill("#activate-name", "Jan").await;
+    b.fill("#activate-password", PASSWORD).await;
+    b.click("#activate").await;
+    b.wait("#resend-form").await;
+    b.fill("#resend-email", "szef@firma.pl").await;
+    b.click("#resend").await;
+    b.wait_text("#message", "wysłaliśmy nowy link").await;
+    b.close().await;
+}

@@ -814,7 +814,11 @@ async function onActivate(event, token) {
     body: JSON.stringify({ token, password: $("activate-password").value, name: $("activate-name").value, surname: $("activate-surname").value }),
   });
   const body = await json(res);
-  if (!res.ok) return fail(body);
+  if (!res.ok) {
+    // A refusal that names no field is the link itself (used, expired): offer a new one.
+    if (res.status === 400 && !(body.msg ?? []).length) $("resend-form").hidden = false;
+    return fail(body);
+  }
   // The activation answers with a token pair; one refresh in browser mode turns it into the cookie.
   sessionStorage.setItem(REFRESH_KEY, body.data.refresh);
   await fetchCsrf();
@@ -824,6 +828,17 @@ async function onActivate(event, token) {
   $("activate-view").hidden = true;
   await loadMe();
   say("ok", t("activated"));
+}
+
+/** A new activation link for a company account whose link no longer works. */
+async function onResend(event) {
+  event.preventDefault();
+  const res = await fetch("/company/activation/resend", {
+    method: "POST", headers: headers(true), body: JSON.stringify({ email: $("resend-email").value.trim() }),
+  });
+  const body = await json(res);
+  if (!res.ok) return fail(body);
+  say("ok", body.info ?? body.message ?? "");
 }
 
 async function onReset(event, token) {
@@ -1159,6 +1174,7 @@ function wire() {
   $("sessions-panel").addEventListener("toggle", () => { if ($("sessions-panel").open) loadSessions(); });
   $("export-me").addEventListener("click", exportMe);
   $("delete-me-form").addEventListener("submit", onDeleteMe);
+  $("resend-form").addEventListener("submit", onResend);
   $("accounts-q").addEventListener("input", renderAccounts);
   $("journal-action").addEventListener("change", () => loadJournal(false));
   $("journal-actor").addEventListener("change", () => loadJournal(false));

@@ -56,7 +56,8 @@ export const TEXTS = {
     noAccounts: "Brak kont", someone: "ktoś", change: "Zmień",
     notFoundTitle: "Nie ma takiej strony", notFoundText: "Ten adres nie prowadzi do żadnej strony bramy.", backHome: "Wróć na stronę główną",
     memberOne: "członek", checkFields: "Popraw zaznaczone pola", fullName: "Imię i nazwisko",
-    showPassword: "Pokaż hasło", hidePassword: "Ukryj hasło",
+    showPassword: "Pokaż hasło", hidePassword: "Ukryj hasło", resendLink: "Wyślij nowy link",
+    resendHint: "Link mógł wygasnąć albo został już użyty. Podaj adres e-mail firmy, a wyślemy nowy.",
     resetWithoutToken: "Ten link nie zawiera tokenu. Poproś o nowy w zakładce „Nie pamiętam hasła” i otwórz link z e-maila.",
   },
   en: {
@@ -113,7 +114,8 @@ export const TEXTS = {
     noAccounts: "No accounts", someone: "someone", change: "Change",
     notFoundTitle: "No such page", notFoundText: "This address leads to no page of brama.", backHome: "Back to the start page",
     memberOne: "member", checkFields: "Correct the marked fields", fullName: "Name",
-    showPassword: "Show the password", hidePassword: "Hide the password",
+    showPassword: "Show the password", hidePassword: "Hide the password", resendLink: "Send a new link",
+    resendHint: "The link may have expired or been used. Enter the company's email address and we send a new one.",
     resetWithoutToken: "This link has no token. Ask for a new one under “Forgot password” and open the link from the email.",
   },
 };
