@@ -281,11 +281,6 @@ impl Core {
         })
     }
 
-    /// The caller's passkeys, oldest first.
-    pub async fn passkeys(&self, caller: &Caller) -> CoreResult<Vec<PasskeyRecord>> {
-        Ok(self.store.passkeys(&caller.account_id).await?)
-    }
-
     /// Removes one of the caller's passkeys (audited `mfa.disabled`); with the last second
     /// factor go the recovery codes.
     pub async fn delete_passkey(

@@ -46,10 +46,11 @@ impl Core {
                 .map(|s| s.map(|s| s.as_str().to_string()).unwrap_or_default()),
             ..AccountUpdate::default()
         };
-        let account = own_account(
-            tx.update_account(&caller.account_id, &update, now).await?,
-            caller,
-        )?;
+        // The row is locked and was checked above: the update returns it.
+        let account = tx
+            .update_account(&caller.account_id, &update, now)
+            .await?
+            .ok_or(CoreError::TokenInvalid)?;
         tx.record_audit(
             &AuditAction::ProfileUpdated.by_itself(&account, client.ip),
             now,

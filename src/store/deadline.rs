@@ -143,8 +143,6 @@ forwarding! {
     member_ids(organization_id: &str) -> Vec<String>;
     record_audits(events: &[(AuditEvent, i64)]) -> ();
     members_by_ids(organization_id: &str, ids: &[String]) -> Vec<MemberRecord>;
-    totp_factor(account_id: &str) -> Option<TotpRecord>;
-    recovery_codes_left(account_id: &str) -> i64;
     totp_secrets_not_under(pattern: &str) -> u64;
     mfa_ticket(token_hash: &str) -> Option<MfaTicketRecord>;
     passkeys(account_id: &str) -> Vec<PasskeyRecord>;

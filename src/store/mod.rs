@@ -677,10 +677,6 @@ pub trait Store: Send + Sync + 'static {
         organization_id: &str,
         indexes: &[String],
     ) -> StoreResult<Vec<String>>;
-    /// The account's TOTP factor, confirmed or not.
-    async fn totp_factor(&self, account_id: &str) -> StoreResult<Option<TotpRecord>>;
-    /// How many of the account's recovery codes are unused.
-    async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64>;
     /// How many TOTP secrets are stored other than as `pattern` (`pesels_not_under`'s twin).
     async fn totp_secrets_not_under(&self, pattern: &str) -> StoreResult<u64>;
     /// A second-factor ticket by the SHA-256 of its token.

@@ -409,13 +409,6 @@ macro_rules! sql_store {
                 Ok(found)
             }
 
-            async fn totp_factor(&self, account_id: &str) -> StoreResult<Option<TotpRecord>> {
-                Ok(sqlx::query_as::<_, TotpRecord>($crate::store::sql::TOTP_FACTOR)
-                .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await?)
-            }
-
             async fn totp_secrets_not_under(&self, pattern: &str) -> StoreResult<u64> {
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM totp_factors WHERE secret NOT LIKE $1")
                     .bind(pattern)
@@ -443,16 +436,6 @@ macro_rules! sql_store {
                     .bind(account_id)
                     .fetch_one(&self.pool)
                     .await?)
-            }
-
-            async fn recovery_codes_left(&self, account_id: &str) -> StoreResult<i64> {
-                let (n,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL",
-                )
-                .bind(account_id)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(n)
             }
         }
 

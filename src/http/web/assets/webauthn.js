@@ -15,6 +15,15 @@ const toText = (buffer) => {
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 };
 
+/** A credential as PublicKeyCredential.toJSON() writes it, with its `response` already JSON. */
+const answer = (cred, response) => ({
+  id: cred.id,
+  rawId: toText(cred.rawId),
+  type: cred.type,
+  response,
+  clientExtensionResults: cred.getClientExtensionResults(),
+});
+
 const withIds = (list) => (list ?? []).map((c) => ({ ...c, id: toBytes(c.id) }));
 
 /** Whether this browser can use passkeys at all. */
@@ -31,17 +40,11 @@ export async function createPasskey(options) {
   };
   const cred = await navigator.credentials.create({ publicKey });
   const r = cred.response;
-  return {
-    id: cred.id,
-    rawId: toText(cred.rawId),
-    type: cred.type,
-    response: {
-      attestationObject: toText(r.attestationObject),
-      clientDataJSON: toText(r.clientDataJSON),
-      transports: r.getTransports ? r.getTransports() : [],
-    },
-    clientExtensionResults: cred.getClientExtensionResults(),
-  };
+  return answer(cred, {
+    attestationObject: toText(r.attestationObject),
+    clientDataJSON: toText(r.clientDataJSON),
+    transports: r.getTransports ? r.getTransports() : [],
+  });
 }
 
 /** navigator.credentials.get() for brama's `{publicKey}`; the answer as JSON. */
@@ -50,16 +53,10 @@ export async function getPasskey(options) {
   const publicKey = { ...pk, challenge: toBytes(pk.challenge), allowCredentials: withIds(pk.allowCredentials) };
   const cred = await navigator.credentials.get({ publicKey });
   const r = cred.response;
-  return {
-    id: cred.id,
-    rawId: toText(cred.rawId),
-    type: cred.type,
-    response: {
-      authenticatorData: toText(r.authenticatorData),
-      clientDataJSON: toText(r.clientDataJSON),
-      signature: toText(r.signature),
-      userHandle: r.userHandle ? toText(r.userHandle) : null,
-    },
-    clientExtensionResults: cred.getClientExtensionResults(),
-  };
+  return answer(cred, {
+    authenticatorData: toText(r.authenticatorData),
+    clientDataJSON: toText(r.clientDataJSON),
+    signature: toText(r.signature),
+    userHandle: r.userHandle ? toText(r.userHandle) : null,
+  });
 }
