@@ -271,8 +271,33 @@ impl Browser {
             .iter()
             .map(|v| v.as_i64().unwrap_or_default())
             .collect();
-        assert!(w[0] <= w[1], "the page scrolls sideways: {widths}");
-        assert!(w[2] <= w[3], "{css} scrolls sideways: {widths}");
+        if w[0] > w[1] || w[2] > w[3] {
+            // Name the culprits: the visible elements whose right edge passes the window's or
+            // the container's.
+            let wide = self
+                .eval(&format!(
+                    "const box = document.querySelector({css:?}); \
+                     const edge = Math.min(innerWidth, box ? box.getBoundingClientRect().right : innerWidth); \
+                     return [...document.querySelectorAll('body *')].filter(e => e.getClientRects().length \
+                       && e.getBoundingClientRect().right > edge + 0.5).slice(-6) \
+                       .map(e => `${{e.tagName}}#${{e.id}}.${{e.className}} ${{Math.round(e.getBoundingClientRect().right)}}`)"
+                ))
+                .await;
+            panic!("{css} or the page scrolls sideways: {widths}; too wide: {wide}");
+        }
+    }
+
+    /// Presses and releases one key on whatever has the focus (WebDriver actions), e.g. Tab as
+    /// `'\u{E004}'`, as a person at a keyboard would.
+    pub async fn press(&self, key: char) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".to_string())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client
+            .perform_actions(keys)
+            .await
+            .unwrap_or_else(|e| panic!("press {key:?}: {e}"));
     }
 
     /// Saves a PNG screenshot to `path` (creating parent dirs).

@@ -853,12 +853,49 @@ async fn unknown_pages_banners_and_field_errors_in_the_page() {
     b.fill("#login-password", "Zle!haslo1").await;
     b.click("#login").await;
     b.wait_text("#message", "Nieprawidłowa").await;
+    // At the fields too: under the password, both marked (it does not say which one is wrong).
+    let marked = "return [document.getElementById('err-' + arguments_[0] + '-password').textContent, \
+                  ...['username', 'password', 'email'].map(f => \
+                  document.getElementById(arguments_[0] + '-' + f)?.getAttribute('aria-invalid') ?? null)]";
+    let login_marks = b.eval(&marked.replace("arguments_[0]", "'login'")).await;
+    assert_eq!(
+        login_marks,
+        json!([
+            "Nieprawidłowa nazwa użytkownika lub hasło",
+            "true",
+            "true",
+            null
+        ]),
+    );
     b.click("#lang").await;
     let hidden = b
         .eval("return document.getElementById('message').hidden")
         .await;
     assert_eq!(hidden, true);
+    let login_marks = b.eval(&marked.replace("arguments_[0]", "'login'")).await;
+    assert_eq!(
+        login_marks,
+        json!(["", null, null, null]),
+        "errors go with the language"
+    );
     b.click("#lang").await;
+    // The company tab's log-in the same way.
+    b.click("#tab-company").await;
+    b.fill("#company-email", "zajety@example.org").await;
+    b.fill("#company-password", "Zle!haslo1").await;
+    b.click("#company-login").await;
+    b.wait_text("#err-company-password", "Nieprawidłowa").await;
+    let company_marks = b.eval(&marked.replace("arguments_[0]", "'company'")).await;
+    assert_eq!(
+        company_marks,
+        json!([
+            "Nieprawidłowa nazwa użytkownika lub hasło",
+            null,
+            "true",
+            "true"
+        ]),
+    );
+    b.click("#tab-login").await;
 
     // The tabs follow the WAI-ARIA pattern: one Tab stop, arrows, Home and End.
     let tab = b.wait("#tab-login").await;
@@ -982,6 +1019,19 @@ async fn every_view_passes_axe_at_both_widths() {
     b.click("#totp-start").await;
     b.wait("#totp-qr").await;
     check(&b, "authenticator enrolment").await;
+    let secret = b.text("#totp-secret").await.replace(' ', "");
+    b.fill("#totp-code", &crate::mfa::code(&secret, 0)).await;
+    b.click("#totp-confirm").await;
+    b.wait("#recovery-box:not([hidden])").await;
+    check(&b, "recovery codes").await;
+    b.click("#logout").await;
+    b.wait_text("#who", "Nie zalogowano").await;
+    b.click("#tab-login").await;
+    b.fill("#login-username", "ala").await;
+    b.fill("#login-password", PASSWORD).await;
+    b.click("#login").await;
+    b.wait("#mfa-step:not([hidden])").await;
+    check(&b, "the second step").await;
     assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
     b.close().await;
 }
@@ -1001,5 +1051,190 @@ async fn an_activation_link_that_no_longer_works_offers_a_new_one() {
     b.fill("#resend-email", "szef@firma.pl").await;
     b.click("#resend").await;
     b.wait_text("#message", "wysłaliśmy nowy link").await;
+    b.close().await;
+}
+
+/// The focus ring of whatever has the keyboard focus: `[what, outline style, width in px,
+/// contrast against the surface it is drawn on, a mark of the element]`, or null on the body. The ring sits outside the
+/// element (outline-offset), so the surface is the first ancestor with a background of its own.
+const FOCUS_RING: &str = "
+const el = document.activeElement;
+if (!el || el === document.body || el === document.documentElement) return null;
+const rgb = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+let surface = [255, 255, 255, 1];
+for (let n = el.parentElement; n; n = n.parentElement) {
+  const c = rgb(getComputedStyle(n).backgroundColor);
+  if (c[3] > 0) { surface = c; break; }
+}
+const s = getComputedStyle(el);
+const [hi, lo] = [lum(rgb(s.outlineColor)), lum(surface)].sort((a, b) => b - a);
+const what = el.id || `${el.tagName.toLowerCase()}.${el.className} ${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 30)}`;
+window.__walk = window.__walk ?? 0;
+el.dataset.walk = el.dataset.walk ?? String(++window.__walk);
+return [what, s.outlineStyle, parseFloat(s.outlineWidth), (hi + 0.05) / (lo + 0.05), el.dataset.walk];";
+
+/// Walks the page with the Tab key (at most `limit` presses, until the focus comes round to a
+/// stop it has seen) and returns the stops and every stop whose focus ring is missing, thinner
+/// than 2 px or under 3:1.
+async fn weak_focus_rings(b: &Browser, view: &str, limit: usize) -> (Vec<String>, Vec<String>) {
+    let mut seen = Vec::new();
+    let mut stops = Vec::new();
+    let mut weak = Vec::new();
+    for _ in 0..limit {
+        b.press('\u{E004}').await;
+        let ring = b.eval(FOCUS_RING).await;
+        // Past the last stop the focus leaves the document for a moment, then comes round.
+        let Some(ring) = ring.as_array() else {
+            continue;
+        };
+        let what = ring[0].as_str().unwrap_or_default().to_string();
+        let mark = ring[4].as_str().unwrap_or_default().to_string();
+        if seen.contains(&mark) {
+            break;
+        }
+        let (style, width, contrast) = (
+            ring[1].as_str().unwrap_or_default(),
+            ring[2].as_f64().unwrap_or_default(),
+            ring[3].as_f64().unwrap_or_default(),
+        );
+        if style == "none" || width < 2.0 || contrast < 3.0 {
+            weak.push(format!(
+                "{view}: {what}: {style} {width}px, {contrast:.2}:1"
+            ));
+        }
+        seen.push(mark);
+        stops.push(what);
+    }
+    (stops, weak)
+}
+
+/// Whether the dialog fits the window and its Save button is on screen without scrolling.
+const DIALOG_FITS: &str = "
+const d = document.getElementById('member-dialog').getBoundingClientRect();
+const s = document.getElementById('member-save').getBoundingClientRect();
+return [d.left >= 0 && d.right <= innerWidth && d.top >= 0 && d.bottom <= innerHeight,
+        s.top >= 0 && s.bottom <= innerHeight && s.right <= innerWidth, [d.left, d.right, s.top, s.bottom, innerWidth, innerHeight]]";
+
+/// Every visible time and address that the page broke across lines.
+const BROKEN_WORDS: &str = "
+return [...document.querySelectorAll('time, .email')]
+  .filter((el) => el.getClientRects().length > 1)
+  .map((el) => el.textContent)";
+
+/// Issue 16's phone and keyboard checks: at 360, 390 and 414 px nothing pans sideways, the
+/// member dialog fits with Save on screen, and no time or address breaks mid-word; at 1280 px the
+/// log-in tabs stay on one row in both languages; walking every view with Tab, each stop has a
+/// focus ring of at least 2 px and 3:1 contrast against what surrounds it; education levels read
+/// in English on the English page (the stored value stays Polish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_from_360_to_414_keyboard_focus_and_texts() {
+    let Some((_db, server, b)) = setup("e2e-phones").await else {
+        return;
+    };
+    b.goto(&server.url("/")).await;
+    b.wait("body[data-ready='true']").await;
+    let tab_rows =
+        "return new Set([...document.querySelectorAll('[role=tab]')].map(t => t.offsetTop)).size";
+    assert_eq!(b.eval(tab_rows).await, 1, "the tabs wrap at 1280 px");
+    let (stops, mut weak) = weak_focus_rings(&b, "log-in", 30).await;
+    assert!(stops.len() >= 5, "Tab stops on the log-in view: {stops:?}");
+    b.click("#lang").await;
+    b.wait_text("#tab-forgot", "Forgot").await;
+    assert_eq!(b.eval(tab_rows).await, 1, "the English tabs wrap");
+    b.click("#lang").await;
+    for (width, height) in [(360, 740), (390, 844), (414, 896)] {
+        b.resize(width, height).await;
+        b.assert_fits("#auth").await;
+    }
+    b.resize(1280, 900).await;
+
+    register_in_page(&b, &server, "aleksandra").await;
+    let (status, login) = server
+        .post(
+            "/api/auth/login",
+            json!({ "username": "aleksandra", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    let (status, _) = server
+        .post(
+            "/api/auth/register",
+            json!({ "username": "bartosz.wisniewski", "email": "bartosz.wisniewski@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = server
+        .post_as(
+            "/api/membership/members",
+            json!({
+                "imie": "Ewa", "nazwisko": "Kot", "wyksztalcenie": "Policealne",
+                "pesel": brama::domain::Pesel::from_parts(1990, 1, 2, 345).unwrap().as_str(),
+                "wojewodztwo": "Mazowieckie", "miejscowosc": "Warszawa", "ulica": "Długa",
+                "nrdomulokalu": "1", "kodpocztowy": "00-001", "email": "ewa.kot@example.pl",
+                "tel": "600100200",
+            }),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The page sees the new account and member; every panel of Moje konto open.
+    b.goto(&server.url("/")).await;
+    b.wait_text("#account-list", "bartosz.wisniewski@example.org")
+        .await;
+    b.wait_text("#members-table", "ewa.kot@example.pl").await;
+    for panel in ["profile", "password", "email", "sessions", "data"] {
+        b.click(&format!("#{panel}-panel summary")).await;
+    }
+    b.wait("#session-list time").await;
+    b.wait("#journal-list time").await;
+
+    for (width, height) in [(360, 740), (390, 844), (414, 896)] {
+        b.resize(width, height).await;
+        b.assert_fits("#account").await;
+        b.assert_fits("#accounts").await;
+        b.assert_fits("#journal").await;
+        b.assert_fits("#members .table-wrap").await;
+        let broken = b.eval(BROKEN_WORDS).await;
+        assert_eq!(broken, json!([]), "broken mid-word at {width} px");
+        b.click("#member-add").await;
+        b.wait("#member-dialog[open]").await;
+        let fits = b.eval(DIALOG_FITS).await;
+        assert_eq!(fits[0], true, "the dialog at {width} px: {fits}");
+        assert_eq!(fits[1], true, "Save off screen at {width} px: {fits}");
+        if width == 360 {
+            b.screenshot(&shot("member-dialog-phone")).await;
+        }
+        b.click("#member-cancel").await;
+    }
+    b.resize(1280, 900).await;
+
+    // The keyboard walk through the signed-in page and the member dialog.
+    b.eval("document.activeElement.blur(); window.scrollTo(0, 0); return null")
+        .await;
+    let (stops, more) = weak_focus_rings(&b, "signed in", 150).await;
+    assert!(
+        stops.len() >= 40,
+        "Tab stops on the signed-in page: {stops:?}"
+    );
+    weak.extend(more);
+    b.click("#member-add").await;
+    b.wait("#member-dialog[open]").await;
+    let (stops, more) = weak_focus_rings(&b, "member dialog", 30).await;
+    assert!(stops.len() >= 12, "Tab stops in the dialog: {stops:?}");
+    weak.extend(more);
+    assert!(weak.is_empty(), "weak focus rings:\n{}", weak.join("\n"));
+
+    // Education in the page's language, the value the register stores unchanged.
+    let education = "return [...document.getElementById('m-wyksztalcenie').options].map(o => [o.value, o.text])";
+    let pl = b.eval(education).await;
+    assert_eq!(pl[6], json!(["Policealne", "Policealne"]), "{pl}");
+    b.click("#member-cancel").await;
+    b.click("#lang").await;
+    let en = b.eval(education).await;
+    assert_eq!(en[6], json!(["Policealne", "Post-secondary"]), "{en}");
+    assert_eq!(en[7], json!(["Wyższe", "Higher"]), "{en}");
     b.close().await;
 }

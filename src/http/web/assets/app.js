@@ -156,6 +156,7 @@ function applyLanguage() {
   $("lang").setAttribute("aria-label", `${$("lang").textContent}: ${t("switchLanguage")}`);
   $("output").setAttribute("aria-label", t("result"));
   renderWho();
+  translateEducation();
   if (state.mfa) secondStepHint();
   renderSecurity();
   for (const toggle of document.querySelectorAll("button.show-password")) toggle.relabel?.();
@@ -199,11 +200,11 @@ function renderSession() {
   const dl = $("me-data");
   dl.replaceChildren();
   if (me) {
-    for (const [key, value] of [["usernameOnly", me.username ?? "—"], ["E-mail", me.email], ["role", roleName(me.roles)], ["fullName", [me.name, me.surname].filter(Boolean).join(" ") || "—"], ["since", new Date(me.createdAt).toLocaleString(state.lang)]]) {
+    for (const [key, value] of [["usernameOnly", me.username ?? "—"], ["E-mail", me.email], ["role", roleName(me.roles)], ["fullName", [me.name, me.surname].filter(Boolean).join(" ") || "—"], ["since", timeOf(me.createdAt)]]) {
       const dt = document.createElement("dt");
       dt.textContent = TEXTS.pl[key] ? t(key) : key;
       const dd = document.createElement("dd");
-      dd.textContent = value;
+      dd.append(key === "E-mail" ? emailOf(value) : value);
       dl.append(dt, dd);
     }
   }
@@ -240,8 +241,26 @@ async function loggedIn(body) {
 
 // ---- the seed's actions -----------------------------------------------------------------------
 
+/** A refused login at its fields: the API's `username`/`password` errors, and "invalid username or
+ * password" under the password with both fields marked (it does not say which one is wrong). */
+function loginFailed(status, body, usernameId, passwordId) {
+  const inputs = { username: usernameId, password: passwordId };
+  const errors = body.errors?.length ? body.errors
+    : status === 401 ? [{ field: "password", message: body.message }, { field: "username", message: "" }] : [];
+  const placed = errors.filter((e) => inputs[e.field]);
+  if (!placed.length || placed.length < errors.length) return fail(body);
+  for (const e of placed) {
+    const text = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
+    if (text) $(`err-${inputs[e.field]}`).textContent = text;
+    $(inputs[e.field]).setAttribute("aria-invalid", "true");
+  }
+  say("bad", status === 401 ? body.message : t("checkFields"));
+  $(passwordId).focus();
+}
+
 async function onLogin(event, usernameId, passwordId) {
   event.preventDefault();
+  clearErrors(event.target);
   // The seed's flow: a CSRF pair first, then the credentials with its sessionId header.
   await fetchCsrf();
   const res = await api("POST", "/api/auth/login", { username: $(usernameId).value, password: $(passwordId).value });
@@ -252,7 +271,7 @@ async function onLogin(event, usernameId, passwordId) {
     say("ok", body.message);
     return showSecondStep(body);
   }
-  if (!res.ok) return fail(body);
+  if (!res.ok) return loginFailed(res.status, body, usernameId, passwordId);
   $(passwordId).value = "";
   await loggedIn(body);
 }
@@ -393,7 +412,7 @@ async function loadSessions() {
     device.textContent = s.current ? t("thisDevice") : (s.userAgent ?? t("unknownDevice")).slice(0, 80);
     const when = document.createElement("span");
     when.className = "when";
-    when.textContent = ` · ${s.ip ?? "?"} · ${t("lastActive")} ${new Date(s.lastUsedAt).toLocaleString(state.lang)}`;
+    when.append(` · ${s.ip ?? "?"} · ${t("lastActive")} `, timeOf(s.lastUsedAt));
     text.append(device, when);
     item.append(text);
     if (!s.current) {
@@ -480,7 +499,7 @@ function renderAccounts() {
     name.textContent = accountName(a);
     const rest = document.createElement("span");
     const full = [a.name, a.surname].filter(Boolean).join(" ");
-    rest.textContent = ` · ${a.email}${full ? ` · ${full}` : ""}`;
+    rest.append(" · ", emailOf(a.email), full ? ` · ${full}` : "");
     who.append(name, rest);
     item.append(who);
     const self = a.id === state.me?.id;
@@ -566,9 +585,7 @@ async function loadJournal(more) {
   const names = new Map((state.accounts ?? []).map((a) => [a.id, accountName(a)]));
   for (const e of body) {
     const item = document.createElement("li");
-    const time = document.createElement("time");
-    time.dateTime = e.at;
-    time.textContent = new Date(e.at).toLocaleString(state.lang);
+    const time = timeOf(e.at);
     const who = e.actor ? names.get(e.actor) ?? e.actor.slice(0, 8) : t("someone");
     const what = ACTIONS[state.lang][e.action] ?? e.action;
     // A target is named when it is another account; sessions and members stay unnamed here.
@@ -596,6 +613,22 @@ async function loadSecurity() {
 
 const when = (iso) => new Date(iso).toLocaleString(state.lang);
 
+/** A date and time that never break across lines (CSS keeps <time> whole). */
+function timeOf(iso) {
+  const el = document.createElement("time");
+  el.dateTime = iso;
+  el.textContent = when(iso);
+  return el;
+}
+
+/** An address that breaks only where it is wider than a whole line, never mid-word otherwise. */
+function emailOf(text) {
+  const el = document.createElement("span");
+  el.className = "email";
+  el.textContent = text;
+  return el;
+}
+
 function renderSecurity() {
   const f = state.factors;
   if (!f) return;
@@ -615,7 +648,9 @@ function renderSecurity() {
     name.textContent = p.name;
     const dates = document.createElement("span");
     dates.className = "when";
-    dates.textContent = ` · ${t("added")} ${when(p.createdAt)} · ${p.lastUsedAt ? `${t("lastUsed")} ${when(p.lastUsedAt)}` : t("neverUsed")}`;
+    dates.append(` · ${t("added")} `, timeOf(p.createdAt), " · ");
+    if (p.lastUsedAt) dates.append(`${t("lastUsed")} `, timeOf(p.lastUsedAt));
+    else dates.append(t("neverUsed"));
     text.append(name, dates);
     const remove = document.createElement("button");
     remove.type = "button";
@@ -882,6 +917,7 @@ function renderMembers(members) {
       const td = document.createElement("td");
       td.dataset.label = label ? t(label) : value === m.pesel ? "PESEL" : "E-mail";
       if (value === m.pesel) td.append(peselCell(m));
+      else if (value === m.email) td.append(emailOf(value));
       else td.textContent = value;
       tr.append(td);
     }
@@ -1136,7 +1172,15 @@ function fillSelects() {
     for (const v of VOIVODESHIPS) select.append(new Option(v, v));
   }
   $("m-wyksztalcenie").append(new Option("—", ""));
-  for (const e of EDUCATION) $("m-wyksztalcenie").append(new Option(e, e));
+  for (const [value] of EDUCATION) $("m-wyksztalcenie").append(new Option(value, value));
+}
+
+/** Education levels read in the page's language; the value sent stays the stored Polish name. */
+function translateEducation() {
+  const names = new Map(EDUCATION);
+  for (const option of $("m-wyksztalcenie").options) {
+    if (option.value) option.textContent = state.lang === "en" ? names.get(option.value) : option.value;
+  }
 }
 
 let searchTimer;
@@ -1145,8 +1189,9 @@ function wire() {
   $("lang").addEventListener("click", () => {
     state.lang = state.lang === "pl" ? "en" : "pl";
     localStorage.setItem("lang", state.lang);
-    // A banner in the old language would stay behind: it goes.
+    // A banner or a field's error in the old language would stay behind: they go.
     clearMessage();
+    clearErrors(document);
     applyLanguage();
     if (state.me) renderSession();
   });

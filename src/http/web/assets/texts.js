@@ -156,4 +156,9 @@ export const VOIVODESHIPS = [
   "Zachodniopomorskie",
 ];
 
-export const EDUCATION = ["Podstawowe", "Gimnazjalne", "Zasadnicze zawodowe", "Branżowe", "Średnie", "Policealne", "Wyższe"];
+/** Education levels: the stored value is the Polish name (as the seed's register keeps it); the
+ * English page shows a translation. */
+export const EDUCATION = [
+  ["Podstawowe", "Primary"], ["Gimnazjalne", "Lower secondary"], ["Zasadnicze zawodowe", "Basic vocational"],
+  ["Branżowe", "Sectoral vocational"], ["Średnie", "Secondary"], ["Policealne", "Post-secondary"], ["Wyższe", "Higher"],
+];
