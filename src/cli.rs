@@ -1,4 +1,4 @@
-//! The command line: `brama serve | migrate | user create | keys rotate | members | outbox`.
+//! The command line: `brama serve | migrate | user create | keys rotate | members | oidc client | outbox`.
 //!
 //! Commands that apply rules (`user create`, `members`) go through the core, as a surface
 //! does, and describe its errors in one table (`describe`). Commands that only prepare or read
@@ -46,6 +46,9 @@ pub enum Command {
     /// Export or import the member register as CSV.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// OpenID Connect: the applications that sign people in through brama (SPEC §14).
+    #[command(subcommand)]
+    Oidc(OidcCommand),
     /// Show the emails in the outbox and how their delivery stands (without an SMTP server, each
     /// is kept until its link expires; with one, until a day after it was sent or given up).
     Outbox {
@@ -83,6 +86,62 @@ pub struct UserCreate {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OidcCommand {
+    /// Register, list or remove clients.
+    #[command(subcommand)]
+    Client(OidcClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OidcClientCommand {
+    /// Register a client. Prints its client id and, for a confidential client, its secret: the
+    /// secret is shown this once and stored hashed.
+    Add {
+        /// What people see on the consent screen ("Wiki", "Nextcloud").
+        #[arg(long)]
+        name: String,
+        /// Where brama may send people back with a code: matched exactly. Repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where a logout may send people back to. Repeat for several.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// No secret (a single-page or native app): PKCE S256 is then required.
+        #[arg(long)]
+        public: bool,
+        /// Trusted by the organization: no consent screen.
+        #[arg(long = "first-party")]
+        first_party: bool,
+        /// How its ID tokens are signed: RS256 or EdDSA.
+        #[arg(long = "id-token-alg", default_value = "RS256")]
+        id_token_alg: String,
+        /// Organization id [default: the default organization]
+        #[arg(long)]
+        organization: Option<String>,
+        /// Print {client_id, client_secret, ...} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the organization's clients (never their secrets).
+    List {
+        /// Organization id [default: the default organization]
+        #[arg(long)]
+        organization: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client: it can no longer sign anyone in.
+    Remove {
+        /// The client id.
+        id: String,
+        /// Organization id [default: the default organization]
+        #[arg(long)]
+        organization: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MembersCommand {
     /// Write every member to FILE (UTF-8 with BOM, `;` unless --sep says otherwise).
     Export {
@@ -107,8 +166,9 @@ pub enum MembersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new signing key. Nodes sign with it within 10 s; the old public key stays in the
-    /// JWKS until every token it signed has expired.
+    /// Add a new signing key of each kind (Ed25519 for access tokens and EdDSA ID tokens, RSA-2048
+    /// for RS256 ID tokens). Nodes sign with them within 10 s; the old public keys stay in the
+    /// JWKS until every token they signed has expired.
     Rotate,
     /// Remove a signing key that has leaked, at once: every node refuses the tokens it signed
     /// within 10 s (their holders log in again). A key still signing is replaced first.
@@ -197,8 +257,11 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         }
         Command::Keys(KeysCommand::Rotate) => {
             let store = open_store(&config).await?;
-            let kid = crate::crypto::jwt::rotate(&store, now_ms()).await?;
-            println!("new signing key {kid}; running nodes switch to it within 10 s");
+            let new = crate::crypto::jwt::rotate(&store, now_ms()).await?;
+            println!(
+                "new signing keys {} (EdDSA) and {} (RS256); running nodes switch to them within 10 s",
+                new.eddsa, new.rs256
+            );
         }
         Command::Keys(KeysCommand::Revoke { kid }) => {
             let store = open_store(&config).await?;
@@ -211,6 +274,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             println!("removed signing key {kid}; running nodes refuse its tokens within 10 s");
         }
         Command::Members(command) => members(config, command).await?,
+        Command::Oidc(OidcCommand::Client(command)) => oidc_clients(config, command).await?,
         Command::DataKey(DataKeyCommand::Rotate) => {
             let store = open_store(&config).await?;
             let core = Core::build(config, store).await?;
@@ -273,6 +337,110 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
                         println!("\n{}", e.body);
                     }
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn oidc_clients(config: Config, command: OidcClientCommand) -> Result<(), StartupError> {
+    use crate::core::actor::ManageOidcClients;
+    use crate::core::oidc::{ClientForm, OidcClient};
+    use secrecy::ExposeSecret;
+    let store = open_store(&config).await?;
+    let core = Core::build(config, store).await?;
+    let grant = |organization: Option<String>| {
+        let org = organization.unwrap_or_else(|| crate::store::DEFAULT_ORGANIZATION.to_string());
+        Actor::operator(&org)
+            .grant::<ManageOidcClients>()
+            .map_err(|e| describe(&e))
+    };
+    let as_json = |c: &OidcClient, secret: Option<&str>| {
+        serde_json::json!({
+            "client_id": c.id,
+            "client_secret": secret,
+            "name": c.name,
+            "public": c.is_public(),
+            "first_party": c.first_party,
+            "redirect_uris": c.redirect_uris,
+            "post_logout_redirect_uris": c.post_logout_redirect_uris,
+            "id_token_alg": c.id_token_alg.as_str(),
+            "created_at": rfc3339(c.created_at),
+        })
+    };
+    match command {
+        OidcClientCommand::Add {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            first_party,
+            id_token_alg,
+            organization,
+            json,
+        } => {
+            let granted = grant(organization)?;
+            let new = ClientForm {
+                name: Some(name),
+                redirect_uris: Some(redirect_uris),
+                post_logout_redirect_uris: Some(post_logout_redirect_uris),
+                public,
+                first_party,
+                id_token_alg: Some(id_token_alg),
+            }
+            .check(core.plain_http())
+            .map_err(|e| describe(&CoreError::Validation(e)))?;
+            let added = core
+                .add_oidc_client(&granted, new)
+                .await
+                .map_err(|e| describe(&e))?;
+            let secret = added.secret.as_ref().map(|s| s.expose_secret());
+            if json {
+                println!("{}", as_json(&added.client, secret));
+            } else {
+                println!("client_id: {}", added.client.id);
+                match secret {
+                    Some(secret) => println!(
+                        "client_secret: {secret}\n(shown this once: store it in the application now)"
+                    ),
+                    None => println!("public client: no secret, PKCE S256 required"),
+                }
+            }
+        }
+        OidcClientCommand::List { organization, json } => {
+            let granted = grant(organization)?;
+            let clients = core
+                .oidc_clients(&granted)
+                .await
+                .map_err(|e| describe(&e))?;
+            if json {
+                let list: Vec<_> = clients.iter().map(|c| as_json(c, None)).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for c in &clients {
+                    println!(
+                        "{}  {}  {}{}  {}",
+                        c.id,
+                        c.name,
+                        if c.is_public() {
+                            "public"
+                        } else {
+                            "confidential"
+                        },
+                        if c.first_party { ", first-party" } else { "" },
+                        c.redirect_uris.join(" ")
+                    );
+                }
+            }
+        }
+        OidcClientCommand::Remove { id, organization } => {
+            let granted = grant(organization)?;
+            match core.remove_oidc_client(&granted, &id).await {
+                Ok(()) => println!("removed client {id}"),
+                Err(CoreError::NotFound) => {
+                    return Err(format!("no client {id} in the organization").into());
+                }
+                Err(e) => return Err(describe(&e).into()),
             }
         }
     }

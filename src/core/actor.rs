@@ -83,6 +83,8 @@ pub struct TransferMembers;
 pub struct ManageAccounts;
 /// Read the organization's audit trail.
 pub struct ReadAudit;
+/// Register, list and remove the organization's OpenID Connect clients (SPEC §14).
+pub struct ManageOidcClients;
 
 impl Permission for ManageMembers {
     const ROLE: Role = Role::Moderator;
@@ -97,6 +99,9 @@ impl Permission for ManageAccounts {
     const ROLE: Role = Role::Admin;
 }
 impl Permission for ReadAudit {
+    const ROLE: Role = Role::Admin;
+}
+impl Permission for ManageOidcClients {
     const ROLE: Role = Role::Admin;
 }
 
@@ -135,7 +140,7 @@ mod tests {
     #[test]
     fn the_role_table() {
         type Row = (&'static str, fn(Role) -> bool, [bool; 4]);
-        let table: [Row; 5] = [
+        let table: [Row; 6] = [
             (
                 "members",
                 allowed::<ManageMembers>,
@@ -157,6 +162,11 @@ mod tests {
                 [false, false, true, true],
             ),
             ("audit", allowed::<ReadAudit>, [false, false, true, true]),
+            (
+                "OIDC clients",
+                allowed::<ManageOidcClients>,
+                [false, false, true, true],
+            ),
         ];
         for (what, check, expected) in table {
             let got: Vec<bool> = Role::ALL.iter().map(|r| check(*r)).collect();

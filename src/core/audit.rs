@@ -36,6 +36,8 @@ pub enum AuditAction {
     ProfileUpdated,
     EmailChangeRequested,
     EmailChanged,
+    OidcClientAdded,
+    OidcClientRemoved,
 }
 
 impl AuditAction {
@@ -73,6 +75,8 @@ impl AuditAction {
             AuditAction::EmailChangeRequested => "account.email_change_requested",
             // SPEC §15 names this one.
             AuditAction::EmailChanged => "account.email_changed",
+            AuditAction::OidcClientAdded => "oidc.client_added",
+            AuditAction::OidcClientRemoved => "oidc.client_removed",
         }
     }
 

@@ -34,6 +34,7 @@ pub mod members;
 pub mod members_csv;
 pub mod members_xlsx;
 pub mod mfa;
+pub mod oidc;
 pub mod passkeys;
 pub mod profile;
 pub mod sessions;
@@ -231,9 +232,9 @@ impl Core {
         Ok(self.keys.reload(&self.store, now_ms()).await?)
     }
 
-    /// Adds a new signing key (what `brama keys rotate` does); nodes sign with it after their
-    /// next reload. Returns its `kid`.
-    pub async fn rotate_signing_key(&self) -> CoreResult<String> {
+    /// Adds a new signing key of each kind (what `brama keys rotate` does); nodes sign with
+    /// them after their next reload.
+    pub async fn rotate_signing_key(&self) -> CoreResult<crate::crypto::jwt::RotatedKeys> {
         Ok(crate::crypto::jwt::rotate(&self.store, now_ms()).await?)
     }
 

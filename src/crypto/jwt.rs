@@ -1,5 +1,12 @@
 //! Access tokens: Ed25519-signed JWTs with keys kept in the database, so every node signs and
 //! verifies with the same set, and a JWKS document for other services.
+//!
+//! Beside the Ed25519 key the ring holds an RSA-2048 key for ID tokens signed RS256 (SPEC §14:
+//! OpenID Connect Core §15.1 makes RS256 mandatory and many relying parties accept nothing
+//! else). The RSA key only ever signs ID tokens; access tokens stay EdDSA and an RS256 token is
+//! never accepted as one. RSA keys are generated with the `rsa` crate (once, on the operator's
+//! machine) and used for signing through `ring`, whose private-key operations are constant-time
+//! and blinded (the `rsa` crate's are not: RUSTSEC-2023-0071).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -62,9 +69,51 @@ struct Ring {
     signing: SigningKey,
     /// The base64url JOSE header (`typ` JWT, `alg` EdDSA, `kid`), the same for every token.
     header: String,
+    /// The newest RSA key: it signs RS256 ID tokens.
+    rsa: RsaSigner,
+    /// Ed25519 public keys accepted on access tokens, by kid.
     verifying: HashMap<String, DecodingKey>,
+    /// RSA public keys (PKCS#1 DER) of ID tokens brama signed and may be shown again (an
+    /// `id_token_hint`), by kid.
+    rsa_verifying: HashMap<String, DecodingKey>,
     jwks: Arc<Jwks>,
 }
+
+struct RsaSigner {
+    key: ring::signature::RsaKeyPair,
+    /// The base64url JOSE header (`typ` JWT, `alg` RS256, `kid`).
+    header: String,
+}
+
+/// How an ID token is signed: per client (SPEC §14 `id_token_alg`, default RS256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum IdTokenAlg {
+    RS256,
+    EdDSA,
+}
+
+impl IdTokenAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "RS256" => Some(Self::RS256),
+            "EdDSA" => Some(Self::EdDSA),
+            _ => None,
+        }
+    }
+}
+
+/// The `alg` column of `signing_keys`.
+const ED25519: &str = "EdDSA";
+const RSA: &str = "RS256";
+/// RSA modulus size (SPEC §14).
+const RSA_BITS: usize = 2048;
 
 /// A JSON Web Key Set (RFC 7517): the public keys that verify brama's access tokens.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -73,22 +122,31 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-/// One Ed25519 public key (RFC 8037).
+/// One public key: Ed25519 (RFC 8037: `kty` OKP, `crv`, `x`) or RSA (RFC 7518 §6.3: `kty`
+/// RSA, `n`, `e`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Jwk {
-    /// `OKP`.
+    /// `OKP` or `RSA`.
     pub kty: &'static str,
-    /// `Ed25519`.
-    pub crv: &'static str,
+    /// `Ed25519` (OKP keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<&'static str>,
     /// `sig`.
     #[serde(rename = "use")]
     pub use_: &'static str,
-    /// `EdDSA`.
+    /// `EdDSA` or `RS256`.
     pub alg: &'static str,
     pub kid: String,
-    /// The public key, base64url.
-    pub x: String,
+    /// The Ed25519 public key, base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// The RSA modulus, base64url, big-endian.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// The RSA public exponent, base64url, big-endian.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
 }
 
 /// The signing key in use and every public key still accepted.
@@ -216,6 +274,79 @@ impl KeyRing {
     pub fn jwks(&self) -> Arc<Jwks> {
         Arc::clone(&self.current().jwks)
     }
+
+    /// A compact JWS of an ID token's claims with the newest key of `alg` (SPEC §14). RS256
+    /// signatures come from `ring` (constant-time, blinded).
+    pub fn sign_id_token(
+        &self,
+        alg: IdTokenAlg,
+        claims: &impl Serialize,
+    ) -> Result<String, SignError> {
+        let ring = self.current();
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        let header = match alg {
+            IdTokenAlg::EdDSA => &ring.header,
+            IdTokenAlg::RS256 => &ring.rsa.header,
+        };
+        let mut token = String::with_capacity(header.len() + payload.len() + 350);
+        token.push_str(header);
+        token.push('.');
+        token.push_str(&payload);
+        let signature = match alg {
+            IdTokenAlg::EdDSA => ring.signing.sign(token.as_bytes()).to_bytes().to_vec(),
+            IdTokenAlg::RS256 => {
+                let mut signature = vec![0; ring.rsa.key.public().modulus_len()];
+                ring.rsa
+                    .key
+                    .sign(
+                        &ring::signature::RSA_PKCS1_SHA256,
+                        &ring::rand::SystemRandom::new(),
+                        token.as_bytes(),
+                        &mut signature,
+                    )
+                    .map_err(|_| SignError::Rsa)?;
+                signature
+            }
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+
+    /// The claims of an ID token brama signed with a key it still publishes, of either
+    /// algorithm, for `aud` (`id_token_hint` at logout). Expiry is not checked: a hint may be an
+    /// old token (OpenID Connect RP-Initiated Logout §2).
+    pub fn verify_id_token<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<T, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        let kid = header.kid.ok_or(VerifyError::Invalid)?;
+        let ring = self.current();
+        let key = match header.alg {
+            Algorithm::EdDSA => ring.verifying.get(&kid),
+            Algorithm::RS256 => ring.rsa_verifying.get(&kid),
+            _ => return Err(VerifyError::Invalid),
+        }
+        .ok_or(VerifyError::UnknownKey)?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| VerifyError::Invalid)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("RSA signing failed")]
+    Rsa,
 }
 
 /// Removes a signing key at once (`brama keys revoke`, for a key that has leaked): every node
@@ -227,16 +358,26 @@ pub async fn revoke(
     now_ms: i64,
 ) -> Result<Option<String>, RevokeError> {
     let keys = store.signing_keys().await?;
-    if !keys.iter().any(|k| k.kid == kid) {
+    let Some(revoked) = keys.iter().find(|k| k.kid == kid) else {
         return Err(RevokeError::Unknown);
-    }
-    let mut tx = store.begin().await?;
-    let replacement = if keys.first().is_some_and(|newest| newest.kid == kid) {
-        let record = generate(now_ms)?;
-        tx.insert_signing_key(&record).await?;
-        Some(record.kid)
+    };
+    // keys are newest first: the first of its kind is the one signing.
+    let signing = keys
+        .iter()
+        .find(|k| k.alg == revoked.alg)
+        .is_some_and(|newest| newest.kid == kid);
+    let record = if signing {
+        Some(generate(&revoked.alg, now_ms).await?)
     } else {
         None
+    };
+    let mut tx = store.begin().await?;
+    let replacement = match record {
+        Some(record) => {
+            tx.insert_signing_key(&record).await?;
+            Some(record.kid)
+        }
+        None => None,
     };
     if !tx.delete_signing_key(kid).await? {
         return Err(RevokeError::Unknown);
@@ -253,80 +394,168 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
-/// Adds a new signing key; nodes switch to it at their next reload (`brama keys rotate`).
-pub async fn rotate(store: &DynStore, now_ms: i64) -> Result<String, StoreError> {
-    let record = generate(now_ms)?;
-    let kid = record.kid.clone();
-    let mut tx = store.begin().await?;
-    tx.insert_signing_key(&record).await?;
-    tx.commit().await?;
-    Ok(kid)
+/// The ids of the keys a rotation added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedKeys {
+    /// The new Ed25519 key: access tokens, EdDSA ID tokens.
+    pub eddsa: String,
+    /// The new RSA key: RS256 ID tokens.
+    pub rs256: String,
 }
 
-fn generate(now_ms: i64) -> Result<SigningKeyRecord, StoreError> {
+/// Adds a new key of each kind; nodes switch to them at their next reload (`brama keys
+/// rotate`).
+pub async fn rotate(store: &DynStore, now_ms: i64) -> Result<RotatedKeys, StoreError> {
+    let eddsa = generate(ED25519, now_ms).await?;
+    let rs256 = generate(RSA, now_ms).await?;
+    let rotated = RotatedKeys {
+        eddsa: eddsa.kid.clone(),
+        rs256: rs256.kid.clone(),
+    };
+    let mut tx = store.begin().await?;
+    tx.insert_signing_key(&eddsa).await?;
+    tx.insert_signing_key(&rs256).await?;
+    tx.commit().await?;
+    Ok(rotated)
+}
+
+/// A new key of `alg`. An RSA key takes a noticeable fraction of a second to find, so it is
+/// made off the async runtime.
+async fn generate(alg: &str, now_ms: i64) -> Result<SigningKeyRecord, StoreError> {
+    let kid = uuid::Uuid::now_v7().simple().to_string();
+    if alg == RSA {
+        let (private_key, public_key) = tokio::task::spawn_blocking(generate_rsa)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("RSA key generation: {e}")))??;
+        return Ok(SigningKeyRecord {
+            kid,
+            alg: RSA.into(),
+            private_key,
+            public_key,
+            created_at: now_ms,
+        });
+    }
     let key = SigningKey::generate(&mut OsRng);
     let der = key
         .to_pkcs8_der()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(SigningKeyRecord {
-        kid: uuid::Uuid::now_v7().simple().to_string(),
+        kid,
+        alg: ED25519.into(),
         private_key: STANDARD.encode(der.as_bytes()),
         public_key: STANDARD.encode(key.verifying_key().as_bytes()),
         created_at: now_ms,
     })
 }
 
+/// An RSA-2048 key: (PKCS#8 DER of the private key, PKCS#1 DER of the public key), base64.
+fn generate_rsa() -> Result<(String, String), StoreError> {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("RSA key: {e}"));
+    let private = rsa::RsaPrivateKey::new(&mut OsRng, RSA_BITS).map_err(|e| corrupt(&e))?;
+    let der = private.to_pkcs8_der().map_err(|e| corrupt(&e))?;
+    let public = private
+        .to_public_key()
+        .to_pkcs1_der()
+        .map_err(|e| corrupt(&e))?;
+    Ok((
+        STANDARD.encode(der.as_bytes()),
+        STANDARD.encode(public.as_bytes()),
+    ))
+}
+
 async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
     let mut keys = store.signing_keys().await?;
-    if keys.is_empty() {
-        // Two nodes starting on an empty database may both insert; both then sign with the
-        // newest, and both keys verify.
-        let mut tx = store.begin().await?;
-        tx.insert_signing_key(&generate(now_ms)?).await?;
-        tx.commit().await?;
-        keys = store.signing_keys().await?;
+    for alg in [ED25519, RSA] {
+        if !keys.iter().any(|k| k.alg == alg) {
+            // A fresh database, or one from before RSA keys. Two nodes starting together may
+            // both insert; both then sign with the newest, and both keys verify.
+            let record = generate(alg, now_ms).await?;
+            let mut tx = store.begin().await?;
+            tx.insert_signing_key(&record).await?;
+            tx.commit().await?;
+            keys = store.signing_keys().await?;
+        }
     }
-    let Some(newest) = keys.first() else {
-        return Err(StoreError::Corrupt(
-            "no signing key after inserting one".into(),
-        ));
+    let corrupt = |kid: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("signing key {kid}: {e}"))
     };
+    let newest = |alg: &str| {
+        keys.iter()
+            .find(|k| k.alg == alg)
+            .ok_or_else(|| StoreError::Corrupt(format!("no {alg} signing key after inserting one")))
+    };
+    let ed = newest(ED25519)?;
     let private = STANDARD
-        .decode(&newest.private_key)
-        .map_err(|e| StoreError::Corrupt(format!("signing key {}: {e}", newest.kid)))?;
-    let signing = SigningKey::from_pkcs8_der(&private)
-        .map_err(|e| StoreError::Corrupt(format!("signing key {}: {e}", newest.kid)))?;
+        .decode(&ed.private_key)
+        .map_err(|e| corrupt(&ed.kid, &e))?;
+    let signing = SigningKey::from_pkcs8_der(&private).map_err(|e| corrupt(&ed.kid, &e))?;
     let header = URL_SAFE_NO_PAD
-        .encode(serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": newest.kid }).to_string());
+        .encode(serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": ed.kid }).to_string());
+    let rs = newest(RSA)?;
+    let private = STANDARD
+        .decode(&rs.private_key)
+        .map_err(|e| corrupt(&rs.kid, &e))?;
+    let rsa = RsaSigner {
+        key: ring::signature::RsaKeyPair::from_pkcs8(&private).map_err(|e| corrupt(&rs.kid, &e))?,
+        header: URL_SAFE_NO_PAD
+            .encode(serde_json::json!({ "typ": "JWT", "alg": "RS256", "kid": rs.kid }).to_string()),
+    };
 
     let mut verifying = HashMap::new();
+    let mut rsa_verifying = HashMap::new();
     let mut published = Vec::new();
-    // keys are newest first: a key stays while the key that replaced it is younger than the
-    // longest token lifetime, so every token it signed can still be checked.
-    let mut replaced_at: Option<i64> = None;
-    for key in &keys {
-        if replaced_at.is_some_and(|t| now_ms - t > RETIRED_KEY_KEEP_MS) {
-            break;
+    // Ed25519 keys first (what verifies access tokens), then RSA ones. keys are newest first: a
+    // key stays while the key of its kind that replaced it is younger than the longest token
+    // lifetime, so every token it signed can still be checked.
+    for alg in [ED25519, RSA] {
+        let mut replaced_at: Option<i64> = None;
+        for key in keys.iter().filter(|k| k.alg == alg) {
+            if replaced_at.is_some_and(|t| now_ms - t > RETIRED_KEY_KEEP_MS) {
+                break;
+            }
+            let public = STANDARD
+                .decode(&key.public_key)
+                .map_err(|e| corrupt(&key.kid, &e))?;
+            if alg == ED25519 {
+                verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
+                published.push(Jwk {
+                    kty: "OKP",
+                    crv: Some("Ed25519"),
+                    use_: "sig",
+                    alg: "EdDSA",
+                    kid: key.kid.clone(),
+                    x: Some(URL_SAFE_NO_PAD.encode(&public)),
+                    n: None,
+                    e: None,
+                });
+            } else {
+                use rsa::pkcs1::DecodeRsaPublicKey;
+                use rsa::traits::PublicKeyParts;
+                let parsed = rsa::RsaPublicKey::from_pkcs1_der(&public)
+                    .map_err(|e| corrupt(&key.kid, &e))?;
+                rsa_verifying.insert(key.kid.clone(), DecodingKey::from_rsa_der(&public));
+                published.push(Jwk {
+                    kty: "RSA",
+                    crv: None,
+                    use_: "sig",
+                    alg: "RS256",
+                    kid: key.kid.clone(),
+                    x: None,
+                    n: Some(URL_SAFE_NO_PAD.encode(parsed.n().to_bytes_be())),
+                    e: Some(URL_SAFE_NO_PAD.encode(parsed.e().to_bytes_be())),
+                });
+            }
+            replaced_at = Some(key.created_at);
         }
-        let public = STANDARD
-            .decode(&key.public_key)
-            .map_err(|e| StoreError::Corrupt(format!("public key {}: {e}", key.kid)))?;
-        let x = URL_SAFE_NO_PAD.encode(&public);
-        verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
-        published.push(Jwk {
-            kty: "OKP",
-            crv: "Ed25519",
-            use_: "sig",
-            alg: "EdDSA",
-            kid: key.kid.clone(),
-            x,
-        });
-        replaced_at = Some(key.created_at);
     }
     Ok(Ring {
         signing,
         header,
+        rsa,
         verifying,
+        rsa_verifying,
         jwks: Arc::new(Jwks { keys: published }),
     })
 }

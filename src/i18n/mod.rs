@@ -138,6 +138,7 @@ messages! {
     ReauthenticationRequired => "reauthentication-required",
     EmailChangeRequested => "email-change-requested",
     EmailChanged => "email-changed",
+    OidcClientRemoved => "oidc-client-removed",
     EmailTokenInvalid => "email-token-invalid",
     AccountDeleted => "account-deleted",
     ValidationFailed => "validation-failed",

@@ -147,6 +147,8 @@ forwarding! {
     mfa_ticket(token_hash: &str) -> Option<MfaTicketRecord>;
     passkeys(account_id: &str) -> Vec<PasskeyRecord>;
     second_factors(account_id: &str) -> SecondFactors;
+    oidc_clients(organization_id: &str) -> Vec<OidcClientRecord>;
+    oidc_client(id: &str) -> Option<OidcClientRecord>;
 }
 
 forwarding! {
@@ -219,6 +221,8 @@ forwarding! {
     insert_passkey(passkey: &PasskeyRecord) -> bool;
     passkey_used(id: &str, credential: &str, sign_count: i64, now: i64) -> ();
     delete_passkey(account_id: &str, id: &str) -> bool;
+    insert_oidc_client(client: &OidcClientRecord) -> ();
+    delete_oidc_client(organization_id: &str, id: &str) -> bool;
     delete_passkeys(account_id: &str) -> u64;
     insert_email_change(token_hash: &str, account_id: &str, new_email: &str, now: i64, expires_at: i64) -> ();
     email_change_address(token_hash: &str) -> Option<String>;

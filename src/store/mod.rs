@@ -151,9 +151,11 @@ pub struct RefreshTokenState {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     pub kid: String,
+    /// `EdDSA` (Ed25519) or `RS256` (RSA-2048, ID tokens only).
+    pub alg: String,
     /// PKCS#8 DER, base64.
     pub private_key: String,
-    /// Raw 32-byte Ed25519 public key, base64.
+    /// Raw 32-byte Ed25519 public key, or the PKCS#1 DER of an RSA one; base64.
     pub public_key: String,
     pub created_at: i64,
 }
@@ -342,6 +344,26 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Only events done by this account.
     pub actor: Option<String>,
+}
+
+/// An OpenID Connect client (SPEC §14) as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OidcClientRecord {
+    /// The `client_id`.
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    /// SHA-256 of the secret, hex; `None` for a public client.
+    pub secret_hash: Option<String>,
+    /// JSON array of the redirect URIs.
+    pub redirect_uris: String,
+    /// JSON array of the URIs a logout may return to.
+    pub post_logout_redirect_uris: String,
+    /// 1: no consent screen.
+    pub first_party: i64,
+    /// `RS256` or `EdDSA`.
+    pub id_token_alg: String,
+    pub created_at: i64,
 }
 
 /// A passkey (SPEC §13) as stored.
@@ -683,6 +705,10 @@ pub trait Store: Send + Sync + 'static {
     async fn mfa_ticket(&self, token_hash: &str) -> StoreResult<Option<MfaTicketRecord>>;
     /// The account's passkeys, oldest first.
     async fn passkeys(&self, account_id: &str) -> StoreResult<Vec<PasskeyRecord>>;
+    /// The organization's OpenID Connect clients, oldest first.
+    async fn oidc_clients(&self, organization_id: &str) -> StoreResult<Vec<OidcClientRecord>>;
+    /// The client with this `client_id`, of whichever organization.
+    async fn oidc_client(&self, id: &str) -> StoreResult<Option<OidcClientRecord>>;
     /// Which second factors the account has, in one read.
     async fn second_factors(&self, account_id: &str) -> StoreResult<SecondFactors>;
 }
@@ -944,6 +970,9 @@ pub trait Tx: Send {
     ) -> StoreResult<()>;
     /// Removes one of the account's passkeys; false if it has none with that id.
     async fn delete_passkey(&mut self, account_id: &str, id: &str) -> StoreResult<bool>;
+    async fn insert_oidc_client(&mut self, client: &OidcClientRecord) -> StoreResult<()>;
+    /// Removes one of the organization's clients; false if it has none with that id.
+    async fn delete_oidc_client(&mut self, organization_id: &str, id: &str) -> StoreResult<bool>;
     /// Stores a pending change of the account's email to `new_email`, confirmed by the link
     /// token whose hash this is.
     async fn insert_email_change(

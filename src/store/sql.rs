@@ -52,6 +52,10 @@ pub(crate) fn delete_litter(litter: super::Litter) -> String {
 /// An account's TOTP factor; the `Tx` read appends `FOR_UPDATE`.
 pub(crate) const TOTP_FACTOR: &str = "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
      WHERE account_id = $1";
+/// The columns of an OpenID Connect client.
+pub(crate) const OIDC_CLIENT_COLUMNS: &str = "id, organization_id, name, secret_hash, redirect_uris, \
+     post_logout_redirect_uris, first_party, id_token_alg, created_at";
+
 /// An account's passkeys, oldest first.
 pub(crate) const PASSKEYS: &str = "SELECT id, account_id, credential_id, name, credential, sign_count, created_at, last_used_at \
      FROM passkeys WHERE account_id = $1 ORDER BY created_at, id";
@@ -210,7 +214,7 @@ macro_rules! sql_store {
 
             async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
                 Ok(sqlx::query_as::<_, SigningKeyRecord>(
-                    "SELECT kid, private_key, public_key, created_at FROM signing_keys \
+                    "SELECT kid, alg, private_key, public_key, created_at FROM signing_keys \
                      ORDER BY created_at DESC, kid DESC",
                 )
                 .fetch_all(&self.pool)
@@ -436,6 +440,26 @@ macro_rules! sql_store {
                     .bind(account_id)
                     .fetch_one(&self.pool)
                     .await?)
+            }
+
+            async fn oidc_clients(&self, organization_id: &str) -> StoreResult<Vec<OidcClientRecord>> {
+                Ok(sqlx::query_as::<_, OidcClientRecord>(&format!(
+                    "SELECT {} FROM oidc_clients WHERE organization_id = $1 ORDER BY created_at, id",
+                    $crate::store::sql::OIDC_CLIENT_COLUMNS
+                ))
+                .bind(organization_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn oidc_client(&self, id: &str) -> StoreResult<Option<OidcClientRecord>> {
+                Ok(sqlx::query_as::<_, OidcClientRecord>(&format!(
+                    "SELECT {} FROM oidc_clients WHERE id = $1",
+                    $crate::store::sql::OIDC_CLIENT_COLUMNS
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
             }
         }
 
@@ -776,10 +800,11 @@ macro_rules! sql_store {
 
             async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO signing_keys (kid, private_key, public_key, created_at) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&key.kid)
+                .bind(&key.alg)
                 .bind(&key.private_key)
                 .bind(&key.public_key)
                 .bind(key.created_at)
@@ -1223,6 +1248,34 @@ macro_rules! sql_store {
             async fn delete_passkey(&mut self, account_id: &str, id: &str) -> StoreResult<bool> {
                 let done = sqlx::query("DELETE FROM passkeys WHERE account_id = $1 AND id = $2")
                     .bind(account_id)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_oidc_client(&mut self, client: &OidcClientRecord) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO oidc_clients ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    $crate::store::sql::OIDC_CLIENT_COLUMNS
+                ))
+                .bind(&client.id)
+                .bind(&client.organization_id)
+                .bind(&client.name)
+                .bind(&client.secret_hash)
+                .bind(&client.redirect_uris)
+                .bind(&client.post_logout_redirect_uris)
+                .bind(client.first_party)
+                .bind(&client.id_token_alg)
+                .bind(client.created_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_oidc_client(&mut self, organization_id: &str, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM oidc_clients WHERE organization_id = $1 AND id = $2")
+                    .bind(organization_id)
                     .bind(id)
                     .execute(&mut *self.tx)
                     .await?;

@@ -706,6 +706,60 @@ async fn jwks_publishes_the_signing_key(backend: Backend) {
         &validation,
     );
     assert!(data.is_ok(), "{data:?}");
+
+    // Beside it an RSA-2048 key (SPEC §14), which signs ID tokens, never access tokens.
+    let keys = r.body["keys"].as_array().unwrap();
+    let rsa: Vec<&serde_json::Value> = keys.iter().filter(|k| k["kty"] == "RSA").collect();
+    assert_eq!(rsa.len(), 1, "{}", r.body);
+    let (n, e) = (rsa[0]["n"].as_str().unwrap(), rsa[0]["e"].as_str().unwrap());
+    use base64::Engine;
+    let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(n)
+        .unwrap();
+    assert_eq!((modulus.len(), e), (256, "AQAB"), "2048 bits, e = 65537");
+    assert_eq!(
+        (rsa[0]["alg"].as_str(), rsa[0]["use"].as_str()),
+        (Some("RS256"), Some("sig"))
+    );
+    let claims =
+        json!({ "iss": "http://brama.test", "sub": "s", "aud": "client", "exp": 4102444800u64 });
+    let rsa_key = jsonwebtoken::DecodingKey::from_rsa_components(n, e).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["client"]);
+    for alg in [
+        brama::crypto::jwt::IdTokenAlg::RS256,
+        brama::crypto::jwt::IdTokenAlg::EdDSA,
+    ] {
+        let id_token = app.core.keys.sign_id_token(alg, &claims).unwrap();
+        let header = jsonwebtoken::decode_header(&id_token).unwrap();
+        let (key, expected_kid) = match alg {
+            brama::crypto::jwt::IdTokenAlg::RS256 => (&rsa_key, &rsa[0]["kid"]),
+            brama::crypto::jwt::IdTokenAlg::EdDSA => (&decoding, &key["kid"]),
+        };
+        assert_eq!(header.kid.as_deref(), expected_kid.as_str());
+        validation.algorithms = vec![header.alg];
+        let verified = jsonwebtoken::decode::<serde_json::Value>(&id_token, key, &validation);
+        assert_eq!(
+            verified.map(|d| d.claims).ok(),
+            Some(claims.clone()),
+            "{alg:?}"
+        );
+        // brama reads its own ID tokens back (an id_token_hint), of either kind.
+        let read: serde_json::Value = app
+            .core
+            .keys
+            .verify_id_token(&id_token, "http://brama.test")
+            .unwrap();
+        assert_eq!(read, claims);
+    }
+    // An RS256 token is never an access token, even signed by brama's own key.
+    let rs256 = app
+        .core
+        .keys
+        .sign_id_token(brama::crypto::jwt::IdTokenAlg::RS256, &claims)
+        .unwrap();
+    let r = app.get("/api/auth/me", &[("x-access-token", &rs256)]).await;
+    assert_eq!(r.status, 401, "{}", r.text);
 }
 
 use crate::helpers::outbox_with;

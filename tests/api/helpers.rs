@@ -532,13 +532,19 @@ impl TestApp {
         assert_eq!(r.status, 200, "{}", r.text);
     }
 
-    /// The key ids `/.well-known/jwks.json` publishes.
+    /// The ids of the Ed25519 keys `/.well-known/jwks.json` publishes (those of access tokens).
     pub async fn published_kids(&self) -> Vec<String> {
+        self.published_kids_of("EdDSA").await
+    }
+
+    /// The ids of the keys of `alg` (`EdDSA`, `RS256`) `/.well-known/jwks.json` publishes.
+    pub async fn published_kids_of(&self, alg: &str) -> Vec<String> {
         let jwks = self.get("/.well-known/jwks.json", &[]).await.body;
         jwks["keys"]
             .as_array()
             .expect("a key set")
             .iter()
+            .filter(|k| k["alg"] == alg)
             .map(|k| k["kid"].as_str().expect("a kid").to_string())
             .collect()
     }

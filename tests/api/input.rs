@@ -119,6 +119,15 @@ fn routes() -> Vec<Route> {
             true,
             Reads::Nothing,
         ),
+        // SPEC §14: OpenID Connect clients.
+        route(Method::GET, "/api/admin/oidc-clients", true, Reads::Nothing),
+        route(Method::POST, "/api/admin/oidc-clients", true, Reads::Json),
+        route(
+            Method::DELETE,
+            "/api/admin/oidc-clients/nope",
+            true,
+            Reads::Nothing,
+        ),
         // SPEC §13: the second factor.
         route(Method::GET, "/api/auth/mfa", true, Reads::Nothing),
         route(Method::POST, "/api/auth/mfa/totp", true, Reads::Nothing),

@@ -13,6 +13,7 @@ mod input;
 mod janitor;
 mod members;
 mod mfa;
+mod oidc;
 mod openapi;
 mod outbox;
 mod passkeys;

@@ -228,13 +228,19 @@ impl Server {
         body
     }
 
+    /// The ids of the published keys of access tokens (Ed25519).
     async fn kids(&self) -> BTreeSet<String> {
+        self.kids_of("EdDSA").await
+    }
+
+    async fn kids_of(&self, alg: &str) -> BTreeSet<String> {
         let (status, body) = self.get("/.well-known/jwks.json", None).await;
         assert_eq!(status, 200, "{body}");
         body["keys"]
             .as_array()
             .expect("keys")
             .iter()
+            .filter(|k| k["alg"] == alg)
             .map(|k| k["kid"].as_str().expect("kid").to_string())
             .collect()
     }
@@ -390,8 +396,18 @@ async fn rotated_key_signs_new_tokens_and_old_ones_still_verify(backend: Backend
         "keys rotate: {}",
         text(&output.stderr)
     );
+    assert!(
+        text(&output.stdout).contains("(RS256)"),
+        "both kinds rotate: {}",
+        text(&output.stdout)
+    );
 
     let second = serve(&db, backend, &shared, "second").await;
+    assert_eq!(
+        second.kids_of("RS256").await.len(),
+        2,
+        "the RSA key rotated too"
+    );
     let token_b = second.login("bob").await["accessToken"].clone();
     let kid_b = kid(&token_b);
     assert_ne!(kid_b, kid_a, "a new node signs with the rotated key");

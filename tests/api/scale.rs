@@ -149,7 +149,7 @@ async fn metrics_count_requests_logins_and_refusals(backend: Backend) {
 async fn a_running_node_signs_with_a_rotated_key_within_ten_seconds(backend: Backend) {
     let app: TestApp = app!(backend);
     let old = app.user("alice").await;
-    let kid = app.core.rotate_signing_key().await.unwrap();
+    let kid = app.core.rotate_signing_key().await.unwrap().eddsa;
     // No reload by hand: the node's own timer must find the key.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -204,6 +204,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
     // Every route of every surface, as the routers register them from the same annotations.
     let expected = [
         "DELETE /api/admin/accounts/{id}/mfa",
+        "DELETE /api/admin/oidc-clients/{id}",
         "DELETE /api/auth/me",
         "DELETE /api/auth/mfa/totp",
         "DELETE /api/auth/passkeys/{id}",
@@ -213,6 +214,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
         "GET /api/admin/accounts",
         "GET /api/admin/accounts/{id}",
         "GET /api/admin/audit",
+        "GET /api/admin/oidc-clients",
         "GET /api/auth/csrf",
         "GET /api/auth/me",
         "GET /api/auth/me/export",
@@ -229,6 +231,7 @@ async fn openapi_describes_every_route_and_docs_render_offline(backend: Backend)
         "PATCH /api/admin/accounts/{id}",
         "PATCH /api/auth/me",
         "PATCH /api/membership/members/{id}",
+        "POST /api/admin/oidc-clients",
         "POST /api/auth/email",
         "POST /api/auth/email/confirm",
         "POST /api/auth/login",

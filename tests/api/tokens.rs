@@ -226,14 +226,22 @@ async fn rotated_key_keeps_old_tokens_valid(backend: Backend) {
     let app = app!(backend);
     let old = app.user("alice").await;
     let old_access = old["accessToken"].as_str().unwrap();
-    let kid = app.core.rotate_signing_key().await.unwrap();
+    let rsa_before = app.published_kids_of("RS256").await;
+    assert_eq!(rsa_before.len(), 1, "an RSA key from the start");
+    let rotated = app.core.rotate_signing_key().await.unwrap();
     app.core.reload_keys().await.unwrap();
     let fresh = app.login("alice", crate::helpers::PASSWORD).await.body;
     let header = jsonwebtoken::decode_header(fresh["accessToken"].as_str().unwrap()).unwrap();
-    assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
-    // The old key still verifies what it signed, and both are published.
+    assert_eq!(header.kid.as_deref(), Some(rotated.eddsa.as_str()));
+    // The old key still verifies what it signed, and both are published; the RSA key of ID
+    // tokens rotated with it, the old one still published too.
     assert_eq!(me_with(&app, old_access).await.0, 200);
     assert_eq!(app.published_kids().await.len(), 2);
+    let rsa_after = app.published_kids_of("RS256").await;
+    assert_eq!(
+        rsa_after,
+        vec![rotated.rs256.clone(), rsa_before[0].clone()]
+    );
 }
 
 async fn two_nodes_share_tokens_and_one_refresh_wins(backend: Backend) {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod members;
 pub mod mfa;
+pub mod oidc_clients;
 pub mod passkeys;
 
 use axum::Router;
@@ -57,6 +58,7 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
         .merge(admin::routes())
+        .merge(oidc_clients::routes())
         .merge(mfa::routes())
         .merge(passkeys::routes())
         .merge(members::routes())

@@ -108,3 +108,4 @@ email-email-notice-body = Someone asked to change the email address of your bram
     It changes only when the link sent to the new address is opened.
 
     If it was not you, sign in and change your password: { $link }
+oidc-client-removed = The application was removed: it can no longer sign anyone in

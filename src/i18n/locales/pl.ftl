@@ -108,3 +108,4 @@ email-email-notice-body = Ktoś poprosił o zmianę adresu e-mail Twojego konta 
     Adres zmieni się dopiero po otwarciu linku wysłanego na nowy adres.
 
     Jeśli to nie Ty, zaloguj się i zmień hasło: { $link }
+oidc-client-removed = Aplikacja została usunięta: nie może już nikogo logować

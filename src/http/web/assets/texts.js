@@ -134,6 +134,7 @@ export const ACTIONS = {
     "mfa.disabled": "wyłączenie drugiego składnika", "mfa.reset": "usunięcie drugiego składnika przez administratora",
     "mfa.failed": "błędny kod drugiego składnika", "account.profile_updated": "zmiana imienia lub nazwiska",
     "account.email_change_requested": "prośba o zmianę adresu e-mail", "account.email_changed": "zmiana adresu e-mail",
+    "oidc.client_added": "dodanie aplikacji logującej przez bramę", "oidc.client_removed": "usunięcie aplikacji logującej przez bramę",
   },
   en: {
     account_registered: "account registered", account_created_cli: "account created from the command line", account_changed: "role or status changed",
@@ -147,6 +148,7 @@ export const ACTIONS = {
     "mfa.disabled": "second factor turned off", "mfa.reset": "second factor removed by an admin",
     "mfa.failed": "wrong second-factor code", "account.profile_updated": "name changed",
     "account.email_change_requested": "email change asked for", "account.email_changed": "email address changed",
+    "oidc.client_added": "single sign-on application added", "oidc.client_removed": "single sign-on application removed",
   },
 };
 
