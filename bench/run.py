@@ -60,6 +60,42 @@ def call(base, method, path, body=None, token=None):
         return json.loads(r.read() or b"{}")
 
 
+def browser_login(base, username):
+    """A login in browser mode (the CSRF pair, then the login), as brama's page does it: the
+    value of the SSO cookie it sets (SPEC §14)."""
+    import http.client
+    connection = http.client.HTTPConnection(base.split("//", 1)[1], timeout=60)
+    connection.request("GET", "/api/auth/csrf")
+    r = connection.getresponse()
+    pair = json.loads(r.read())
+    csrf_cookie = next(v for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("sessionToken=")).split(";")[0]
+    connection.request("POST", "/api/auth/login", body=json.dumps({"username": username, "password": PASSWORD}),
+                       headers={"content-type": "application/json", "sessionId": pair["sessionId"], "cookie": csrf_cookie})
+    r = connection.getresponse()
+    r.read()
+    sso = next(v for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("brama_sso="))
+    return sso.split(";")[0].split("=", 1)[1]
+
+
+def oidc_grant(base, client_id, basic, sso, scope):
+    """One authorization of a first-party client from a signed-in browser, and its code's
+    exchange: the token answer."""
+    import http.client
+    import urllib.parse
+    connection = http.client.HTTPConnection(base.split("//", 1)[1], timeout=60)
+    redirect = "https://rp.example.org/cb"
+    query = urllib.parse.urlencode({"client_id": client_id, "redirect_uri": redirect, "response_type": "code", "scope": scope})
+    connection.request("GET", f"/oauth2/authorize?{query}", headers={"cookie": f"brama_sso={sso}"})
+    r = connection.getresponse()
+    r.read()
+    code = urllib.parse.parse_qs(urllib.parse.urlparse(r.getheader("location")).query)["code"][0]
+    form = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect})
+    connection.request("POST", "/oauth2/token", body=form,
+                       headers={"content-type": "application/x-www-form-urlencoded", "authorization": f"Basic {basic}"})
+    r = connection.getresponse()
+    return json.loads(r.read())
+
+
 def server_env(data_dir, port, database_url):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRAMA_")}
     env.update({
@@ -113,6 +149,10 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
         recorder.wait(timeout=60)
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
+    # A script that mixes kinds of requests says how many of each (oidc_code).
+    for l in out.splitlines():
+        if l.startswith("COUNTS "):
+            result.update(json.loads(l[len("COUNTS "):]))
     result["command"] = " ".join(cmd)
     if perf:
         # CPU the server spent per request: steadier than requests/s on a shared machine,
@@ -163,6 +203,30 @@ def bench_backend(name, database_url, tokens_users=64):
                     call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
                     f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")
             run("refresh", "bench/lua/refresh.lua", base + "/", tokens_users, {"BRAMA_TOKENS_FILE": tokens_file, "BRAMA_THREADS": "1"})
+        if any(wanted(s) for s in ("oidc_authorize", "oidc_code", "oidc_refresh")):
+            # SPEC §14: a first-party client, and a person signed in on brama's page in a browser.
+            import base64
+            client = call(base, "POST", "/api/admin/oidc-clients",
+                          {"name": "bench", "redirect_uris": ["https://rp.example.org/cb"], "first_party": True}, token=owner)
+            basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
+            call(base, "POST", "/api/auth/register", {"username": "sso", "email": "sso@example.org", "password": PASSWORD})
+            sso = browser_login(base, "sso")
+            oidc_env = {"BRAMA_CLIENT": client["client_id"], "BRAMA_BASIC": basic, "BRAMA_SSO": sso}
+            run("oidc_authorize", "bench/lua/oidc_authorize.lua", base + "/", tokens_users, oidc_env)
+            run("oidc_code", "bench/lua/oidc_code.lua", base + "/", tokens_users, oidc_env)
+            if "oidc_code" in results and "oidc_authorize" in results:
+                # The exchange's own CPU: the mixed run's, less its authorizations at the
+                # authorize scenario's cost.
+                mixed, alone = results["oidc_code"], results["oidc_authorize"]
+                total = mixed["server_cpu_us"] * mixed["requests"]
+                mixed["exchange_cpu_us"] = (total - mixed["authorizes"] * alone["server_cpu_us"]) / max(mixed["exchanges"], 1)
+            if wanted("oidc_refresh"):
+                grants_file = os.path.join(data_dir, "grants.txt")
+                with open(grants_file, "w") as f:
+                    for _ in range(tokens_users + 1):
+                        f.write(oidc_grant(base, client["client_id"], basic, sso, "openid offline_access")["refresh_token"] + "\n")
+                run("oidc_refresh", "bench/lua/oidc_refresh.lua", base + "/", tokens_users,
+                    dict(oidc_env, BRAMA_TOKENS_FILE=grants_file))
         if wanted("login"):
             # The raw hash rate right before login, on the same core while brama idles: this
             # machine's speed drifts over minutes, so the two figures must be taken together.
@@ -415,6 +479,9 @@ def main():
                 if isinstance(s, dict) and "rps" in s:
                     print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
                           f"errors {s['errors']}  non-2xx {s['non2xx']}  server CPU {s.get('server_cpu_us', 0):6.1f} µs/request")
+                    if "exchange_cpu_us" in s:
+                        print(f"{backend:9} {'  code exchange alone':22} server CPU {s['exchange_cpu_us']:6.1f} µs/exchange "
+                              f"({s['exchanges']} exchanges, {s['authorizes']} authorizations)")
         return
     json.dump({"machine": machine(), "argon2": raw, "datakey": datakey_cost(), "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py")], check=True)

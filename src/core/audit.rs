@@ -38,6 +38,7 @@ pub enum AuditAction {
     EmailChanged,
     OidcClientAdded,
     OidcClientRemoved,
+    OidcCodeReused,
 }
 
 impl AuditAction {
@@ -77,6 +78,7 @@ impl AuditAction {
             AuditAction::EmailChanged => "account.email_changed",
             AuditAction::OidcClientAdded => "oidc.client_added",
             AuditAction::OidcClientRemoved => "oidc.client_removed",
+            AuditAction::OidcCodeReused => "oidc.code_reused",
         }
     }
 

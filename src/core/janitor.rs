@@ -59,6 +59,8 @@ pub struct Tidied {
     pub audit_events: u64,
     pub mfa_tickets: u64,
     pub webauthn_ceremonies: u64,
+    /// OpenID Connect authorization requests and codes.
+    pub oidc: u64,
 }
 
 impl Tidied {
@@ -72,6 +74,7 @@ impl Tidied {
             + self.audit_events
             + self.mfa_tickets
             + self.webauthn_ceremonies
+            + self.oidc
     }
 
     fn of(&mut self, litter: Litter) -> &mut u64 {
@@ -83,6 +86,7 @@ impl Tidied {
             Litter::AuditEvents => &mut self.audit_events,
             Litter::MfaTickets => &mut self.mfa_tickets,
             Litter::WebauthnCeremonies => &mut self.webauthn_ceremonies,
+            Litter::OidcRequests | Litter::OidcCodes => &mut self.oidc,
         }
     }
 }
@@ -97,6 +101,8 @@ fn label(litter: Litter) -> &'static str {
         Litter::AuditEvents => "audit_events",
         Litter::MfaTickets => "mfa_tickets",
         Litter::WebauthnCeremonies => "webauthn_ceremonies",
+        Litter::OidcRequests => "oidc_requests",
+        Litter::OidcCodes => "oidc_codes",
     }
 }
 
@@ -131,7 +137,7 @@ impl Core {
     }
 
     /// Each other kind of litter with the time before which it no longer matters, at `now`.
-    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 8] {
+    fn litter_cuts(&self, now: i64) -> [(Litter, i64); 10] {
         [
             (Litter::Links(LinkKind::PasswordReset), now),
             (Litter::Links(LinkKind::Activation), now),
@@ -144,6 +150,10 @@ impl Core {
             ),
             (Litter::MfaTickets, now),
             (Litter::WebauthnCeremonies, now),
+            (Litter::OidcRequests, now),
+            // A used code is kept an hour past its minute, so that it coming again is still
+            // seen as a replay and revokes what it issued (SPEC §14).
+            (Litter::OidcCodes, now - 3600 * 1000),
         ]
     }
 

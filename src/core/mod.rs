@@ -34,6 +34,7 @@ pub mod members;
 pub mod members_csv;
 pub mod members_xlsx;
 pub mod mfa;
+pub mod oauth;
 pub mod oidc;
 pub mod passkeys;
 pub mod profile;

@@ -276,6 +276,9 @@ impl Core {
         if !tx.delete_oidc_client(&granted.organization_id, id).await? {
             return Err(CoreError::NotFound);
         }
+        // Its grants end with it: refresh tokens and access tokens stop at once.
+        tx.revoke_client_sessions(id, crate::domain::RevokeReason::OidcRevoked, now)
+            .await?;
         tx.record_audit(
             &AuditAction::OidcClientRemoved.event(
                 Some(&granted.organization_id),
@@ -293,6 +296,11 @@ impl Core {
     /// A client by its `client_id`, of whichever organization (the OAuth endpoints know the
     /// client before they know the person).
     pub async fn oidc_client(&self, id: &str) -> CoreResult<Option<OidcClient>> {
+        // Ids are 32 hex digits: anything else (a NUL PostgreSQL would refuse, a megabyte) is
+        // no client, without asking the database.
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
         match self.store.oidc_client(id).await? {
             Some(record) => Ok(Some(OidcClient::from_record(record)?)),
             None => Ok(None),

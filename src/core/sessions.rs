@@ -159,6 +159,9 @@ impl Core {
                 .map(|ua| ua.chars().take(512).collect()),
             ip: client.ip.map(|ip| ip.to_string()),
             amr: amr.to_string(),
+            client_id: None,
+            scope: None,
+            parent_id: None,
         };
         let token = NewRefreshToken {
             token_hash: token_hash(&refresh_token),
@@ -240,7 +243,11 @@ impl Core {
             token_hash: token_hash(&next_token),
             expires_at: self.refresh_expiry(now),
         };
-        if let Some(claimed) = self.store.claim_refresh(&presented, next, now).await? {
+        if let Some(claimed) = self
+            .store
+            .claim_refresh(&presented, next, now, None)
+            .await?
+        {
             let access_token = self.sign_access(
                 &claimed.account_id,
                 &claimed.organization_id,
@@ -258,7 +265,12 @@ impl Core {
         }
         let grace_ms =
             i64::try_from(self.config.refresh_reuse_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let state = self.store.refresh_token_state(&presented).await?;
+        // A client's refresh token (SPEC §14) is not one of brama's here, whatever its state.
+        let state = self
+            .store
+            .refresh_token_state(&presented)
+            .await?
+            .filter(|s| s.client_id.is_none());
         match (refusal(state.as_ref(), now, grace_ms), state) {
             (Refusal::Reused, Some(state)) => {
                 let mut tx = self.begin().await?;
@@ -355,7 +367,7 @@ impl Core {
     }
 
     /// Drops this node's cached view of a session it has just revoked.
-    fn forget_session(&self, session_id: &str) {
+    pub(crate) fn forget_session(&self, session_id: &str) {
         self.session_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -505,6 +517,7 @@ mod tests {
     fn state() -> RefreshTokenState {
         RefreshTokenState {
             session_id: "s".into(),
+            client_id: None,
             account_id: "a".into(),
             organization_id: "o".into(),
             account_status: AccountStatus::Active,
@@ -578,6 +591,10 @@ mod tests {
             ip: None,
             revoked_at: None,
             revoke_reason: None,
+            amr: "pwd".into(),
+            client_id: None,
+            scope: None,
+            parent_id: None,
         };
         let now = 100;
         let sessions = [

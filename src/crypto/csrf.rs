@@ -39,6 +39,23 @@ impl CsrfKey {
         CsrfPair { session_id, cookie }
     }
 
+    /// The SSO cookie of a browser session (`src/core/oauth.rs`): the session id and a MAC of
+    /// it. CSRF inputs are random base64url tokens, never with a `:`, so the `sso:` prefix keeps
+    /// the two kinds of MAC apart under one key.
+    pub fn sso_token(&self, session_id: &str) -> String {
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(&format!("sso:{session_id}")));
+        format!("{}.{mac}", URL_SAFE_NO_PAD.encode(session_id))
+    }
+
+    /// The session id an SSO cookie was made for, if its MAC holds (constant-time).
+    pub fn sso_session(&self, cookie: &str) -> Option<String> {
+        let (id, mac) = cookie.split_once('.')?;
+        let id = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
+        let presented = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = self.mac(&format!("sso:{id}"));
+        bool::from(expected.ct_eq(&presented)).then_some(id)
+    }
+
     /// True when the header value and the cookie belong together, compared in constant time.
     pub fn verify(&self, header: &str, cookie: &str) -> bool {
         let Ok(presented) = URL_SAFE_NO_PAD.decode(cookie) else {
@@ -52,6 +69,27 @@ impl CsrfKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sso_cookies_name_their_session_and_resist_tampering() {
+        let key = CsrfKey::new(b"k".repeat(32));
+        let cookie = key.sso_token("0192-session");
+        assert_eq!(key.sso_session(&cookie).as_deref(), Some("0192-session"));
+        let other = key.sso_token("0192-other");
+        let (id, _) = cookie.split_once('.').unwrap();
+        let (_, mac) = other.split_once('.').unwrap();
+        assert_eq!(key.sso_session(&format!("{id}.{mac}")), None);
+        assert_eq!(CsrfKey::new(b"j".repeat(32)).sso_session(&cookie), None);
+        assert_eq!(key.sso_session("garbage"), None);
+        // A CSRF MAC is not an SSO cookie.
+        let pair = key.issue();
+        let forged = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&pair.session_id),
+            pair.cookie
+        );
+        assert_eq!(key.sso_session(&forged), None);
+    }
 
     #[test]
     fn issued_pairs_verify_and_mismatches_do_not() {

@@ -341,6 +341,36 @@ impl KeyRing {
     }
 }
 
+impl KeyRing {
+    /// An access token brama issued to an OpenID Connect client (`src/core/oauth.rs`):
+    /// EdDSA, by a key still published, for `audience`, unexpired.
+    pub fn verify_client_access<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<T, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(VerifyError::Invalid);
+        }
+        let kid = header.kid.ok_or(VerifyError::Invalid)?;
+        let ring = self.current();
+        let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => VerifyError::Expired,
+                _ => VerifyError::Invalid,
+            })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     #[error(transparent)]

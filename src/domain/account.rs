@@ -110,6 +110,10 @@ names! {
         MfaReset => "mfa_reset",
         /// The account's email address changed (from another session, or by its link).
         EmailChanged => "email_changed",
+        /// A logout at the OpenID Connect end-session endpoint (SPEC §14).
+        OidcLogout => "oidc_logout",
+        /// A client revoked its grant (RFC 7009), or an authorization code came a second time.
+        OidcRevoked => "oidc_revoked",
     }
 }
 

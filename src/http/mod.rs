@@ -15,6 +15,7 @@
 pub mod company;
 pub mod extract;
 pub mod membership;
+pub mod oauth2;
 pub mod openapi;
 pub mod web;
 
@@ -179,6 +180,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .merge(web::routes())
+        .merge(oauth2::routes())
         .merge(docs)
         .method_not_allowed_fallback(membership::error::method_not_allowed)
         .fallback(web::not_found_page);

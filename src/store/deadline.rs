@@ -129,7 +129,7 @@ forwarding! {
     accounts(organization_id: &str) -> Vec<AccountRecord>;
     session(id: &str) -> Option<SessionRecord>;
     live_sessions(account_id: &str, now: i64) -> Vec<SessionRecord>;
-    claim_refresh(token_hash: &str, next: NewRefreshToken, now: i64) -> Option<Claimed>;
+    claim_refresh(token_hash: &str, next: NewRefreshToken, now: i64, client_id: Option<&str>) -> Option<Claimed>;
     refresh_token_state(token_hash: &str) -> Option<RefreshTokenState>;
     link_token(kind: LinkKind, token_hash: &str) -> Option<LinkTokenRecord>;
     signing_keys() -> Vec<SigningKeyRecord>;
@@ -149,6 +149,9 @@ forwarding! {
     second_factors(account_id: &str) -> SecondFactors;
     oidc_clients(organization_id: &str) -> Vec<OidcClientRecord>;
     oidc_client(id: &str) -> Option<OidcClientRecord>;
+    oidc_request(id: &str) -> Option<OidcRequestRecord>;
+    oidc_consent(account_id: &str, client_id: &str) -> Option<String>;
+    oidc_code(code_hash: &str) -> Option<OidcCodeRecord>;
 }
 
 forwarding! {
@@ -223,6 +226,14 @@ forwarding! {
     delete_passkey(account_id: &str, id: &str) -> bool;
     insert_oidc_client(client: &OidcClientRecord) -> ();
     delete_oidc_client(organization_id: &str, id: &str) -> bool;
+    insert_oidc_request(request: &OidcRequestRecord) -> ();
+    delete_oidc_request(id: &str) -> ();
+    save_oidc_consent(account_id: &str, client_id: &str, scope: &str, now: i64) -> ();
+    insert_oidc_code(code: &OidcCodeRecord) -> ();
+    use_oidc_code(code_hash: &str, now: i64) -> Option<OidcCodeRecord>;
+    oidc_code_issued(code_hash: &str, grant_session_id: &str) -> ();
+    revoke_child_sessions(parent_id: &str, reason: crate::domain::RevokeReason, now: i64) -> u64;
+    revoke_client_sessions(client_id: &str, reason: crate::domain::RevokeReason, now: i64) -> u64;
     delete_passkeys(account_id: &str) -> u64;
     insert_email_change(token_hash: &str, account_id: &str, new_email: &str, now: i64, expires_at: i64) -> ();
     email_change_address(token_hash: &str) -> Option<String>;

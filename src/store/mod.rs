@@ -98,6 +98,14 @@ pub struct SessionRecord {
     pub ip: Option<String>,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<RevokeReason>,
+    /// How the holder signed in (RFC 8176 `amr` values, space-separated).
+    pub amr: String,
+    /// The OpenID Connect client whose grant this is; `None` for brama's own sessions.
+    pub client_id: Option<String>,
+    /// What the client was granted (space-separated scopes); `None` for brama's own.
+    pub scope: Option<String>,
+    /// The browser session a client's grant came from.
+    pub parent_id: Option<String>,
 }
 
 /// A session as it starts.
@@ -111,6 +119,10 @@ pub struct NewSession {
     pub ip: Option<String>,
     /// How the holder signed in (RFC 8176 `amr` values, space-separated): `pwd`, `pwd otp mfa`.
     pub amr: String,
+    /// For a client's grant (SPEC §14): the client, the scopes, the browser session.
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    pub parent_id: Option<String>,
 }
 
 /// A refresh token as stored: only the SHA-256 of the value the client holds.
@@ -136,6 +148,8 @@ pub struct Claimed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenState {
     pub session_id: String,
+    /// The OpenID Connect client of the token's session (`None`: one of brama's own).
+    pub client_id: Option<String>,
     pub account_id: String,
     pub organization_id: String,
     pub account_status: AccountStatus,
@@ -269,6 +283,10 @@ pub enum Litter {
     MfaTickets,
     /// WebAuthn ceremonies started and never finished, expired before the cut.
     WebauthnCeremonies,
+    /// OpenID Connect authorization requests that expired before the cut.
+    OidcRequests,
+    /// OpenID Connect authorization codes that expired before the cut.
+    OidcCodes,
 }
 
 /// The single-use tokens sent by email; each kind has its own table of the same shape.
@@ -364,6 +382,43 @@ pub struct OidcClientRecord {
     /// `RS256` or `EdDSA`.
     pub id_token_alg: String,
     pub created_at: i64,
+}
+
+/// An authorization request parked during its login or consent (SPEC §14).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OidcRequestRecord {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Space-separated.
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    /// Only a login after this time (Unix ms) will do (`prompt=login`, `max_age`).
+    pub login_after: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An authorization code as stored (only its SHA-256).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OidcCodeRecord {
+    pub code_hash: String,
+    pub client_id: String,
+    pub account_id: String,
+    pub sso_session_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    /// When the person logged in (Unix ms).
+    pub auth_time: i64,
+    pub amr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub grant_session_id: Option<String>,
 }
 
 /// A passkey (SPEC §13) as stored.
@@ -633,11 +688,14 @@ pub trait Store: Send + Sync + 'static {
     /// stores `next` in its place in the same session, atomically: of N concurrent claims of one
     /// token, on one node or many, exactly one gets `Some`. `None` says nothing about why; ask
     /// [`Store::refresh_token_state`].
+    /// Only tokens of sessions of `client_id` are claimed: `None` for brama's own sessions, an
+    /// OpenID Connect client's id for its grants.
     async fn claim_refresh(
         &self,
         token_hash: &str,
         next: NewRefreshToken,
         now: i64,
+        client_id: Option<&str>,
     ) -> StoreResult<Option<Claimed>>;
     async fn refresh_token_state(&self, token_hash: &str)
     -> StoreResult<Option<RefreshTokenState>>;
@@ -709,6 +767,10 @@ pub trait Store: Send + Sync + 'static {
     async fn oidc_clients(&self, organization_id: &str) -> StoreResult<Vec<OidcClientRecord>>;
     /// The client with this `client_id`, of whichever organization.
     async fn oidc_client(&self, id: &str) -> StoreResult<Option<OidcClientRecord>>;
+    async fn oidc_request(&self, id: &str) -> StoreResult<Option<OidcRequestRecord>>;
+    /// The scopes the account allowed the client, if it ever did.
+    async fn oidc_consent(&self, account_id: &str, client_id: &str) -> StoreResult<Option<String>>;
+    async fn oidc_code(&self, code_hash: &str) -> StoreResult<Option<OidcCodeRecord>>;
     /// Which second factors the account has, in one read.
     async fn second_factors(&self, account_id: &str) -> StoreResult<SecondFactors>;
 }
@@ -973,6 +1035,45 @@ pub trait Tx: Send {
     async fn insert_oidc_client(&mut self, client: &OidcClientRecord) -> StoreResult<()>;
     /// Removes one of the organization's clients; false if it has none with that id.
     async fn delete_oidc_client(&mut self, organization_id: &str, id: &str) -> StoreResult<bool>;
+    async fn insert_oidc_request(&mut self, request: &OidcRequestRecord) -> StoreResult<()>;
+    async fn delete_oidc_request(&mut self, id: &str) -> StoreResult<()>;
+    /// Records (or widens) what the account allowed the client.
+    async fn save_oidc_consent(
+        &mut self,
+        account_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn insert_oidc_code(&mut self, code: &OidcCodeRecord) -> StoreResult<()>;
+    /// Marks an unused code used and returns it; `None` if there is no such code or it was used
+    /// (one of N concurrent exchanges gets it).
+    async fn use_oidc_code(
+        &mut self,
+        code_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<OidcCodeRecord>>;
+    /// Notes the grant a code's exchange opened.
+    async fn oidc_code_issued(
+        &mut self,
+        code_hash: &str,
+        grant_session_id: &str,
+    ) -> StoreResult<()>;
+    /// Revokes every unrevoked grant of a client (it was removed); how many.
+    async fn revoke_client_sessions(
+        &mut self,
+        client_id: &str,
+        reason: crate::domain::RevokeReason,
+        now: i64,
+    ) -> StoreResult<u64>;
+    /// Revokes every unrevoked session opened from `parent_id` (a browser session's grants);
+    /// how many.
+    async fn revoke_child_sessions(
+        &mut self,
+        parent_id: &str,
+        reason: crate::domain::RevokeReason,
+        now: i64,
+    ) -> StoreResult<u64>;
     /// Stores a pending change of the account's email to `new_email`, confirmed by the link
     /// token whose hash this is.
     async fn insert_email_change(

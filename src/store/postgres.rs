@@ -94,6 +94,7 @@ impl PostgresStore {
         token_hash: &str,
         next: &NewRefreshToken,
         now: i64,
+        client_id: Option<&str>,
     ) -> StoreResult<Option<Claimed>> {
         // `touched` checks the session again: a revocation that committed after the claim
         // leaves the claim without a successor (`RefreshTokenState::successor_missing`).
@@ -114,7 +115,7 @@ impl PostgresStore {
                  SELECT rotated_session, a.id AS account_id, a.organization_id, a.role, \
                    session_amr AS amr \
                  FROM touched JOIN accounts a ON a.id = touched.rotated_account",
-                super::sql::claimable("t", "$1", "$5")
+                super::sql::claimable("t", "$1", "$5", "cs.client_id IS NOT DISTINCT FROM $6")
             )
         });
         let row = sqlx::query(&ROTATE)
@@ -123,6 +124,7 @@ impl PostgresStore {
             .bind(&next.token_hash)
             .bind(next.expires_at)
             .bind(crate::domain::AccountStatus::MAY_LOG_IN)
+            .bind(client_id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(Claimed::from_row).transpose()?)

@@ -16,15 +16,17 @@
 
 /// A refresh token that may be rotated at `now`: unused, unexpired, of an unrevoked,
 /// unexpired session of an account that may log in (`active`: the caller binds
-/// `AccountStatus::MAY_LOG_IN`). The one
-/// definition of "claimable", used by both backends' rotation; `token` is the alias of the
-/// `refresh_tokens` row, and `now`/`active` are SQL expressions (placeholders or columns).
-pub(crate) fn claimable(token: &str, now: &str, active: &str) -> String {
+/// `AccountStatus::MAY_LOG_IN`), of the kind asked for (`same_client`: a condition on the
+/// session `cs`, true for brama's own sessions at brama's refresh and for a client's grants at
+/// its token endpoint). The one definition of "claimable", used by both backends' rotation;
+/// `token` is the alias of the `refresh_tokens` row, and `now`/`active` are SQL expressions
+/// (placeholders or columns).
+pub(crate) fn claimable(token: &str, now: &str, active: &str, same_client: &str) -> String {
     format!(
         "{token}.used_at IS NULL AND {token}.expires_at > {now} AND EXISTS (\
            SELECT 1 FROM sessions cs JOIN accounts ca ON ca.id = cs.account_id \
            WHERE cs.id = {token}.session_id AND cs.revoked_at IS NULL \
-           AND cs.expires_at > {now} AND ca.status = {active})"
+           AND cs.expires_at > {now} AND ca.status = {active} AND {same_client})"
     )
 }
 
@@ -46,12 +48,23 @@ pub(crate) fn delete_litter(litter: super::Litter) -> String {
         Litter::AuditEvents => older("audit_events", "id", "created_at"),
         Litter::MfaTickets => older("mfa_tickets", "token_hash", "expires_at"),
         Litter::WebauthnCeremonies => older("webauthn_ceremonies", "challenge_hash", "expires_at"),
+        Litter::OidcRequests => older("oidc_requests", "id", "expires_at"),
+        Litter::OidcCodes => older("oidc_codes", "code_hash", "expires_at"),
     }
 }
 
 /// An account's TOTP factor; the `Tx` read appends `FOR_UPDATE`.
 pub(crate) const TOTP_FACTOR: &str = "SELECT account_id, secret, created_at, confirmed_at, last_step FROM totp_factors \
      WHERE account_id = $1";
+/// The columns of a parked authorization request.
+pub(crate) const OIDC_REQUEST_COLUMNS: &str = "id, client_id, redirect_uri, scope, state, nonce, \
+     code_challenge, login_after, created_at, expires_at";
+
+/// The columns of an authorization code.
+pub(crate) const OIDC_CODE_COLUMNS: &str = "code_hash, client_id, account_id, sso_session_id, \
+     redirect_uri, scope, nonce, code_challenge, auth_time, amr, created_at, expires_at, used_at, \
+     grant_session_id";
+
 /// The columns of an OpenID Connect client.
 pub(crate) const OIDC_CLIENT_COLUMNS: &str = "id, organization_id, name, secret_hash, redirect_uris, \
      post_logout_redirect_uris, first_party, id_token_alg, created_at";
@@ -159,14 +172,16 @@ macro_rules! sql_store {
                 token_hash: &str,
                 next: NewRefreshToken,
                 now: i64,
+                client_id: Option<&str>,
             ) -> StoreResult<Option<Claimed>> {
-                self.claim_rotation(token_hash, &next, now).await
+                self.claim_rotation(token_hash, &next, now, client_id).await
             }
 
             async fn refresh_token_state(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenState>> {
                 #[derive(sqlx::FromRow)]
                 struct Row {
                     session_id: String,
+                    client_id: Option<String>,
                     account_id: String,
                     organization_id: String,
                     account_status: $crate::domain::AccountStatus,
@@ -177,7 +192,7 @@ macro_rules! sql_store {
                     successor_missing: i64,
                 }
                 let row = sqlx::query_as::<_, Row>(
-                    "SELECT t.session_id, s.account_id, a.organization_id, a.status AS account_status, \
+                    "SELECT t.session_id, s.client_id, s.account_id, a.organization_id, a.status AS account_status, \
                      t.used_at, t.expires_at, s.revoked_at AS session_revoked_at, \
                      s.expires_at AS session_expires_at, \
                      CAST(CASE WHEN t.replaced_by IS NOT NULL AND NOT EXISTS \
@@ -191,6 +206,7 @@ macro_rules! sql_store {
                 .await?;
                 Ok(row.map(|r| RefreshTokenState {
                     session_id: r.session_id,
+                    client_id: r.client_id,
                     account_id: r.account_id,
                     organization_id: r.organization_id,
                     account_status: r.account_status,
@@ -452,6 +468,36 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn oidc_request(&self, id: &str) -> StoreResult<Option<OidcRequestRecord>> {
+                Ok(sqlx::query_as::<_, OidcRequestRecord>(&format!(
+                    "SELECT {} FROM oidc_requests WHERE id = $1",
+                    $crate::store::sql::OIDC_REQUEST_COLUMNS
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn oidc_consent(&self, account_id: &str, client_id: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "SELECT scope FROM oidc_consents WHERE account_id = $1 AND client_id = $2",
+                )
+                .bind(account_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn oidc_code(&self, code_hash: &str) -> StoreResult<Option<OidcCodeRecord>> {
+                Ok(sqlx::query_as::<_, OidcCodeRecord>(&format!(
+                    "SELECT {} FROM oidc_codes WHERE code_hash = $1",
+                    $crate::store::sql::OIDC_CODE_COLUMNS
+                ))
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn oidc_client(&self, id: &str) -> StoreResult<Option<OidcClientRecord>> {
                 Ok(sqlx::query_as::<_, OidcClientRecord>(&format!(
                     "SELECT {} FROM oidc_clients WHERE id = $1",
@@ -590,7 +636,8 @@ macro_rules! sql_store {
             async fn insert_session(&mut self, session: &NewSession, token: &NewRefreshToken) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
-                     user_agent, ip, amr) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+                     user_agent, ip, amr, client_id, scope, parent_id) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(&session.id)
                 .bind(&session.account_id)
@@ -599,6 +646,9 @@ macro_rules! sql_store {
                 .bind(&session.user_agent)
                 .bind(&session.ip)
                 .bind(&session.amr)
+                .bind(&session.client_id)
+                .bind(&session.scope)
+                .bind(&session.parent_id)
                 .execute(&mut *self.tx)
                 .await?;
                 sqlx::query(
@@ -617,7 +667,8 @@ macro_rules! sql_store {
             async fn unrevoked_sessions(&mut self, account_id: &str) -> StoreResult<Vec<SessionRecord>> {
                 Ok(sqlx::query_as::<_, SessionRecord>(concat!(
                     "SELECT ", session_columns!(), " FROM sessions \
-                     WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
+                     WHERE account_id = $1 AND revoked_at IS NULL AND client_id IS NULL \
+                     ORDER BY created_at DESC, id DESC"
                 ))
                 .bind(account_id)
                 .fetch_all(&mut *self.tx)
@@ -1273,6 +1324,131 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn insert_oidc_request(&mut self, r: &OidcRequestRecord) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO oidc_requests ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    $crate::store::sql::OIDC_REQUEST_COLUMNS
+                ))
+                .bind(&r.id)
+                .bind(&r.client_id)
+                .bind(&r.redirect_uri)
+                .bind(&r.scope)
+                .bind(&r.state)
+                .bind(&r.nonce)
+                .bind(&r.code_challenge)
+                .bind(r.login_after)
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_oidc_request(&mut self, id: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM oidc_requests WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn save_oidc_consent(&mut self, account_id: &str, client_id: &str, scope: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO oidc_consents (account_id, client_id, scope, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, client_id) \
+                     DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
+                )
+                .bind(account_id)
+                .bind(client_id)
+                .bind(scope)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_oidc_code(&mut self, c: &OidcCodeRecord) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO oidc_codes ({}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    $crate::store::sql::OIDC_CODE_COLUMNS
+                ))
+                .bind(&c.code_hash)
+                .bind(&c.client_id)
+                .bind(&c.account_id)
+                .bind(&c.sso_session_id)
+                .bind(&c.redirect_uri)
+                .bind(&c.scope)
+                .bind(&c.nonce)
+                .bind(&c.code_challenge)
+                .bind(c.auth_time)
+                .bind(&c.amr)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(c.used_at)
+                .bind(&c.grant_session_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn use_oidc_code(&mut self, code_hash: &str, now: i64) -> StoreResult<Option<OidcCodeRecord>> {
+                Ok(sqlx::query_as::<_, OidcCodeRecord>(&format!(
+                    "UPDATE oidc_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
+                     RETURNING {}",
+                    $crate::store::sql::OIDC_CODE_COLUMNS
+                ))
+                .bind(code_hash)
+                .bind(now)
+                .fetch_optional(&mut *self.tx)
+                .await?)
+            }
+
+            async fn oidc_code_issued(&mut self, code_hash: &str, grant_session_id: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE oidc_codes SET grant_session_id = $2 WHERE code_hash = $1")
+                    .bind(code_hash)
+                    .bind(grant_session_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_client_sessions(
+                &mut self,
+                client_id: &str,
+                reason: $crate::domain::RevokeReason,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                     WHERE client_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(client_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn revoke_child_sessions(
+                &mut self,
+                parent_id: &str,
+                reason: $crate::domain::RevokeReason,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                     WHERE parent_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(parent_id)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn delete_oidc_client(&mut self, organization_id: &str, id: &str) -> StoreResult<bool> {
                 let done = sqlx::query("DELETE FROM oidc_clients WHERE organization_id = $1 AND id = $2")
                     .bind(organization_id)
@@ -1481,7 +1657,7 @@ macro_rules! account_columns {
 macro_rules! session_columns {
     () => {
         "id, account_id, created_at, last_used_at, expires_at, user_agent, ip, revoked_at, \
-         revoke_reason"
+         revoke_reason, amr, client_id, scope, parent_id"
     };
 }
 
@@ -1491,7 +1667,7 @@ macro_rules! live_sessions_sql {
             "SELECT ",
             session_columns!(),
             " FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-             ORDER BY created_at DESC, id DESC"
+             AND client_id IS NULL ORDER BY created_at DESC, id DESC"
         )
     };
 }
@@ -1557,8 +1733,9 @@ mod tests {
 
     #[test]
     fn claimable_names_every_condition_once() {
-        let text = super::claimable("t", "$1", "$5");
+        let text = super::claimable("t", "$1", "$5", "cs.client_id IS $6");
         for part in [
+            "cs.client_id IS $6",
             "t.used_at IS NULL",
             "t.expires_at > $1",
             "cs.revoked_at IS NULL",

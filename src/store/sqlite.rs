@@ -119,10 +119,12 @@ impl SqliteStore {
         token_hash: &str,
         next: &NewRefreshToken,
         now: i64,
+        client_id: Option<&str>,
     ) -> StoreResult<Option<Claimed>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = RotationRequest {
             token_hash: token_hash.to_string(),
+            client_id: client_id.map(str::to_owned),
             next_hash: next.token_hash.clone(),
             next_expires_at: next.expires_at,
             now,
@@ -151,13 +153,15 @@ impl SqliteTx {
 /// One refresh token to rotate, and where its answer goes.
 struct RotationRequest {
     token_hash: String,
+    /// Whose sessions the token must be of (`None`: brama's own).
+    client_id: Option<String>,
     next_hash: String,
     next_expires_at: i64,
     now: i64,
     reply: tokio::sync::oneshot::Sender<StoreResult<Option<Claimed>>>,
 }
 
-/// At most this many rotations share one statement (four binds each).
+/// At most this many rotations share one statement (five binds each).
 const ROTATION_BATCH: usize = 64;
 
 /// Group commit for refresh-token rotation. SQLite runs each statement on sqlx's worker
@@ -218,15 +222,22 @@ async fn rotate_batch(
     batch: Vec<RotationRequest>,
     followers: Vec<RotationRequest>,
 ) {
-    // $1 is the status of an account that may rotate; each row's four binds follow.
+    // $1 is the status of an account that may rotate; each row's five binds follow.
     let rows: Vec<String> = (0..batch.len())
         .map(|i| {
-            let b = i * 4 + 1;
-            format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
+            let b = i * 5 + 1;
+            format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            )
         })
         .collect();
     let sql = format!(
-        "WITH r (old_hash, new_hash, now, expires_at) AS (VALUES {}) \
+        "WITH r (old_hash, new_hash, now, expires_at, client_id) AS (VALUES {}) \
          INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
          SELECT r.new_hash, t.session_id, r.now, MIN(r.expires_at, s.expires_at), t.token_hash \
          FROM r JOIN refresh_tokens t ON t.token_hash = r.old_hash \
@@ -240,7 +251,7 @@ async fn rotate_batch(
           WHERE s.id = refresh_tokens.session_id) AS role, \
          (SELECT s.amr FROM sessions s WHERE s.id = refresh_tokens.session_id) AS amr",
         rows.join(", "),
-        super::sql::claimable("t", "r.now", "$1"),
+        super::sql::claimable("t", "r.now", "$1", "cs.client_id IS r.client_id"),
     );
     let mut query = sqlx::query(&sql).bind(crate::domain::AccountStatus::MAY_LOG_IN);
     for r in &batch {
@@ -248,7 +259,8 @@ async fn rotate_batch(
             .bind(&r.token_hash)
             .bind(&r.next_hash)
             .bind(r.now)
-            .bind(r.next_expires_at);
+            .bind(r.next_expires_at)
+            .bind(&r.client_id);
     }
     // fetch_all steps the statement to its end, which runs the WAL auto-checkpoint
     // (see "RETURNING" in sql.rs).

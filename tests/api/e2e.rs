@@ -1238,3 +1238,298 @@ async fn phones_from_360_to_414_keyboard_focus_and_texts() {
     assert_eq!(en[7], json!(["Wyższe", "Higher"]), "{en}");
     b.close().await;
 }
+
+/// A small relying party for the single sign-on test (SPEC §14): another application of the
+/// organization, on `localhost` while brama is on `127.0.0.1` (so the two are different
+/// sites, as in life), signing its people in with the `openidconnect` crate.
+mod relying_party {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Query, State};
+    use axum::response::{Html, IntoResponse, Redirect, Response};
+    use axum::routing::get;
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+    use openidconnect::{
+        AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+        PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    };
+
+    type Rp = CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >;
+
+    /// A signed-in person: (name shown, email, ID token).
+    type Person = (String, String, String);
+
+    #[derive(Clone)]
+    struct Rpp {
+        client: Rp,
+        http: reqwest::Client,
+        logout: String,
+        base: String,
+        /// Authorizations under way, by state: (nonce, PKCE verifier).
+        pending: Arc<Mutex<HashMap<String, (Nonce, PkceCodeVerifier)>>>,
+        /// Signed-in people, by session cookie: (name shown, email, ID token).
+        sessions: Arc<Mutex<HashMap<String, Person>>>,
+    }
+
+    /// Starts the relying party for `client_id` on a free port; its base URL.
+    pub async fn start(issuer: &str, client_id: &str, secret: &str, port: u16) -> String {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let metadata =
+            CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.into()).unwrap(), &http)
+                .await
+                .expect("discovery");
+        let base = format!("http://localhost:{port}");
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(client_id.into()),
+            Some(ClientSecret::new(secret.into())),
+        )
+        .set_redirect_uri(RedirectUrl::new(format!("{base}/callback")).unwrap());
+        let state = Rpp {
+            client,
+            http,
+            logout: format!("{issuer}/oauth2/logout"),
+            base: base.clone(),
+            pending: Default::default(),
+            sessions: Default::default(),
+        };
+        let app = axum::Router::new()
+            .route("/", get(home))
+            .route("/callback", get(callback))
+            .route("/logout", get(logout))
+            .route("/bye", get(bye))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    fn session_of(headers: &axum::http::HeaderMap) -> Option<String> {
+        headers
+            .get("cookie")?
+            .to_str()
+            .ok()?
+            .split(';')
+            .find_map(|c| c.trim().strip_prefix("rp=").map(str::to_owned))
+    }
+
+    async fn home(State(rp): State<Rpp>, headers: axum::http::HeaderMap) -> Response {
+        let signed_in =
+            session_of(&headers).and_then(|s| rp.sessions.lock().unwrap().get(&s).cloned());
+        if let Some((name, email, _)) = signed_in {
+            return Html(format!(
+                "<!doctype html><html lang=\"pl\"><head><title>Wiki</title></head><body>\
+                 <h1 id=\"rp-user\">Wiki: zalogowano jako {name}</h1><p id=\"rp-email\">{email}</p>\
+                 <a id=\"rp-logout\" href=\"/logout\">Wyloguj</a></body></html>"
+            ))
+            .into_response();
+        }
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = rp
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("profile".into()))
+            .add_scope(Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        rp.pending
+            .lock()
+            .unwrap()
+            .insert(state.secret().clone(), (nonce, verifier));
+        Redirect::to(url.as_str()).into_response()
+    }
+
+    async fn callback(
+        State(rp): State<Rpp>,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> Response {
+        let Some((nonce, verifier)) = query
+            .get("state")
+            .and_then(|s| rp.pending.lock().unwrap().remove(s))
+        else {
+            return (axum::http::StatusCode::BAD_REQUEST, "unknown state").into_response();
+        };
+        let Some(code) = query.get("code") else {
+            return (axum::http::StatusCode::BAD_REQUEST, format!("{query:?}")).into_response();
+        };
+        let tokens = rp
+            .client
+            .exchange_code(AuthorizationCode::new(code.clone()))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&rp.http)
+            .await
+            .expect("the code exchange");
+        let id_token = tokens.id_token().expect("an ID token");
+        let claims = id_token
+            .claims(&rp.client.id_token_verifier(), &nonce)
+            .expect("the ID token verifies");
+        let name = claims
+            .preferred_username()
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let email = claims.email().map(|e| e.to_string()).unwrap_or_default();
+        let session = uuid::Uuid::new_v4().to_string();
+        rp.sessions
+            .lock()
+            .unwrap()
+            .insert(session.clone(), (name, email, id_token.to_string()));
+        (
+            [("set-cookie", format!("rp={session}; Path=/; HttpOnly"))],
+            Redirect::to(&format!("{}/", rp.base)),
+        )
+            .into_response()
+    }
+
+    async fn logout(State(rp): State<Rpp>, headers: axum::http::HeaderMap) -> Response {
+        let id_token = session_of(&headers)
+            .and_then(|s| rp.sessions.lock().unwrap().remove(&s))
+            .map(|(_, _, t)| t)
+            .unwrap_or_default();
+        let mut url = url::Url::parse(&rp.logout).unwrap();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", &id_token)
+            .append_pair("post_logout_redirect_uri", &format!("{}/bye", rp.base))
+            .append_pair("state", "po-wylogowaniu");
+        (
+            [("set-cookie", "rp=; Path=/; Max-Age=0".to_string())],
+            Redirect::to(url.as_str()),
+        )
+            .into_response()
+    }
+
+    async fn bye(Query(query): Query<HashMap<String, String>>) -> Html<String> {
+        Html(format!(
+            "<!doctype html><html lang=\"pl\"><head><title>Wiki</title></head><body>\
+             <h1 id=\"rp-bye\">Wiki: wylogowano</h1><p id=\"rp-state\">{}</p></body></html>",
+            query.get("state").cloned().unwrap_or_default()
+        ))
+    }
+}
+
+/// SPEC §14 in a browser: someone not signed in opens another application of the
+/// organization, lands on brama's login (which names the application), logs in, consents, and
+/// is back in the application signed in. Opening it again asks nothing (single sign-on); its
+/// logout ends the brama session too and returns to the application; after that brama asks
+/// for the login again. At 1280 and 390 px; screenshots for the README.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_application_signs_in_through_brama() {
+    let Some((_db, server, b)) = setup("e2e-oidc").await else {
+        return;
+    };
+    let (status, _) = server
+        .post(
+            "/api/auth/register",
+            json!({ "username": "alicja", "email": "alicja@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, login) = server
+        .post(
+            "/api/auth/login",
+            json!({ "username": "alicja", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    let rp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rp_base = format!("http://localhost:{rp_port}");
+    let (status, registered) = server
+        .post_as(
+            "/api/admin/oidc-clients",
+            json!({
+                "name": "Wiki stowarzyszenia",
+                "redirect_uris": [format!("{rp_base}/callback")],
+                "post_logout_redirect_uris": [format!("{rp_base}/bye")],
+            }),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+    let issuer = server.url("").trim_end_matches('/').to_string();
+    relying_party::start(
+        &issuer,
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+        rp_port,
+    )
+    .await;
+
+    // Not signed in anywhere: the application sends the browser to brama's login.
+    b.goto(&format!("{rp_base}/")).await;
+    b.wait("body[data-ready='true']").await;
+    b.wait_text("#oidc-notice", "Wiki stowarzyszenia").await;
+    let url = b.eval("return location.pathname").await;
+    assert_eq!(url, "/sign-in");
+    b.screenshot(&shot("oidc-sign-in")).await;
+    let mut violations = axe_violations(&b).await;
+    b.resize(390, 844).await;
+    b.assert_fits("#auth").await;
+    violations.extend(axe_violations(&b).await);
+    b.resize(1280, 900).await;
+    b.fill("#login-username", "alicja").await;
+    b.fill("#login-password", PASSWORD).await;
+    b.click("#login").await;
+
+    // The application is not first-party: the consent screen, once.
+    b.wait("#consent-view:not([hidden])").await;
+    b.wait_text("#consent-client", "Wiki stowarzyszenia").await;
+    let scopes = b.text("#consent-scopes").await;
+    assert!(scopes.contains("adresu e-mail"), "{scopes}");
+    assert_eq!(b.text("#consent-account").await, "alicja");
+    assert_eq!(
+        b.eval("return document.title").await,
+        "Zgoda na dostęp · brama"
+    );
+    b.wait_text("#who", "alicja").await;
+    b.screenshot(&shot("oidc-consent")).await;
+    violations.extend(axe_violations(&b).await);
+    b.resize(390, 844).await;
+    b.assert_fits("#consent-view").await;
+    violations.extend(axe_violations(&b).await);
+    b.screenshot(&shot("oidc-consent-phone")).await;
+    b.resize(1280, 900).await;
+    assert!(
+        violations.is_empty(),
+        "axe-core found:\n{}",
+        violations.join("\n")
+    );
+    b.click("#consent-allow").await;
+    b.wait_text("#rp-user", "zalogowano jako alicja").await;
+    assert_eq!(b.text("#rp-email").await, "alicja@example.org");
+
+    // Signed out of the application alone and back: brama asks nothing (single sign-on).
+    b.delete_cookie("rp").await;
+    b.goto(&format!("{rp_base}/")).await;
+    b.wait_text("#rp-user", "alicja").await;
+
+    // The application's logout ends the brama session and comes back with its state.
+    b.click("#rp-logout").await;
+    b.wait_text("#rp-bye", "wylogowano").await;
+    assert_eq!(b.text("#rp-state").await, "po-wylogowaniu");
+    b.goto(&format!("{rp_base}/")).await;
+    b.wait("body[data-ready='true']").await;
+    b.wait_text("#oidc-notice", "Wiki stowarzyszenia").await;
+    b.close().await;
+}

@@ -12,6 +12,15 @@ both_backends!(
     admins_register_list_and_remove_clients,
     client_registrations_are_checked_and_nothing_is_stored,
     the_command_line_registers_lists_and_removes_clients,
+    a_relying_party_signs_in_refreshes_and_logs_out,
+    public_clients_use_pkce_and_eddsa_and_secrets_may_come_in_the_body,
+    codes_are_single_use_bound_and_short_lived,
+    authorization_errors_go_back_only_to_registered_uris,
+    consent_is_asked_once_per_scope_set,
+    client_and_brama_refresh_tokens_do_not_cross,
+    authorize_on_one_node_and_exchange_on_another,
+    bad_input_at_the_oauth_endpoints_gets_a_4xx_never_a_500,
+    the_second_factor_comes_before_the_code_and_shows_in_amr,
 );
 
 fn token(login: &Value) -> &str {
@@ -416,4 +425,1389 @@ async fn the_command_line_registers_lists_and_removes_clients(backend: Backend) 
     let output = run(command(&["oidc", "client", "list", "--json"]), "").await;
     let listed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+// ---- the flow (SPEC §14), driven by an independent relying party: the openidconnect crate ----
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
+};
+use openidconnect::{
+    AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EmptyAdditionalClaims, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl,
+    RefreshToken, Scope, TokenResponse, UserInfoClaims,
+};
+
+const CALLBACK: &str = "https://rp.example.org/callback";
+
+/// brama with its public URL (the issuer) at the address it really listens on.
+async fn provider(backend: Backend) -> Option<TestApp> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    TestApp::spawn_with(backend, |c| {
+        c.listen = format!("127.0.0.1:{port}");
+        c.public_url = Some(format!("http://127.0.0.1:{port}"));
+    })
+    .await
+}
+
+/// A person's browser: cookies kept, redirects shown rather than followed.
+struct Browser {
+    http: reqwest::Client,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Logs in on brama's page (browser mode: the CSRF pair, then the login), which sets the
+    /// SSO cookie.
+    async fn sign_in(app: &TestApp, username: &str) -> Browser {
+        let browser = Browser::new();
+        browser.log_in(app, username).await;
+        browser
+    }
+
+    async fn log_in(&self, app: &TestApp, username: &str) -> String {
+        let csrf: Value = self
+            .http
+            .get(app.url("/api/auth/csrf"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = self
+            .http
+            .post(app.url("/api/auth/login"))
+            .header("sessionId", csrf["sessionId"].as_str().unwrap())
+            .json(&json!({ "username": username, "password": crate::helpers::PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let sso = cookies
+            .iter()
+            .find(|c| c.starts_with("brama_sso="))
+            .unwrap_or_else(|| panic!("no SSO cookie in {cookies:?}"));
+        assert!(
+            sso.contains("HttpOnly")
+                && sso.contains("SameSite=Lax")
+                && sso.contains("Path=/oauth2"),
+            "{sso}"
+        );
+        csrf["sessionId"].as_str().unwrap().to_string()
+    }
+
+    /// GET `url`: the status and the `Location`.
+    async fn visit(&self, url: &str) -> (u16, String) {
+        let r = self.http.get(url).send().await.unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (r.status().as_u16(), location)
+    }
+}
+
+/// The query parameters of a redirect.
+fn query_of(location: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(location)
+        .unwrap_or_else(|e| panic!("{location}: {e}"))
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// A client registered in the default organization: (id, secret).
+async fn client(app: &TestApp, form: brama::core::oidc::ClientForm) -> (String, Option<String>) {
+    use secrecy::ExposeSecret;
+    let granted = brama::core::Actor::operator(brama::store::DEFAULT_ORGANIZATION)
+        .grant::<brama::core::actor::ManageOidcClients>()
+        .unwrap();
+    let new = form.check(true).expect("a valid client");
+    let added = app.core.add_oidc_client(&granted, new).await.unwrap();
+    (
+        added.client.id,
+        added.secret.map(|s| s.expose_secret().to_string()),
+    )
+}
+
+fn form(name: &str) -> brama::core::oidc::ClientForm {
+    brama::core::oidc::ClientForm {
+        name: Some(name.into()),
+        redirect_uris: Some(vec![CALLBACK.into()]),
+        post_logout_redirect_uris: Some(vec!["https://rp.example.org/bye".into()]),
+        first_party: true,
+        ..Default::default()
+    }
+}
+
+async fn discover(app: &TestApp) -> CoreProviderMetadata {
+    CoreProviderMetadata::discover_async(
+        IssuerUrl::new(app.core.config.issuer()).unwrap(),
+        &app.client,
+    )
+    .await
+    .expect("discovery")
+}
+
+/// Through authorize with a signed-in browser: the code, and what the relying party keeps.
+async fn code_for(
+    browser: &Browser,
+    rp: &CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >,
+    scopes: &[&str],
+) -> (String, Nonce, openidconnect::PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in scopes {
+        request = request.add_scope(Scope::new(scope.to_string()));
+    }
+    let (url, state, nonce) = request.url();
+    let (status, location) = browser.visit(url.as_str()).await;
+    assert_eq!(status, 303, "{location}");
+    assert!(location.starts_with(CALLBACK), "{location}");
+    let query = query_of(&location);
+    assert_eq!(query.get("state"), Some(state.secret()), "{location}");
+    assert!(query.contains_key("iss"), "RFC 9207: {location}");
+    (query["code"].clone(), nonce, verifier)
+}
+
+type Rp = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+fn relying_party(metadata: &CoreProviderMetadata, id: &str, secret: Option<&str>) -> Rp {
+    CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(id.to_string()),
+        secret.map(|s| ClientSecret::new(s.to_string())),
+    )
+    .set_redirect_uri(RedirectUrl::new(CALLBACK.to_string()).unwrap())
+}
+
+async fn a_relying_party_signs_in_refreshes_and_logs_out(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    // Discovery says what SPEC §14 lists.
+    let r = app.get("/.well-known/openid-configuration", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let base = app.core.config.public_url();
+    assert_eq!(r.body["issuer"], json!(app.core.config.issuer()));
+    for (key, path) in [
+        ("authorization_endpoint", "/oauth2/authorize"),
+        ("token_endpoint", "/oauth2/token"),
+        ("userinfo_endpoint", "/oauth2/userinfo"),
+        ("jwks_uri", "/.well-known/jwks.json"),
+        ("end_session_endpoint", "/oauth2/logout"),
+        ("revocation_endpoint", "/oauth2/revoke"),
+    ] {
+        assert_eq!(r.body[key], json!(format!("{base}{path}")), "{key}");
+    }
+    assert_eq!(r.body["response_types_supported"], json!(["code"]));
+    assert_eq!(
+        r.body["grant_types_supported"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(r.body["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        r.body["id_token_signing_alg_values_supported"],
+        json!(["RS256", "EdDSA"])
+    );
+    assert_eq!(
+        r.body["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    for scope in ["openid", "profile", "email", "offline_access", "roles"] {
+        assert!(
+            r.body["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(scope)),
+            "{scope}"
+        );
+    }
+
+    let alice = app.user("alice").await;
+    let alice_id = alice["id"].as_str().unwrap().to_string();
+    let (id, secret) = client(&app, form("Wiki")).await;
+    let metadata = discover(&app).await;
+    let rp = relying_party(&metadata, &id, secret.as_deref());
+    let browser = Browser::sign_in(&app, "alice").await;
+
+    let (code, nonce, verifier) = code_for(
+        &browser,
+        &rp,
+        &["profile", "email", "offline_access", "roles"],
+    )
+    .await;
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await
+        .expect("code exchange");
+    assert_eq!(tokens.token_type().as_ref(), "bearer");
+    let id_token = tokens.id_token().expect("an ID token");
+    let id_verifier = rp.id_token_verifier();
+    let claims = id_token
+        .claims(&id_verifier, &nonce)
+        .expect("the ID token verifies against the JWKS (RS256)");
+    assert_eq!(claims.subject().as_str(), alice_id);
+    assert_eq!(
+        id_token.signing_alg().unwrap(),
+        &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256
+    );
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&id_verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    assert!(claims.auth_time().is_some());
+    let amr: Vec<String> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(amr, ["pwd"]);
+    assert_eq!(
+        claims.email().map(|e| e.as_str()),
+        Some("alice@example.com")
+    );
+    // The raw claims: sid, and no more than the spec's.
+    let raw: Value = {
+        use base64::Engine;
+        let payload = id_token.to_string().split('.').nth(1).unwrap().to_string();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(raw["sid"].is_string(), "{raw}");
+    assert_eq!(raw["aud"], json!(id));
+
+    // Userinfo, through the relying party and raw (roles and org with scope roles).
+    let info: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> = rp
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&app.client)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject().as_str(), alice_id);
+    assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
+    assert_eq!(info.email_verified(), Some(true));
+    let bearer = format!("Bearer {}", tokens.access_token().secret());
+    let r = app
+        .get("/oauth2/userinfo", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["roles"], json!(["owner"]));
+    assert_eq!(r.body["org"], json!(brama::store::DEFAULT_ORGANIZATION));
+    // The client's access token is not one of brama's API.
+    let r = app
+        .get(
+            "/api/auth/me",
+            &[("x-access-token", tokens.access_token().secret())],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+
+    // Refresh: a new pair; the old refresh token again revokes the grant (SPEC §3's rule).
+    let first_refresh = tokens.refresh_token().expect("offline_access").clone();
+    let refreshed = rp
+        .exchange_refresh_token(&first_refresh)
+        .unwrap()
+        .request_async(&app.client)
+        .await
+        .expect("refresh");
+    let second_refresh = refreshed.refresh_token().unwrap().clone();
+    assert_ne!(second_refresh.secret(), first_refresh.secret());
+    let refreshed_id = refreshed.id_token().unwrap();
+    let refreshed_claims = refreshed_id
+        .claims(&id_verifier, |_: Option<&Nonce>| Ok(()))
+        .expect("the refreshed ID token verifies");
+    assert_eq!(refreshed_claims.subject().as_str(), alice_id);
+    let bearer = format!("Bearer {}", refreshed.access_token().secret());
+    assert_eq!(
+        app.get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    let reused = rp
+        .exchange_refresh_token(&first_refresh)
+        .unwrap()
+        .request_async(&app.client)
+        .await;
+    assert!(reused.is_err(), "a used refresh token is refused");
+    let r = app
+        .get("/oauth2/userinfo", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, 401, "the grant was revoked: {}", r.text);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let again = rp
+        .exchange_refresh_token(&RefreshToken::new(second_refresh.secret().clone()))
+        .unwrap()
+        .request_async(&app.client)
+        .await;
+    assert!(again.is_err(), "the whole family ended");
+
+    // Still signed in on brama: a new authorization needs no login, even with prompt=none.
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=s1&prompt=none"
+        )))
+        .await;
+    assert_eq!(status, 303);
+    assert!(query_of(&location).contains_key("code"), "{location}");
+
+    // Logout with the ID token as hint: back to the registered URI with state, session ended.
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/logout?id_token_hint={}&post_logout_redirect_uri=https://rp.example.org/bye&state=xyz",
+            id_token
+        )))
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "https://rp.example.org/bye?state=xyz")
+    );
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=s2&prompt=none"
+        )))
+        .await;
+    assert_eq!(status, 303);
+    let query = query_of(&location);
+    assert_eq!(
+        (query["error"].as_str(), query["state"].as_str()),
+        ("login_required", "s2"),
+        "{location}"
+    );
+    // An unregistered post-logout URI is never followed.
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/logout?client_id={id}&post_logout_redirect_uri=https://evil.example.org/"
+        )))
+        .await;
+    assert_eq!((status, location), (303, format!("{base}/")));
+}
+
+async fn public_clients_use_pkce_and_eddsa_and_secrets_may_come_in_the_body(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let metadata = discover(&app).await;
+    let browser = Browser::sign_in(&app, "alice").await;
+
+    // A public client signing with EdDSA: no secret, PKCE required.
+    let (id, secret) = client(
+        &app,
+        brama::core::oidc::ClientForm {
+            public: true,
+            id_token_alg: Some("EdDSA".into()),
+            ..form("SPA")
+        },
+    )
+    .await;
+    assert_eq!(secret, None);
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=p"
+        )))
+        .await;
+    assert_eq!(status, 303);
+    let query = query_of(&location);
+    assert_eq!(query["error"], "invalid_request", "{location}");
+    assert!(query["error_description"].contains("PKCE"), "{location}");
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&code_challenge={}&code_challenge_method=plain",
+            "a".repeat(43)
+        )))
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(query_of(&location)["error"], "invalid_request");
+
+    let rp = relying_party(&metadata, &id, None);
+    let (code, nonce, verifier) = code_for(&browser, &rp, &["email"]).await;
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await
+        .expect("a public client's exchange");
+    assert!(tokens.refresh_token().is_none(), "no offline_access asked");
+    let id_token = tokens.id_token().unwrap();
+    assert_eq!(
+        id_token.signing_alg().unwrap(),
+        &CoreJwsSigningAlgorithm::EdDsa
+    );
+    let verifier = rp
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EdDsa]);
+    let claims = id_token.claims(&verifier, &nonce).expect("EdDSA verifies");
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+
+    // A confidential client with client_secret_post.
+    let (id, secret) = client(&app, form("Chat")).await;
+    let rp = relying_party(&metadata, &id, secret.as_deref()).set_auth_type(AuthType::RequestBody);
+    let (code, nonce, verifier) = code_for(&browser, &rp, &[]).await;
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await
+        .expect("client_secret_post");
+    tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .expect("verifies");
+}
+
+/// POST `/oauth2/token` with a form and optional Basic credentials.
+async fn token_request(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Resp {
+    let mut request = app.client.post(app.url("/oauth2/token")).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    Resp {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+fn oauth_error(r: &Resp) -> (u16, &str) {
+    (r.status, r.body["error"].as_str().unwrap_or_default())
+}
+
+/// A code through a signed-in browser for a confidential client, with a PKCE pair:
+/// (code, verifier).
+async fn raw_code(app: &TestApp, browser: &Browser, id: &str) -> (String, String) {
+    use base64::Engine;
+    let verifier = "v".repeat(50);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid%20offline_access&code_challenge={challenge}&code_challenge_method=S256"
+        )))
+        .await;
+    assert_eq!(status, 303, "{location}");
+    (query_of(&location)["code"].clone(), verifier)
+}
+
+use sha2::Digest;
+
+async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, secret) = client(&app, form("Wiki")).await;
+    let secret = secret.unwrap();
+    let basic = Some((id.as_str(), secret.as_str()));
+
+    // Used twice: the second is refused and what the first issued is revoked.
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let first = token_request(&app, &exchange, basic).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.headers["cache-control"], "no-store");
+    let bearer = format!("Bearer {}", first.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        app.get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    let second = token_request(&app, &exchange, basic).await;
+    assert_eq!(
+        oauth_error(&second),
+        (400, "invalid_grant"),
+        "{}",
+        second.text
+    );
+    assert_eq!(
+        app.get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        401,
+        "the first exchange's tokens are revoked"
+    );
+    let refresh = first.body["refresh_token"].as_str().unwrap();
+    let r = token_request(
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+
+    // A wrong PKCE verifier; a redirect URI one character off; an expired code.
+    let (code, _) = raw_code(&app, &browser, &id).await;
+    let wrong = "w".repeat(50);
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &wrong),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let off_by_one = format!("{CALLBACK}x");
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &off_by_one),
+            ("code_verifier", &verifier),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    app.execute_sql("UPDATE oidc_codes SET expires_at = 0", &[])
+        .await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+
+    // Another client cannot spend this client's code; a wrong secret is invalid_client.
+    let (other, other_secret) = client(&app, form("Other")).await;
+    let other_secret = other_secret.unwrap();
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let r = token_request(&app, &exchange, Some((&other, &other_secret))).await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+    let r = token_request(&app, &exchange, Some((&id, "wrong-secret"))).await;
+    assert_eq!(oauth_error(&r), (401, "invalid_client"), "{}", r.text);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let r = token_request(&app, &exchange, basic).await;
+    assert_eq!(r.status, 200, "the right client still can: {}", r.text);
+
+    // The endpoint's own errors.
+    let r = token_request(&app, &[("code", "x")], basic).await;
+    assert_eq!(oauth_error(&r), (400, "invalid_request"));
+    let r = token_request(&app, &[("grant_type", "password")], basic).await;
+    assert_eq!(oauth_error(&r), (400, "unsupported_grant_type"));
+    let r = token_request(
+        &app,
+        &[("grant_type", "authorization_code"), ("code", "x")],
+        None,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (401, "invalid_client"), "{}", r.text);
+    let r = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .json(&json!({ "grant_type": "authorization_code" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "JSON is not a form");
+    let r = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=authorization_code&grant_type=refresh_token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a parameter given twice");
+}
+
+async fn authorization_errors_go_back_only_to_registered_uris(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let (id, _) = client(&app, form("Wiki")).await;
+    let anonymous = Browser::new();
+    let authorize = |query: &str| app.url(&format!("/oauth2/authorize?{query}"));
+
+    // Never redirected: no client, an unknown client, a redirect URI differing by one character.
+    for query in [
+        format!("redirect_uri={CALLBACK}&response_type=code&scope=openid"),
+        format!("client_id=nope&redirect_uri={CALLBACK}&response_type=code&scope=openid"),
+        format!("client_id={id}&redirect_uri={CALLBACK}/&response_type=code&scope=openid"),
+        format!(
+            "client_id={id}&redirect_uri=https://rp.example.org/callbacK&response_type=code&scope=openid"
+        ),
+        format!("client_id={id}&response_type=code&scope=openid"),
+        format!(
+            "client_id={id}&client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid"
+        ),
+    ] {
+        let r = anonymous.http.get(authorize(&query)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        assert!(r.headers().get("location").is_none(), "{query}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{query}"
+        );
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("brama") && !page.contains("<script"),
+            "{page}"
+        );
+    }
+
+    // Redirected with error, error_description and state (RFC 6749 §4.1.2.1).
+    for (query, error) in [
+        (
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=token&scope=openid&state=st"
+            ),
+            "unsupported_response_type",
+        ),
+        (
+            format!("client_id={id}&redirect_uri={CALLBACK}&scope=openid&state=st"),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=email&state=st"
+            ),
+            "invalid_scope",
+        ),
+        (
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=st&prompt=none"
+            ),
+            "login_required",
+        ),
+        (
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=st&prompt=none%20login"
+            ),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=st&max_age=soon"
+            ),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=st&request=eyJ"
+            ),
+            "request_not_supported",
+        ),
+    ] {
+        let (status, location) = anonymous.visit(&authorize(&query)).await;
+        assert_eq!(status, 303, "{query}");
+        let q = query_of(&location);
+        assert!(location.starts_with(CALLBACK), "{location}");
+        assert_eq!(
+            (q["error"].as_str(), q["state"].as_str()),
+            (error, "st"),
+            "{query}"
+        );
+        assert!(!q["error_description"].is_empty());
+    }
+
+    // Without a session the browser goes to the page's login, carrying only a request id.
+    let (status, location) = anonymous
+        .visit(&authorize(&format!(
+            "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=st"
+        )))
+        .await;
+    assert_eq!(status, 303);
+    let request = location
+        .strip_prefix("/sign-in#request=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_string();
+    let r = anonymous
+        .http
+        .get(app.url(&format!("/oauth2/requests/{request}")))
+        .send()
+        .await
+        .unwrap();
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info, json!({ "client_name": "Wiki" }));
+    // The login round trip: log in on the page, come back, get the code.
+    anonymous.log_in(&app, "alice").await;
+    let (status, location) = anonymous
+        .visit(&app.url(&format!("/oauth2/authorize/resume?request={request}")))
+        .await;
+    assert_eq!(status, 303);
+    let q = query_of(&location);
+    assert!(q.contains_key("code") && q["state"] == "st", "{location}");
+    // The parked request is spent.
+    let r = anonymous
+        .http
+        .get(app.url(&format!("/oauth2/authorize/resume?request={request}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // prompt=login asks again even with a session; max_age=0 likewise.
+    for extra in ["prompt=login", "max_age=0"] {
+        let (status, location) = anonymous
+            .visit(&authorize(&format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&{extra}"
+            )))
+            .await;
+        assert_eq!(status, 303);
+        assert!(
+            location.starts_with("/sign-in#request="),
+            "{extra}: {location}"
+        );
+    }
+
+    // A client of another organization: alice's session does not count there.
+    let stranger = app.foreign_admin("stranger").await;
+    let r = app
+        .request(
+            "POST",
+            "/api/admin/oidc-clients",
+            Some(json!({ "name": "Their wiki", "redirect_uris": [CALLBACK] })),
+            &[("x-access-token", stranger["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let theirs = r.body["client_id"].as_str().unwrap();
+    let (status, location) = anonymous
+        .visit(&authorize(&format!(
+            "client_id={theirs}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state=o&prompt=none"
+        )))
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(query_of(&location)["error"], "login_required", "{location}");
+}
+
+async fn consent_is_asked_once_per_scope_set(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let (id, _) = client(
+        &app,
+        brama::core::oidc::ClientForm {
+            first_party: false,
+            ..form("Ankiety")
+        },
+    )
+    .await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let csrf = browser.log_in(&app, "alice").await;
+    let authorize = |scope: &str, extra: &str| {
+        app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope={scope}&state=c{extra}"
+        ))
+    };
+    let (status, location) = browser.visit(&authorize("openid%20email", "")).await;
+    assert_eq!(status, 303);
+    let request = location
+        .strip_prefix("/consent#request=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_string();
+    let (status, location) = browser
+        .visit(&authorize("openid%20email", "&prompt=none"))
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(query_of(&location)["error"], "consent_required");
+    let info: Value = browser
+        .http
+        .get(app.url(&format!("/oauth2/requests/{request}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info,
+        json!({ "client_name": "Ankiety", "scopes": ["openid", "email"], "account": "alice" })
+    );
+    let decide = |allow: bool, csrf: Option<&str>, request: &str| {
+        let mut r = browser
+            .http
+            .post(app.url("/oauth2/consent"))
+            .json(&json!({ "request": request, "allow": allow }));
+        if let Some(csrf) = csrf {
+            r = r.header("sessionId", csrf);
+        }
+        r.send()
+    };
+    let r = decide(true, None, &request).await.unwrap();
+    assert_eq!(r.status(), 403, "no CSRF header");
+    let r = decide(true, Some(&csrf), &request).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let to = answer["redirect_to"].as_str().unwrap();
+    assert!(query_of(to).contains_key("code"), "{to}");
+
+    // Asked once: the same scopes again go straight back with a code; a wider set asks again.
+    let (_, location) = browser.visit(&authorize("email%20openid", "")).await;
+    assert!(query_of(&location).contains_key("code"), "{location}");
+    let (_, location) = browser.visit(&authorize("openid%20profile", "")).await;
+    let request = location
+        .strip_prefix("/consent#request=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_string();
+    let r = decide(false, Some(&csrf), &request).await.unwrap();
+    let answer: Value = r.json().await.unwrap();
+    let q = query_of(answer["redirect_to"].as_str().unwrap());
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("access_denied", "c")
+    );
+}
+
+async fn client_and_brama_refresh_tokens_do_not_cross(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    let login = app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, secret) = client(&app, form("Wiki")).await;
+    let secret = secret.unwrap();
+    let basic = Some((id.as_str(), secret.as_str()));
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        basic,
+    )
+    .await;
+    let client_refresh = r.body["refresh_token"].as_str().unwrap().to_string();
+    // The client's refresh token at brama's own refresh: unknown there, and not spent.
+    let r = app.refresh(&client_refresh).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "refresh_token_not_found"),
+        "{}",
+        r.text
+    );
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &client_refresh),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "still good at the token endpoint: {}",
+        r.text
+    );
+    let refreshed = r.body.clone();
+    let client_refresh = refreshed["refresh_token"].as_str().unwrap().to_string();
+    // brama's refresh token at the token endpoint: invalid_grant, and brama's session lives.
+    let own = login["refreshToken"].as_str().unwrap();
+    let r = token_request(
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", own)],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+    // A client's grants do not count against max_sessions_per_account, nor show as sessions.
+    let sessions = app
+        .get(
+            "/api/auth/sessions",
+            &[("x-access-token", login["accessToken"].as_str().unwrap())],
+        )
+        .await;
+    assert!(sessions.text.find("OIDC").is_none(), "{}", sessions.text);
+    // Revocation (RFC 7009): 200, and the grant ends.
+    let r = app
+        .client
+        .post(app.url("/oauth2/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", client_refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .post(app.url("/oauth2/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", "unknown")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "unknown tokens are answered alike");
+    let bearer = format!("Bearer {}", refreshed["access_token"].as_str().unwrap());
+    assert_eq!(
+        app.get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        401,
+        "revoking the refresh token ended the grant's access token too"
+    );
+
+    // Removing a client ends its grants at once.
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        basic,
+    )
+    .await;
+    let bearer = format!("Bearer {}", r.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        app.get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    let granted = brama::core::Actor::operator(brama::store::DEFAULT_ORGANIZATION)
+        .grant::<brama::core::actor::ManageOidcClients>()
+        .unwrap();
+    app.core.remove_oidc_client(&granted, &id).await.unwrap();
+    assert_eq!(
+        app.get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        401
+    );
+}
+
+async fn authorize_on_one_node_and_exchange_on_another(backend: Backend) {
+    let Some(first) = provider(backend).await else {
+        return;
+    };
+    let second = first.sibling(|c| c.listen = "127.0.0.1:0".into()).await;
+    first.user("alice").await;
+    let browser = Browser::sign_in(&first, "alice").await;
+    let (id, secret) = client(&first, form("Wiki")).await;
+    let secret = secret.unwrap();
+    let (code, verifier) = raw_code(&first, &browser, &id).await;
+    let r = token_request(
+        &second,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        Some((&id, &secret)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let bearer = format!("Bearer {}", r.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        first
+            .get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    // The ID token verifies with the first node's JWKS.
+    let jwks = first.get("/.well-known/jwks.json", &[]).await.body;
+    let id_token = r.body["id_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .expect("the key is published");
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
+        key["n"].as_str().unwrap(),
+        key["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[&id]);
+    validation.set_issuer(&[first.core.config.issuer()]);
+    assert!(jsonwebtoken::decode::<Value>(id_token, &decoding, &validation).is_ok());
+}
+
+/// Malformed forms, wrong types, odd Unicode, injection strings, huge values and broken
+/// credentials at every OAuth endpoint: a 4xx in OAuth's shape (or the HTML page of an
+/// authorization that cannot go back), never a 5xx; and nothing stored is touched.
+async fn bad_input_at_the_oauth_endpoints_gets_a_4xx_never_a_500(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, secret) = client(&app, form("Wiki")).await;
+    let secret = secret.unwrap();
+    let long = "x".repeat(10_000);
+    let injections = [
+        "' OR '1'='1",
+        "\u{0}",
+        "%00",
+        "%FF%FE",
+        "Zażółć gęślą jaźń 🚀",
+        "\u{202e}txt.exe",
+        "<script>alert(1)</script>",
+        long.as_str(),
+    ];
+    let mut bodies: Vec<String> = vec![
+        String::new(),
+        "%%%".into(),
+        "grant_type".into(),
+        "grant_type=&code=".into(),
+        "=&=&=".into(),
+        format!("grant_type=authorization_code&code={long}&redirect_uri={CALLBACK}"),
+        "grant_type=refresh_token&refresh_token=".into(),
+        format!("grant_type=refresh_token&refresh_token={long}"),
+        "grant_type=authorization_code&code=a&code=b".into(),
+    ];
+    for value in injections {
+        let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        bodies.push(format!(
+            "grant_type={value}&code={value}&redirect_uri={value}&code_verifier={value}"
+        ));
+        bodies.push(format!(
+            "grant_type=authorization_code&code={value}&redirect_uri={CALLBACK}"
+        ));
+        bodies.push(format!(
+            "grant_type=refresh_token&refresh_token={value}&scope={value}"
+        ));
+        bodies.push(format!("token={value}&token_type_hint={value}"));
+    }
+    let basics = [
+        None,
+        Some(format!("Basic {}", base64_of(&format!("{id}:{secret}")))),
+        Some("Basic !!!".to_string()),
+        Some(format!("Basic {}", base64_of("no-colon"))),
+        Some(format!("Basic {}", base64_of(&format!("{id}:wrong")))),
+        Some(format!("Basic {}", base64_of("' OR 1=1 --:x"))),
+        Some("Bearer something".to_string()),
+        Some("Basic".to_string()),
+    ];
+    let mut answers = 0;
+    for path in ["/oauth2/token", "/oauth2/revoke"] {
+        for body in &bodies {
+            for basic in &basics {
+                let mut request = app
+                    .client
+                    .post(app.url(path))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.clone());
+                if let Some(basic) = basic {
+                    request = request.header("authorization", basic);
+                }
+                let r = request.send().await.unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap();
+                answers += 1;
+                if path == "/oauth2/revoke" && status == 200 {
+                    continue;
+                }
+                assert!(
+                    (400..500).contains(&status),
+                    "{path} {body:.80} {basic:?}: {status} {text:.200}"
+                );
+                let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                assert!(json["error"].is_string(), "{path} {body:.80}: {text:.200}");
+            }
+        }
+    }
+    // Not a form at all; too big.
+    for (content_type, body) in [
+        (
+            "application/json",
+            "{\"grant_type\":\"authorization_code\"}".to_string(),
+        ),
+        ("text/plain", "grant_type=authorization_code".to_string()),
+        (
+            "application/x-www-form-urlencoded",
+            format!("grant_type={}", "a".repeat(70_000)),
+        ),
+    ] {
+        // A client of its own: a refused oversized body closes the connection, which a shared
+        // pool might hand to the next request.
+        let r = reqwest::Client::new()
+            .post(app.url("/oauth2/token"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!((400..500).contains(&status), "{content_type}: {status}");
+    }
+    // Userinfo with broken bearers.
+    let header = |v: &str| v.to_string();
+    for bearer in [
+        header("Bearer "),
+        header("Bearer garbage"),
+        format!("Bearer {long}"),
+        header("Bearer a.b.c"),
+        header("Basic abc"),
+        header("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
+    ] {
+        let r = app
+            .get("/oauth2/userinfo", &[("authorization", &bearer)])
+            .await;
+        assert_eq!(r.status, 401, "{bearer:.40}: {}", r.text);
+        assert_eq!(r.body["error"], "invalid_token");
+    }
+    // Authorize with odd values: a page or a redirect, never a 5xx.
+    for value in injections {
+        let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        for query in [
+            format!("client_id={value}&redirect_uri={CALLBACK}&response_type=code&scope=openid"),
+            format!("client_id={id}&redirect_uri={value}&response_type=code&scope=openid"),
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type={value}&scope={value}&state={value}&nonce={value}"
+            ),
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&code_challenge={value}&code_challenge_method=S256&max_age={value}&prompt={value}"
+            ),
+        ] {
+            let r = browser
+                .http
+                .get(app.url(&format!("/oauth2/authorize?{query}")))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert!(status == 303 || status == 400, "{query:.120}: {status}");
+            answers += 1;
+        }
+        for path in [
+            format!("/oauth2/authorize/resume?request={value}"),
+            format!("/oauth2/requests/{value}"),
+            format!(
+                "/oauth2/logout?id_token_hint={value}&post_logout_redirect_uri={value}&client_id={value}"
+            ),
+        ] {
+            let r = app.client.get(app.url(&path)).send().await.unwrap();
+            let status = r.status().as_u16();
+            assert!((300..500).contains(&status), "{path:.120}: {status}");
+        }
+    }
+    // The consent endpoint without a session, CSRF or JSON.
+    for body in ["", "{", "{\"request\":1,\"allow\":\"yes\"}", "[]"] {
+        let r = app
+            .client
+            .post(app.url("/oauth2/consent"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!((400..500).contains(&r.status().as_u16()), "{body}");
+    }
+    assert!(answers > 500, "{answers}");
+    // Nothing was spent or broken: the flow still works for the right client.
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        Some((&id, &secret)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// An account with a second factor: brama's login asks for it (the browser gets no SSO cookie
+/// from the first step alone), and the ID token says how the person signed in.
+async fn the_second_factor_comes_before_the_code_and_shows_in_amr(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    let login = app.user("alice").await;
+    let (secret, _) = crate::mfa::enrol(&app, login["accessToken"].as_str().unwrap()).await;
+    let (id, client_secret) = client(&app, form("Wiki")).await;
+    let client_secret = client_secret.unwrap();
+    let browser = Browser::new();
+    let csrf: Value = browser
+        .http
+        .get(app.url("/api/auth/csrf"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = csrf["sessionId"].as_str().unwrap().to_string();
+    let r = browser
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("sessionId", &csrf)
+        .json(&json!({ "username": "alice", "password": crate::helpers::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("brama_sso=")),
+        "no SSO cookie before the second factor"
+    );
+    let ticket: Value = r.json().await.unwrap();
+    assert_eq!(ticket["code"], "mfa_required");
+    // Without the second step an authorization still wants a login.
+    let (_, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&prompt=none"
+        )))
+        .await;
+    assert_eq!(query_of(&location)["error"], "login_required");
+    let r = browser
+        .http
+        .post(app.url("/api/auth/login/mfa"))
+        .header("sessionId", &csrf)
+        .json(&json!({ "mfaToken": ticket["mfaToken"], "code": crate::mfa::code(&secret, 1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        Some((&id, &client_secret)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let claims: Value = {
+        use base64::Engine;
+        let payload = r.body["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
 }

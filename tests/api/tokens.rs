@@ -33,7 +33,11 @@ fn claims_of(app: &TestApp, access: &str) -> Value {
 /// Signs `claims` with the server's own current private key, as only the server could.
 async fn sign_as_server(app: &TestApp, claims: &Value) -> String {
     let keys = app.store().await.signing_keys().await.unwrap();
-    let key = &keys[0];
+    // The newest Ed25519 key: the one that signs access tokens (RSA keys sign ID tokens only).
+    let key = keys
+        .iter()
+        .find(|k| k.alg == "EdDSA")
+        .expect("an Ed25519 key");
     let der = STANDARD.decode(&key.private_key).unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(key.kid.clone());

@@ -307,9 +307,12 @@ fn signed_in(
     issued: IssuedSession,
 ) -> Response {
     if browser {
+        // Beside the access token, the SSO cookie: other applications signing in through
+        // brama (SPEC §14) find this session with it.
         let cookie = token_cookie(state, &issued);
+        let sso = crate::http::oauth2::sso_cookie(state, &issued.session_id);
         let answer = LoginAnswer::new(account, issued, false);
-        (jar.add(cookie), axum::Json(answer)).into_response()
+        (jar.add(cookie).add(sso), axum::Json(answer)).into_response()
     } else {
         axum::Json(LoginAnswer::new(account, issued, true)).into_response()
     }
@@ -712,11 +715,17 @@ async fn logout_all(State(state): State<AppState>, jar: CookieJar, user: AuthUse
     Ok(cleared(&state, jar, Msg::LoggedOutAll))
 }
 
-/// Logging out clears both cookies; the page fetches a new CSRF pair before its next login.
+/// The `token` cookie's removal.
+pub(crate) fn token_cookie_removal(state: &AppState) -> Cookie<'static> {
+    expired_cookie(state, TOKEN_COOKIE)
+}
+
+/// Logging out clears the cookies; the page fetches a new CSRF pair before its next login.
 fn cleared(state: &AppState, jar: CookieJar, msg: Msg) -> Response {
     let jar = jar
         .add(expired_cookie(state, TOKEN_COOKIE))
-        .add(expired_cookie(state, CSRF_COOKIE));
+        .add(expired_cookie(state, CSRF_COOKIE))
+        .add(crate::http::oauth2::sso_cookie_removal(state));
     (jar, message(msg)).into_response()
 }
 

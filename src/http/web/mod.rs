@@ -57,6 +57,9 @@ pub fn routes() -> Router<AppState> {
         .route("/activate", get(index))
         .route("/reset", get(index))
         .route("/confirm-email", get(index))
+        // OpenID Connect (SPEC §14): the login and the consent of another application's sign-in.
+        .route("/sign-in", get(index))
+        .route("/consent", get(index))
         .method_not_allowed_fallback(method_not_allowed)
         // The nested router answers `/assets` and what lies below, not the bare `/assets/`.
         .route("/assets/", axum::routing::any(not_found))

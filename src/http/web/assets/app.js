@@ -166,7 +166,8 @@ function applyLanguage() {
 
 function renderWho() {
   const me = state.me;
-  $("who").textContent = me ? `${t("loggedInAs")} ${me.username ?? me.email} · ${roleName(me.roles)}` : t("notLoggedIn");
+  $("who").textContent = me ? `${t("loggedInAs")} ${me.username ?? me.email} · ${roleName(me.roles)}`
+    : state.consentAccount ? `${t("loggedInAs")} ${state.consentAccount}` : t("notLoggedIn");
 }
 
 const RANK = { ROLE_USER: 0, ROLE_MODERATOR: 1, ROLE_ADMIN: 2, ROLE_OWNER: 3 };
@@ -234,6 +235,12 @@ function renderSession() {
 
 async function loggedIn(body) {
   sessionStorage.setItem(REFRESH_KEY, body.refreshToken);
+  // Signing in for another application (SPEC §14): back to its authorization, which now finds
+  // this session.
+  if (state.oidcRequest) {
+    location.assign(`/oauth2/authorize/resume?request=${encodeURIComponent(state.oidcRequest)}`);
+    return;
+  }
   await loadMe();
   focusView();
   say("ok", `${t("welcomeBack")} ${body.username ?? body.email ?? ""}`.trim());
@@ -1149,9 +1156,58 @@ function onTabKey(event) {
   selectTab(TABS[(next + TABS.length) % TABS.length], true);
 }
 
+// ---- another application's sign-in (OpenID Connect, SPEC §14) --------------------------------
+
+/** The parked authorization request the address names (`#request=…`), and what it is for. */
+async function oidcRequest() {
+  const id = new URLSearchParams(location.hash.slice(1)).get("request");
+  if (!id) return null;
+  const res = await fetch(`/oauth2/requests/${encodeURIComponent(id)}`, { credentials: "same-origin" });
+  if (!res.ok) return { id, expired: true };
+  return { id, ...(await res.json()) };
+}
+
+async function startSignIn() {
+  const request = await oidcRequest();
+  if (!request || request.expired) return say("bad", t("oidcExpired"));
+  state.oidcRequest = request.id;
+  $("oidc-notice").hidden = false;
+  $("oidc-notice").replaceChildren(`${t("oidcSignIn")} `, Object.assign(document.createElement("strong"), { textContent: request.client_name }));
+}
+
+async function startConsent() {
+  const request = await oidcRequest();
+  if (!request || request.expired) return say("bad", t("oidcExpired"));
+  // No session to consent with (it ended, or it is another organization's): sign in first.
+  if (!request.scopes) return location.replace(`/sign-in#request=${encodeURIComponent(request.id)}`);
+  $("auth").hidden = true;
+  $("consent-view").hidden = false;
+  $("consent-client").textContent = request.client_name;
+  $("consent-account").textContent = request.account;
+  state.consentAccount = request.account;
+  renderWho();
+  const list = $("consent-scopes");
+  list.replaceChildren();
+  for (const scope of request.scopes) {
+    const item = document.createElement("li");
+    item.textContent = t(`scope_${scope}`);
+    list.append(item);
+  }
+  focusView();
+  const decide = async (allow) => {
+    const res = await api("POST", "/oauth2/consent", { request: request.id, allow });
+    const body = await json(res);
+    if (!res.ok) return say("bad", body.error_description ?? t("oidcExpired"));
+    location.assign(body.redirect_to);
+  };
+  $("consent-allow").addEventListener("click", () => decide(true));
+  $("consent-deny").addEventListener("click", () => decide(false));
+}
+
 /** The document's title names the view, and focus goes to its heading (for screen readers). */
 function announceView() {
   const heading = !$("not-found-view").hidden ? "not-found-title"
+    : !$("consent-view").hidden ? "consent-title"
     : !$("activate-view").hidden ? "activate-title"
     : !$("reset-view").hidden ? "reset-title"
     : !$("confirm-email-view").hidden ? "confirm-email-title"
@@ -1278,7 +1334,10 @@ async function start() {
   wire();
   applyLanguage();
   const path = location.pathname;
-  state.view = { "/": "home", "/activate": "activate", "/reset": "reset", "/confirm-email": "confirm-email" }[path] ?? "not-found";
+  state.view = {
+    "/": "home", "/activate": "activate", "/reset": "reset", "/confirm-email": "confirm-email",
+    "/sign-in": "sign-in", "/consent": "consent",
+  }[path] ?? "not-found";
   renderSession();
   if (state.view === "not-found") {
     $("auth").hidden = true;
@@ -1286,6 +1345,8 @@ async function start() {
     return focusView();
   }
   if (path === "/confirm-email") return confirmEmail(tokenFromFragment());
+  if (path === "/consent") return startConsent();
+  if (path === "/sign-in") return startSignIn();
   if (path === "/activate" || path === "/reset") {
     const token = tokenFromFragment();
     $("auth").hidden = true;

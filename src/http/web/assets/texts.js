@@ -3,6 +3,10 @@
 
 export const TEXTS = {
   pl: {
+    oidcSignIn: "Zaloguj się, aby przejść do aplikacji", oidcExpired: "To logowanie wygasło albo już się zakończyło. Wróć do aplikacji i zacznij jeszcze raz.",
+    consentTitle: "Zgoda na dostęp", consentWants: "chce uzyskać dostęp do:", consentAs: "Zalogowano jako", consentAllow: "Zezwól", consentDeny: "Odmów",
+    scope_openid: "Twojego identyfikatora w bramie", scope_profile: "imienia, nazwiska i nazwy użytkownika", scope_email: "adresu e-mail",
+    scope_roles: "Twojej roli i organizacji", scope_offline_access: "dostępu także wtedy, gdy nie korzystasz z aplikacji",
     welcome: "Witaj w bramie", tabLogin: "Logowanie", tabRegister: "Rejestracja", tabCompany: "Konto firmowe",
     tabForgot: "Nie pamiętam hasła", username: "Nazwa użytkownika lub e-mail", usernameOnly: "Nazwa użytkownika",
     password: "Hasło", login: "Zaloguj", register: "Zarejestruj", sendLink: "Wyślij link",
@@ -61,6 +65,10 @@ export const TEXTS = {
     resetWithoutToken: "Ten link nie zawiera tokenu. Poproś o nowy w zakładce „Nie pamiętam hasła” i otwórz link z e-maila.",
   },
   en: {
+    oidcSignIn: "Sign in to continue to", oidcExpired: "This sign-in expired or has already finished. Go back to the application and start again.",
+    consentTitle: "Allow access", consentWants: "wants access to:", consentAs: "Signed in as", consentAllow: "Allow", consentDeny: "Deny",
+    scope_openid: "your brama identifier", scope_profile: "your name and username", scope_email: "your email address",
+    scope_roles: "your role and organization", scope_offline_access: "access while you are not using the application",
     welcome: "Welcome to brama", tabLogin: "Log in", tabRegister: "Register", tabCompany: "Company account",
     tabForgot: "Forgot password", username: "Username or email", usernameOnly: "Username",
     password: "Password", login: "Log in", register: "Register", sendLink: "Send the link",
