@@ -23,6 +23,8 @@ CREATE TABLE oidc_requests (
     code_challenge TEXT,
     -- A login is asked for after this time (prompt=login, max_age): an older one does not do.
     login_after BIGINT,
+    -- prompt=consent: the consent screen even where consent was given before.
+    consent_asked BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );

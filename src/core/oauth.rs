@@ -256,9 +256,8 @@ struct ClientAccessClaims {
 /// What an `id_token_hint` must hold.
 #[derive(Debug, Clone, Deserialize)]
 struct HintClaims {
+    sub: String,
     aud: serde_json::Value,
-    #[serde(default)]
-    sid: Option<String>,
 }
 
 /// The scopes of a space-separated list that brama knows, each once, in a fixed order.
@@ -415,6 +414,14 @@ impl Core {
         if too_long {
             return refuse("invalid_request", "state, nonce or code_challenge too long");
         }
+        // They are stored and given back: no control characters (PostgreSQL refuses NUL).
+        let controls = [&params.state, &params.nonce].iter().any(|p| {
+            p.as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+        });
+        if controls {
+            return refuse("invalid_request", "state or nonce holds control characters");
+        }
         let code_challenge = params.code_challenge.clone().filter(|c| !c.is_empty());
         match (&code_challenge, params.code_challenge_method.as_deref()) {
             (None, _) if client.is_public() => {
@@ -448,9 +455,7 @@ impl Core {
         if prompts.contains(&"none") && prompts.len() > 1 {
             return refuse("invalid_request", "prompt=none cannot be combined");
         }
-        if prompts.contains(&"select_account") {
-            // One account per browser session: nothing to choose from.
-        }
+        // select_account: one account per browser session, nothing to choose from.
         let now = now_ms();
         let mut login_after = prompts.contains(&"login").then_some(now);
         if let Some(max_age) = params.max_age.as_deref() {
@@ -469,6 +474,7 @@ impl Core {
             nonce: params.nonce.filter(|n| !n.is_empty()),
             code_challenge,
             login_after,
+            consent_asked: i64::from(prompts.contains(&"consent")),
             created_at: now,
             expires_at: now + REQUEST_TTL_MS,
         };
@@ -534,12 +540,7 @@ impl Core {
         };
         // The session counts if its account belongs to the client's organization and it was
         // opened late enough for prompt=login and max_age.
-        let sso = sso.filter(|s| {
-            s.account.organization_id == client.organization_id
-                && request
-                    .login_after
-                    .is_none_or(|after| s.session.created_at >= after)
-        });
+        let sso = sso.filter(|s| Self::session_counts(client, &request, s));
         let Some(sso) = sso else {
             if prompt_none {
                 return Ok(refuse("login_required", "no signed-in session"));
@@ -551,9 +552,7 @@ impl Core {
                 request_id: request.id,
             });
         };
-        let amr = &sso.session.amr;
-        if self.config.mfa_required(sso.account.role) && !amr.split_whitespace().any(|a| a == "mfa")
-        {
+        if self.lacks_required_factor(&sso) {
             return Ok(refuse(
                 "access_denied",
                 "the account's role requires a second factor: set one up on brama first",
@@ -565,10 +564,11 @@ impl Core {
                 .oidc_consent(&sso.account.id, &client.id)
                 .await?
                 .unwrap_or_default();
-            let covered = request
-                .scope
-                .split_whitespace()
-                .all(|s| has_scope(&allowed, s));
+            let covered = request.consent_asked == 0
+                && request
+                    .scope
+                    .split_whitespace()
+                    .all(|s| has_scope(&allowed, s));
             if !covered {
                 if prompt_none {
                     return Ok(refuse("consent_required", "the person has not consented"));
@@ -581,9 +581,11 @@ impl Core {
                 });
             }
         }
-        Ok(Authorized::Redirect(
-            self.issue_code(&request, &sso, parked).await?,
-        ))
+        match self.issue_code(&request, &sso, parked).await? {
+            Some(location) => Ok(Authorized::Redirect(location)),
+            // Finished meanwhile by another tab: this one is told so.
+            None => Ok(refuse("access_denied", "this sign-in was already finished")),
+        }
     }
 
     async fn park(&self, request: &OidcRequestRecord) -> CoreResult<()> {
@@ -599,7 +601,7 @@ impl Core {
         request: &OidcRequestRecord,
         sso: &SsoSession,
         parked: bool,
-    ) -> CoreResult<String> {
+    ) -> CoreResult<Option<String>> {
         let now = now_ms();
         let code = random_token();
         let record = OidcCodeRecord {
@@ -619,10 +621,11 @@ impl Core {
             grant_session_id: None,
         };
         let mut tx = self.begin().await?;
-        tx.insert_oidc_code(&record).await?;
-        if parked {
-            tx.delete_oidc_request(&request.id).await?;
+        // Of two concurrent finishes of one parked request (two tabs), one gets the code.
+        if parked && !tx.delete_oidc_request(&request.id).await? {
+            return Ok(None);
         }
+        tx.insert_oidc_code(&record).await?;
         tx.commit().await?;
         let iss = self.config.issuer();
         let mut query = vec![("code", code.as_str())];
@@ -630,7 +633,22 @@ impl Core {
             query.push(("state", state));
         }
         query.push(("iss", iss.as_str()));
-        Ok(with_params(&request.redirect_uri, &query))
+        Ok(Some(with_params(&request.redirect_uri, &query)))
+    }
+
+    /// Whether a browser session may sign in to the client for this request: its account of the
+    /// client's organization, opened late enough for `prompt=login` and `max_age`.
+    fn session_counts(client: &OidcClient, request: &OidcRequestRecord, sso: &SsoSession) -> bool {
+        sso.account.organization_id == client.organization_id
+            && request
+                .login_after
+                .is_none_or(|after| sso.session.created_at >= after)
+    }
+
+    /// An account whose role must have a second factor, signed in without one (SPEC §13).
+    fn lacks_required_factor(&self, sso: &SsoSession) -> bool {
+        self.config.mfa_required(sso.account.role)
+            && !sso.session.amr.split_whitespace().any(|a| a == "mfa")
     }
 
     /// What the consent screen shows for a parked request; `None` if there is no such request
@@ -677,18 +695,20 @@ impl Core {
         let Some((request, client)) = self.parked(request_id).await? else {
             return Ok(None);
         };
-        let Some(sso) = sso.filter(|s| {
-            s.account.organization_id == client.organization_id
-                && request
-                    .login_after
-                    .is_none_or(|after| s.session.created_at >= after)
-        }) else {
+        // The same conditions as the authorization itself: a session that counts, with the
+        // second factor its role needs, and a client that asks for consent at all.
+        let Some(sso) = sso.filter(|s| Self::session_counts(&client, &request, s)) else {
             return Ok(None);
         };
+        if client.first_party || self.lacks_required_factor(&sso) {
+            return Ok(None);
+        }
         let now = now_ms();
         if !allow {
             let mut tx = self.begin().await?;
-            tx.delete_oidc_request(&request.id).await?;
+            if !tx.delete_oidc_request(&request.id).await? {
+                return Ok(None);
+            }
             tx.commit().await?;
             let iss = self.config.issuer();
             let mut query = vec![
@@ -713,7 +733,7 @@ impl Core {
         tx.save_oidc_consent(&sso.account.id, &client.id, &widened, now)
             .await?;
         tx.commit().await?;
-        Ok(Some(self.issue_code(&request, &sso, true).await?))
+        self.issue_code(&request, &sso, true).await
     }
 
     /// The client a token or revocation request speaks for, proven by its secret (or, for a
@@ -764,15 +784,21 @@ impl Core {
         };
         let hash = token_hash(code);
         let now = now_ms();
-        let mut tx = self.begin().await?;
-        let Some(record) = tx.use_oidc_code(&hash, now).await? else {
-            drop(tx);
-            self.code_replayed(&hash, &client, now).await?;
+        // Everything is checked on what is stored before the code is spent, and with no
+        // transaction open: a transaction must never wait for a second connection of the pool
+        // (N concurrent exchanges of one code would each hold one and starve the rest). A code
+        // of another client, or sent with another redirect URI or verifier, is not spent.
+        let Some(record) = self.store.oidc_code(&hash).await? else {
             return Err(OAuthError::invalid_grant(
                 "invalid or used authorization code",
             ));
         };
-        // A code of another client, or sent with another redirect URI, is not spent by it.
+        if record.used_at.is_some() {
+            self.code_replayed(&hash, &client, now).await?;
+            return Err(OAuthError::invalid_grant(
+                "invalid or used authorization code",
+            ));
+        }
         if record.client_id != client.id {
             return Err(OAuthError::invalid_grant(
                 "invalid or used authorization code",
@@ -811,6 +837,25 @@ impl Core {
             Some(a) if a.status.may_log_in() && a.organization_id == client.organization_id => a,
             _ => return Err(OAuthError::invalid_grant("the account may not sign in")),
         };
+        // The browser session the code came from must still live: a logout or a revocation in
+        // the code's minute ends what it would have opened.
+        let parent_live = self
+            .store
+            .session(&record.sso_session_id)
+            .await?
+            .is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now);
+        if !parent_live {
+            return Err(OAuthError::invalid_grant("the sign-in session has ended"));
+        }
+        let mut tx = self.begin().await?;
+        if tx.use_oidc_code(&hash, now).await?.is_none() {
+            // Spent by a concurrent exchange between the look and now.
+            drop(tx);
+            self.code_replayed(&hash, &client, now).await?;
+            return Err(OAuthError::invalid_grant(
+                "invalid or used authorization code",
+            ));
+        }
         let offline = has_scope(&record.scope, "offline_access");
         let refresh_token = random_token();
         let access_ttl_ms = i64::from(self.config.access_token_minutes) * 60 * 1000;
@@ -965,6 +1010,31 @@ impl Core {
         };
         let presented = token_hash(presented);
         let now = now_ms();
+        // A narrower scope is checked against the grant before the token is spent, so that a
+        // refused request leaves the client its token (asked again, it would be a reuse).
+        let asked = scope.map(str::trim).filter(|s| !s.is_empty());
+        if let Some(asked) = asked {
+            // (A token that is not this client's is refused by the claim below.)
+            let granted = match self.store.refresh_token_state(&presented).await? {
+                Some(state) if state.client_id.as_deref() == Some(client.id.as_str()) => Some(
+                    self.store
+                        .session(&state.session_id)
+                        .await?
+                        .and_then(|s| s.scope)
+                        .unwrap_or_default(),
+                ),
+                _ => None,
+            };
+            if let Some(granted) = granted
+                && !asked.split_whitespace().all(|s| has_scope(&granted, s))
+            {
+                return Err(OAuthError::new(
+                    400,
+                    "invalid_scope",
+                    "more scope than was granted",
+                ));
+            }
+        }
         let next_token = random_token();
         let next = NewRefreshToken {
             token_hash: token_hash(&next_token),
@@ -1130,20 +1200,20 @@ impl Core {
         Ok(())
     }
 
-    /// `/oauth2/logout` (RP-Initiated Logout): ends the browser session of the SSO cookie and
-    /// the grants opened from it, and says where to send the browser: the client's registered
-    /// post-logout URI (with `state`), or brama's page. The client is known from the
-    /// `id_token_hint` (signed by brama, expired or not) or `client_id`.
+    /// `/oauth2/logout` (RP-Initiated Logout 1.0). The client is known from the
+    /// `id_token_hint` (signed by brama, expired or not) or `client_id`; when both are given
+    /// they must agree. The browser's session (and the grants opened from it) ends at once only
+    /// when the hint names its person: any other site can send a browser here, so without that
+    /// proof the person is asked first ([`Logout::Confirm`], answered by
+    /// [`Core::confirm_logout`]). Then back to the client's registered post-logout URI (with
+    /// `state`), or to brama's page: nothing else is ever redirected to.
     pub async fn end_session(
         &self,
         sso: Option<SsoSession>,
-        id_token_hint: Option<&str>,
-        client_id: Option<&str>,
-        post_logout_redirect_uri: Option<&str>,
-        state: Option<&str>,
-    ) -> CoreResult<String> {
-        let now = now_ms();
-        let hint: Option<HintClaims> = id_token_hint
+        request: LogoutRequest<'_>,
+    ) -> CoreResult<Logout> {
+        let hint: Option<HintClaims> = request
+            .id_token_hint
             .filter(|h| !h.is_empty())
             .and_then(|h| self.keys.verify_id_token(h, &self.config.issuer()).ok());
         let hinted_client = hint.as_ref().and_then(|h| match &h.aud {
@@ -1153,47 +1223,115 @@ impl Core {
             }
             _ => None,
         });
-        let client_id = hinted_client.or(client_id.map(str::to_owned));
-        if let Some(sso) = &sso {
-            let mut tx = self.begin().await?;
-            tx.revoke_session(
-                &sso.account.id,
-                &sso.session.id,
-                RevokeReason::OidcLogout,
-                now,
+        let client_id = match (hinted_client, request.client_id.filter(|c| !c.is_empty())) {
+            (Some(hinted), Some(given)) if hinted != given => None,
+            (Some(hinted), _) => Some(hinted),
+            (None, given) => given.map(str::to_owned),
+        };
+        let back = self
+            .post_logout_target(
+                client_id.as_deref(),
+                request.post_logout_redirect_uri,
+                request.state,
             )
             .await?;
-            tx.revoke_child_sessions(&sso.session.id, RevokeReason::OidcLogout, now)
-                .await?;
-            tx.record_audit(
-                &AuditAction::Logout.event(
-                    Some(&sso.account.organization_id),
-                    Some(&sso.account.id),
-                    Some(sso.session.id.clone()),
-                    None,
-                ),
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            self.forget_session(&sso.session.id);
+        let Some(sso) = sso else {
+            return Ok(Logout::Done(back));
+        };
+        let proven = hint.as_ref().is_some_and(|h| h.sub == sso.account.id);
+        if !proven {
+            return Ok(Logout::Confirm {
+                token: self.csrf.sso_token(&format!("logout:{}", sso.session.id)),
+                back,
+            });
         }
+        self.end_browser_session(&sso).await?;
+        Ok(Logout::Done(back))
+    }
+
+    /// The person said yes on the logout confirmation: `token` must be the one made for this
+    /// browser session. `Ok(false)` when it is not (nothing is ended).
+    pub async fn confirm_logout(&self, sso: Option<SsoSession>, token: &str) -> CoreResult<bool> {
+        let Some(sso) = sso else {
+            // Already ended (another tab): nothing to do, and nothing refused.
+            return Ok(true);
+        };
+        let expected = format!("logout:{}", sso.session.id);
+        if self.csrf.sso_session(token).as_deref() != Some(expected.as_str()) {
+            return Ok(false);
+        }
+        self.end_browser_session(&sso).await?;
+        Ok(true)
+    }
+
+    /// Where a logout goes back to: the client's post-logout URI if registered (with `state`),
+    /// else brama's page.
+    pub async fn post_logout_target(
+        &self,
+        client_id: Option<&str>,
+        uri: Option<&str>,
+        state: Option<&str>,
+    ) -> CoreResult<String> {
         let page = format!("{}/", self.oauth_base());
-        let (Some(uri), Some(client_id)) = (post_logout_redirect_uri, client_id) else {
+        let (Some(uri), Some(client_id)) = (uri, client_id) else {
             return Ok(page);
         };
-        let Some(client) = self.oidc_client(&client_id).await? else {
+        let Some(client) = self.oidc_client(client_id).await? else {
             return Ok(page);
         };
         if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
             return Ok(page);
         }
-        let _ = hint.and_then(|h| h.sid);
         Ok(match state.filter(|s| !s.is_empty()) {
             Some(state) => with_params(uri, &[("state", state)]),
             None => uri.to_string(),
         })
     }
+
+    async fn end_browser_session(&self, sso: &SsoSession) -> CoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        tx.revoke_session(
+            &sso.account.id,
+            &sso.session.id,
+            RevokeReason::OidcLogout,
+            now,
+        )
+        .await?;
+        tx.revoke_child_sessions(&sso.session.id, RevokeReason::OidcLogout, now)
+            .await?;
+        tx.record_audit(
+            &AuditAction::Logout.event(
+                Some(&sso.account.organization_id),
+                Some(&sso.account.id),
+                Some(sso.session.id.clone()),
+                None,
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.forget_session(&sso.session.id);
+        Ok(())
+    }
+}
+
+/// What a relying party sent to `/oauth2/logout`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogoutRequest<'a> {
+    pub id_token_hint: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub post_logout_redirect_uri: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+/// What a logout request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logout {
+    /// Ended (or nothing to end): go here.
+    Done(String),
+    /// Ask the person first; `token` goes back with the answer, `back` is where to go after.
+    Confirm { token: String, back: String },
 }
 
 /// The person's claims a scope list allows.

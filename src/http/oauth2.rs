@@ -17,7 +17,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::core::oauth::{
-    AuthorizeParams, Authorized, ClientCredentials, OAuthError, PageError, SCOPES,
+    AuthorizeParams, Authorized, ClientCredentials, Logout, LogoutRequest, OAuthError, PageError,
+    SCOPES,
 };
 use crate::http::AppState;
 use crate::i18n::Lang;
@@ -36,7 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/revoke", post(revoke))
-        .route("/logout", get(logout))
+        .route("/logout", get(logout).post(logout_confirmed))
         .method_not_allowed_fallback(|| async {
             oauth_error(&OAuthError {
                 status: 405,
@@ -167,19 +168,32 @@ fn page_error(problem: PageError, lang: Lang) -> Response {
     } else {
         "brama's page"
     };
+    page(
+        StatusCode::BAD_REQUEST,
+        lang,
+        title,
+        &format!(
+            "<p>{}</p><a class=\"button-link\" href=\"/\">{}</a>",
+            escape(text),
+            escape(back)
+        ),
+    )
+}
+
+/// A small page of brama's own (no script, the page's stylesheet): `title` is escaped here,
+/// `body` is HTML whose text the caller escaped.
+fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · brama</title><link rel=\"stylesheet\" href=\"/assets/app.css\"></head>\
-         <body><main><section class=\"card\" id=\"oauth-error\"><h1>{title}</h1><p>{text}</p>\
-         <a class=\"button-link\" href=\"/\">{back}</a></section></main></body></html>\n",
-        lang = if polish { "pl" } else { "en" },
+         <body><main><section class=\"card\" id=\"oauth-page\"><h1>{title}</h1>{body}\
+         </section></main></body></html>\n",
+        lang = if lang == Lang::Pl { "pl" } else { "en" },
         title = escape(title),
-        text = escape(text),
-        back = escape(back),
     );
     (
-        StatusCode::BAD_REQUEST,
+        status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         html,
     )
@@ -195,11 +209,19 @@ fn page_lang(headers: &HeaderMap) -> Lang {
     )
 }
 
-/// Parameters of a query string or form: each at most once (RFC 6749 §3.1, §3.2).
+/// At most this many parameters in a query string or form: OAuth's requests have a dozen.
+const MAX_PARAMETERS: usize = 64;
+
+/// Parameters of a query string or form: each at most once (RFC 6749 §3.1, §3.2), at most
+/// [`MAX_PARAMETERS`] of them.
 fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let mut names = std::collections::HashSet::new();
     let mut seen: Vec<(String, String)> = Vec::new();
     for (key, value) in form_urlencoded::parse(raw) {
-        if seen.iter().any(|(k, _)| *k == key) {
+        if seen.len() == MAX_PARAMETERS {
+            return Err(format!("more than {MAX_PARAMETERS} parameters"));
+        }
+        if !names.insert(key.clone()) {
             return Err(format!("{key} is given more than once"));
         }
         seen.push((key.into_owned(), value.into_owned()));
@@ -577,6 +599,15 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
         .map(str::trim);
     match state.core.userinfo(bearer).await {
         Ok(info) => axum::Json(info).into_response(),
+        Err(e) if bearer.is_none_or(str::is_empty) => {
+            // No credentials at all: the challenge names no error (RFC 6750 §3.1).
+            let mut response = oauth_error(&e);
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"brama\""),
+            );
+            response
+        }
         Err(e) => oauth_error(&e),
     }
 }
@@ -605,10 +636,13 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 }
 
 /// `GET /oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0): ends the browser session and
-/// its grants, then goes back to a registered post-logout URI or to brama's page.
+/// its grants when the `id_token_hint` names its person, then goes back to a registered
+/// post-logout URI or to brama's page; otherwise asks the person first (any site can send a
+/// browser here).
 async fn logout(
     State(state): State<AppState>,
     jar: CookieJar,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = parameters(query.unwrap_or_default().as_bytes()).unwrap_or_default();
@@ -616,24 +650,124 @@ async fn logout(
         Ok(s) => s,
         Err(response) => return response,
     };
-    let location = match state
+    let request = LogoutRequest {
+        id_token_hint: param(&params, "id_token_hint"),
+        client_id: param(&params, "client_id"),
+        post_logout_redirect_uri: param(&params, "post_logout_redirect_uri"),
+        state: param(&params, "state"),
+    };
+    match state.core.end_session(session, request).await {
+        Ok(Logout::Done(location)) => {
+            let jar = jar
+                .add(sso_cookie_removal(&state))
+                .add(crate::http::membership::token_cookie_removal(&state));
+            (jar, see_other(&location)).into_response()
+        }
+        Ok(Logout::Confirm { token, .. }) => {
+            let hidden = [
+                ("token", token.as_str()),
+                ("client_id", request.client_id.unwrap_or_default()),
+                ("id_token_hint", request.id_token_hint.unwrap_or_default()),
+                (
+                    "post_logout_redirect_uri",
+                    request.post_logout_redirect_uri.unwrap_or_default(),
+                ),
+                ("state", request.state.unwrap_or_default()),
+            ];
+            let fields: String = hidden
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| {
+                    format!(
+                        "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                        escape(v)
+                    )
+                })
+                .collect();
+            let lang = page_lang(&headers);
+            let (title, text, yes, no) = if lang == Lang::Pl {
+                (
+                    "Wylogować z bramy?",
+                    "Aplikacja prosi o wylogowanie z bramy w tej przeglądarce.",
+                    "Wyloguj",
+                    "Nie, zostań zalogowany",
+                )
+            } else {
+                (
+                    "Log out of brama?",
+                    "An application asks to log you out of brama in this browser.",
+                    "Log out",
+                    "No, stay logged in",
+                )
+            };
+            page(
+                StatusCode::OK,
+                lang,
+                title,
+                &format!(
+                    "<p>{}</p><form method=\"post\" action=\"/oauth2/logout\" class=\"row\">{fields}\
+                     <button type=\"submit\" class=\"primary\" id=\"logout-yes\">{}</button>\
+                     <a class=\"button-link\" href=\"/\">{}</a></form>",
+                    escape(text),
+                    escape(yes),
+                    escape(no)
+                ),
+            )
+        }
+        Err(e) => oauth_error(&OAuthError::from_core(e)),
+    }
+}
+
+/// `POST /oauth2/logout`: the person's yes on the confirmation. The answer is a page with a link
+/// back (a redirect to another site after a form would break the page's `form-action 'self'`);
+/// the link is worked out again from the client's registered URIs, never taken from the form.
+async fn logout_confirmed(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let lang = page_lang(&headers);
+    let params = parameters(&body).unwrap_or_default();
+    let session = match sso(&state, &jar).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let confirmed = match state
         .core
-        .end_session(
-            session,
-            param(&params, "id_token_hint"),
-            param(&params, "client_id"),
-            param(&params, "post_logout_redirect_uri"),
-            param(&params, "state"),
-        )
+        .confirm_logout(session, param(&params, "token").unwrap_or_default())
         .await
     {
-        Ok(location) => location,
+        Ok(confirmed) => confirmed,
         Err(e) => return oauth_error(&OAuthError::from_core(e)),
+    };
+    if !confirmed {
+        return page_error(PageError::UnknownRequest, lang);
+    }
+    let request = LogoutRequest {
+        id_token_hint: param(&params, "id_token_hint"),
+        client_id: param(&params, "client_id"),
+        post_logout_redirect_uri: param(&params, "post_logout_redirect_uri"),
+        state: param(&params, "state"),
+    };
+    let back = match state.core.end_session(None, request).await {
+        Ok(Logout::Done(back)) | Ok(Logout::Confirm { back, .. }) => back,
+        Err(e) => return oauth_error(&OAuthError::from_core(e)),
+    };
+    let (title, link) = if lang == Lang::Pl {
+        ("Wylogowano", "Wróć do aplikacji")
+    } else {
+        ("Logged out", "Back to the application")
     };
     let jar = jar
         .add(sso_cookie_removal(&state))
         .add(crate::http::membership::token_cookie_removal(&state));
-    (jar, see_other(&location)).into_response()
+    let body = format!(
+        "<a class=\"button-link\" id=\"logout-back\" href=\"{}\">{}</a>",
+        escape(&back),
+        escape(link)
+    );
+    (jar, page(StatusCode::OK, lang, title, &body)).into_response()
 }
 
 /// The discovery document (OpenID Connect Discovery 1.0 §3).
@@ -738,6 +872,10 @@ mod tests {
             ]
         );
         assert!(parameters(b"a=1&a=2").is_err());
+        let many: String = (0..65).map(|i| format!("p{i}=x&")).collect();
+        assert!(parameters(many.as_bytes()).is_err());
+        let enough: String = (0..64).map(|i| format!("p{i}=x&")).collect();
+        assert_eq!(parameters(enough.as_bytes()).unwrap().len(), 64);
     }
 
     #[test]

@@ -227,7 +227,7 @@ forwarding! {
     insert_oidc_client(client: &OidcClientRecord) -> ();
     delete_oidc_client(organization_id: &str, id: &str) -> bool;
     insert_oidc_request(request: &OidcRequestRecord) -> ();
-    delete_oidc_request(id: &str) -> ();
+    delete_oidc_request(id: &str) -> bool;
     save_oidc_consent(account_id: &str, client_id: &str, scope: &str, now: i64) -> ();
     insert_oidc_code(code: &OidcCodeRecord) -> ();
     use_oidc_code(code_hash: &str, now: i64) -> Option<OidcCodeRecord>;

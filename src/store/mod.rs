@@ -397,6 +397,8 @@ pub struct OidcRequestRecord {
     pub code_challenge: Option<String>,
     /// Only a login after this time (Unix ms) will do (`prompt=login`, `max_age`).
     pub login_after: Option<i64>,
+    /// 1: `prompt=consent`, the consent screen even where consent was given.
+    pub consent_asked: i64,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -1036,7 +1038,9 @@ pub trait Tx: Send {
     /// Removes one of the organization's clients; false if it has none with that id.
     async fn delete_oidc_client(&mut self, organization_id: &str, id: &str) -> StoreResult<bool>;
     async fn insert_oidc_request(&mut self, request: &OidcRequestRecord) -> StoreResult<()>;
-    async fn delete_oidc_request(&mut self, id: &str) -> StoreResult<()>;
+    /// False if it was not there (used or expired already): of two concurrent finishes of one
+    /// request, one gets true.
+    async fn delete_oidc_request(&mut self, id: &str) -> StoreResult<bool>;
     /// Records (or widens) what the account allowed the client.
     async fn save_oidc_consent(
         &mut self,

@@ -58,7 +58,7 @@ pub(crate) const TOTP_FACTOR: &str = "SELECT account_id, secret, created_at, con
      WHERE account_id = $1";
 /// The columns of a parked authorization request.
 pub(crate) const OIDC_REQUEST_COLUMNS: &str = "id, client_id, redirect_uri, scope, state, nonce, \
-     code_challenge, login_after, created_at, expires_at";
+     code_challenge, login_after, consent_asked, created_at, expires_at";
 
 /// The columns of an authorization code.
 pub(crate) const OIDC_CODE_COLUMNS: &str = "code_hash, client_id, account_id, sso_session_id, \
@@ -1326,7 +1326,7 @@ macro_rules! sql_store {
 
             async fn insert_oidc_request(&mut self, r: &OidcRequestRecord) -> StoreResult<()> {
                 sqlx::query(&format!(
-                    "INSERT INTO oidc_requests ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO oidc_requests ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     $crate::store::sql::OIDC_REQUEST_COLUMNS
                 ))
                 .bind(&r.id)
@@ -1337,6 +1337,7 @@ macro_rules! sql_store {
                 .bind(&r.nonce)
                 .bind(&r.code_challenge)
                 .bind(r.login_after)
+                .bind(r.consent_asked)
                 .bind(r.created_at)
                 .bind(r.expires_at)
                 .execute(&mut *self.tx)
@@ -1344,12 +1345,12 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn delete_oidc_request(&mut self, id: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM oidc_requests WHERE id = $1")
+            async fn delete_oidc_request(&mut self, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM oidc_requests WHERE id = $1")
                     .bind(id)
                     .execute(&mut *self.tx)
                     .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn save_oidc_consent(&mut self, account_id: &str, client_id: &str, scope: &str, now: i64) -> StoreResult<()> {

@@ -21,6 +21,7 @@ both_backends!(
     authorize_on_one_node_and_exchange_on_another,
     bad_input_at_the_oauth_endpoints_gets_a_4xx_never_a_500,
     the_second_factor_comes_before_the_code_and_shows_in_amr,
+    a_logout_without_proof_of_who_asks_first,
 );
 
 fn token(login: &Value) -> &str {
@@ -1112,6 +1113,68 @@ async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "a parameter given twice");
+
+    // A refresh asking for more than was granted is refused without spending the token.
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        basic,
+    )
+    .await;
+    let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("scope", "openid email"),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_scope"), "{}", r.text);
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("scope", "openid"),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["scope"].as_str()),
+        (200, Some("openid")),
+        "{}",
+        r.text
+    );
+
+    // A code whose browser session ended in its minute opens nothing.
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    app.execute_sql(
+        "UPDATE sessions SET revoked_at = 1, revoke_reason = 'logout' WHERE client_id IS NULL",
+        &[],
+    )
+    .await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
 }
 
 async fn authorization_errors_go_back_only_to_registered_uris(backend: Backend) {
@@ -1227,8 +1290,18 @@ async fn authorization_errors_go_back_only_to_registered_uris(backend: Backend) 
         .unwrap();
     let info: Value = r.json().await.unwrap();
     assert_eq!(info, json!({ "client_name": "Wiki" }));
-    // The login round trip: log in on the page, come back, get the code.
-    anonymous.log_in(&app, "alice").await;
+    // The login round trip: log in on the page, come back, get the code. (The consent endpoint
+    // has nothing to say to a first-party client's request.)
+    let csrf = anonymous.log_in(&app, "alice").await;
+    let r = anonymous
+        .http
+        .post(app.url("/oauth2/consent"))
+        .header("sessionId", &csrf)
+        .json(&json!({ "request": request, "allow": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let (status, location) = anonymous
         .visit(&app.url(&format!("/oauth2/authorize/resume?request={request}")))
         .await;
@@ -1668,6 +1741,12 @@ async fn bad_input_at_the_oauth_endpoints_gets_a_4xx_never_a_500(backend: Backen
             format!(
                 "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&code_challenge={value}&code_challenge_method=S256&max_age={value}&prompt={value}"
             ),
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state={value}&nonce={value}"
+            ),
+            format!(
+                "client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&state={value}&nonce={value}&prompt=login"
+            ),
         ] {
             let r = browser
                 .http
@@ -1810,4 +1889,97 @@ async fn the_second_factor_comes_before_the_code_and_shows_in_amr(backend: Backe
         .unwrap()
     };
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
+}
+
+/// RP-Initiated Logout from a site that cannot show an ID token of the person (any site can send
+/// a browser to /oauth2/logout): brama asks first, and only the answer from its own page ends
+/// the session. A hint of someone else proves nothing either.
+async fn a_logout_without_proof_of_who_asks_first(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let (id, _) = client(&app, form("Wiki")).await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let probe = app.url(&format!(
+        "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid&prompt=none"
+    ));
+    let signed_in = |browser: &Browser| {
+        let (http, url) = (browser.http.clone(), probe.clone());
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let location = r.headers()["location"].to_str().unwrap().to_string();
+            query_of(&location).contains_key("code")
+        }
+    };
+    let r = browser
+        .http
+        .get(app.url(&format!(
+            "/oauth2/logout?client_id={id}&post_logout_redirect_uri=https://rp.example.org/bye&state=s"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a question, not a logout");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Wylogować z bramy?") && page.contains("<form method=\"post\""),
+        "{page}"
+    );
+    assert!(signed_in(&browser).await);
+    let token = page
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    // A form made elsewhere (another token) ends nothing.
+    let r = browser
+        .http
+        .post(app.url("/oauth2/logout"))
+        .form(&[("token", "forged.value")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(signed_in(&browser).await);
+    // The person's yes: logged out, with a link back to the registered URI only.
+    let r = browser
+        .http
+        .post(app.url("/oauth2/logout"))
+        .form(&[
+            ("token", token.as_str()),
+            ("client_id", id.as_str()),
+            ("post_logout_redirect_uri", "https://rp.example.org/bye"),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("href=\"https://rp.example.org/bye?state=s\""),
+        "{page}"
+    );
+    assert!(!signed_in(&browser).await);
+
+    // A hint signed by brama but of someone else, for another client than client_id: a question.
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (other, _) = client(&app, form("Other")).await;
+    let hint = app
+        .core
+        .keys
+        .sign_id_token(
+            brama::crypto::jwt::IdTokenAlg::RS256,
+            &json!({ "iss": app.core.config.issuer(), "sub": "someone-else", "aud": other }),
+        )
+        .unwrap();
+    let (status, location) = browser
+        .visit(&app.url(&format!(
+            "/oauth2/logout?id_token_hint={hint}&client_id={id}&post_logout_redirect_uri=https://rp.example.org/bye"
+        )))
+        .await;
+    assert_eq!(status, 200, "{location}");
+    assert!(signed_in(&browser).await);
 }

@@ -246,10 +246,11 @@ async fn register(
         .into_response());
     };
     let cookie = token_cookie(&state, &issued);
+    let sso = crate::http::oauth2::sso_cookie(&state, &issued.session_id);
     let mut answer = LoginAnswer::new(&account, issued, false);
     answer.message = Some(Msg::Registered.text(current_lang()));
     Ok((
-        jar.add(cookie),
+        jar.add(cookie).add(sso),
         axum::Json(RegisterAnswer::LoggedIn(answer)),
     )
         .into_response())
