@@ -23,6 +23,10 @@ SCENARIOS = [
     ("member_create", "member create (PESEL encrypted, blind index; 4 connections)"),
     ("me_idle_16", "`/me`, 16 connections, idle"),
     ("me_during_login_flood", "`/me`, 16 connections, during a login flood"),
+    ("oidc_authorize", "OpenID Connect: `/oauth2/authorize` from a signed-in browser (303 with a code)"),
+    ("oidc_code", "OpenID Connect: authorize and code exchange at `/oauth2/token`, alternating"),
+    ("oidc_code_eddsa", "the same, a client with EdDSA ID tokens"),
+    ("oidc_refresh", "OpenID Connect: refresh grant chains at `/oauth2/token` (one grant per connection)"),
 ]
 
 lines = ["# brama benchmarks", "",
@@ -46,6 +50,8 @@ for backend, r in runs.items():
               "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx | server CPU µs/request |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for key, label in SCENARIOS:
+        if key not in r:
+            continue
         s = r[key]
         lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} "
                      f"| {s.get('server_cpu_us', 0):.0f} |")
@@ -91,6 +97,13 @@ check("login ≥ 90% of the raw hash rate (measured just before)",
 check("`/me` p99 during a login flood ≤ 3× idle", lambda r: (f"{r['me_during_login_flood']['p99_ms'] / max(r['me_idle_16']['p99_ms'], 1e-9):.1f}×",
                                                             r['me_during_login_flood']['p99_ms'] <= 3 * r['me_idle_16']['p99_ms']))
 check("member search p99 < 20 ms", lambda r: (f"{r['members_search']['p99_ms']:.1f} ms", r['members_search']['p99_ms'] < 20))
+if all("oidc_code" in r and "exchange_cpu_us" in r["oidc_code"] for r in runs.values()):
+    # Issue 17: the code exchange's own CPU (the mixed run less its authorizations) against a
+    # refresh rotation's, both server CPU per request in the same run.
+    check("code exchange ≤ 2× a refresh rotation (server CPU, issue 17)",
+          lambda r: (f"{r['oidc_code']['exchange_cpu_us'] / r['refresh']['server_cpu_us']:.2f}× "
+                     f"({r['oidc_code']['exchange_cpu_us']:.0f} vs {r['refresh']['server_cpu_us']:.0f} µs)",
+                     r['oidc_code']['exchange_cpu_us'] <= 2 * r['refresh']['server_cpu_us']))
 if all("janitor" in r for r in runs.values()):
     def janitor_ratio(r):
         busy = median([round_["busy"]["p99_ms"] for round_ in r["janitor"]["rounds"]])
@@ -130,7 +143,8 @@ else:
 lines += ["", "## Commands", "", "Each wrk run, as executed (durations from `BENCH_DURATION`, default 10s):", ""]
 for backend, r in runs.items():
     for key, _ in SCENARIOS:
-        lines.append(f"- {backend} {key}: `{r[key]['command']}`")
+        if key in r:
+            lines.append(f"- {backend} {key}: `{r[key]['command']}`")
 notes = os.path.join(ROOT, "bench", "NOTES.md")
 if os.path.exists(notes):
     lines += ["", open(notes).read().strip()]

@@ -203,7 +203,7 @@ def bench_backend(name, database_url, tokens_users=64):
                     call(base, "POST", "/api/auth/register", {"username": user, "email": f"{user}@example.org", "password": PASSWORD})
                     f.write(call(base, "POST", "/api/auth/login", {"username": user, "password": PASSWORD})["refreshToken"] + "\n")
             run("refresh", "bench/lua/refresh.lua", base + "/", tokens_users, {"BRAMA_TOKENS_FILE": tokens_file, "BRAMA_THREADS": "1"})
-        if any(wanted(s) for s in ("oidc_authorize", "oidc_code", "oidc_refresh")):
+        if any(wanted(s) for s in ("oidc_authorize", "oidc_code", "oidc_code_eddsa", "oidc_refresh")):
             # SPEC §14: a first-party client, and a person signed in on brama's page in a browser.
             import base64
             client = call(base, "POST", "/api/admin/oidc-clients",
@@ -214,12 +214,21 @@ def bench_backend(name, database_url, tokens_users=64):
             oidc_env = {"BRAMA_CLIENT": client["client_id"], "BRAMA_BASIC": basic, "BRAMA_SSO": sso}
             run("oidc_authorize", "bench/lua/oidc_authorize.lua", base + "/", tokens_users, oidc_env)
             run("oidc_code", "bench/lua/oidc_code.lua", base + "/", tokens_users, oidc_env)
-            if "oidc_code" in results and "oidc_authorize" in results:
-                # The exchange's own CPU: the mixed run's, less its authorizations at the
-                # authorize scenario's cost.
-                mixed, alone = results["oidc_code"], results["oidc_authorize"]
-                total = mixed["server_cpu_us"] * mixed["requests"]
-                mixed["exchange_cpu_us"] = (total - mixed["authorizes"] * alone["server_cpu_us"]) / max(mixed["exchanges"], 1)
+            if wanted("oidc_code_eddsa"):
+                # The same with a client whose ID tokens are EdDSA: what RS256's RSA signature costs.
+                eddsa = call(base, "POST", "/api/admin/oidc-clients",
+                             {"name": "bench-eddsa", "redirect_uris": ["https://rp.example.org/cb"], "first_party": True,
+                              "id_token_alg": "EdDSA"}, token=owner)
+                eddsa_basic = base64.b64encode(f"{eddsa['client_id']}:{eddsa['client_secret']}".encode()).decode()
+                run("oidc_code_eddsa", "bench/lua/oidc_code.lua", base + "/", tokens_users,
+                    dict(oidc_env, BRAMA_CLIENT=eddsa["client_id"], BRAMA_BASIC=eddsa_basic))
+            for mixed_key in ("oidc_code", "oidc_code_eddsa"):
+                if mixed_key in results and "oidc_authorize" in results:
+                    # The exchange's own CPU: the mixed run's, less its authorizations at the
+                    # authorize scenario's cost.
+                    mixed, alone = results[mixed_key], results["oidc_authorize"]
+                    total = mixed["server_cpu_us"] * mixed["requests"]
+                    mixed["exchange_cpu_us"] = (total - mixed["authorizes"] * alone["server_cpu_us"]) / max(mixed["exchanges"], 1)
             if wanted("oidc_refresh"):
                 grants_file = os.path.join(data_dir, "grants.txt")
                 with open(grants_file, "w") as f:

@@ -943,6 +943,26 @@ async fn token_request(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str
     }
 }
 
+/// `grant_type=authorization_code` for `code` with its PKCE verifier.
+async fn exchange_code(
+    app: &TestApp,
+    code: &str,
+    verifier: &str,
+    basic: Option<(&str, &str)>,
+) -> Resp {
+    token_request(
+        app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ],
+        basic,
+    )
+    .await
+}
+
 fn oauth_error(r: &Resp) -> (u16, &str) {
     (r.status, r.body["error"].as_str().unwrap_or_default())
 }
@@ -1048,17 +1068,7 @@ async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
     let (code, verifier) = raw_code(&app, &browser, &id).await;
     app.execute_sql("UPDATE oidc_codes SET expires_at = 0", &[])
         .await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        basic,
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, basic).await;
     assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
 
     // Another client cannot spend this client's code; a wrong secret is invalid_client.
@@ -1116,17 +1126,7 @@ async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
 
     // A refresh asking for more than was granted is refused without spending the token.
     let (code, verifier) = raw_code(&app, &browser, &id).await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        basic,
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, basic).await;
     let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
     let r = token_request(
         &app,
@@ -1163,17 +1163,7 @@ async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
         &[],
     )
     .await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        basic,
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, basic).await;
     assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
 }
 
@@ -1441,17 +1431,7 @@ async fn client_and_brama_refresh_tokens_do_not_cross(backend: Backend) {
     let secret = secret.unwrap();
     let basic = Some((id.as_str(), secret.as_str()));
     let (code, verifier) = raw_code(&app, &browser, &id).await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        basic,
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, basic).await;
     let client_refresh = r.body["refresh_token"].as_str().unwrap().to_string();
     // The client's refresh token at brama's own refresh: unknown there, and not spent.
     let r = app.refresh(&client_refresh).await;
@@ -1524,17 +1504,7 @@ async fn client_and_brama_refresh_tokens_do_not_cross(backend: Backend) {
 
     // Removing a client ends its grants at once.
     let (code, verifier) = raw_code(&app, &browser, &id).await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        basic,
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, basic).await;
     let bearer = format!("Bearer {}", r.body["access_token"].as_str().unwrap());
     assert_eq!(
         app.get("/oauth2/userinfo", &[("authorization", &bearer)])
@@ -1564,17 +1534,7 @@ async fn authorize_on_one_node_and_exchange_on_another(backend: Backend) {
     let (id, secret) = client(&first, form("Wiki")).await;
     let secret = secret.unwrap();
     let (code, verifier) = raw_code(&first, &browser, &id).await;
-    let r = token_request(
-        &second,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        Some((&id, &secret)),
-    )
-    .await;
+    let r = exchange_code(&second, &code, &verifier, Some((&id, &secret))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let bearer = format!("Bearer {}", r.body["access_token"].as_str().unwrap());
     assert_eq!(
@@ -1785,17 +1745,7 @@ async fn bad_input_at_the_oauth_endpoints_gets_a_4xx_never_a_500(backend: Backen
     assert!(answers > 500, "{answers}");
     // Nothing was spent or broken: the flow still works for the right client.
     let (code, verifier) = raw_code(&app, &browser, &id).await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        Some((&id, &secret)),
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, Some((&id, &secret))).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -1860,17 +1810,7 @@ async fn the_second_factor_comes_before_the_code_and_shows_in_amr(backend: Backe
         .unwrap();
     assert_eq!(r.status(), 200);
     let (code, verifier) = raw_code(&app, &browser, &id).await;
-    let r = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &verifier),
-        ],
-        Some((&id, &client_secret)),
-    )
-    .await;
+    let r = exchange_code(&app, &code, &verifier, Some((&id, &client_secret))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let claims: Value = {
         use base64::Engine;
