@@ -23,7 +23,6 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::core::oidc::OidcClient;
-use crate::core::sessions::refusal;
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::crypto::jwt::IdTokenAlg;
 use crate::crypto::{random_token, token_hash};
@@ -1045,37 +1044,10 @@ impl Core {
             .claim_refresh(&presented, next, now, Some(&client.id))
             .await?
         else {
-            let grace_ms = i64::try_from(self.config.refresh_reuse_grace.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
-            let state = self
-                .store
-                .refresh_token_state(&presented)
-                .await?
-                .filter(|s| s.client_id.as_deref() == Some(client.id.as_str()));
-            if let (crate::core::sessions::Refusal::Reused, Some(state)) =
-                (refusal(state.as_ref(), now, grace_ms), state)
-            {
-                let mut tx = self.begin().await?;
-                tx.revoke_session(
-                    &state.account_id,
-                    &state.session_id,
-                    RevokeReason::RefreshTokenReused,
-                    now,
-                )
+            let verdict = self
+                .refuse_refresh(&presented, Some(&client.id), None, now)
                 .await?;
-                tx.record_audit(
-                    &AuditAction::RefreshTokenReused.event(
-                        Some(&state.organization_id),
-                        Some(&state.account_id),
-                        Some(state.session_id.clone()),
-                        None,
-                    ),
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                self.forget_session(&state.session_id);
-                crate::telemetry::count_refresh_reuse();
+            if verdict == crate::core::sessions::Refusal::Reused {
                 return Err(OAuthError::invalid_grant(
                     "refresh token used twice: the grant is revoked",
                 ));

@@ -263,41 +263,55 @@ impl Core {
                 refresh_token: next_token,
             });
         }
+        // A client's refresh token (SPEC §14) is not one of brama's here, whatever its state.
+        match self.refuse_refresh(&presented, None, ip, now).await? {
+            Refusal::Reused => Err(CoreError::RefreshReused),
+            Refusal::Expired => Err(CoreError::RefreshExpired),
+            Refusal::RotatedRecently => Err(CoreError::RefreshRotated),
+            Refusal::Unknown => Err(CoreError::RefreshUnknown),
+        }
+    }
+
+    /// Why a refresh token that was not claimed is refused, for the endpoint of `client` (`None`:
+    /// brama's own refresh; a token of another kind is unknown there). A reuse ends the token's
+    /// whole session, audited `refresh_token_reused`, whichever endpoint it came to (SPEC §3).
+    pub(crate) async fn refuse_refresh(
+        &self,
+        presented: &str,
+        client: Option<&str>,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> CoreResult<Refusal> {
         let grace_ms =
             i64::try_from(self.config.refresh_reuse_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-        // A client's refresh token (SPEC §14) is not one of brama's here, whatever its state.
         let state = self
             .store
-            .refresh_token_state(&presented)
+            .refresh_token_state(presented)
             .await?
-            .filter(|s| s.client_id.is_none());
-        match (refusal(state.as_ref(), now, grace_ms), state) {
-            (Refusal::Reused, Some(state)) => {
-                let mut tx = self.begin().await?;
-                tx.revoke_session(
-                    &state.account_id,
-                    &state.session_id,
-                    RevokeReason::RefreshTokenReused,
-                    now,
-                )
-                .await?;
-                let event = AuditAction::RefreshTokenReused.event(
-                    Some(&state.organization_id),
-                    Some(&state.account_id),
-                    Some(state.session_id.clone()),
-                    ip,
-                );
-                tx.record_audit(&event, now).await?;
-                tx.commit().await?;
-                tracing::warn!(session = %state.session_id, account = %state.account_id, "refresh token reused; session revoked");
-                crate::telemetry::count_refresh_reuse();
-                self.forget_session(&state.session_id);
-                Err(CoreError::RefreshReused)
-            }
-            (Refusal::Expired, _) => Err(CoreError::RefreshExpired),
-            (Refusal::RotatedRecently, _) => Err(CoreError::RefreshRotated),
-            (Refusal::Unknown | Refusal::Reused, _) => Err(CoreError::RefreshUnknown),
+            .filter(|s| s.client_id.as_deref() == client);
+        let verdict = refusal(state.as_ref(), now, grace_ms);
+        if let (Refusal::Reused, Some(state)) = (verdict, state) {
+            let mut tx = self.begin().await?;
+            tx.revoke_session(
+                &state.account_id,
+                &state.session_id,
+                RevokeReason::RefreshTokenReused,
+                now,
+            )
+            .await?;
+            let event = AuditAction::RefreshTokenReused.event(
+                Some(&state.organization_id),
+                Some(&state.account_id),
+                Some(state.session_id.clone()),
+                ip,
+            );
+            tx.record_audit(&event, now).await?;
+            tx.commit().await?;
+            tracing::warn!(session = %state.session_id, account = %state.account_id, "refresh token reused; session revoked");
+            crate::telemetry::count_refresh_reuse();
+            self.forget_session(&state.session_id);
         }
+        Ok(verdict)
     }
 
     /// [`Core::authenticate`] for a use: an enrolment-only token (SPEC §13) serves only to set
