@@ -118,7 +118,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
         OAuthError {
             status,
             error,
@@ -368,14 +368,13 @@ impl Core {
             return Ok(Err(PageError::BadRedirectUri));
         };
         let state = params.state.clone().filter(|s| !s.is_empty());
-        let iss = self.config.issuer();
         let refuse = |error: &str, description: &str| {
-            let mut query = vec![("error", error), ("error_description", description)];
-            if let Some(state) = state.as_deref() {
-                query.push(("state", state));
-            }
-            query.push(("iss", iss.as_str()));
-            Ok(Ok(Authorized::Redirect(with_params(&redirect_uri, &query))))
+            Ok(Ok(Authorized::Redirect(self.error_to_client(
+                &redirect_uri,
+                state.as_deref(),
+                error,
+                description,
+            ))))
         };
         if params.request.is_some() {
             return refuse("request_not_supported", "request objects are not supported");
@@ -528,14 +527,13 @@ impl Core {
         prompt_none: bool,
         parked: bool,
     ) -> CoreResult<Authorized> {
-        let iss = self.config.issuer();
         let refuse = |error: &str, description: &str| {
-            let mut query = vec![("error", error), ("error_description", description)];
-            if let Some(state) = request.state.as_deref() {
-                query.push(("state", state));
-            }
-            query.push(("iss", iss.as_str()));
-            Authorized::Redirect(with_params(&request.redirect_uri, &query))
+            Authorized::Redirect(self.error_to_client(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                error,
+                description,
+            ))
         };
         // The session counts if its account belongs to the client's organization and it was
         // opened late enough for prompt=login and max_age.
@@ -626,13 +624,42 @@ impl Core {
         }
         tx.insert_oidc_code(&record).await?;
         tx.commit().await?;
+        Ok(Some(self.back_to_client(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &[("code", code.as_str())],
+        )))
+    }
+
+    /// The client's redirect URI with `answer`, then `state` and `iss` (RFC 9207).
+    fn back_to_client(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        answer: &[(&str, &str)],
+    ) -> String {
         let iss = self.config.issuer();
-        let mut query = vec![("code", code.as_str())];
-        if let Some(state) = request.state.as_deref() {
+        let mut query = answer.to_vec();
+        if let Some(state) = state {
             query.push(("state", state));
         }
         query.push(("iss", iss.as_str()));
-        Ok(Some(with_params(&request.redirect_uri, &query)))
+        with_params(redirect_uri, &query)
+    }
+
+    /// An authorization error sent back to the client (RFC 6749 §4.1.2.1).
+    fn error_to_client(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        error: &str,
+        description: &str,
+    ) -> String {
+        self.back_to_client(
+            redirect_uri,
+            state,
+            &[("error", error), ("error_description", description)],
+        )
     }
 
     /// Whether a browser session may sign in to the client for this request: its account of the
@@ -709,16 +736,12 @@ impl Core {
                 return Ok(None);
             }
             tx.commit().await?;
-            let iss = self.config.issuer();
-            let mut query = vec![
-                ("error", "access_denied"),
-                ("error_description", "the person declined"),
-            ];
-            if let Some(state) = request.state.as_deref() {
-                query.push(("state", state));
-            }
-            query.push(("iss", iss.as_str()));
-            return Ok(Some(with_params(&request.redirect_uri, &query)));
+            return Ok(Some(self.error_to_client(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                "access_denied",
+                "the person declined",
+            )));
         }
         let before = self
             .store
@@ -857,15 +880,14 @@ impl Core {
         }
         let offline = has_scope(&record.scope, "offline_access");
         let refresh_token = random_token();
-        let access_ttl_ms = i64::from(self.config.access_token_minutes) * 60 * 1000;
         let session = NewSession {
             id: uuid::Uuid::now_v7().to_string(),
             account_id: account.id.clone(),
             created_at: now,
             expires_at: if offline {
-                now + i64::from(self.config.refresh_token_days) * 24 * 3600 * 1000
+                self.refresh_expiry(now)
             } else {
-                now + access_ttl_ms
+                now + self.access_ttl_secs() * 1000
             },
             user_agent: Some(format!("OIDC: {}", client.name)),
             ip: None,
@@ -948,7 +970,7 @@ impl Core {
         now: i64,
     ) -> Result<TokenAnswer, OAuthError> {
         let iat = now / 1000;
-        let expires_in = i64::from(self.config.access_token_minutes) * 60;
+        let expires_in = self.access_ttl_secs();
         let access = ClientAccessClaims {
             iss: self.config.issuer(),
             sub: account.id.clone(),
@@ -1037,7 +1059,7 @@ impl Core {
         let next_token = random_token();
         let next = NewRefreshToken {
             token_hash: token_hash(&next_token),
-            expires_at: now + i64::from(self.config.refresh_token_days) * 24 * 3600 * 1000,
+            expires_at: self.refresh_expiry(now),
         };
         let Some(claimed) = self
             .store
@@ -1184,29 +1206,8 @@ impl Core {
         sso: Option<SsoSession>,
         request: LogoutRequest<'_>,
     ) -> CoreResult<Logout> {
-        let hint: Option<HintClaims> = request
-            .id_token_hint
-            .filter(|h| !h.is_empty())
-            .and_then(|h| self.keys.verify_id_token(h, &self.config.issuer()).ok());
-        let hinted_client = hint.as_ref().and_then(|h| match &h.aud {
-            serde_json::Value::String(aud) => Some(aud.clone()),
-            serde_json::Value::Array(auds) => {
-                auds.first().and_then(|a| a.as_str()).map(str::to_owned)
-            }
-            _ => None,
-        });
-        let client_id = match (hinted_client, request.client_id.filter(|c| !c.is_empty())) {
-            (Some(hinted), Some(given)) if hinted != given => None,
-            (Some(hinted), _) => Some(hinted),
-            (None, given) => given.map(str::to_owned),
-        };
-        let back = self
-            .post_logout_target(
-                client_id.as_deref(),
-                request.post_logout_redirect_uri,
-                request.state,
-            )
-            .await?;
+        let hint = self.logout_hint(&request);
+        let back = self.logout_target(&request, hint.as_ref()).await?;
         let Some(sso) = sso else {
             return Ok(Logout::Done(back));
         };
@@ -1214,7 +1215,6 @@ impl Core {
         if !proven {
             return Ok(Logout::Confirm {
                 token: self.csrf.sso_token(&format!("logout:{}", sso.session.id)),
-                back,
             });
         }
         self.end_browser_session(&sso).await?;
@@ -1238,12 +1238,36 @@ impl Core {
 
     /// Where a logout goes back to: the client's post-logout URI if registered (with `state`),
     /// else brama's page.
-    pub async fn post_logout_target(
+    pub async fn post_logout_target(&self, request: &LogoutRequest<'_>) -> CoreResult<String> {
+        self.logout_target(request, self.logout_hint(request).as_ref())
+            .await
+    }
+
+    /// The `id_token_hint`'s claims, if brama signed it (expired or not).
+    fn logout_hint(&self, request: &LogoutRequest<'_>) -> Option<HintClaims> {
+        request
+            .id_token_hint
+            .filter(|h| !h.is_empty())
+            .and_then(|h| self.keys.verify_id_token(h, &self.config.issuer()).ok())
+    }
+
+    /// [`Core::post_logout_target`] with the hint read: the client is the hint's audience or
+    /// `client_id`, none when the two disagree.
+    async fn logout_target(
         &self,
-        client_id: Option<&str>,
-        uri: Option<&str>,
-        state: Option<&str>,
+        request: &LogoutRequest<'_>,
+        hint: Option<&HintClaims>,
     ) -> CoreResult<String> {
+        let hinted = hint.and_then(|h| match &h.aud {
+            serde_json::Value::String(aud) => Some(aud.as_str()),
+            serde_json::Value::Array(auds) => auds.first().and_then(|a| a.as_str()),
+            _ => None,
+        });
+        let client_id = match (hinted, request.client_id.filter(|c| !c.is_empty())) {
+            (Some(hinted), Some(given)) if hinted != given => None,
+            (hinted, given) => hinted.or(given),
+        };
+        let (uri, state) = (request.post_logout_redirect_uri, request.state);
         let page = format!("{}/", self.oauth_base());
         let (Some(uri), Some(client_id)) = (uri, client_id) else {
             return Ok(page);
@@ -1302,8 +1326,8 @@ pub struct LogoutRequest<'a> {
 pub enum Logout {
     /// Ended (or nothing to end): go here.
     Done(String),
-    /// Ask the person first; `token` goes back with the answer, `back` is where to go after.
-    Confirm { token: String, back: String },
+    /// Ask the person first; `token` goes back with the answer.
+    Confirm { token: String },
 }
 
 /// The person's claims a scope list allows.

@@ -114,11 +114,11 @@ pub const AMR_PASSWORD_PASSKEY: &str = "pwd hwk mfa";
 pub const AMR_PASSKEY: &str = "hwk mfa";
 
 impl Core {
-    fn refresh_expiry(&self, now: i64) -> i64 {
+    pub(crate) fn refresh_expiry(&self, now: i64) -> i64 {
         now + i64::from(self.config.refresh_token_days) * 24 * 3600 * 1000
     }
 
-    fn access_ttl_secs(&self) -> i64 {
+    pub(crate) fn access_ttl_secs(&self) -> i64 {
         i64::from(self.config.access_token_minutes) * 60
     }
 

@@ -39,20 +39,14 @@ pub fn routes() -> Router<AppState> {
         .route("/revoke", post(revoke))
         .route("/logout", get(logout).post(logout_confirmed))
         .method_not_allowed_fallback(|| async {
-            oauth_error(&OAuthError {
-                status: 405,
-                error: "invalid_request",
-                description: "method not allowed".into(),
-                basic_challenge: false,
-            })
+            oauth_error(&OAuthError::new(
+                405,
+                "invalid_request",
+                "method not allowed",
+            ))
         })
         .fallback(|| async {
-            oauth_error(&OAuthError {
-                status: 404,
-                error: "invalid_request",
-                description: "no such endpoint".into(),
-                basic_challenge: false,
-            })
+            oauth_error(&OAuthError::new(404, "invalid_request", "no such endpoint"))
         });
     Router::new()
         .nest("/oauth2", oauth)
@@ -372,12 +366,11 @@ async fn request_info(
     let name = match state.core.request_client_name(&id).await {
         Ok(Some(name)) => name,
         Ok(None) => {
-            return oauth_error(&OAuthError {
-                status: 404,
-                error: "invalid_request",
-                description: "no such authorization request".into(),
-                basic_challenge: false,
-            });
+            return oauth_error(&OAuthError::new(
+                404,
+                "invalid_request",
+                "no such authorization request",
+            ));
         }
         Err(e) => return oauth_error(&OAuthError::from_core(e)),
     };
@@ -417,12 +410,7 @@ async fn consent(
     body: Bytes,
 ) -> Response {
     if crate::http::extract::check_csrf(&headers, &jar, &state).is_err() {
-        return oauth_error(&OAuthError {
-            status: 403,
-            error: "access_denied",
-            description: "CSRF check failed".into(),
-            basic_challenge: false,
-        });
+        return oauth_error(&OAuthError::new(403, "access_denied", "CSRF check failed"));
     }
     let Ok(ConsentBody {
         request: Some(request),
@@ -577,12 +565,11 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
             if let Err(e) = core.authenticate_client(&credentials).await {
                 return oauth_error(&e);
             }
-            oauth_error(&OAuthError {
-                status: 400,
-                error: "unsupported_grant_type",
-                description: "authorization_code and refresh_token are supported".into(),
-                basic_challenge: false,
-            })
+            oauth_error(&OAuthError::new(
+                400,
+                "unsupported_grant_type",
+                "authorization_code and refresh_token are supported",
+            ))
         }
     }
 }
@@ -663,7 +650,7 @@ async fn logout(
                 .add(crate::http::membership::token_cookie_removal(&state));
             (jar, see_other(&location)).into_response()
         }
-        Ok(Logout::Confirm { token, .. }) => {
+        Ok(Logout::Confirm { token }) => {
             let hidden = [
                 ("token", token.as_str()),
                 ("client_id", request.client_id.unwrap_or_default()),
@@ -750,8 +737,8 @@ async fn logout_confirmed(
         post_logout_redirect_uri: param(&params, "post_logout_redirect_uri"),
         state: param(&params, "state"),
     };
-    let back = match state.core.end_session(None, request).await {
-        Ok(Logout::Done(back)) | Ok(Logout::Confirm { back, .. }) => back,
+    let back = match state.core.post_logout_target(&request).await {
+        Ok(back) => back,
         Err(e) => return oauth_error(&OAuthError::from_core(e)),
     };
     let (title, link) = if lang == Lang::Pl {

@@ -1255,14 +1255,7 @@ mod relying_party {
         PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
     };
 
-    type Rp = CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    >;
+    use crate::oidc::Rp;
 
     /// A signed-in person: (name shown, email, ID token).
     type Person = (String, String, String);

@@ -575,14 +575,7 @@ async fn discover(app: &TestApp) -> CoreProviderMetadata {
 /// Through authorize with a signed-in browser: the code, and what the relying party keeps.
 async fn code_for(
     browser: &Browser,
-    rp: &CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    >,
+    rp: &Rp,
     scopes: &[&str],
 ) -> (String, Nonce, openidconnect::PkceCodeVerifier) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -606,7 +599,8 @@ async fn code_for(
     (query["code"].clone(), nonce, verifier)
 }
 
-type Rp = CoreClient<
+/// A relying party as discovery makes it (the e2e test's small application uses it too).
+pub(crate) type Rp = CoreClient<
     openidconnect::EndpointSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,
