@@ -112,6 +112,9 @@ pub struct Core {
     /// Accounts read in the last second, by id: `/me` on a hot path need not hit the database
     /// for every request. Changes made on this node drop their entry at once.
     account_cache: Mutex<HashMap<String, (AccountRecord, Instant)>>,
+    /// OpenID Connect clients the token endpoint authenticated in the last second, by id
+    /// (`Core::token_client`). Removing one on this node drops its entry at once.
+    client_cache: Mutex<HashMap<String, (oidc::OidcClient, Instant)>>,
     /// Last time an unknown `kid` made us re-read the keys, to bound reloads.
     last_key_reload: Mutex<Option<Instant>>,
     /// This node's name in the `leases` table (random, one per process start).
@@ -172,6 +175,7 @@ impl Core {
             mailer,
             session_cache: Mutex::new(HashMap::new()),
             account_cache: Mutex::new(HashMap::new()),
+            client_cache: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
             node: uuid::Uuid::new_v4().to_string(),
             storage_full_at: std::sync::atomic::AtomicI64::new(0),

@@ -28,7 +28,8 @@ use crate::crypto::jwt::IdTokenAlg;
 use crate::crypto::{random_token, token_hash};
 use crate::domain::RevokeReason;
 use crate::store::{
-    AccountRecord, NewRefreshToken, NewSession, OidcCodeRecord, OidcRequestRecord, SessionRecord,
+    AccountRecord, NewRefreshToken, NewSession, OidcCodeGrant, OidcCodeRecord, OidcRequestRecord,
+    SessionRecord,
 };
 
 /// How long a parked authorization request waits for its login or consent.
@@ -772,7 +773,7 @@ impl Core {
             return Err(invalid("client authentication is required"));
         };
         let client = self
-            .oidc_client(id)
+            .token_client(id)
             .await?
             .ok_or_else(|| invalid("unknown client or wrong secret"))?;
         match (&client.secret_hash, &credentials.secret) {
@@ -809,8 +810,14 @@ impl Core {
         // Everything is checked on what is stored before the code is spent, and with no
         // transaction open: a transaction must never wait for a second connection of the pool
         // (N concurrent exchanges of one code would each hold one and starve the rest). A code
-        // of another client, or sent with another redirect URI or verifier, is not spent.
-        let Some(record) = self.store.oidc_code(&hash).await? else {
+        // of another client, or sent with another redirect URI or verifier, is not spent. One
+        // read (the code, its account, its browser session) and one write (`redeem_oidc_code`).
+        let Some(OidcCodeGrant {
+            code: record,
+            account,
+            parent_live,
+        }) = self.store.oidc_code_grant(&hash, now).await?
+        else {
             return Err(OAuthError::invalid_grant(
                 "invalid or used authorization code",
             ));
@@ -855,28 +862,11 @@ impl Core {
             }
             (None, None) => {}
         }
-        let account = match self.store.account(&record.account_id).await? {
-            Some(a) if a.status.may_log_in() && a.organization_id == client.organization_id => a,
-            _ => return Err(OAuthError::invalid_grant("the account may not sign in")),
-        };
-        // The browser session the code came from must still live: a logout or a revocation in
-        // the code's minute ends what it would have opened.
-        let parent_live = self
-            .store
-            .session(&record.sso_session_id)
-            .await?
-            .is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now);
+        if !account.status.may_log_in() || account.organization_id != client.organization_id {
+            return Err(OAuthError::invalid_grant("the account may not sign in"));
+        }
         if !parent_live {
             return Err(OAuthError::invalid_grant("the sign-in session has ended"));
-        }
-        let mut tx = self.begin().await?;
-        if tx.use_oidc_code(&hash, now).await?.is_none() {
-            // Spent by a concurrent exchange between the look and now.
-            drop(tx);
-            self.code_replayed(&hash, &client, now).await?;
-            return Err(OAuthError::invalid_grant(
-                "invalid or used authorization code",
-            ));
         }
         let offline = has_scope(&record.scope, "offline_access");
         let refresh_token = random_token();
@@ -900,9 +890,13 @@ impl Core {
             token_hash: token_hash(&refresh_token),
             expires_at: session.expires_at,
         };
-        tx.insert_session(&session, &token).await?;
-        tx.oidc_code_issued(&hash, &session.id).await?;
-        tx.commit().await?;
+        if !self.store.redeem_oidc_code(&hash, &session, &token).await? {
+            // Spent by a concurrent exchange between the look and now.
+            self.code_replayed(&hash, &client, now).await?;
+            return Err(OAuthError::invalid_grant(
+                "invalid or used authorization code",
+            ));
+        }
         self.token_answer(
             &client,
             &account,
@@ -1078,12 +1072,13 @@ impl Core {
                 "invalid, expired or used refresh token",
             ));
         };
-        let session = self
+        // One read: the grant's scope, its browser session (`sid`, `auth_time`) and its account.
+        let grant = self
             .store
-            .session(&claimed.session_id)
+            .oidc_grant(&claimed.session_id)
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("the grant ended"))?;
-        let granted = session.scope.clone().unwrap_or_default();
+        let granted = grant.scope.clone().unwrap_or_default();
         let scope = match scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => granted.clone(),
             Some(asked) => {
@@ -1098,22 +1093,13 @@ impl Core {
                 known_scopes(&asked.join(" ")).join(" ")
             }
         };
-        let account = self
-            .store
-            .account(&claimed.account_id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_grant("the account is gone"))?;
-        let auth_time = match session.parent_id.as_deref() {
-            Some(parent) => self.store.session(parent).await?.map(|p| p.created_at),
-            None => None,
-        };
         self.token_answer(
             &client,
-            &account,
-            &session.id,
+            &grant.account,
+            &claimed.session_id,
             &scope,
-            session.parent_id.as_deref(),
-            auth_time,
+            grant.parent_id.as_deref(),
+            grant.auth_time,
             None,
             &claimed.amr,
             Some(next_token),

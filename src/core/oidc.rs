@@ -26,6 +26,9 @@ pub const MAX_URI_CHARS: usize = 2000;
 /// The longest client name.
 pub const MAX_NAME_CHARS: usize = 100;
 
+/// How long the token endpoint trusts its copy of a client (`Core::token_client`).
+const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A client as the rest of brama sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcClient {
@@ -290,7 +293,43 @@ impl Core {
         )
         .await?;
         tx.commit().await?;
+        self.client_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         Ok(())
+    }
+
+    /// [`Core::oidc_client`] for the token and revocation endpoints, which authenticate a
+    /// client on every request: a client read in the last second is not read again (at a
+    /// thousand exchanges a second, the read was a tenth of an exchange's work). Only these
+    /// endpoints use the copy, because a copy of a client that another node (or `brama oidc
+    /// client remove`) removed meanwhile can do nothing there: its codes went with it and its
+    /// grants were revoked, so it gets `invalid_grant`. Authorization, which stores rows that
+    /// name the client, always reads it.
+    pub(crate) async fn token_client(&self, id: &str) -> CoreResult<Option<OidcClient>> {
+        let cached = self
+            .client_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|(_, seen)| seen.elapsed() < CLIENT_CACHE_TTL)
+            .map(|(client, _)| client.clone());
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let client = self.oidc_client(id).await?;
+        if let Some(client) = &client {
+            let mut cache = self.client_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= 1000 {
+                cache.retain(|_, (_, seen)| seen.elapsed() < CLIENT_CACHE_TTL);
+            }
+            cache.insert(
+                client.id.clone(),
+                (client.clone(), std::time::Instant::now()),
+            );
+        }
+        Ok(client)
     }
 
     /// A client by its `client_id`, of whichever organization (the OAuth endpoints know the

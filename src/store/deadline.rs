@@ -152,6 +152,9 @@ forwarding! {
     oidc_request(id: &str) -> Option<OidcRequestRecord>;
     oidc_consent(account_id: &str, client_id: &str) -> Option<String>;
     oidc_code(code_hash: &str) -> Option<OidcCodeRecord>;
+    oidc_code_grant(code_hash: &str, now: i64) -> Option<OidcCodeGrant>;
+    oidc_grant(id: &str) -> Option<OidcGrant>;
+    redeem_oidc_code(code_hash: &str, session: &NewSession, token: &NewRefreshToken) -> bool;
 }
 
 forwarding! {
@@ -230,8 +233,6 @@ forwarding! {
     delete_oidc_request(id: &str) -> bool;
     save_oidc_consent(account_id: &str, client_id: &str, scope: &str, now: i64) -> ();
     insert_oidc_code(code: &OidcCodeRecord) -> ();
-    use_oidc_code(code_hash: &str, now: i64) -> Option<OidcCodeRecord>;
-    oidc_code_issued(code_hash: &str, grant_session_id: &str) -> ();
     revoke_child_sessions(parent_id: &str, reason: crate::domain::RevokeReason, now: i64) -> u64;
     revoke_client_sessions(client_id: &str, reason: crate::domain::RevokeReason, now: i64) -> u64;
     delete_passkeys(account_id: &str) -> u64;

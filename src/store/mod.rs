@@ -423,6 +423,30 @@ pub struct OidcCodeRecord {
     pub grant_session_id: Option<String>,
 }
 
+/// An authorization code as its exchange reads it ([`Store::oidc_code_grant`]).
+#[derive(Debug, Clone)]
+pub struct OidcCodeGrant {
+    pub code: OidcCodeRecord,
+    /// The account the code is for.
+    pub account: AccountRecord,
+    /// The browser session the code came from is unrevoked and unexpired: a logout or a
+    /// revocation in the code's minute ends what it would have opened.
+    pub parent_live: bool,
+}
+
+/// A client's grant as [`Store::oidc_grant`] reads it.
+#[derive(Debug, Clone)]
+pub struct OidcGrant {
+    /// The account the grant is of.
+    pub account: AccountRecord,
+    /// What was granted.
+    pub scope: Option<String>,
+    /// The browser session the grant came from (the ID token's `sid`).
+    pub parent_id: Option<String>,
+    /// When that browser session's person logged in (Unix ms), if it is still stored.
+    pub auth_time: Option<i64>,
+}
+
 /// A passkey (SPEC §13) as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PasskeyRecord {
@@ -773,6 +797,27 @@ pub trait Store: Send + Sync + 'static {
     /// The scopes the account allowed the client, if it ever did.
     async fn oidc_consent(&self, account_id: &str, client_id: &str) -> StoreResult<Option<String>>;
     async fn oidc_code(&self, code_hash: &str) -> StoreResult<Option<OidcCodeRecord>>;
+    /// A code with what its exchange decides on, in one read: the account it is for and
+    /// whether the browser session it came from still lives at `now`.
+    async fn oidc_code_grant(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<OidcCodeGrant>>;
+    /// A client's grant (its session, `id`) as a refresh answer needs it, in one read.
+    async fn oidc_grant(&self, id: &str) -> StoreResult<Option<OidcGrant>>;
+    /// Spends an unused code and opens the grant its exchange issues: `session` with its first
+    /// refresh token, noted on the code as its `grant_session_id` (the code is used at
+    /// `session.created_at`). Atomic, and one trip to the database where the backend allows it
+    /// (the exchange's only write). `false`, with nothing written, if the code is unknown or
+    /// was used: of N concurrent exchanges of one code, on one node or many, exactly one gets
+    /// `true`.
+    async fn redeem_oidc_code(
+        &self,
+        code_hash: &str,
+        session: &NewSession,
+        token: &NewRefreshToken,
+    ) -> StoreResult<bool>;
     /// Which second factors the account has, in one read.
     async fn second_factors(&self, account_id: &str) -> StoreResult<SecondFactors>;
 }
@@ -1050,19 +1095,6 @@ pub trait Tx: Send {
         now: i64,
     ) -> StoreResult<()>;
     async fn insert_oidc_code(&mut self, code: &OidcCodeRecord) -> StoreResult<()>;
-    /// Marks an unused code used and returns it; `None` if there is no such code or it was used
-    /// (one of N concurrent exchanges gets it).
-    async fn use_oidc_code(
-        &mut self,
-        code_hash: &str,
-        now: i64,
-    ) -> StoreResult<Option<OidcCodeRecord>>;
-    /// Notes the grant a code's exchange opened.
-    async fn oidc_code_issued(
-        &mut self,
-        code_hash: &str,
-        grant_session_id: &str,
-    ) -> StoreResult<()>;
     /// Revokes every unrevoked grant of a client (it was removed); how many.
     async fn revoke_client_sessions(
         &mut self,

@@ -129,6 +129,32 @@ impl PostgresStore {
             .await?;
         Ok(row.as_ref().map(Claimed::from_row).transpose()?)
     }
+
+    /// `Store::redeem_oidc_code` in one statement (binds: `sql::bind_redemption`): the code is
+    /// spent, the grant's session and its first token are inserted only from the spent row. A concurrent exchange of the same
+    /// code waits for the row's lock, then finds it used and inserts nothing.
+    pub(super) async fn redeem_code(
+        &self,
+        code_hash: &str,
+        session: &NewSession,
+        token: &NewRefreshToken,
+    ) -> StoreResult<bool> {
+        let query = sqlx::query(
+            "WITH spent AS (\
+               UPDATE oidc_codes SET used_at = $1, grant_session_id = $2 \
+               WHERE code_hash = $3 AND used_at IS NULL RETURNING code_hash), \
+             opened AS (\
+               INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
+               user_agent, ip, amr, client_id, scope, parent_id) \
+               SELECT $2, $4, $1, $1, $5, $6, $7, $8, $9, $10, $11 FROM spent RETURNING id) \
+             INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+             SELECT $12, id, $1, $13 FROM opened",
+        );
+        let done = super::sql::bind_redemption!(query, code_hash, session, token)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 /// A write transaction of [`PostgresStore`].

@@ -65,6 +65,67 @@ pub(crate) const OIDC_CODE_COLUMNS: &str = "code_hash, client_id, account_id, ss
      redirect_uri, scope, nonce, code_challenge, auth_time, amr, created_at, expires_at, used_at, \
      grant_session_id";
 
+/// A code joined with its account and its browser session's liveness (binds: `$1` the code's
+/// hash, `$2` now), read into [`CodeGrantRow`]. The code's columns that share a name with the
+/// account's are prefixed `code_`.
+pub(crate) const OIDC_CODE_GRANT: &str = "SELECT \
+     a.id, a.organization_id, a.username, a.email, a.phone, a.name, a.surname, a.password_hash, \
+     a.role, a.status, a.created_at, a.updated_at, \
+     c.code_hash, c.client_id AS code_client_id, c.sso_session_id, c.redirect_uri, c.scope, \
+     c.nonce, c.code_challenge, c.auth_time, c.amr AS code_amr, c.created_at AS code_created_at, \
+     c.expires_at AS code_expires_at, c.used_at, c.grant_session_id, \
+     CAST(CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 THEN 1 ELSE 0 END AS BIGINT) \
+       AS parent_live \
+     FROM oidc_codes c JOIN accounts a ON a.id = c.account_id \
+     LEFT JOIN sessions s ON s.id = c.sso_session_id \
+     WHERE c.code_hash = $1";
+
+/// A row of [`OIDC_CODE_GRANT`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct CodeGrantRow {
+    #[sqlx(flatten)]
+    account: super::AccountRecord,
+    code_hash: String,
+    code_client_id: String,
+    sso_session_id: String,
+    redirect_uri: String,
+    scope: String,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    auth_time: i64,
+    code_amr: String,
+    code_created_at: i64,
+    code_expires_at: i64,
+    used_at: Option<i64>,
+    grant_session_id: Option<String>,
+    parent_live: i64,
+}
+
+impl From<CodeGrantRow> for super::OidcCodeGrant {
+    fn from(r: CodeGrantRow) -> Self {
+        Self {
+            code: super::OidcCodeRecord {
+                code_hash: r.code_hash,
+                client_id: r.code_client_id,
+                account_id: r.account.id.clone(),
+                sso_session_id: r.sso_session_id,
+                redirect_uri: r.redirect_uri,
+                scope: r.scope,
+                nonce: r.nonce,
+                code_challenge: r.code_challenge,
+                auth_time: r.auth_time,
+                amr: r.code_amr,
+                created_at: r.code_created_at,
+                expires_at: r.code_expires_at,
+                used_at: r.used_at,
+                grant_session_id: r.grant_session_id,
+            },
+            account: r.account,
+            parent_live: r.parent_live == 1,
+        }
+    }
+}
+
 /// The columns of an OpenID Connect client.
 pub(crate) const OIDC_CLIENT_COLUMNS: &str = "id, organization_id, name, secret_hash, redirect_uris, \
      post_logout_redirect_uris, first_party, id_token_alg, created_at";
@@ -496,6 +557,54 @@ macro_rules! sql_store {
                 .bind(code_hash)
                 .fetch_optional(&self.pool)
                 .await?)
+            }
+
+            async fn oidc_code_grant(&self, code_hash: &str, now: i64) -> StoreResult<Option<OidcCodeGrant>> {
+                let row = sqlx::query_as::<_, $crate::store::sql::CodeGrantRow>(
+                    $crate::store::sql::OIDC_CODE_GRANT,
+                )
+                .bind(code_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(OidcCodeGrant::from))
+            }
+
+            async fn oidc_grant(&self, id: &str) -> StoreResult<Option<OidcGrant>> {
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    #[sqlx(flatten)]
+                    account: AccountRecord,
+                    grant_scope: Option<String>,
+                    grant_parent_id: Option<String>,
+                    auth_time: Option<i64>,
+                }
+                let row = sqlx::query_as::<_, Row>(
+                    "SELECT a.id, a.organization_id, a.username, a.email, a.phone, a.name, \
+                     a.surname, a.password_hash, a.role, a.status, a.created_at, a.updated_at, \
+                     s.scope AS grant_scope, s.parent_id AS grant_parent_id, \
+                     p.created_at AS auth_time \
+                     FROM sessions s JOIN accounts a ON a.id = s.account_id \
+                     LEFT JOIN sessions p ON p.id = s.parent_id WHERE s.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| OidcGrant {
+                    account: r.account,
+                    scope: r.grant_scope,
+                    parent_id: r.grant_parent_id,
+                    auth_time: r.auth_time,
+                }))
+            }
+
+            async fn redeem_oidc_code(
+                &self,
+                code_hash: &str,
+                session: &NewSession,
+                token: &NewRefreshToken,
+            ) -> StoreResult<bool> {
+                self.redeem_code(code_hash, session, token).await
             }
 
             async fn oidc_client(&self, id: &str) -> StoreResult<Option<OidcClientRecord>> {
@@ -1393,27 +1502,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn use_oidc_code(&mut self, code_hash: &str, now: i64) -> StoreResult<Option<OidcCodeRecord>> {
-                Ok(sqlx::query_as::<_, OidcCodeRecord>(&format!(
-                    "UPDATE oidc_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
-                     RETURNING {}",
-                    $crate::store::sql::OIDC_CODE_COLUMNS
-                ))
-                .bind(code_hash)
-                .bind(now)
-                .fetch_optional(&mut *self.tx)
-                .await?)
-            }
-
-            async fn oidc_code_issued(&mut self, code_hash: &str, grant_session_id: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE oidc_codes SET grant_session_id = $2 WHERE code_hash = $1")
-                    .bind(code_hash)
-                    .bind(grant_session_id)
-                    .execute(&mut *self.tx)
-                    .await?;
-                Ok(())
-            }
-
             async fn revoke_client_sessions(
                 &mut self,
                 client_id: &str,
@@ -1648,6 +1736,32 @@ macro_rules! sql_store {
     };
 }
 
+/// Binds a code's redemption (`Store::redeem_oidc_code`) to `$query` in the order both
+/// backends' statements number them: `$1` the grant's `created_at` (also the code's `used_at`),
+/// `$2` its session id, `$3` the code's hash, `$4`..`$11` the session's `account_id`,
+/// `expires_at`, `user_agent`, `ip`, `amr`, `client_id`, `scope`, `parent_id`, then `$12` and
+/// `$13` the refresh token's hash and expiry.
+macro_rules! bind_redemption {
+    ($query:expr, $code_hash:expr, $session:expr, $token:expr) => {{
+        let (session, token): (&$crate::store::NewSession, &$crate::store::NewRefreshToken) =
+            ($session, $token);
+        $query
+            .bind(session.created_at)
+            .bind(&session.id)
+            .bind($code_hash)
+            .bind(&session.account_id)
+            .bind(session.expires_at)
+            .bind(&session.user_agent)
+            .bind(&session.ip)
+            .bind(&session.amr)
+            .bind(&session.client_id)
+            .bind(&session.scope)
+            .bind(&session.parent_id)
+            .bind(&token.token_hash)
+            .bind(token.expires_at)
+    }};
+}
+
 macro_rules! account_columns {
     () => {
         "id, organization_id, username, email, phone, name, surname, password_hash, role, status, \
@@ -1699,8 +1813,8 @@ macro_rules! member_columns {
 }
 
 pub(crate) use {
-    account_columns, live_sessions_sql, member_columns, member_list_columns, outbox_columns,
-    session_columns, sql_store,
+    account_columns, bind_redemption, live_sessions_sql, member_columns, member_list_columns,
+    outbox_columns, session_columns, sql_store,
 };
 
 /// Turns a unique violation into the field it concerns; other errors pass through.

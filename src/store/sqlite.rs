@@ -20,6 +20,8 @@ pub struct SqliteStore {
     write_pool: SqlitePool,
     /// Refresh-token rotations, batched by `rotate_in_batches` (group commit).
     rotations: tokio::sync::mpsc::Sender<RotationRequest>,
+    /// Authorization-code exchanges, batched by `redeem_in_batches` (group commit).
+    redemptions: tokio::sync::mpsc::Sender<RedeemRequest>,
 }
 
 impl SqliteStore {
@@ -98,14 +100,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out (a trip to its worker thread and back
+            // before each read): a reader of a local file has no far end to lose, and a read
+            // that fails reports its own error.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(rotate_in_batches(write_pool.clone(), queue));
+        let (redemptions, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(redeem_in_batches(write_pool.clone(), queue));
         let store = Self {
             pool,
             write_pool,
             rotations,
+            redemptions,
         };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
@@ -133,6 +142,110 @@ impl SqliteStore {
         let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
         self.rotations.send(request).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// `Store::redeem_oidc_code`: the exchange joins the next batch of `redeem_in_batches`
+    /// and finishes even if this future is dropped.
+    pub(super) async fn redeem_code(
+        &self,
+        code_hash: &str,
+        session: &NewSession,
+        token: &NewRefreshToken,
+    ) -> StoreResult<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = RedeemRequest {
+            code_hash: code_hash.to_string(),
+            session: session.clone(),
+            token: token.clone(),
+            reply,
+        };
+        let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.redemptions
+            .send(request)
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One authorization code to spend, the grant its exchange opens, and where the answer goes.
+struct RedeemRequest {
+    code_hash: String,
+    session: NewSession,
+    token: NewRefreshToken,
+    reply: tokio::sync::oneshot::Sender<StoreResult<bool>>,
+}
+
+/// At most this many exchanges share one write transaction.
+const REDEEM_BATCH: usize = 64;
+
+/// Group commit for code exchanges, as `rotate_in_batches` does for rotations: an exchange
+/// writes a dozen pages (the code, the session and its indexes, the token and its), and
+/// committing each alone cost an exchange three rotations of CPU. Exchanges that arrive while
+/// a batch is written wait and then go together in one transaction, each its own query (one
+/// trip to the writer's thread) and one commit for all. Alone, an exchange goes at once.
+async fn redeem_in_batches(
+    pool: SqlitePool,
+    mut queue: tokio::sync::mpsc::Receiver<RedeemRequest>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < REDEEM_BATCH {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        redeem_batch(&pool, batch).await;
+    }
+}
+
+/// Spends each code of `batch` and opens its grant, in one transaction. Each request's three
+/// statements guard themselves: the session is inserted only if this request's UPDATE marked
+/// the code with its id, the token only if the session is there, so a code already used (by
+/// an earlier batch, or earlier in this one) writes nothing and answers `false`. Statements can
+/// only fail for the database's own reasons (a full disk, an I/O error): then nothing of the
+/// batch is kept and every request gets the error; their codes stay unused.
+async fn redeem_batch(pool: &SqlitePool, batch: Vec<RedeemRequest>) {
+    const REDEEM: &str = "UPDATE oidc_codes SET used_at = $1, grant_session_id = $2 \
+         WHERE code_hash = $3 AND used_at IS NULL; \
+         INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
+         user_agent, ip, amr, client_id, scope, parent_id) \
+         SELECT $2, $4, $1, $1, $5, $6, $7, $8, $9, $10, $11 FROM oidc_codes \
+         WHERE code_hash = $3 AND grant_session_id = $2; \
+         INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+         SELECT $12, id, $1, $13 FROM sessions WHERE id = $2 RETURNING session_id";
+    let written: Result<Vec<bool>, sqlx::Error> = async {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut opened = Vec::with_capacity(batch.len());
+        for r in &batch {
+            // sqlx runs a query of several statements in one trip, binding `$N` by number
+            // (binds: `sql::bind_redemption`).
+            let query = sqlx::query(REDEEM);
+            let rows = super::sql::bind_redemption!(query, &r.code_hash, &r.session, &r.token)
+                .fetch_all(&mut *tx)
+                .await?;
+            opened.push(rows.len() == 1);
+        }
+        tx.commit().await?;
+        Ok(opened)
+    }
+    .await;
+    match written {
+        Ok(opened) => {
+            for (r, opened) in batch.into_iter().zip(opened) {
+                let _ = r.reply.send(Ok(opened));
+            }
+        }
+        Err(e) => {
+            let e = StoreError::from(e);
+            if matches!(e, StoreError::Database(_)) {
+                tracing::error!(error = %e, exchanges = batch.len(), "spending authorization codes failed");
+            }
+            for r in batch {
+                let _ = r.reply.send(Err(e.for_another()));
+            }
+        }
     }
 }
 

@@ -15,6 +15,7 @@ both_backends!(
     a_relying_party_signs_in_refreshes_and_logs_out,
     public_clients_use_pkce_and_eddsa_and_secrets_may_come_in_the_body,
     codes_are_single_use_bound_and_short_lived,
+    concurrent_exchanges_of_one_code_open_one_grant,
     authorization_errors_go_back_only_to_registered_uris,
     consent_is_asked_once_per_scope_set,
     client_and_brama_refresh_tokens_do_not_cross,
@@ -1161,6 +1162,99 @@ async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
     assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
 }
 
+/// One code sent eight times at once, as an attacker racing the client with a stolen code would:
+/// exactly one exchange gets tokens and the rest `invalid_grant`; exactly one grant session with
+/// one refresh token was opened (the exchange's write spends the code and opens the grant in one
+/// step), and the replays revoked it.
+async fn concurrent_exchanges_of_one_code_open_one_grant(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, secret) = client(&app, form("Wiki")).await;
+    let secret = secret.unwrap();
+    let basic = Some((id.as_str(), secret.as_str()));
+    let (code, verifier) = raw_code(&app, &browser, &id).await;
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let request = app
+            .client
+            .post(app.url("/oauth2/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", verifier.as_str()),
+            ]);
+        racing.spawn(async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+                text,
+            )
+        });
+    }
+    let answers = racing.join_all().await;
+    let granted: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .map(|(_, body, _)| body)
+        .collect();
+    assert_eq!(granted.len(), 1, "{answers:?}");
+    for (status, body, text) in answers.iter().filter(|(status, _, _)| *status != 200) {
+        assert_eq!(
+            (*status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{text}"
+        );
+    }
+    let count = |sql: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move { app.query_text(sql, &[&id]).await }
+    };
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM sessions WHERE client_id = $1")
+            .await
+            .as_deref(),
+        Some("1"),
+        "one grant session"
+    );
+    assert_eq!(
+        count(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE s.client_id = $1"
+        )
+        .await
+        .as_deref(),
+        Some("1"),
+        "one refresh token"
+    );
+    assert_eq!(
+        count("SELECT grant_session_id FROM oidc_codes WHERE client_id = $1").await,
+        count("SELECT id FROM sessions WHERE client_id = $1").await,
+        "the code names the grant it opened"
+    );
+    let bearer = format!("Bearer {}", granted[0]["access_token"].as_str().unwrap());
+    let r = app
+        .get("/oauth2/userinfo", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, 401, "the replays revoked the grant: {}", r.text);
+    let refresh = granted[0]["refresh_token"].as_str().unwrap();
+    let r = token_request(
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+}
+
 async fn authorization_errors_go_back_only_to_registered_uris(backend: Backend) {
     let Some(app) = provider(backend).await else {
         return;
@@ -1516,6 +1610,15 @@ async fn client_and_brama_refresh_tokens_do_not_cross(backend: Backend) {
             .status,
         401
     );
+    // The token endpoint keeps a copy of the clients it authenticated for a second; this
+    // node's copy went with the client, so it is unknown at once.
+    let r = token_request(
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        basic,
+    )
+    .await;
+    assert_eq!(oauth_error(&r), (401, "invalid_client"), "{}", r.text);
 }
 
 async fn authorize_on_one_node_and_exchange_on_another(backend: Backend) {
