@@ -810,8 +810,10 @@ pub trait Store: Send + Sync + 'static {
     /// refresh token, noted on the code as its `grant_session_id` (the code is used at
     /// `session.created_at`). Atomic, and one trip to the database where the backend allows it
     /// (the exchange's only write). `false`, with nothing written, if the code is unknown or
-    /// was used: of N concurrent exchanges of one code, on one node or many, exactly one gets
-    /// `true`.
+    /// was used, or the browser session it came from has ended (the core checked it before, but
+    /// a logout may commit in between; one that commits after ends the grant with its other
+    /// child sessions): of N concurrent exchanges of one code, on one node or many, exactly one
+    /// gets `true`.
     async fn redeem_oidc_code(
         &self,
         code_hash: &str,

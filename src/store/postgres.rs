@@ -131,7 +131,10 @@ impl PostgresStore {
     }
 
     /// `Store::redeem_oidc_code` in one statement (binds: `sql::bind_redemption`): the code is
-    /// spent, the grant's session and its first token are inserted only from the spent row. A concurrent exchange of the same
+    /// spent, the grant's session and its first token are inserted only from the spent row.
+    /// The browser session is locked `FOR SHARE`: a logout that revoked it first makes this
+    /// statement see it revoked (PostgreSQL re-reads a row it waited for), and one that comes
+    /// after waits for this commit, so its revocation of the child sessions sees the grant. A concurrent exchange of the same
     /// code waits for the row's lock, then finds it used and inserts nothing.
     pub(super) async fn redeem_code(
         &self,
@@ -142,7 +145,10 @@ impl PostgresStore {
         let query = sqlx::query(
             "WITH spent AS (\
                UPDATE oidc_codes SET used_at = $1, grant_session_id = $2 \
-               WHERE code_hash = $3 AND used_at IS NULL RETURNING code_hash), \
+               WHERE code_hash = $3 AND used_at IS NULL AND EXISTS (\
+                 SELECT 1 FROM sessions p WHERE p.id = oidc_codes.sso_session_id \
+                 AND p.revoked_at IS NULL AND p.expires_at > $1 FOR SHARE) \
+               RETURNING code_hash), \
              opened AS (\
                INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
                user_agent, ip, amr, client_id, scope, parent_id) \

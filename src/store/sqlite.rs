@@ -208,7 +208,9 @@ async fn redeem_in_batches(
 /// batch is kept and every request gets the error; their codes stay unused.
 async fn redeem_batch(pool: &SqlitePool, batch: Vec<RedeemRequest>) {
     const REDEEM: &str = "UPDATE oidc_codes SET used_at = $1, grant_session_id = $2 \
-         WHERE code_hash = $3 AND used_at IS NULL; \
+         WHERE code_hash = $3 AND used_at IS NULL AND EXISTS (\
+           SELECT 1 FROM sessions p WHERE p.id = oidc_codes.sso_session_id \
+           AND p.revoked_at IS NULL AND p.expires_at > $1); \
          INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
          user_agent, ip, amr, client_id, scope, parent_id) \
          SELECT $2, $4, $1, $1, $5, $6, $7, $8, $9, $10, $11 FROM oidc_codes \

@@ -16,6 +16,7 @@ both_backends!(
     public_clients_use_pkce_and_eddsa_and_secrets_may_come_in_the_body,
     codes_are_single_use_bound_and_short_lived,
     concurrent_exchanges_of_one_code_open_one_grant,
+    a_code_is_not_redeemed_once_its_browser_session_ended,
     authorization_errors_go_back_only_to_registered_uris,
     consent_is_asked_once_per_scope_set,
     client_and_brama_refresh_tokens_do_not_cross,
@@ -1253,6 +1254,78 @@ async fn concurrent_exchanges_of_one_code_open_one_grant(backend: Backend) {
     )
     .await;
     assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
+}
+
+/// The exchange's write checks the browser session again: a logout that commits between the
+/// exchange's read and its write leaves the code unused and opens nothing.
+async fn a_code_is_not_redeemed_once_its_browser_session_ended(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, _) = client(&app, form("Wiki")).await;
+    let store = app.store().await;
+    let redeem = |code: String| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            let hash = brama::crypto::token_hash(&code);
+            let grant = store
+                .oidc_code_grant(&hash, brama::core::now_ms())
+                .await
+                .unwrap()
+                .expect("the code is stored");
+            let now = brama::core::now_ms();
+            let session = brama::store::NewSession {
+                id: uuid::Uuid::now_v7().to_string(),
+                account_id: grant.account.id.clone(),
+                created_at: now,
+                expires_at: now + 60_000,
+                user_agent: None,
+                ip: None,
+                amr: "pwd".into(),
+                client_id: Some(id),
+                scope: Some("openid".into()),
+                parent_id: Some(grant.code.sso_session_id.clone()),
+            };
+            let token = brama::store::NewRefreshToken {
+                token_hash: brama::crypto::token_hash(&session.id),
+                expires_at: now + 60_000,
+            };
+            let opened = store
+                .redeem_oidc_code(&hash, &session, &token)
+                .await
+                .unwrap();
+            (opened, hash, session.id)
+        }
+    };
+    let (code, _) = raw_code(&app, &browser, &id).await;
+    let (opened, _, _) = redeem(code).await;
+    assert!(opened, "a live browser session's code is redeemed");
+
+    let (code, _) = raw_code(&app, &browser, &id).await;
+    app.execute_sql(
+        "UPDATE sessions SET revoked_at = 1, revoke_reason = 'logout' WHERE client_id IS NULL",
+        &[],
+    )
+    .await;
+    let (opened, hash, session) = redeem(code).await;
+    assert!(!opened, "the browser session ended: nothing is opened");
+    assert_eq!(
+        app.query_text(
+            "SELECT used_at FROM oidc_codes WHERE code_hash = $1",
+            &[&hash]
+        )
+        .await,
+        None,
+        "the code stays unused"
+    );
+    assert_eq!(
+        app.query_text("SELECT id FROM sessions WHERE id = $1", &[&session])
+            .await,
+        None,
+        "no grant session"
+    );
 }
 
 async fn authorization_errors_go_back_only_to_registered_uris(backend: Backend) {
