@@ -959,6 +959,16 @@ async fn exchange_code(
     .await
 }
 
+/// Ends every browser session (brama's own sessions, not the clients' grants) in the database,
+/// as a logout in another window would.
+async fn end_browser_sessions(app: &TestApp) {
+    app.execute_sql(
+        "UPDATE sessions SET revoked_at = 1, revoke_reason = 'logout' WHERE client_id IS NULL",
+        &[],
+    )
+    .await;
+}
+
 fn oauth_error(r: &Resp) -> (u16, &str) {
     (r.status, r.body["error"].as_str().unwrap_or_default())
 }
@@ -1154,11 +1164,7 @@ async fn codes_are_single_use_bound_and_short_lived(backend: Backend) {
 
     // A code whose browser session ended in its minute opens nothing.
     let (code, verifier) = raw_code(&app, &browser, &id).await;
-    app.execute_sql(
-        "UPDATE sessions SET revoked_at = 1, revoke_reason = 'logout' WHERE client_id IS NULL",
-        &[],
-    )
-    .await;
+    end_browser_sessions(&app).await;
     let r = exchange_code(&app, &code, &verifier, basic).await;
     assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
 }
@@ -1304,11 +1310,7 @@ async fn a_code_is_not_redeemed_once_its_browser_session_ended(backend: Backend)
     assert!(opened, "a live browser session's code is redeemed");
 
     let (code, _) = raw_code(&app, &browser, &id).await;
-    app.execute_sql(
-        "UPDATE sessions SET revoked_at = 1, revoke_reason = 'logout' WHERE client_id IS NULL",
-        &[],
-    )
-    .await;
+    end_browser_sessions(&app).await;
     let (opened, hash, session) = redeem(code).await;
     assert!(!opened, "the browser session ended: nothing is opened");
     assert_eq!(
