@@ -13,12 +13,13 @@ data = json.load(open(os.path.join(ROOT, "target", "bench.json")))
 m, raw, runs = data["machine"], data["argon2"], data["runs"]
 
 SCENARIOS = [
+    ("hello", "bare axum hello (`bench/hello.rs`, the yardstick of issue 18)"),
     ("healthz", "`GET /healthz` (in-process ceiling)"),
     ("me", "`GET /api/auth/me`, header token"),
     ("refresh", "refresh chains (rotation, one token per connection)"),
     ("login", "`POST /api/auth/login` (argon2id verify)"),
-    ("members_list", "members list, page of 20 of 100 000 (4 connections)"),
-    ("members_search", "members search `q=` over 100 000, page of 20 (4 connections)"),
+    ("members_list", "members list, page of 20 of the register (4 connections)"),
+    ("members_search", "members search `q=` over the register, page of 20 (4 connections)"),
     ("member_read", "one member read whole (PESEL decrypted, read audited; 4 connections)"),
     ("member_create", "member create (PESEL encrypted, blind index; 4 connections)"),
     ("me_idle_16", "`/me`, 16 connections, idle"),
@@ -45,28 +46,37 @@ if "datakey" in data:
                  f"**{d['encrypt_us']:.2f} µs** (a fresh random nonce included), opened in **{d['decrypt_us']:.2f} µs**, "
                  f"its blind index (HMAC-SHA256) in **{d['blind_index_us']:.2f} µs**")
 lines.append("")
+def members(r):
+    return f"{r.get('members', 100000):,}".replace(",", " ")
+
+
 for backend, r in runs.items():
-    lines += [f"## {backend}", "", f"100 000 members imported with `brama members import` in {r['import_seconds']:.1f} s.", "",
-              "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx | server CPU µs/request |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"## {backend}", "", f"{members(r)} members imported with `brama members import` in {r['import_seconds']:.1f} s.", "",
+              "| scenario | requests/s | p50 ms | p99 ms | errors | non-2xx | server CPU µs/request | RSS peak / end MiB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for key, label in SCENARIOS:
         if key not in r:
             continue
         s = r[key]
+        rss = f"{s['memory']['peak']:.0f} / {s['memory']['rss']:.0f}" if "memory" in s else "–"
         lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} "
-                     f"| {s.get('server_cpu_us', 0):.0f} |")
+                     f"| {s.get('server_cpu_us', 0):.0f} | {rss} |")
     lines.append("")
     exports = r["members_export"]
-    lines += ["The whole register of 100 000 exported once: " + ", ".join(
-        f"{fmt.upper()} in {e['seconds']:.2f} s ({e['bytes'] / 2**20:.1f} MiB)" for fmt, e in exports.items())
-        + f"; the server's peak resident memory after both: {exports['xlsx']['peak_rss_mib']:.0f} MiB"
-        + " (VmHWM since it started: the list, search and read runs before the exports count, and on"
-        + " SQLite the database pages it maps; an export alone is measured in bench/NOTES.md).", ""]
+    lines += [f"The whole register of {members(r)} exported once: " + ", ".join(
+        f"{fmt.upper()} in {e['seconds']:.2f} s ({e['bytes'] / 2**20:.1f} MiB, peak RSS {e['peak_rss_mib']:.0f} MiB)"
+        for fmt, e in exports.items()) + " (the peak during each export alone; on SQLite it counts the database pages"
+        + " the server maps).", ""]
+    if "memory_idle_start" in r:
+        idle, end = r["memory_idle_start"], r["memory_end"]
+        lines += [f"Resident memory: **{idle['rss']:.1f} MiB** idle right after start-up ({idle['anon']:.1f} MiB its own,"
+                  f" {idle['file']:.1f} MiB pages of its binary and files it maps); **{end['rss']:.1f} MiB** after the whole"
+                  f" benchmark, 3 s after the last scenario ({end['anon']:.1f} MiB its own, {end['file']:.1f} MiB mapped files).", ""]
 
 lines += ["Server CPU is brama's user + system time (all threads, from `/proc`) over the requests of the run;",
           "on this shared virtual machine it is steadier than requests/s. With PostgreSQL, the database's own",
           "processes are not counted.", "",
-          "## Targets (issues 7 and 12)", "", "| target | sqlite | postgres |", "|---|---|---|"]
+          "## Targets (issues 7, 12, 17 and 18)", "", "| target | sqlite | postgres |", "|---|---|---|"]
 
 
 def median(values):
@@ -97,6 +107,27 @@ check("login ≥ 90% of the raw hash rate (measured just before)",
 check("`/me` p99 during a login flood ≤ 3× idle", lambda r: (f"{r['me_during_login_flood']['p99_ms'] / max(r['me_idle_16']['p99_ms'], 1e-9):.1f}×",
                                                             r['me_during_login_flood']['p99_ms'] <= 3 * r['me_idle_16']['p99_ms']))
 check("member search p99 < 20 ms", lambda r: (f"{r['members_search']['p99_ms']:.1f} ms", r['members_search']['p99_ms'] < 20))
+if all("hello" in r for r in runs.values()):
+    # Issue 18: brama against a bare axum hello on the same core, measured just before it.
+    def of_hello(r, scenario):
+        return r[scenario]["rps"] / r["hello"]["rps"]
+    check("`/healthz` ≥ 0.7 × a bare axum hello (req/s, issue 18)",
+          lambda r: (f"{of_hello(r, 'healthz'):.2f}× ({r['healthz']['rps']:.0f} vs {r['hello']['rps']:.0f}/s)",
+                     of_hello(r, 'healthz') >= 0.7))
+    check("`/api/auth/me` ≥ 0.6 × the hello (issue 18)",
+          lambda r: (f"{of_hello(r, 'me'):.2f}×", of_hello(r, 'me') >= 0.6))
+    check("refresh ≥ 0.1 × the hello (SQLite), ≥ 0.05 × (PostgreSQL) (issue 18)",
+          lambda r: (f"{of_hello(r, 'refresh'):.3f}×", of_hello(r, 'refresh') >= (0.1 if r is runs.get('sqlite') else 0.05)))
+if all("memory_end" in r for r in runs.values()):
+    check("a million members imported in < 60 s (SQLite), < 120 s (PostgreSQL) (issue 18)",
+          lambda r: (f"{r['import_seconds']:.0f} s for {members(r)}",
+                     r.get('members') == 1000000 and r['import_seconds'] < (60 if r is runs.get('sqlite') else 120)))
+    check("member list p99 < 10 ms, a million members (issue 18)",
+          lambda r: (f"{r['members_list']['p99_ms']:.1f} ms", r['members_list']['p99_ms'] < 10))
+    check("resident memory after the whole benchmark ≤ 96 MiB (SQLite; issue 18)",
+          lambda r: (f"{r['memory_end']['rss']:.0f} MiB", r['memory_end']['rss'] <= 96 or r is not runs.get('sqlite')))
+    check("resident memory idle after start-up < 20 MiB (issue 18)",
+          lambda r: (f"{r['memory_idle_start']['rss']:.1f} MiB", r['memory_idle_start']['rss'] < 20))
 if all(k in r for k in ("oidc_code", "oidc_code_eddsa", "oidc_refresh", "refresh") for r in runs.values()):
     # Issue 17: a code exchange against a refresh rotation, server CPU per request in one run.
     # With RS256 the RSA-2048 signature alone is more than two rotations on this machine

@@ -11,6 +11,11 @@ While working on one figure (BENCHMARKS.md is then left alone and the figures on
   BENCH_BIN=path/to/brama        run that binary instead of building brama (to compare two builds
                                  in one window: run each in turn; BENCHMARKS.md is left alone; the
                                  login scenario still measures the raw hash rate with cargo bench)
+  BENCH_MEMBERS=100000           the register's size (default a million, issue 18)
+
+The yardstick (issue 18) is a bare axum "hello" (bench/hello.rs, `cargo build --release --example
+hello`), measured on brama's core right before brama's own scenarios, per backend. brama runs with
+its default log level (an access line per request), its log going to a file in its data directory.
 """
 import json
 import os
@@ -27,12 +32,13 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PERF = os.environ.get("BENCH_PERF") == "1"
 BIN = os.path.abspath(os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "profiling" if PERF else "release", "brama"))
+HELLO = os.path.join(ROOT, "target", "profiling" if PERF else "release", "examples", "hello")
 BACKENDS = os.environ.get("BENCH_BACKENDS", "sqlite,postgres").split(",")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 PASSWORD = "Zx8!quokka"
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 PG_ADMIN = os.environ.get("BRAMA_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "1000000"))
 # Scenarios that need the imported register.
 MEMBER_SCENARIOS = ["members_list", "members_search", "member_read", "members_export", "member_create"]
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -103,7 +109,7 @@ def server_env(data_dir, port, database_url):
         # Limits out of the way: the benchmark measures work, not refusals.
         "BRAMA_FAILED_LOGINS_PER_ACCOUNT": "100000000", "BRAMA_FAILED_LOGINS_PER_IP": "100000000",
         "BRAMA_REGISTRATIONS_PER_IP_PER_HOUR": "100000000", "BRAMA_HASH_QUEUE": "4096",
-        "BRAMA_ACCESS_TOKEN_MINUTES": "15", "RUST_LOG": "warn",
+        "BRAMA_ACCESS_TOKEN_MINUTES": "15",
     })
     if database_url:
         env["BRAMA_DATABASE_URL"] = database_url
@@ -111,7 +117,8 @@ def server_env(data_dir, port, database_url):
 
 
 def export_once(base, token, fmt, pid):
-    """One whole-register export: its time, size, and the server's peak memory after it."""
+    """One whole-register export: its time, size, and the server's peak memory during it."""
+    reset_peak(pid)
     req = urllib.request.Request(f"{base}/api/membership/members/export.{fmt}")
     req.add_header("x-access-token", token)
     t0 = time.time()
@@ -121,6 +128,27 @@ def export_once(base, token, fmt, pid):
     with open(f"/proc/{pid}/status") as f:
         peak_kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
     return {"seconds": seconds, "bytes": size, "peak_rss_mib": peak_kib / 1024}
+
+
+def memory(pid):
+    """The process's resident memory now and at its peak since the last `reset_peak`, in MiB:
+    {"rss", "peak", "anon", "file"} (file: pages of files it maps, SQLite's database with mmap)."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                fields[key] = int(value.split()[0]) / 1024
+    return {"rss": fields["VmRSS"], "peak": fields["VmHWM"], "anon": fields.get("RssAnon", 0), "file": fields.get("RssFile", 0)}
+
+
+def reset_peak(pid):
+    """Starts a new peak (VmHWM) for `memory`: writing 5 to clear_refs resets it."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def cpu_seconds(pid):
@@ -139,6 +167,8 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency", "-s", script, url]
     recorder = None
     cpu_before = cpu_seconds(perf[0]) if perf else None
+    if perf:
+        reset_peak(perf[0])
     if PERF and perf:
         pid, name = perf
         recorder = subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "499", "-p", str(pid), "-o",
@@ -159,7 +189,25 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
         # where another tenant's load lowers throughput but not the work each request does.
         requests = result["requests"] or 1
         result["server_cpu_us"] = (cpu_seconds(perf[0]) - cpu_before) / requests * 1e6
+        result["memory"] = memory(perf[0])
     return result
+
+
+def bench_hello(name):
+    """The bare axum hello on brama's core: the yardstick of issue 18."""
+    port = free_port()
+    hello = subprocess.Popen(["taskset", "-c", SERVER_CORE, HELLO, f"127.0.0.1:{port}"], cwd=ROOT)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return wrk("bench/lua/report.lua", f"http://127.0.0.1:{port}/", 64, perf=(hello.pid, f"{name}-hello"))
+    finally:
+        hello.send_signal(signal.SIGTERM)
+        hello.wait(timeout=30)
 
 
 def bench_backend(name, database_url, tokens_users=64):
@@ -170,7 +218,7 @@ def bench_backend(name, database_url, tokens_users=64):
     # 100 000 members, imported before the server starts (the owner account comes first).
     sh([BIN, "user", "create", "--username", "bench", "--email", "bench@example.org", "--role", "owner"],
        input=PASSWORD + "\n", text=True, env=env)
-    results = {}
+    results = {"members": MEMBERS}
     if any(wanted(s) for s in MEMBER_SCENARIOS):
         members_csv = os.path.join(data_dir, "members.csv")
         with open(members_csv, "w") as f:
@@ -178,7 +226,12 @@ def bench_backend(name, database_url, tokens_users=64):
         t0 = time.time()
         sh([BIN, "members", "import", members_csv], env=env, stdout=subprocess.DEVNULL)
         results["import_seconds"] = time.time() - t0
-    server = subprocess.Popen(["taskset", "-c", SERVER_CORE, BIN, "serve"], cwd=ROOT, env=env)
+    if wanted("hello"):
+        results["hello"] = bench_hello(name)
+    # brama's log (an access line per request at the default level) goes to a file, as it would
+    # to a journal or a log collector; never to this terminal.
+    log = open(os.path.join(data_dir, "brama.log"), "w")
+    server = subprocess.Popen(["taskset", "-c", SERVER_CORE, BIN, "serve"], cwd=ROOT, env=env, stderr=log)
 
     def run(scenario, script, url, connections, extra_env=None):
         if wanted(scenario):
@@ -190,6 +243,10 @@ def bench_backend(name, database_url, tokens_users=64):
                 break
             except OSError:
                 time.sleep(0.1)
+        # Idle, right after start-up (before the first login, which makes the hashing thread's
+        # memory resident until it idles).
+        time.sleep(1)
+        results["memory_idle_start"] = memory(server.pid)
         owner = call(base, "POST", "/api/auth/login", {"username": "bench", "password": PASSWORD})["accessToken"]
         run("healthz", "bench/lua/report.lua", base + "/healthz", 64)
         run("me", "bench/lua/me.lua", base + "/api/auth/me", 64, {"BRAMA_TOKEN": owner})
@@ -275,6 +332,10 @@ def bench_backend(name, database_url, tokens_users=64):
             run("me_during_login_flood", "bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
             flood.wait()
             run("me_idle_16", "bench/lua/me.lua", base + "/api/auth/me", 16, {"BRAMA_TOKEN": me_token})
+        # After the whole benchmark, once the hashing threads have been idle long enough to give
+        # their argon2 memory back (RELEASE_AFTER, 2 s).
+        time.sleep(3)
+        results["memory_end"] = memory(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -469,6 +530,8 @@ def machine():
 def main():
     if not os.environ.get("BENCH_BIN"):
         sh(["cargo", "build", "--profile", "profiling"] if PERF else ["cargo", "build", "--release"])
+    if not os.environ.get("BENCH_BIN") or not os.path.exists(HELLO):
+        sh(["cargo", "build", "--profile", "profiling" if PERF else "release", "--example", "hello"])
     raw = hash_rate() if wanted("login") else None
     db = f"brama_bench_{int(time.time())}"
     subprocess.run(["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {db}"], check=True)
@@ -496,7 +559,13 @@ def main():
             for scenario, s in r.items():
                 if isinstance(s, dict) and "rps" in s:
                     print(f"{backend:9} {scenario:22} {s['rps']:9.0f}/s  p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  "
-                          f"errors {s['errors']}  non-2xx {s['non2xx']}  server CPU {s.get('server_cpu_us', 0):6.1f} µs/request")
+                          f"errors {s['errors']}  non-2xx {s['non2xx']}  server CPU {s.get('server_cpu_us', 0):6.1f} µs/request"
+                          + (f"  RSS peak {s['memory']['peak']:.0f} end {s['memory']['rss']:.0f} MiB" if "memory" in s else ""))
+            for key in ("memory_idle_start", "memory_end"):
+                if key in r:
+                    print(f"{backend:9} {key:22} RSS {r[key]['rss']:.1f} MiB (anon {r[key]['anon']:.1f}, file {r[key]['file']:.1f})")
+            if "import_seconds" in r:
+                print(f"{backend:9} import {MEMBERS} members in {r['import_seconds']:.1f} s")
         return
     json.dump({"machine": machine(), "argon2": raw, "datakey": datakey_cost(), "runs": runs}, open(os.path.join(ROOT, "target", "bench.json"), "w"), indent=2)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py")], check=True)

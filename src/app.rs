@@ -119,8 +119,30 @@ fn private_files(file: &std::path::Path) {
     let _ = file;
 }
 
+/// Allocations at least this large are mapped on their own and unmapped when freed.
+const LARGE_ALLOCATION: usize = 1 << 20;
+
+/// Makes the allocator give large blocks back to the system when they are freed: argon2's
+/// memory (19 MiB a hashing thread, released when the thread idles), an export's buffers.
+/// glibc maps such blocks on their own by default too, but raises that threshold to the size of
+/// each mapped block it frees, up to 32 MiB; after the first login its argon2 blocks came from
+/// the heap and stayed resident (issue 18). A fixed threshold keeps them mapped. Other
+/// allocators need nothing.
+pub fn return_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only changes the allocator's settings; it is called before the
+        // threads that allocate large blocks start, and a refusal only leaves the default.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_ALLOCATION as libc::c_int);
+        });
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        return_large_allocations();
         let addr = config.listen_addr()?;
         let store = open_store_with(&config, true).await?;
         // The recorder must exist before the first request is counted.
@@ -171,6 +193,7 @@ impl Application {
         if let Err(e) = core.release_janitor_lease().await {
             tracing::warn!(error = %e, "could not give up the janitor's lease");
         }
+        crate::telemetry::flush_logs();
         Ok(())
     }
 }

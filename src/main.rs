@@ -5,7 +5,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = brama::cli::Cli::parse();
-    match brama::cli::run(cli).await {
+    let result = brama::cli::run(cli).await;
+    // Log lines still gathered go out before the process does (and before its last word).
+    brama::telemetry::flush_logs();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("brama: {e}");

@@ -1,23 +1,34 @@
 //! Logging set-up and the Prometheus metrics behind `/metrics`.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::io::{IsTerminal, Write};
+
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
-/// Installs the process-wide subscriber. `RUST_LOG` overrides the default filter.
+/// Installs the process-wide subscriber. `RUST_LOG` overrides the default filter, which logs
+/// an access line (`served`) for every request.
+///
+/// Lines go to standard error through [`LogBuffer`]: at the default level that is a line per
+/// request, and a `write` of its own per line cost a system call per request (issue 18).
+/// Colours only when standard error is a terminal, never into a file or a journal.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(LogBuffer::start());
     let result = match format {
         LogFormat::Json => builder
             .json()
@@ -28,6 +39,112 @@ pub fn init(format: LogFormat) {
     };
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = result;
+}
+
+/// How long an info or debug line may wait in [`LogBuffer`] before it is written.
+const LOG_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// A buffer this full is written at once, by the thread that filled it.
+const LOG_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Log lines on their way to standard error. Info and debug lines (the access lines) are
+/// gathered and written together, every [`LOG_FLUSH_INTERVAL`] by a thread of their own or as
+/// soon as [`LOG_BUFFER_BYTES`] have gathered; a warning or an error is written at once, with
+/// what was gathered before it, so lines keep their order. [`flush_logs`] writes what is left
+/// when the server stops. A process killed outright loses at most the last 100 ms of info lines.
+pub struct LogBuffer {
+    lines: Mutex<Vec<u8>>,
+}
+
+static LOG_BUFFER: OnceLock<LogBuffer> = OnceLock::new();
+
+impl LogBuffer {
+    fn start() -> &'static LogBuffer {
+        let mut started = false;
+        let buffer = LOG_BUFFER.get_or_init(|| {
+            started = true;
+            LogBuffer {
+                lines: Mutex::new(Vec::with_capacity(LOG_BUFFER_BYTES)),
+            }
+        });
+        if started {
+            let spawned = std::thread::Builder::new()
+                .name("log-flush".into())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(LOG_FLUSH_INTERVAL);
+                        flush_logs();
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("brama: log lines are written one by one: {e}");
+            }
+        }
+        buffer
+    }
+
+    /// Writes what has gathered; called with the lock held so that lines keep their order.
+    fn write_out(lines: &mut Vec<u8>) {
+        if lines.is_empty() {
+            return;
+        }
+        // Nothing sensible can be done when standard error is gone.
+        let _ = std::io::stderr().lock().write_all(lines);
+        lines.clear();
+        if lines.capacity() > 4 * LOG_BUFFER_BYTES {
+            lines.shrink_to(LOG_BUFFER_BYTES);
+        }
+    }
+}
+
+/// Writes the log lines that are still gathered (at shutdown).
+pub fn flush_logs() {
+    if let Some(buffer) = LOG_BUFFER.get() {
+        let mut lines = buffer.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        LogBuffer::write_out(&mut lines);
+    }
+}
+
+/// One log line being written into the [`LogBuffer`].
+pub struct LogLine {
+    buffer: &'static LogBuffer,
+    urgent: bool,
+}
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut lines = self
+            .buffer
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lines.extend_from_slice(bytes);
+        if self.urgent || lines.len() >= LOG_BUFFER_BYTES {
+            LogBuffer::write_out(&mut lines);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for &'static LogBuffer {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            buffer: self,
+            urgent: true,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogLine {
+        LogLine {
+            buffer: self,
+            urgent: *meta.level() <= tracing::Level::WARN,
+        }
+    }
 }
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -83,18 +200,85 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let series = route_series(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str),
+    );
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    series.record(method, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The series of one route, registered with the recorder on its first request: the recorder
+/// hashes a key's name and labels and looks it up on every `counter!`, which with three labels
+/// (and the route's text copied into them) cost more than `/healthz` itself (issue 18). Per
+/// request there is now one lookup of the route's text and a short scan of the method and
+/// status pairs seen so far.
+struct RouteSeries {
+    route: Arc<str>,
+    /// (method, status) → `http_requests_total`.
+    counters: Mutex<Vec<(&'static str, u16, Counter)>>,
+    /// method → `http_request_duration_seconds`.
+    durations: Mutex<Vec<(&'static str, Histogram)>>,
+}
+
+impl RouteSeries {
+    fn record(&self, method: &'static str, status: u16, elapsed: std::time::Duration) {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        match counters
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status)
+        {
+            Some((_, _, counter)) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!("http_requests_total", "method" => method,
+                    "route" => self.route.to_string(), "status" => status.to_string());
+                counter.increment(1);
+                counters.push((method, status, counter));
+            }
+        }
+        drop(counters);
+        let mut durations = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match durations.iter().find(|(m, _)| *m == method) {
+            Some((_, histogram)) => histogram.record(elapsed.as_secs_f64()),
+            None => {
+                let histogram = metrics::histogram!("http_request_duration_seconds",
+                    "method" => method, "route" => self.route.to_string());
+                histogram.record(elapsed.as_secs_f64());
+                durations.push((method, histogram));
+            }
+        }
+    }
+}
+
+/// Routes are the router's templates (and `unmatched`), a set fixed at start-up.
+static ROUTES: OnceLock<RwLock<HashMap<Arc<str>, Arc<RouteSeries>>>> = OnceLock::new();
+
+fn route_series(route: &str) -> Arc<RouteSeries> {
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(series) = routes
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(route)
+    {
+        return Arc::clone(series);
+    }
+    // The handles are bound to the recorder installed when they are made.
+    prometheus();
+    let mut routes = routes.write().unwrap_or_else(PoisonError::into_inner);
+    let series = routes.entry(Arc::from(route)).or_insert_with_key(|route| {
+        Arc::new(RouteSeries {
+            route: Arc::clone(route),
+            counters: Mutex::default(),
+            durations: Mutex::default(),
+        })
+    });
+    Arc::clone(series)
 }
 
 /// A request method as a label: the standard ones, and `other` for anything a client invents,

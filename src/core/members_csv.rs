@@ -219,7 +219,7 @@ impl Core {
 
         let total_lines = text.lines().count().saturating_sub(1) as u64;
         let now = now_ms();
-        let mut records: Vec<MemberRecord> = Vec::new();
+        let mut parsed: Vec<(u64, NewMember)> = Vec::new();
         let mut seen_pesels: HashMap<String, u64> = HashMap::new();
         let mut error_count = 0usize;
         for (n, row) in reader.records().enumerate() {
@@ -251,29 +251,7 @@ impl Core {
                 }
             }
             match NewMember::parse(form) {
-                Ok(member) => {
-                    let record = new_record(
-                        member,
-                        &granted.organization_id,
-                        granted.account_id.clone(),
-                        now,
-                    );
-                    if let Some(first) = seen_pesels.insert(record.pesel.clone(), line) {
-                        error_count += 1;
-                        push_capped(
-                            &mut errors,
-                            RowError {
-                                row: line,
-                                field: "pesel".into(),
-                                problem: Problem::Taken,
-                            },
-                        );
-                        // Keep the first row's claim on the number.
-                        seen_pesels.insert(record.pesel.clone(), first);
-                        continue;
-                    }
-                    records.push(record);
-                }
+                Ok(member) => parsed.push((line, member)),
                 Err(fields) => {
                     for f in fields {
                         error_count += 1;
@@ -291,8 +269,29 @@ impl Core {
         }
         progress(total_lines, total_lines);
 
-        // As stored: each PESEL encrypted, and its blind index, by which a taken one is found.
-        let sealed: Vec<MemberRecord> = records.iter().map(|r| self.seal(r)).collect();
+        // Each row as stored, with its PESEL encrypted and blind-indexed (by which a taken one
+        // is found), made on every core: for a million rows this was a fifth of the import.
+        let built = self.build_records(parsed, granted, now);
+        let mut records: Vec<MemberRecord> = Vec::with_capacity(built.len());
+        let mut sealed: Vec<MemberRecord> = Vec::with_capacity(built.len());
+        for (line, record, stored) in built {
+            if let Some(first) = seen_pesels.insert(record.pesel.clone(), line) {
+                error_count += 1;
+                push_capped(
+                    &mut errors,
+                    RowError {
+                        row: line,
+                        field: "pesel".into(),
+                        problem: Problem::Taken,
+                    },
+                );
+                // Keep the first row's claim on the number.
+                seen_pesels.insert(record.pesel.clone(), first);
+                continue;
+            }
+            records.push(record);
+            sealed.push(stored);
+        }
         let indexes: Vec<String> = sealed
             .iter()
             .filter_map(|r| r.pesel_index.clone())
@@ -351,6 +350,49 @@ impl Core {
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
         Ok(records.len())
+    }
+
+    /// The rows' records, in file order: `(line, record, record as stored)`, made by one
+    /// thread per core (scoped threads, a contiguous share each; the import is a command-line
+    /// or admin job that may use the machine).
+    fn build_records(
+        &self,
+        parsed: Vec<(u64, NewMember)>,
+        granted: &Granted<TransferMembers>,
+        now: i64,
+    ) -> Vec<(u64, MemberRecord, MemberRecord)> {
+        let build = |(line, member): (u64, NewMember)| {
+            let record = new_record(
+                member,
+                &granted.organization_id,
+                granted.account_id.clone(),
+                now,
+            );
+            let stored = self.seal(&record);
+            (line, record, stored)
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads == 1 || parsed.len() < 2_000 {
+            return parsed.into_iter().map(build).collect();
+        }
+        let share = parsed.len().div_ceil(threads);
+        let mut parsed = parsed.into_iter();
+        let shares: Vec<Vec<(u64, NewMember)>> = (0..threads)
+            .map(|_| parsed.by_ref().take(share).collect())
+            .collect();
+        std::thread::scope(|scope| {
+            let running: Vec<_> = shares
+                .into_iter()
+                .map(|share| scope.spawn(move || share.into_iter().map(build).collect::<Vec<_>>()))
+                .collect();
+            running
+                .into_iter()
+                .flat_map(|thread| match thread.join() {
+                    Ok(built) => built,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
     }
 }
 

@@ -1,16 +1,28 @@
 //! argon2id off the async runtime: a fixed set of threads fed through a bounded queue. When the
 //! queue is full the caller is told to come back later (503), so a login flood cannot starve the
 //! runtime or grow memory without bound.
+//!
+//! Each thread keeps the argon2 memory of its last job (`argon2_memory_kib`, 19 MiB by default)
+//! for the next one, so a burst of logins pays for it once, and gives it back to the system
+//! once it has had nothing to do for [`RELEASE_AFTER`]: an idle server does not hold a block
+//! per thread for ever (issue 18). Hashes and verifications go through
+//! `hash_password_into_with_memory`, the argon2 crate's own entry point for caller-provided
+//! memory; the comparison with a stored hash is constant-time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
+
+/// How long a hashing thread keeps its argon2 memory with no job to use it on.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(2);
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +72,16 @@ struct Job {
 pub struct PasswordHasher {
     queue: SyncSender<Job>,
     depth: Arc<AtomicUsize>,
+    /// Bytes of argon2 memory the threads hold between jobs.
+    held: Arc<AtomicUsize>,
 }
 
 struct Worker {
     argon: Argon2<'static>,
     params: HashParams,
+    /// The argon2 memory, kept between the jobs of a burst.
+    memory: Memory,
+    release_after: Duration,
     /// A real hash of a random password, verified against when the account does not exist so
     /// that an unknown user costs the same time as a wrong password.
     dummy: String,
@@ -73,8 +90,23 @@ struct Worker {
 impl PasswordHasher {
     /// Starts `workers` threads (0 = one per core) behind a queue of `queue` waiting jobs.
     pub fn start(params: HashParams, workers: usize, queue: usize) -> Result<Self, HashError> {
+        Self::start_releasing_after(params, workers, queue, RELEASE_AFTER)
+    }
+
+    /// [`start`](Self::start), with the threads giving their memory back after `release_after`
+    /// idle (the tests' short wait).
+    pub fn start_releasing_after(
+        params: HashParams,
+        workers: usize,
+        queue: usize,
+        release_after: Duration,
+    ) -> Result<Self, HashError> {
         let argon = argon(params)?;
-        let dummy = hash_with(&argon, crate::crypto::random_token().as_bytes())?;
+        let dummy = hash_with(
+            &argon,
+            crate::crypto::random_token().as_bytes(),
+            &mut Memory::default(),
+        )?;
         let workers = if workers == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -85,10 +117,13 @@ impl PasswordHasher {
         let (tx, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         let depth = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicUsize::new(0));
         for n in 0..workers {
             let worker = Worker {
                 argon: argon.clone(),
                 params,
+                memory: Memory::held_in(Arc::clone(&held)),
+                release_after,
                 dummy: dummy.clone(),
             };
             let rx = Arc::clone(&rx);
@@ -98,7 +133,17 @@ impl PasswordHasher {
                 .spawn(move || worker.run(&rx, &depth))
                 .map_err(|e| HashError::Failed(e.to_string()))?;
         }
-        Ok(Self { queue: tx, depth })
+        Ok(Self {
+            queue: tx,
+            depth,
+            held,
+        })
+    }
+
+    /// Bytes of argon2 memory the hashing threads hold now: one job's worth per thread that
+    /// hashed within [`RELEASE_AFTER`], none once they have idled.
+    pub fn held_memory(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Jobs waiting for a thread (the `/metrics` hash queue depth).
@@ -150,21 +195,36 @@ impl PasswordHasher {
 }
 
 impl Worker {
-    fn run(self, rx: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
+    fn run(mut self, rx: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
         lower_priority();
         loop {
             let job = {
                 let Ok(guard) = rx.lock() else { return };
-                match guard.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+                if self.memory.is_held() {
+                    match guard.recv_timeout(self.release_after) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) => {
+                            drop(guard);
+                            self.memory.release();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    match guard.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
                 }
             };
             depth.fetch_sub(1, Ordering::Relaxed);
             let result = match job.work {
-                Work::Hash(password) => {
-                    hash_with(&self.argon, password.expose_secret().as_bytes()).map(Done::Hashed)
-                }
+                Work::Hash(password) => hash_with(
+                    &self.argon,
+                    password.expose_secret().as_bytes(),
+                    &mut self.memory,
+                )
+                .map(Done::Hashed),
                 Work::Verify { password, phc } => self
                     .verify(password.expose_secret(), phc.as_deref())
                     .map(Done::Verified),
@@ -174,10 +234,10 @@ impl Worker {
         }
     }
 
-    fn verify(&self, password: &str, phc: Option<&str>) -> Result<Verified, HashError> {
+    fn verify(&mut self, password: &str, phc: Option<&str>) -> Result<Verified, HashError> {
         let Some(phc) = phc else {
             if let Ok(parsed) = PasswordHash::new(&self.dummy) {
-                let _ = self.argon.verify_password(password.as_bytes(), &parsed);
+                let _ = verify_with(password.as_bytes(), &parsed, &mut self.memory);
             }
             return Ok(Verified {
                 matches: false,
@@ -194,13 +254,14 @@ impl Worker {
                 });
             }
         };
-        // verify_password takes the cost from the stored hash, so old hashes keep verifying.
-        let matches = self
-            .argon
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        // The cost comes from the stored hash, so old hashes keep verifying.
+        let matches = verify_with(password.as_bytes(), &parsed, &mut self.memory);
         let rehash = if matches && !self.is_current(&parsed) {
-            Some(hash_with(&self.argon, password.as_bytes())?)
+            Some(hash_with(
+                &self.argon,
+                password.as_bytes(),
+                &mut self.memory,
+            )?)
         } else {
             None
         };
@@ -245,17 +306,114 @@ fn argon(params: HashParams) -> Result<Argon2<'static>, HashError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
 }
 
-fn hash_with(argon: &Argon2<'_>, password: &[u8]) -> Result<String, HashError> {
+/// A hashing thread's argon2 memory: grown to what a job needs, kept for the next job, and
+/// released when the thread idles. Blocks need no clearing between jobs: argon2 writes every
+/// block before it reads it.
+#[derive(Default)]
+struct Memory {
+    blocks: Vec<Block>,
+    /// Where the bytes held are counted (the hasher's `held_memory`).
+    held: Option<Arc<AtomicUsize>>,
+}
+
+impl Memory {
+    fn held_in(held: Arc<AtomicUsize>) -> Self {
+        Memory {
+            blocks: Vec::new(),
+            held: Some(held),
+        }
+    }
+
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let count = params.block_count();
+        if self.blocks.len() < count {
+            // Let go of the old blocks before taking more, not after.
+            self.release();
+            self.blocks = vec![Block::default(); count];
+            self.count(|held, bytes| held.fetch_add(bytes, Ordering::Relaxed));
+        }
+        &mut self.blocks[..count]
+    }
+
+    fn is_held(&self) -> bool {
+        !self.blocks.is_empty()
+    }
+
+    /// Gives the blocks back to the allocator, which returns blocks this large to the system
+    /// (`crate::app::return_large_allocations`).
+    fn release(&mut self) {
+        self.count(|held, bytes| held.fetch_sub(bytes, Ordering::Relaxed));
+        self.blocks = Vec::new();
+    }
+
+    fn count(&self, change: impl Fn(&AtomicUsize, usize) -> usize) {
+        if let Some(held) = &self.held {
+            change(held, std::mem::size_of_val(self.blocks.as_slice()));
+        }
+    }
+}
+
+fn hash_with(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    memory: &mut Memory,
+) -> Result<String, HashError> {
+    let failed = |e: &dyn std::fmt::Display| HashError::Failed(e.to_string());
     let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
+    let params = argon.params();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     argon
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Failed(e.to_string()))
+        .hash_password_into_with_memory(password, salt_bytes, &mut out, memory.blocks(params))
+        .map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: params
+            .try_into()
+            .map_err(|e: argon2::password_hash::Error| failed(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` gives `stored`, with the algorithm, version and costs `stored` names. The
+/// outputs are compared in constant time.
+fn verify_with(password: &[u8], stored: &PasswordHash<'_>, memory: &mut Memory) -> bool {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else {
+        return false;
+    };
+    let version = match stored.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(stored) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = &mut out[..expected.len()];
+    let argon = Argon2::new(algorithm, version, params.clone());
+    if argon
+        .hash_password_into_with_memory(password, salt_bytes, out, memory.blocks(&params))
+        .is_err()
+    {
+        return false;
+    }
+    bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 /// Hashes once on the calling thread; for `cargo bench` and CLI tools, never on the runtime.
 pub fn hash_blocking(params: HashParams, password: &str) -> Result<String, HashError> {
-    hash_with(&argon(params)?, password.as_bytes())
+    hash_with(&argon(params)?, password.as_bytes(), &mut Memory::default())
 }
 
 #[cfg(test)]
@@ -302,6 +460,82 @@ mod tests {
         assert!(new.contains("m=64,t=1,p=1"));
         let again = hasher.verify("Secret#123", Some(&new)).await.unwrap();
         assert!(again.matches && again.rehash.is_none());
+    }
+
+    /// Hashes are standard PHC strings: the argon2 crate's own verifier accepts brama's, and
+    /// brama accepts the crate's (hashes stored before brama managed the memory itself).
+    #[tokio::test]
+    async fn hashes_are_interchangeable_with_the_argon2_crates() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::start(SMALL, 1, 4).unwrap();
+        let ours = hasher.hash("Secret#123").await.unwrap();
+        let crate_argon = argon(SMALL).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(crate_argon.verify_password(b"Secret#123", &parsed).is_ok());
+        assert!(crate_argon.verify_password(b"Secret#124", &parsed).is_err());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = crate_argon
+            .hash_password(b"Secret#123", &salt)
+            .unwrap()
+            .to_string();
+        let v = hasher.verify("Secret#123", Some(&theirs)).await.unwrap();
+        assert!(v.matches && v.rehash.is_none());
+        assert!(
+            !hasher
+                .verify("Secret#12", Some(&theirs))
+                .await
+                .unwrap()
+                .matches
+        );
+        // Another version or algorithm named by the stored hash is honoured too.
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let old = argon2i
+            .hash_password(b"Secret#123", &salt)
+            .unwrap()
+            .to_string();
+        let v = hasher.verify("Secret#123", Some(&old)).await.unwrap();
+        assert!(v.matches, "{old}");
+        assert!(v.rehash.is_some_and(|h| h.starts_with("$argon2id$v=19$")));
+    }
+
+    /// A thread keeps its argon2 memory while jobs come, and gives it back once it idles.
+    #[tokio::test]
+    async fn memory_is_given_back_after_idling() {
+        let hasher =
+            PasswordHasher::start_releasing_after(SMALL, 1, 4, Duration::from_millis(50)).unwrap();
+        assert_eq!(hasher.held_memory(), 0, "nothing before the first job");
+        hasher.hash("Secret#123").await.unwrap();
+        // The reply is sent after the job, with the memory still held (it is released only
+        // after 50 ms without a job); a generous deadline for its release.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while hasher.held_memory() != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still holding {} bytes",
+                hasher.held_memory()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A hasher that waits longer holds its memory between jobs.
+        let keeping =
+            PasswordHasher::start_releasing_after(SMALL, 1, 4, Duration::from_secs(3600)).unwrap();
+        keeping.hash("Secret#123").await.unwrap();
+        assert_eq!(keeping.held_memory(), 64 * 1024);
+        assert!(
+            keeping
+                .verify(
+                    "Secret#123",
+                    Some(&keeping.hash("Secret#123").await.unwrap())
+                )
+                .await
+                .unwrap()
+                .matches
+        );
+        assert_eq!(keeping.held_memory(), 64 * 1024, "reused, not grown");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 //! one most clients speak.
 
 pub mod company;
+pub mod edge;
 pub mod extract;
 pub mod membership;
 pub mod oauth2;
@@ -23,24 +24,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use serde::Serialize;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::core::Core;
-use crate::i18n::{Lang, Msg};
+use crate::i18n::Lang;
 use extract::Rejection;
 use membership::error::ApiError;
 
@@ -155,7 +150,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let https = state.core.config.https();
     let cors_origins = state.core.config.cors_origins.clone();
-    let x_request_id = HeaderName::from_static("x-request-id");
     let Surfaces {
         operations,
         membership,
@@ -192,52 +186,15 @@ pub fn router(state: AppState) -> Router {
         .nest("/web", web_api)
         .merge(company::bare_prefixes())
         .with_state(state.clone())
-        .layer(middleware::from_fn(crate::telemetry::track))
-        .layer(middleware::map_response_with_state(state, every_answer));
-    router = security_headers(router, https);
+        .layer(middleware::from_fn(crate::telemetry::track));
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
     }
-    router
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    // The path only: query strings can carry tokens.
-                    tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
-                })
-                .on_request(())
-                .on_response(|response: &Response<Body>, latency: Duration, _span: &Span| {
-                    tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
-                })
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-}
-
-fn security_headers(router: Router, https: bool) -> Router {
-    let set = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    let router = router
-        .layer(set(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ))
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(header::REFERRER_POLICY, "no-referrer"))
-        .layer(set(header::X_FRAME_OPTIONS, "DENY"));
-    if https {
-        router.layer(set(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        ))
-    } else {
-        router
-    }
+    let core = state.core;
+    router.layer(edge::EdgeLayer::new(
+        https,
+        Arc::new(move || core.storage_full_seen()),
+    ))
 }
 
 /// CORS stays off unless origins are configured; then exactly those origins may call with
@@ -299,35 +256,6 @@ async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
 /// that the node's `/readyz` can say so.
 #[derive(Debug, Clone, Copy)]
 pub struct StorageFullAnswer;
-
-/// What every answer gets on its way out, in one layer: no cache may keep it (API answers hold
-/// tokens and personal data), and an answer refused because the storage is full is noted for
-/// the node's `/readyz`.
-async fn every_answer(
-    State(state): State<AppState>,
-    mut response: axum::response::Response,
-) -> axum::response::Response {
-    if response.extensions().get::<StorageFullAnswer>().is_some() {
-        state.core.storage_full_seen();
-    }
-    response
-        .headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
-    tracing::error!("handler panicked");
-    let body = serde_json::json!({ "message": Msg::Internal.text(Lang::En), "code": "internal" });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
 
 /// `/healthz`: the process answers.
 #[derive(Serialize, ToSchema)]

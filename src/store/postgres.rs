@@ -34,6 +34,9 @@ impl PostgresStore {
     /// vacuum reclaims them.
     const AFTER_REWRITE: &[&str] = &[];
 
+    /// Nothing: PostgreSQL's shared buffers and the server's settings are its own.
+    const BEFORE_BULK_INSERT: &[&str] = &[];
+
     /// PostgreSQL handles concurrent writers itself: one pool for everything.
     fn writer(&self) -> &PgPool {
         &self.pool
@@ -176,6 +179,16 @@ impl PostgresTx {
     /// Rows a transaction reads before it decides are locked until it ends, so two
     /// transactions cannot both decide on the same old value.
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+
+    /// PostgreSQL's imports grow the indexes as they go: dropping one takes a lock that would
+    /// stop every reader of the register for the import's length.
+    async fn bulk_prepare(&mut self, _rows: usize) -> StoreResult<Option<()>> {
+        Ok(None)
+    }
+
+    async fn bulk_finish(&mut self, _rebuild: Option<()>) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 sql_store!(PostgresStore, PostgresTx, "postgres");

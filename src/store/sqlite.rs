@@ -36,7 +36,16 @@ impl SqliteStore {
     const AFTER_BULK_INSERT: &[&str] = &[
         "INSERT INTO members_search (members_search) VALUES ('optimize')",
         "ANALYZE members",
+        "PRAGMA cache_size = -2000",
     ];
+
+    /// Before a large import, in its transaction: a page cache that holds the indexes being
+    /// filled. With SQLite's default of 2 MiB, pages of the six member indexes and the trigram
+    /// index left the cache between one row and the next and were written to the WAL again
+    /// each time they changed; a million members took 3.5 minutes, most of it in the kernel
+    /// (issue 18). The memory is the importing process's (the command line's, usually) and goes
+    /// back to the default after the import (`AFTER_BULK_INSERT`).
+    const BEFORE_BULK_INSERT: &[&str] = &["PRAGMA cache_size = -524288"];
 
     /// After values were rewritten in place: the WAL, which still holds the pages as they
     /// were, is copied into the file (whose freed space `secure_delete` zeroes) and truncated.
@@ -263,6 +272,85 @@ pub struct SqliteTx {
 impl SqliteTx {
     /// SQLite locks the whole database for a write transaction; rows need no lock of their own.
     const FOR_UPDATE: &'static str = "";
+
+    /// An import of at least this many members, and of at least an eighth of the members
+    /// already stored, builds the member indexes afresh instead of growing them row by row.
+    const REBUILD_AT: usize = 10_000;
+
+    /// Before a large import: the member indexes (those with SQL of their own; the primary key
+    /// and the unique PESEL are part of the table) and the trigger that feeds the trigram
+    /// index each row are dropped, in the import's transaction, and [`Self::bulk_finish`] makes
+    /// them again from the same SQL. Inserting a million rows into six random-ordered indexes
+    /// took minutes; sorting them once takes seconds (issue 18). Readers of the WAL never see
+    /// the indexes missing: they read the last commit until this one.
+    async fn bulk_prepare(&mut self, rows: usize) -> StoreResult<Option<BulkRebuild>> {
+        if rows < Self::REBUILD_AT {
+            return Ok(None);
+        }
+        let (stored, after_rowid): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM members")
+                .fetch_one(&mut *self.tx)
+                .await?;
+        if (rows as i64) < stored / 8 {
+            return Ok(None);
+        }
+        let schema: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'members' \
+             AND sql IS NOT NULL AND (type = 'index' OR name = 'members_search_insert')",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        // The trigram index takes the rows in one statement at the end; its segments are
+        // merged once, by the `optimize` after the commit, not level by level as they are
+        // written. Set back in `bulk_finish` (4 is FTS5's default).
+        sqlx::query("INSERT INTO members_search (members_search, rank) VALUES ('automerge', 0)")
+            .execute(&mut *self.tx)
+            .await?;
+        for (kind, name, _) in &schema {
+            let drop = if kind == "index" { "INDEX" } else { "TRIGGER" };
+            // Names from sqlite_master, quoted as identifiers.
+            sqlx::query(&format!("DROP {drop} \"{}\"", name.replace('"', "\"\"")))
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(Some(BulkRebuild {
+            after_rowid,
+            schema: schema.into_iter().map(|(_, _, sql)| sql).collect(),
+        }))
+    }
+
+    /// After the rows of a large import: the new rows into the trigram index in one statement,
+    /// then the indexes and the trigger as they were. A PESEL index that finds two equal blind
+    /// indexes fails as the row's insert would have.
+    async fn bulk_finish(&mut self, rebuild: Option<BulkRebuild>) -> StoreResult<()> {
+        let Some(rebuild) = rebuild else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO members_search (rowid, search) SELECT rowid, search FROM members WHERE rowid > $1",
+        )
+        .bind(rebuild.after_rowid)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("INSERT INTO members_search (members_search, rank) VALUES ('automerge', 4)")
+            .execute(&mut *self.tx)
+            .await?;
+        for sql in &rebuild.schema {
+            sqlx::query(sql)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_unique)?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`SqliteTx::bulk_prepare`] took away for an import, to be put back.
+pub(crate) struct BulkRebuild {
+    /// Rows after this rowid are the import's.
+    after_rowid: i64,
+    /// The `CREATE INDEX` and `CREATE TRIGGER` statements dropped.
+    schema: Vec<String>,
 }
 
 /// One refresh token to rotate, and where its answer goes.

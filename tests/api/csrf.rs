@@ -405,6 +405,40 @@ async fn security_headers_on_every_answer(backend: Backend) {
     let r = app.get("/readyz", &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "ready");
+
+    // The request id: a fresh random UUID for each request, or the client's own when it sends
+    // a usable one (one layer makes them all since issue 18).
+    let ids: Vec<String> = [
+        app.get("/healthz", &[]).await,
+        app.get("/healthz", &[]).await,
+    ]
+    .iter()
+    .map(|r| r.headers["x-request-id"].to_str().unwrap().to_string())
+    .collect();
+    for id in &ids {
+        let uuid = uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(uuid.get_version_num(), 4, "{id}");
+        assert_eq!(id, &uuid.hyphenated().to_string(), "lower-case, hyphenated");
+    }
+    assert_ne!(ids[0], ids[1]);
+    let r = app
+        .get("/api/auth/me", &[("x-request-id", "trace-42.a")])
+        .await;
+    assert_eq!(r.headers["x-request-id"], "trace-42.a");
+    let long = "x".repeat(129);
+    let r = app.get("/healthz", &[("x-request-id", &long)]).await;
+    let id = r.headers["x-request-id"].to_str().unwrap();
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "a 129-character id is replaced: {id}"
+    );
+    // Every answer says no cache may keep it, and a handler's own headers are kept: the
+    // API docs' CSP allows inline styles.
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let docs = app.get("/docs/", &[]).await;
+    let csp = docs.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("style-src 'self' 'unsafe-inline'"), "{csp}");
+    assert_eq!(docs.headers["x-frame-options"], "DENY");
 }
 
 async fn cors_is_off_unless_configured(backend: Backend) {

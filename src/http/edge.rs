@@ -1,0 +1,228 @@
+//! What every request passes through on its way in and every answer on its way out, in one
+//! layer: its request id, its span and access line, a handler's panic caught, the security
+//! headers and `Cache-Control: no-store`, and an answer refused for a full storage noted for
+//! `/readyz`.
+//!
+//! These were eight tower layers (tower-http's request id, trace, catch-panic and four
+//! set-header layers, and a response map), each with its own future, clone and header lookups;
+//! with the per-route metrics below they took about two thirds of a core serving `/healthz`
+//! (issue 18). Here they are one future, with every header value made once at start-up:
+//!
+//! - The request id is the client's `X-Request-Id` when it sends a usable one, else a random
+//!   UUID from the thread's generator (no system call per request), and is sent back.
+//! - The span and the access line (`served`, with status and latency) are made only when the
+//!   log level lets them through; with `RUST_LOG=warn` neither is formatted.
+//! - A panicking handler answers 500 in the Membership envelope and is logged; the node goes on.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::i18n::{Lang, Msg};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-sent request id kept; a longer one is replaced by brama's own.
+const MAX_CLIENT_ID: usize = 128;
+
+/// The headers every answer gets unless its handler set them itself, and what is told back to
+/// the node when an answer was refused for a full storage.
+#[derive(Clone)]
+pub struct EdgeLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    storage_full: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl EdgeLayer {
+    /// `https` adds HSTS; `storage_full` is called for every answer marked
+    /// [`super::StorageFullAnswer`].
+    pub fn new(https: bool, storage_full: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let mut headers = vec![
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            // API answers hold tokens and personal data: no cache may keep them.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ];
+        if https {
+            headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            ));
+        }
+        EdgeLayer {
+            shared: Arc::new(Shared {
+                headers,
+                storage_full,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(&mut request);
+        let span = tracing::info_span!(
+            "request",
+            id = tracing::field::Empty,
+            method = tracing::field::Empty,
+            path = tracing::field::Empty
+        );
+        if !span.is_disabled() {
+            span.record("id", id.to_str().unwrap_or(""));
+            span.record("method", request.method().as_str());
+            // The path only: query strings can carry tokens.
+            span.record("path", request.uri().path());
+        }
+        // The clone that was made ready is the one called (tower's contract).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(
+            async move {
+                let mut response = match (CatchPanic {
+                    inner: inner.call(request),
+                })
+                .await
+                {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(never)) => match never {},
+                    Err(()) => panic_response(),
+                };
+                if response
+                    .extensions()
+                    .get::<super::StorageFullAnswer>()
+                    .is_some()
+                {
+                    (shared.storage_full)();
+                }
+                let headers = response.headers_mut();
+                for (name, value) in &shared.headers {
+                    headers.entry(name).or_insert_with(|| value.clone());
+                }
+                headers.insert(X_REQUEST_ID, id);
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    latency_ms = started.elapsed().as_millis() as u64,
+                    "served"
+                );
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The request's id: the client's, when it is short and printable, else a new random UUID,
+/// which is also set on the request for whatever reads it further in.
+fn request_id(request: &mut Request) -> HeaderValue {
+    if let Some(id) = request.headers().get(&X_REQUEST_ID)
+        && !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID
+        && id.to_str().is_ok()
+    {
+        return id.clone();
+    }
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let text = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut buffer);
+    let id = HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"));
+    request.headers_mut().insert(X_REQUEST_ID, id.clone());
+    id
+}
+
+/// A future whose panic is caught and returned as `Err(())`.
+struct CatchPanic<F> {
+    inner: F,
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `inner` is never moved out of the pinned `CatchPanic` (structural pinning).
+        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+fn panic_response() -> Response<Body> {
+    tracing::error!("handler panicked");
+    let body = serde_json::json!({ "message": Msg::Internal.text(Lang::En), "code": "internal" });
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
