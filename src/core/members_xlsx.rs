@@ -128,7 +128,12 @@ impl Core {
         let count = self
             .for_each_exported(granted, |m| sheet.push(m).map_err(xlsx_error))
             .await?;
-        let bytes = tokio::task::spawn_blocking(move || sheet.finish())
+        let bytes = tokio::task::spawn_blocking(move || {
+            let bytes = sheet.finish();
+            // The workbook and its cells are gone; their memory goes back to the system.
+            crate::app::trim_heap();
+            bytes
+        })
             .await
             .map_err(|e| CoreError::Internal(format!("the workbook's thread: {e}")))?
             .map_err(xlsx_error)?;

@@ -922,6 +922,37 @@ async fn serve_clears_an_upgrades_backlog_soon_after_start(backend: Backend) {
         "{line}"
     );
 
+    // Every request has its access line, with the request's id (the client's own here), and a
+    // log that goes to a file has no terminal colours in it. Lines are gathered and written
+    // together (issue 18), at the latest 100 ms after they were logged.
+    let r = server
+        .http
+        .get(server.url("/healthz"))
+        .header("x-request-id", "trace-janitor-1")
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + START_DEADLINE;
+    let served = loop {
+        let log = server.log();
+        if let Some(line) = log.lines().find(|l| l.contains("trace-janitor-1")) {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no access line:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        served.contains("served")
+            && served.contains("status=200")
+            && served.contains("path=/healthz"),
+        "{served}"
+    );
+    assert!(
+        !server.log().contains('\u{1b}'),
+        "no ANSI escapes in a log file"
+    );
+
     // A node that stops gives the lease up, so that the node started after it (under a new
     // name) need not wait 15 minutes for it to run out.
     let mut server = server;
