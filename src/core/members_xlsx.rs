@@ -134,9 +134,9 @@ impl Core {
             crate::app::trim_heap();
             bytes
         })
-            .await
-            .map_err(|e| CoreError::Internal(format!("the workbook's thread: {e}")))?
-            .map_err(xlsx_error)?;
+        .await
+        .map_err(|e| CoreError::Internal(format!("the workbook's thread: {e}")))?
+        .map_err(xlsx_error)?;
         self.audit_export(granted, count, "xlsx").await;
         Ok(bytes)
     }

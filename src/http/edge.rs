@@ -130,10 +130,11 @@ where
             path = tracing::field::Empty
         );
         if !span.is_disabled() {
-            span.record("id", id.to_str().unwrap_or(""));
-            span.record("method", request.method().as_str());
+            use tracing::field::display;
+            span.record("id", display(id.to_str().unwrap_or("")));
+            span.record("method", display(request.method()));
             // The path only: query strings can carry tokens.
-            span.record("path", request.uri().path());
+            span.record("path", display(request.uri().path()));
         }
         // The clone that was made ready is the one called (tower's contract).
         let clone = self.inner.clone();
