@@ -1,6 +1,7 @@
 //! Logging set-up and the Prometheus metrics behind `/metrics`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -25,10 +26,11 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let (buffer, not_gathered) = LogBuffer::start();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(LogBuffer::start());
+        .with_writer(buffer);
     let result = match format {
         LogFormat::Json => builder
             .json()
@@ -39,6 +41,9 @@ pub fn init(format: LogFormat) {
     };
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = result;
+    if let Some(e) = not_gathered {
+        tracing::warn!(error = %e, "log lines are written one by one");
+    }
 }
 
 /// How long an info or debug line may wait in [`LogBuffer`] before it is written.
@@ -53,33 +58,42 @@ const LOG_BUFFER_BYTES: usize = 64 * 1024;
 /// when the server stops. A process killed outright loses at most the last 100 ms of info lines.
 pub struct LogBuffer {
     lines: Mutex<Vec<u8>>,
+    /// Every line is written at once: the thread that writes gathered lines did not start.
+    direct: AtomicBool,
 }
 
 static LOG_BUFFER: OnceLock<LogBuffer> = OnceLock::new();
 
 impl LogBuffer {
-    fn start() -> &'static LogBuffer {
+    /// The buffer, and the flushing thread on first use (the error if it could not start;
+    /// lines are then written one by one).
+    fn start() -> (&'static LogBuffer, Option<std::io::Error>) {
         let mut started = false;
         let buffer = LOG_BUFFER.get_or_init(|| {
             started = true;
             LogBuffer {
                 lines: Mutex::new(Vec::with_capacity(LOG_BUFFER_BYTES)),
+                direct: AtomicBool::new(false),
             }
         });
-        if started {
-            let spawned = std::thread::Builder::new()
-                .name("log-flush".into())
-                .spawn(|| {
-                    loop {
-                        std::thread::sleep(LOG_FLUSH_INTERVAL);
-                        flush_logs();
-                    }
-                });
-            if let Err(e) = spawned {
-                eprintln!("brama: log lines are written one by one: {e}");
+        if !started {
+            return (buffer, None);
+        }
+        let spawned = std::thread::Builder::new()
+            .name("log-flush".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(LOG_FLUSH_INTERVAL);
+                    flush_logs();
+                }
+            });
+        match spawned {
+            Ok(_) => (buffer, None),
+            Err(e) => {
+                buffer.direct.store(true, Ordering::Relaxed);
+                (buffer, Some(e))
             }
         }
-        buffer
     }
 
     /// Writes what has gathered; called with the lock held so that lines keep their order.
@@ -142,7 +156,7 @@ impl<'a> MakeWriter<'a> for &'static LogBuffer {
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogLine {
         LogLine {
             buffer: self,
-            urgent: *meta.level() <= tracing::Level::WARN,
+            urgent: *meta.level() <= tracing::Level::WARN || self.direct.load(Ordering::Relaxed),
         }
     }
 }

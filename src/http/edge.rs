@@ -28,6 +28,7 @@ use axum::response::IntoResponse;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::core::Core;
 use crate::i18n::{Lang, Msg};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,13 +45,13 @@ pub struct EdgeLayer {
 
 struct Shared {
     headers: Vec<(HeaderName, HeaderValue)>,
-    storage_full: Arc<dyn Fn() + Send + Sync>,
+    /// Told of every answer refused for a full storage.
+    core: Arc<Core>,
 }
 
 impl EdgeLayer {
-    /// `https` adds HSTS; `storage_full` is called for every answer marked
-    /// [`super::StorageFullAnswer`].
-    pub fn new(https: bool, storage_full: Arc<dyn Fn() + Send + Sync>) -> Self {
+    /// `https` adds HSTS; `core` is told of every answer marked [`super::StorageFullAnswer`].
+    pub fn new(https: bool, core: Arc<Core>) -> Self {
         let mut headers = vec![
             (
                 header::CONTENT_SECURITY_POLICY,
@@ -78,10 +79,7 @@ impl EdgeLayer {
             ));
         }
         EdgeLayer {
-            shared: Arc::new(Shared {
-                headers,
-                storage_full,
-            }),
+            shared: Arc::new(Shared { headers, core }),
         }
     }
 }
@@ -156,7 +154,7 @@ where
                     .get::<super::StorageFullAnswer>()
                     .is_some()
                 {
-                    (shared.storage_full)();
+                    shared.core.storage_full_seen();
                 }
                 let headers = response.headers_mut();
                 for (name, value) in &shared.headers {

@@ -190,11 +190,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
     }
-    let core = state.core;
-    router.layer(edge::EdgeLayer::new(
-        https,
-        Arc::new(move || core.storage_full_seen()),
-    ))
+    router.layer(edge::EdgeLayer::new(https, state.core))
 }
 
 /// CORS stays off unless origins are configured; then exactly those origins may call with

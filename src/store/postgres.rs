@@ -34,9 +34,6 @@ impl PostgresStore {
     /// vacuum reclaims them.
     const AFTER_REWRITE: &[&str] = &[];
 
-    /// Nothing: PostgreSQL's shared buffers and the server's settings are its own.
-    const BEFORE_BULK_INSERT: &[&str] = &[];
-
     /// PostgreSQL handles concurrent writers itself: one pool for everything.
     fn writer(&self) -> &PgPool {
         &self.pool
@@ -181,7 +178,8 @@ impl PostgresTx {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 
     /// PostgreSQL's imports grow the indexes as they go: dropping one takes a lock that would
-    /// stop every reader of the register for the import's length.
+    /// stop every reader of the register for the import's length. Its shared buffers and
+    /// settings are the server's own.
     async fn bulk_prepare(&mut self, _rows: usize) -> StoreResult<Option<()>> {
         Ok(None)
     }

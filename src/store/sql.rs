@@ -153,10 +153,11 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 /// Implements `Store` for `$store` and `Tx` for `$tx`.
 ///
 /// `$store` has a `pool` field (readers), the methods `writer`, `begin_tx` and
-/// `claim_rotation`, and the constants `SEARCH_INDEX`, `BULK_INSERT`, `BEFORE_BULK_INSERT`,
-/// `AFTER_BULK_INSERT` and `AFTER_REWRITE`.
+/// `claim_rotation`, and the constants `SEARCH_INDEX`, `BULK_INSERT`, `AFTER_BULK_INSERT` and
+/// `AFTER_REWRITE`.
 /// `$tx` has the fields `tx` (a `sqlx::Transaction<'static, _>`), `pool` (for the tidy-up
-/// after a large import) and `bulk_inserted`, and the constant `FOR_UPDATE`.
+/// after a large import) and `bulk_inserted`, the constant `FOR_UPDATE`, and the methods
+/// `bulk_prepare` and `bulk_finish` around the rows of a member import.
 macro_rules! sql_store {
     ($store:ty, $tx:ty, $backend:literal) => {
         #[async_trait::async_trait]
@@ -1156,11 +1157,6 @@ macro_rules! sql_store {
             }
 
             async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
-                if self.bulk_inserted < <$store>::BULK_INSERT && self.bulk_inserted + members.len() >= <$store>::BULK_INSERT {
-                    for statement in <$store>::BEFORE_BULK_INSERT {
-                        sqlx::query(statement).execute(&mut *self.tx).await?;
-                    }
-                }
                 let rebuild = self.bulk_prepare(members.len()).await?;
                 // 23 binds a row: 500 rows stay under both backends' bind limits.
                 for chunk in members.chunks(500) {

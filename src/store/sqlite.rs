@@ -39,14 +39,6 @@ impl SqliteStore {
         "PRAGMA cache_size = -2000",
     ];
 
-    /// Before a large import, in its transaction: a page cache that holds the indexes being
-    /// filled. With SQLite's default of 2 MiB, pages of the six member indexes and the trigram
-    /// index left the cache between one row and the next and were written to the WAL again
-    /// each time they changed; a million members took 3.5 minutes, most of it in the kernel
-    /// (issue 18). The memory is the importing process's (the command line's, usually) and goes
-    /// back to the default after the import (`AFTER_BULK_INSERT`).
-    const BEFORE_BULK_INSERT: &[&str] = &["PRAGMA cache_size = -524288"];
-
     /// After values were rewritten in place: the WAL, which still holds the pages as they
     /// were, is copied into the file (whose freed space `secure_delete` zeroes) and truncated.
     const AFTER_REWRITE: &[&str] = &["PRAGMA wal_checkpoint(TRUNCATE)"];
@@ -283,7 +275,19 @@ impl SqliteTx {
     /// them again from the same SQL. Inserting a million rows into six random-ordered indexes
     /// took minutes; sorting them once takes seconds (issue 18). Readers of the WAL never see
     /// the indexes missing: they read the last commit until this one.
+    ///
+    /// Any import of `BULK_INSERT` rows or more first gets a page cache that holds the indexes
+    /// being filled. With SQLite's default of 2 MiB, index pages left the cache between one row
+    /// and the next and were written to the WAL again each time they changed; a million members
+    /// took 3.5 minutes, most of it in the kernel. The memory is the importing process's (the
+    /// command line's, usually) and goes back to the default after the import
+    /// (`AFTER_BULK_INSERT`).
     async fn bulk_prepare(&mut self, rows: usize) -> StoreResult<Option<BulkRebuild>> {
+        if rows >= SqliteStore::BULK_INSERT {
+            sqlx::query("PRAGMA cache_size = -524288")
+                .execute(&mut *self.tx)
+                .await?;
+        }
         if rows < Self::REBUILD_AT {
             return Ok(None);
         }
