@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::StatusCode;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::io::{IsTerminal, Write};
@@ -210,19 +209,34 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 }
 
 /// Counts every request by route template (never the raw path, which holds ids) and status,
-/// and times it.
-pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let series = route_series(
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", MatchedPath::as_str),
-    );
-    let response = next.run(request).await;
-    series.record(method, response.status().as_u16(), started.elapsed());
-    response
+/// and times it; the edge layer (`http::edge`) starts one per request.
+pub struct Tracking {
+    series: Arc<RouteSeries>,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Tracking {
+    /// Starts timing `request`, which the router has matched to a route (or not).
+    pub fn start(request: &Request) -> Self {
+        Tracking {
+            started: Instant::now(),
+            method: method_label(request.method()),
+            series: route_series(
+                request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str),
+            ),
+        }
+    }
+
+    /// Counts the answer's status and records its time; the time it took.
+    pub fn finish(self, status: StatusCode) -> std::time::Duration {
+        let elapsed = self.started.elapsed();
+        self.series.record(self.method, status.as_u16(), elapsed);
+        elapsed
+    }
 }
 
 /// The series of one route, registered with the recorder on its first request: the recorder

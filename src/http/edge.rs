@@ -13,13 +13,15 @@
 //! - The span and the access line (`served`, with status and latency) are made only when the
 //!   log level lets them through; with `RUST_LOG=warn` neither is formatted.
 //! - A panicking handler answers 500 in the Membership envelope and is logged; the node goes on.
+//! - The route's request count and time are recorded ([`Tracking`]): the layer sits on each
+//!   route (axum's `Router::layer`), after the router matched it, so the route's template is
+//!   known here.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -30,6 +32,7 @@ use tracing::Instrument;
 
 use crate::core::Core;
 use crate::i18n::{Lang, Msg};
+use crate::telemetry::Tracking;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -119,21 +122,16 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let started = Instant::now();
+        let tracking = Tracking::start(&request);
         let id = request_id(&mut request);
+        // The fields are formatted only when the span is enabled.
         let span = tracing::info_span!(
             "request",
-            id = tracing::field::Empty,
-            method = tracing::field::Empty,
-            path = tracing::field::Empty
-        );
-        if !span.is_disabled() {
-            use tracing::field::display;
-            span.record("id", display(id.to_str().unwrap_or("")));
-            span.record("method", display(request.method()));
+            id = %id.to_str().unwrap_or(""),
+            method = %request.method(),
             // The path only: query strings can carry tokens.
-            span.record("path", display(request.uri().path()));
-        }
+            path = %request.uri().path()
+        );
         // The clone that was made ready is the one called (tower's contract).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -161,9 +159,10 @@ where
                     headers.entry(name).or_insert_with(|| value.clone());
                 }
                 headers.insert(X_REQUEST_ID, id);
+                let elapsed = tracking.finish(response.status());
                 tracing::info!(
                     status = response.status().as_u16(),
-                    latency_ms = started.elapsed().as_millis() as u64,
+                    latency_ms = elapsed.as_millis() as u64,
                     "served"
                 );
                 Ok(response)

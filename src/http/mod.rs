@@ -15,6 +15,7 @@
 pub mod company;
 pub mod edge;
 pub mod extract;
+mod layers;
 pub mod membership;
 pub mod oauth2;
 pub mod openapi;
@@ -62,20 +63,7 @@ pub fn current_lang() -> Lang {
 /// A layer that serves a surface's requests in the language `Accept-Language` asks for, or in
 /// the surface's own `default`.
 fn language<S: Clone + Send + Sync + 'static>(default: Lang, router: Router<S>) -> Router<S> {
-    router.layer(middleware::from_fn_with_state(default, negotiate_language))
-}
-
-async fn negotiate_language(
-    State(default): State<Lang>,
-    request: Request,
-    next: Next,
-) -> axum::response::Response {
-    let header = request
-        .headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    let lang = Lang::negotiate(header, default);
-    LANG.scope(lang, next.run(request)).await
+    router.layer(layers::LanguageLayer { default })
 }
 
 /// A body limit for the routes of `router` so far, and their fallbacks: bodies read past
@@ -88,26 +76,7 @@ where
 {
     router
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(
-            limit,
-            refuse_declared_oversize::<E>,
-        ))
-}
-
-async fn refuse_declared_oversize<E: From<Rejection> + IntoResponse>(
-    State(limit): State<usize>,
-    request: Request,
-    next: Next,
-) -> axum::response::Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return E::from(Rejection::BodyTooLarge).into_response();
-    }
-    next.run(request).await
+        .layer(layers::DeclaredLimitLayer::<E>::new(limit))
 }
 
 /// Every surface's router, without state, and the document that describes all of them.
@@ -185,8 +154,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/company", company)
         .nest("/web", web_api)
         .merge(company::bare_prefixes())
-        .with_state(state.clone())
-        .layer(middleware::from_fn(crate::telemetry::track));
+        .with_state(state.clone());
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
     }

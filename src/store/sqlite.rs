@@ -26,6 +26,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::Fts5;
+    /// How long a reader connection may stay idle before it is closed (sqlx checks every
+    /// such period, so it is closed one to two periods after its last read).
+    const READER_IDLE: Duration = Duration::from_secs(1);
     /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
     const BULK_INSERT: usize = 1000;
     /// After a large import: merge the search index's segments into one, so searches read one
@@ -105,6 +108,12 @@ impl SqliteStore {
             // before each read): a reader of a local file has no far end to lose, and a read
             // that fails reports its own error.
             .test_before_acquire(false)
+            // Each reader maps the file (`mmap_size`) and keeps what it touched mapped, and
+            // has its own page cache: after a search over a large register, eight readers held
+            // two gigabytes of resident memory until sqlx's default ten minutes of idleness
+            // closed them (issue 18). A reader idle for a second is closed now; under load
+            // none is idle that long, and opening one again costs well under a millisecond.
+            .idle_timeout(Self::READER_IDLE)
             .connect_with(options)
             .await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
@@ -519,3 +528,38 @@ async fn rotate_batch(
 }
 
 sql_store!(SqliteStore, SqliteTx, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    /// A reader keeps the pages of the file it mapped and its own page cache: idle ones must
+    /// go, or a server that once searched a large register holds that memory for good.
+    #[tokio::test]
+    async fn idle_readers_are_closed() {
+        let dir = std::env::temp_dir().join(format!("brama-readers-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("brama.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        assert_eq!(store.pool.size(), 4);
+        drop(held);
+        // Closed one to two READER_IDLE periods later; ten seconds is a generous bound, not a
+        // timing assertion.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.pool.size() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} readers still open",
+                store.pool.size()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        store.pool.close().await;
+        store.write_pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
