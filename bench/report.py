@@ -64,6 +64,7 @@ for backend, r in runs.items():
     lines.append("")
     exports = r["members_export"]
     lines += [f"The whole register of {members(r)} exported once: " + ", ".join(
+        f"{fmt.upper()} **failed** after {e['seconds']:.2f} s (`{e['failed']}`)" if "failed" in e else
         f"{fmt.upper()} in {e['seconds']:.2f} s ({e['bytes'] / 2**20:.1f} MiB, peak RSS {e['peak_rss_mib']:.0f} MiB)"
         for fmt, e in exports.items()) + " (the peak during each export alone; on SQLite it counts the database pages"
         + " the server maps).", ""]

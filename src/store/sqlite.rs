@@ -26,9 +26,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::Fts5;
-    /// How long a reader connection may stay idle before it is closed (sqlx checks every
-    /// such period, so it is closed one to two periods after its last read).
-    const READER_IDLE: Duration = Duration::from_secs(1);
+    /// How long a connection (a reader, or the writer) may stay idle before it is closed (sqlx
+    /// checks every such period, so it is closed one to two periods after its last use).
+    const IDLE_CLOSE: Duration = Duration::from_secs(1);
     /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
     const BULK_INSERT: usize = 1000;
     /// After a large import: merge the search index's segments into one, so searches read one
@@ -83,6 +83,9 @@ impl SqliteStore {
         let write_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // The writer maps the file too: after member writes at a million members it held
+            // 175 MiB of it. It is closed when idle, like the readers below.
+            .idle_timeout(Self::IDLE_CLOSE)
             // A write that found the disk full is rolled back by SQLite itself; sqlx's own
             // ROLLBACK then fails and sqlx still counts the transaction as open, so every later
             // BEGIN on that connection would fail. The pool pings a connection before handing
@@ -113,7 +116,7 @@ impl SqliteStore {
             // two gigabytes of resident memory until sqlx's default ten minutes of idleness
             // closed them (issue 18). A reader idle for a second is closed now; under load
             // none is idle that long, and opening one again costs well under a millisecond.
-            .idle_timeout(Self::READER_IDLE)
+            .idle_timeout(Self::IDLE_CLOSE)
             .connect_with(options)
             .await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
@@ -533,10 +536,10 @@ sql_store!(SqliteStore, SqliteTx, "sqlite");
 mod tests {
     use super::SqliteStore;
 
-    /// A reader keeps the pages of the file it mapped and its own page cache: idle ones must
-    /// go, or a server that once searched a large register holds that memory for good.
+    /// A connection keeps the pages of the file it mapped and its own page cache: idle ones
+    /// must go, or a server that once searched or wrote a large register holds that memory.
     #[tokio::test]
-    async fn idle_readers_are_closed() {
+    async fn idle_connections_are_closed() {
         let dir = std::env::temp_dir().join(format!("brama-readers-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("brama.db").display());
@@ -547,14 +550,16 @@ mod tests {
         }
         assert_eq!(store.pool.size(), 4);
         drop(held);
-        // Closed one to two READER_IDLE periods later; ten seconds is a generous bound, not a
+        drop(store.write_pool.acquire().await.unwrap());
+        // Closed one to two IDLE_CLOSE periods later; ten seconds is a generous bound, not a
         // timing assertion.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store.pool.size() > 0 {
+        while store.pool.size() > 0 || store.write_pool.size() > 0 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "{} readers still open",
-                store.pool.size()
+                "{} readers and {} writer still open",
+                store.pool.size(),
+                store.write_pool.size()
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
