@@ -18,6 +18,8 @@ const BOM: &str = "\u{feff}";
 pub const MAX_REPORTED_ERRORS: usize = 1000;
 /// Members an export reads from the database at a time.
 const EXPORT_BATCH: usize = 500;
+/// How many ids an export reads a statement, along the sort index.
+const EXPORT_ID_PAGE: i64 = 1_000;
 
 /// A problem with one cell (or one whole row, `field = "row"`) of an import. `row` is the line
 /// number in the file, the header being line 1.
@@ -117,7 +119,22 @@ impl Core {
         mut row: impl FnMut(&MemberRecord) -> CoreResult<()>,
     ) -> CoreResult<usize> {
         let organization = &granted.organization_id;
-        let ids = self.store.member_ids(organization).await?;
+        // Every id first, so that a member renamed during the export is neither written twice
+        // nor left out.
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .member_ids(organization, after.as_ref(), EXPORT_ID_PAGE)
+                .await?;
+            let full = page.len() as i64 == EXPORT_ID_PAGE;
+            after = page.last().cloned();
+            ids.extend(page.into_iter().map(|key| key.id));
+            if !full {
+                break;
+            }
+        }
         let mut count = 0;
         for batch in ids.chunks(EXPORT_BATCH) {
             let place: HashMap<&str, usize> = batch

@@ -140,7 +140,7 @@ forwarding! {
     pesels_not_under(pattern: &str) -> u64;
     member(organization_id: &str, id: &str) -> Option<MemberRecord>;
     list_members(organization_id: &str, filter: &MemberFilter) -> (Vec<MemberRecord>, i64);
-    member_ids(organization_id: &str) -> Vec<String>;
+    member_ids(organization_id: &str, after: Option<&ExportKey>, limit: i64) -> Vec<ExportKey>;
     record_audits(events: &[(AuditEvent, i64)]) -> ();
     members_by_ids(organization_id: &str, ids: &[String]) -> Vec<MemberRecord>;
     totp_secrets_not_under(pattern: &str) -> u64;

@@ -443,13 +443,30 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn member_ids(&self, organization_id: &str) -> StoreResult<Vec<String>> {
-                Ok(sqlx::query_scalar::<_, String>(
-                    "SELECT id FROM members WHERE organization_id = $1 ORDER BY nazwisko_sort, id",
-                )
-                .bind(organization_id)
-                .fetch_all(&self.pool)
-                .await?)
+            async fn member_ids(
+                &self,
+                organization_id: &str,
+                after: Option<&$crate::store::ExportKey>,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::store::ExportKey>> {
+                let page = match after {
+                    None => sqlx::query_as::<_, $crate::store::ExportKey>(
+                        "SELECT COALESCE(nazwisko_sort, '') AS sort, id FROM members \
+                         WHERE organization_id = $1 ORDER BY nazwisko_sort, id LIMIT $2",
+                    )
+                    .bind(organization_id)
+                    .bind(limit),
+                    Some(key) => sqlx::query_as::<_, $crate::store::ExportKey>(
+                        "SELECT COALESCE(nazwisko_sort, '') AS sort, id FROM members \
+                         WHERE organization_id = $1 AND (nazwisko_sort, id) > ($2, $3) \
+                         ORDER BY nazwisko_sort, id LIMIT $4",
+                    )
+                    .bind(organization_id)
+                    .bind(&key.sort)
+                    .bind(&key.id)
+                    .bind(limit),
+                };
+                Ok(page.fetch_all(&self.pool).await?)
             }
 
             async fn members_by_ids(&self, organization_id: &str, ids: &[String]) -> StoreResult<Vec<MemberRecord>> {

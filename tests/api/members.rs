@@ -1326,9 +1326,11 @@ async fn listed(app: &TestApp, token: &str, query: &str, field: &str) -> Vec<Str
         .collect()
 }
 
-/// An export reads the register a few hundred members at a time: 1 234 members (more than two
-/// batches, surnames repeated so that the id decides between equals) come out once each, in the
-/// order of the list sorted by surname, in the CSV and in the workbook alike.
+/// An export reads the register's ids a thousand at a time along the sort index, then the
+/// members a few hundred at a time: 1 234 members (two pages of ids, more than two batches,
+/// surnames repeated so that the id decides between equals, also where a page of ids ends) come
+/// out once each, in the order of the list sorted by surname, in the CSV and in the workbook
+/// alike.
 async fn a_large_export_is_read_in_batches_and_keeps_the_order(backend: Backend) {
     use calamine::{Data, Reader, Xlsx};
 
