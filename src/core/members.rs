@@ -3,6 +3,7 @@
 
 use crate::config::MemberListPesel;
 use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers};
+use crate::core::search_plan::{self, TrigramCounts};
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
     FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, search_key,
@@ -11,6 +12,7 @@ use crate::domain::{
 use crate::store::{
     MemberFilter, MemberRecord, MemberSort, StoreError, TrailEntry, UniqueField, VersionedUpdate,
 };
+use std::time::Instant;
 
 /// Which members to list, as the client asked.
 #[derive(Debug, Clone)]
@@ -193,6 +195,32 @@ pub(crate) fn new_record(
 }
 
 impl Core {
+    /// The trigrams of `q` a search asks the index for ([`crate::core::search_plan`]), from a
+    /// sample taken at the first search and again after `SAMPLE_TTL` or an import.
+    async fn search_trigrams(&self, q: &str) -> CoreResult<Vec<String>> {
+        let now = Instant::now();
+        {
+            let counts = self.search_counts.lock().unwrap_or_else(|e| e.into_inner());
+            if !counts.stale(now) {
+                return Ok(counts.choose(q));
+            }
+        }
+        let texts = self
+            .store
+            .sample_search_texts(search_plan::SAMPLE_ROWS)
+            .await?;
+        let counts = TrigramCounts::from_texts(texts.iter().map(String::as_str));
+        drop(texts);
+        let chosen = counts.choose(q);
+        *self.search_counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        Ok(chosen)
+    }
+
+    /// Makes the next search take a new sample (after an import changed the register).
+    pub(crate) fn forget_search_counts(&self) {
+        *self.search_counts.lock().unwrap_or_else(|e| e.into_inner()) = TrigramCounts::default();
+    }
+
     pub async fn list_members(
         &self,
         granted: &Granted<ManageMembers>,
@@ -212,8 +240,13 @@ impl Core {
             .as_ref()
             .map(|q| search_key(q.as_str()))
             .filter(|q| !q.is_empty());
+        let index_trigrams = match &q {
+            Some(q) => self.search_trigrams(q).await?,
+            None => Vec::new(),
+        };
         let filter = MemberFilter {
             q,
+            index_trigrams,
             wojewodztwo: listing.wojewodztwo.map(|w| w.as_str().to_string()),
             pesel_index: listing
                 .pesel

@@ -38,6 +38,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod passkeys;
 pub mod profile;
+pub(crate) mod search_plan;
 pub mod sessions;
 
 #[cfg(test)]
@@ -132,6 +133,8 @@ pub struct Core {
     audit_queue: audit_queue::AuditQueue,
     /// The WebAuthn relying party (`public_url`'s host) for passkeys.
     webauthn: webauthn_rs::Webauthn,
+    /// How often each trigram is in a sample of the members' search texts, to plan searches.
+    search_counts: Mutex<search_plan::TrigramCounts>,
 }
 
 impl Core {
@@ -184,6 +187,7 @@ impl Core {
             masked_pesels: Mutex::new(HashMap::new()),
             audit_queue,
             webauthn,
+            search_counts: Mutex::new(search_plan::TrigramCounts::default()),
         }))
     }
 

@@ -141,6 +141,7 @@ forwarding! {
     member(organization_id: &str, id: &str) -> Option<MemberRecord>;
     list_members(organization_id: &str, filter: &MemberFilter) -> (Vec<MemberRecord>, i64);
     member_ids(organization_id: &str, after: Option<&ExportKey>, limit: i64) -> Vec<ExportKey>;
+    sample_search_texts(limit: i64) -> Vec<String>;
     record_audits(events: &[(AuditEvent, i64)]) -> ();
     members_by_ids(organization_id: &str, ids: &[String]) -> Vec<MemberRecord>;
     totp_secrets_not_under(pattern: &str) -> u64;

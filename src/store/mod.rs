@@ -580,6 +580,10 @@ impl MemberSort {
 pub struct MemberFilter {
     /// Lower-cased search text, matched as a substring of `search`.
     pub q: Option<String>,
+    /// Which of `q`'s trigrams to ask the index for (`core::search_plan`): rows holding all of
+    /// them are the candidates, and `q` itself is checked on each. Empty: the index is asked
+    /// for the whole of `q`.
+    pub index_trigrams: Vec<String>,
     /// Canonical voivodeship name.
     pub wojewodztwo: Option<String>,
     /// The blind index of a PESEL: exactly the member with that PESEL.
@@ -771,6 +775,9 @@ pub trait Store: Send + Sync + 'static {
     /// Writes these audit events (each with its time), several rows a statement, outside any
     /// transaction: the audit queue's batches.
     async fn record_audits(&self, events: &[(AuditEvent, i64)]) -> StoreResult<()>;
+    /// About `limit` members' search texts, of any organization, picked at random (fewer when
+    /// there are fewer): the sample `core::search_plan` counts trigrams in.
+    async fn sample_search_texts(&self, limit: i64) -> StoreResult<Vec<String>>;
     /// The next `limit` members of the organization after `after` in the order of an export
     /// (`ORDER BY nazwisko_sort, id`), as their keys: an export reads every id first, a page
     /// at a time along the sort index (one statement for a million ids took 1.6 s on
@@ -1298,7 +1305,33 @@ pub(crate) fn member_where(
         "organization_id = $1"
     });
     if let Some(q) = &filter.q {
-        if fts {
+        let chosen = !filter.index_trigrams.is_empty() && q.chars().count() >= 3;
+        if chosen && index == SearchIndex::Fts5 {
+            binds.push(
+                filter
+                    .index_trigrams
+                    .iter()
+                    .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
+            binds.push(q.clone());
+            condition.push_str(&format!(
+                " AND rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ${}) \
+                 AND instr(search, ${}) > 0",
+                binds.len() - 1,
+                binds.len()
+            ));
+        } else if chosen {
+            // One LIKE a trigram, which the GIN index serves; the substring itself through
+            // `strpos`, which it cannot, so the planner keeps it for the rows found.
+            for t in &filter.index_trigrams {
+                binds.push(format!("%{}%", escape_like(t)));
+                condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
+            }
+            binds.push(q.clone());
+            condition.push_str(&format!(" AND strpos(search, ${}) > 0", binds.len()));
+        } else if fts {
             binds.push(fts_tiles(q));
             binds.push(q.clone());
             condition.push_str(&format!(

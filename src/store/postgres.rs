@@ -18,6 +18,10 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::LikeTrigram;
+    /// Whole pages at random, as many as hold about `$1` rows by the planner's row count (all
+    /// of a table never analyzed), then the first `$1` rows of them.
+    const SAMPLE_SEARCH_TEXTS: &str = "SELECT search FROM members TABLESAMPLE SYSTEM (LEAST(100, $1 * 100.0 / \
+           GREATEST((SELECT reltuples FROM pg_class WHERE oid = 'members'::regclass), 1))) LIMIT $1";
     /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
     const BULK_INSERT: usize = 1000;
     /// After a large import: statistics, so the planner picks the trigram index for searches

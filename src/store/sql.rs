@@ -443,6 +443,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn sample_search_texts(&self, limit: i64) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar::<_, String>(Self::SAMPLE_SEARCH_TEXTS)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn member_ids(
                 &self,
                 organization_id: &str,

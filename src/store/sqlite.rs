@@ -26,6 +26,11 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::Fts5;
+    /// `$1` row ids drawn at random below the highest (`& i64::MAX`: `abs` fails on the
+    /// lowest random value); ids freed by deletes give fewer rows.
+    const SAMPLE_SEARCH_TEXTS: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         SELECT search FROM members WHERE rowid IN (\
+           SELECT (random() & 9223372036854775807) % (SELECT MAX(rowid) FROM members) + 1 FROM n)";
     /// How long a connection (a reader, or the writer) may stay idle before it is closed (sqlx
     /// checks every such period, so it is closed one to two periods after its last use).
     const IDLE_CLOSE: Duration = Duration::from_secs(1);

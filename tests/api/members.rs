@@ -26,6 +26,7 @@ both_backends!(
     search_ignores_case_and_polish_diacritics,
     lists_and_exports_sort_in_polish_alphabetical_order,
     a_large_export_is_read_in_batches_and_keeps_the_order,
+    a_search_asks_the_index_for_rare_trigrams_and_checks_the_whole_text,
 );
 
 /// A valid PESEL for the n-th test member.
@@ -1229,6 +1230,53 @@ async fn search_ignores_case_and_polish_diacritics(backend: Backend) {
     assert_eq!(found(&app, &owner, "lodz").await, Vec::<String>::new());
     let next = app.sibling(|_| {}).await;
     assert_eq!(found(&next, &owner, "lodz").await, ["Dąbrowska"]);
+}
+
+/// A search asks the index only for its query's rare trigrams (`core::search_plan`): for
+/// `qkowalskiq` among forty Kowalskis, `qko` and `kiq`, which a member named Qkon Zkiq also
+/// holds. The whole text is still checked on every row found: she is not a hit, on either
+/// backend, in the page or in the count.
+async fn a_search_asks_the_index_for_rare_trigrams_and_checks_the_whole_text(backend: Backend) {
+    let app = app!(backend);
+    let (owner, _) = staff(&app).await;
+    let mut csv = String::from(
+        "imie;nazwisko;wyksztalcenie;pesel;wojewodztwo;miejscowosc;ulica;nrdomulokalu;kodpocztowy;email;tel\n",
+    );
+    let mut people: Vec<(String, String)> = (0..40)
+        .map(|n| ("Jan".to_string(), format!("Kowalski{n}")))
+        .collect();
+    people.push(("Piotr".into(), "Qkowalskiq".into()));
+    people.push(("Qkon".into(), "Zkiq".into()));
+    for (n, (imie, nazwisko)) in people.iter().enumerate() {
+        csv.push_str(&format!(
+            "{imie};{nazwisko};Średnie;{};mazowieckie;Łódź;Prosta;5;00-950;p{n}@example.com;600100200\n",
+            pesel(n as u32)
+        ));
+    }
+    let r = import_csv(&app, &owner, csv).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let r = call(
+        &app,
+        "GET",
+        "/api/membership/members?q=QKOWALSKIQ&page=1&limit=10",
+        None,
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let surnames: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["nazwisko"].as_str().unwrap())
+        .collect();
+    assert_eq!(surnames, ["Qkowalskiq"]);
+    assert_eq!(r.headers["x-total-count"], "1");
+    // Her own trigrams find her; a common one finds all who hold it.
+    assert_eq!(found(&app, &owner, "qkon").await, ["Zkiq"]);
+    assert_eq!(found(&app, &owner, "alski").await.len(), 41);
 }
 
 /// The surnames of the members `q` finds.

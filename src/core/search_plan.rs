@@ -1,0 +1,189 @@
+//! Which trigrams of a member search the index is asked for.
+//!
+//! Both backends find members by a substring through a trigram index (SQLite's FTS5 trigram
+//! table, PostgreSQL's pg_trgm GIN index), and both then check the substring itself on every
+//! candidate row. Any set of the query's trigrams therefore gives the same answer; what differs
+//! is the cost: reading each trigram's list, then checking each candidate row. Asking for every
+//! trigram reads every list, and in a Polish register some are in most rows: `ski` was in
+//! 750 000 of a million members, and reading its list was most of a search for `michalski30`
+//! (4.3 of 4.8 ms on SQLite; `mic` and `i30` alone: 0.5 ms, the same 515 members). Asking for
+//! the rarest trigrams alone is not enough either: trigrams go together (`mic`, `ich`, `cha` and
+//! `hal` are in the same 50 000 Michalskis), and candidates are checked row by row.
+//!
+//! So a search plans as a database planner would, from a sample of the stored search texts:
+//! it takes the query's rarest trigram, then, one at a time, the trigram that leaves the fewest
+//! sampled rows holding all of those taken, while one still leaves fewer (at most four, none
+//! held by more than half the sample).
+//!
+//! The sample is [`SAMPLE_ROWS`] random rows of every organization, taken at the first search
+//! and again after [`SAMPLE_TTL`] or an import; only which sampled rows hold which trigram is
+//! kept (as bit sets), never the texts. Stale or odd samples make a search slower, never wrong.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How many stored search texts a sample reads.
+pub(crate) const SAMPLE_ROWS: i64 = 1_024;
+/// How long a sample is used before the next search takes a new one.
+pub(crate) const SAMPLE_TTL: Duration = Duration::from_secs(600);
+/// At most this many trigrams are asked for.
+const MAX_TRIGRAMS: usize = 4;
+
+/// Which sampled rows hold each trigram.
+#[derive(Debug, Default)]
+pub(crate) struct TrigramCounts {
+    rows: usize,
+    holders: HashMap<[char; 3], Vec<u64>>,
+    pub taken_at: Option<Instant>,
+}
+
+impl TrigramCounts {
+    /// Notes, for each text, every trigram it holds.
+    pub(crate) fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> TrigramCounts {
+        let texts: Vec<&str> = texts.into_iter().collect();
+        let words = texts.len().div_ceil(64);
+        let mut holders: HashMap<[char; 3], Vec<u64>> = HashMap::new();
+        for (row, text) in texts.iter().enumerate() {
+            let chars: Vec<char> = text.chars().collect();
+            for w in chars.windows(3) {
+                let t = [w[0], w[1], w[2]];
+                if indexable(&t) {
+                    holders.entry(t).or_insert_with(|| vec![0; words])[row / 64] |= 1 << (row % 64);
+                }
+            }
+        }
+        holders.shrink_to_fit();
+        TrigramCounts {
+            rows: texts.len(),
+            holders,
+            taken_at: Some(Instant::now()),
+        }
+    }
+
+    /// The trigrams of `q` (a search key: lower case, no diacritics) to ask the index for, in
+    /// the order taken (see the module). Empty when `q` holds no trigram of ASCII letters and
+    /// digits: pg_trgm makes no trigram of one that crosses a space or punctuation (and would
+    /// scan its whole index), so such a query is searched as before, by its whole text.
+    pub(crate) fn choose(&self, q: &str) -> Vec<String> {
+        let chars: Vec<char> = q.chars().collect();
+        let mut candidates: Vec<[char; 3]> = Vec::new();
+        for w in chars.windows(3) {
+            let t = [w[0], w[1], w[2]];
+            if indexable(&t) && !candidates.contains(&t) {
+                candidates.push(t);
+            }
+        }
+        let words = self.rows.div_ceil(64);
+        let none = vec![0u64; words];
+        let held = |t: &[char; 3]| self.holders.get(t).unwrap_or(&none);
+        let count = |bits: &[u64], t: &[char; 3]| -> u32 {
+            bits.iter()
+                .zip(held(t))
+                .map(|(a, b)| (a & b).count_ones())
+                .sum()
+        };
+        let mut left = vec![u64::MAX; words];
+        if let Some(last) = left.last_mut().filter(|_| !self.rows.is_multiple_of(64)) {
+            *last = (1u64 << (self.rows % 64)) - 1;
+        }
+        let all = vec![u64::MAX; words];
+        let common = |t: &[char; 3]| count(&all, t) as usize * 2 > self.rows;
+        let mut chosen: Vec<[char; 3]> = Vec::new();
+        let mut leaving: u32 = left.iter().map(|w| w.count_ones()).sum();
+        while chosen.len() < MAX_TRIGRAMS {
+            // Once the sample holds none of the rows left, it cannot tell the trigrams apart
+            // by what they leave: one more, the rarest on its own, as a sample of a thousand
+            // rows misses a trigram held by a thousand of a million.
+            let blind = !chosen.is_empty() && leaving == 0;
+            if blind && chosen.len() >= 2 {
+                break;
+            }
+            let within = if blind { &all } else { &left };
+            // The candidate leaving the fewest rows; the first in the query among equals.
+            let Some((best, after)) = candidates
+                .iter()
+                .filter(|t| !chosen.contains(t))
+                .map(|t| (*t, count(within, t)))
+                .min_by_key(|(_, after)| *after)
+            else {
+                break;
+            };
+            if !chosen.is_empty() && (common(&best) || (!blind && after >= leaving)) {
+                break;
+            }
+            for (l, h) in left.iter_mut().zip(held(&best)) {
+                *l &= h;
+            }
+            leaving = left.iter().map(|w| w.count_ones()).sum();
+            chosen.push(best);
+        }
+        chosen.into_iter().map(|t| t.iter().collect()).collect()
+    }
+
+    /// Whether these counts are missing or older than [`SAMPLE_TTL`].
+    pub(crate) fn stale(&self, now: Instant) -> bool {
+        self.taken_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SAMPLE_TTL)
+    }
+}
+
+/// A trigram both indexes hold as such.
+fn indexable(t: &[char; 3]) -> bool {
+    t.iter().all(char::is_ascii_alphanumeric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrigramCounts;
+
+    fn sample() -> TrigramCounts {
+        // `ski` in 76 of 100 rows, `mic` in 6, `i30` in 2.
+        let mut texts: Vec<String> = (0..70).map(|n| format!("kowalski{n}")).collect();
+        texts.extend((0..5).map(|n| format!("michalski{}", n + 40)));
+        texts.push("michalski30".into());
+        texts.extend((0..24).map(|n| format!("nowak{n}")));
+        TrigramCounts::from_texts(texts.iter().map(String::as_str))
+    }
+
+    #[test]
+    fn the_trigrams_that_leave_the_fewest_rows_are_chosen() {
+        let counts = sample();
+        // `i30` is in 2 rows (kowalski30, michalski30); `mic` leaves one of them; no other
+        // trigram leaves fewer. `ski` (76 rows) is never read.
+        assert_eq!(counts.choose("michalski30"), ["i30", "mic"]);
+        // Trigrams that go together count once: `mic`, `ich`, `cha`, `hal` are in the same 6
+        // rows, and `ki3` (12 rows) is what narrows them to michalski30.
+        assert_eq!(counts.choose("michalski3"), ["mic", "ki3"]);
+    }
+
+    #[test]
+    fn the_rarest_is_kept_even_when_common() {
+        let counts = sample();
+        assert_eq!(counts.choose("ski"), ["ski"]);
+        // `kow` (70 rows) is the rarest of "kowalski"; the rest are as common or more.
+        assert_eq!(counts.choose("kowalski"), ["kow"]);
+        // Not in the sample at all: the sample cannot tell what else narrows it, so one more,
+        // the rarest on its own, but never a common one.
+        assert_eq!(counts.choose("xskiy"), ["xsk", "kiy"]);
+    }
+
+    #[test]
+    fn only_trigrams_of_ascii_letters_and_digits() {
+        let counts = sample();
+        assert_eq!(counts.choose("jan kowal"), ["jan"]);
+        assert_eq!(counts.choose("a kowal"), ["kow"]);
+        assert!(counts.choose("a b").is_empty());
+        assert!(counts.choose("ab").is_empty());
+        assert!(counts.choose("жук").is_empty());
+        // A repeated trigram is asked for once.
+        assert_eq!(counts.choose("aaaa"), ["aaa"]);
+    }
+
+    #[test]
+    fn an_empty_sample_asks_for_the_first_trigrams() {
+        let counts = TrigramCounts::from_texts(std::iter::empty());
+        assert_eq!(counts.choose("abcdefg"), ["abc", "bcd"]);
+        assert!(TrigramCounts::default().stale(std::time::Instant::now()));
+        assert!(!counts.stale(std::time::Instant::now()));
+    }
+}
