@@ -1268,12 +1268,18 @@ pub(crate) fn fts_tiles(q: &str) -> String {
     if starts.last() != Some(&last) {
         starts.push(last);
     }
-    starts
+    let tiles: Vec<String> = starts
         .into_iter()
-        .map(|i| {
-            let trigram: String = chars[i..(i + 3).min(chars.len())].iter().collect();
-            format!("\"{}\"", trigram.replace('"', "\"\""))
-        })
+        .map(|i| chars[i..(i + 3).min(chars.len())].iter().collect())
+        .collect();
+    fts_all(&tiles)
+}
+
+/// An FTS5 query for rows holding every one of these strings: each quoted, joined by AND.
+fn fts_all(strings: &[String]) -> String {
+    strings
+        .iter()
+        .map(|s| format!("\"{}\"", s.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -1305,16 +1311,13 @@ pub(crate) fn member_where(
         "organization_id = $1"
     });
     if let Some(q) = &filter.q {
-        let chosen = !filter.index_trigrams.is_empty() && q.chars().count() >= 3;
-        if chosen && index == SearchIndex::Fts5 {
-            binds.push(
-                filter
-                    .index_trigrams
-                    .iter()
-                    .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
-            );
+        let chosen = &filter.index_trigrams;
+        if fts {
+            binds.push(if chosen.is_empty() {
+                fts_tiles(q)
+            } else {
+                fts_all(chosen)
+            });
             binds.push(q.clone());
             condition.push_str(&format!(
                 " AND rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ${}) \
@@ -1322,24 +1325,15 @@ pub(crate) fn member_where(
                 binds.len() - 1,
                 binds.len()
             ));
-        } else if chosen {
+        } else if !chosen.is_empty() {
             // One LIKE a trigram, which the GIN index serves; the substring itself through
             // `strpos`, which it cannot, so the planner keeps it for the rows found.
-            for t in &filter.index_trigrams {
+            for t in chosen {
                 binds.push(format!("%{}%", escape_like(t)));
                 condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
             }
             binds.push(q.clone());
             condition.push_str(&format!(" AND strpos(search, ${}) > 0", binds.len()));
-        } else if fts {
-            binds.push(fts_tiles(q));
-            binds.push(q.clone());
-            condition.push_str(&format!(
-                " AND rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ${}) \
-                 AND instr(search, ${}) > 0",
-                binds.len() - 1,
-                binds.len()
-            ));
         } else {
             binds.push(format!("%{}%", escape_like(q)));
             condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
