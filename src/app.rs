@@ -152,6 +152,27 @@ pub fn trim_heap() {
     }
 }
 
+/// How often a serving process gives its heap's free pages back (`trim_heap`).
+pub const HEAP_TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Gives the heap's free pages back every `every`, on a blocking thread. glibc returns freed
+/// memory only from the top of each heap, and each thread that allocates gets a heap of its
+/// own: after a search burst at a million members, the SQLite readers' page caches (their
+/// threads gone with the connections idle for a second) and, after a CSV export, the million
+/// ids read first, stayed resident, 62 and 109 MiB where the process started at 24
+/// (`malloc_trim` brought it to 17). A trim with little to give back takes well under a
+/// millisecond.
+pub fn start_heap_trim(every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        }
+    });
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         return_large_allocations();
@@ -191,6 +212,7 @@ impl Application {
         });
         crate::core::janitor::start(Arc::clone(&self.core));
         crate::core::mail::start(Arc::clone(&self.core));
+        start_heap_trim(HEAP_TRIM_INTERVAL);
         let core = Arc::clone(&self.core);
         let app = router(AppState { core: self.core });
         tracing::info!(address = %self.listener.local_addr()?, "brama listening");

@@ -6,7 +6,11 @@
 //! in a debug build would take minutes, so the samples are recorded here as the request layer
 //! records them, half a million a round.
 
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// The tests read this process's resident memory: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// This process's resident memory, in KiB (`VmRSS` of /proc/self/status).
 fn resident_kib() -> u64 {
@@ -33,6 +37,7 @@ fn a_round_of_requests() {
 
 #[test]
 fn latency_samples_do_not_pile_up_without_a_scrape() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
         brama::telemetry::prometheus().is_some(),
         "the recorder installs"
@@ -61,4 +66,41 @@ fn latency_samples_do_not_pile_up_without_a_scrape() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Memory freed by a thread that allocated many small blocks (a reader's page cache, the ids of
+/// an export) goes back to the system within a few trim periods: glibc alone returns only the
+/// top of a heap, and one block left high up keeps everything below it resident.
+#[test]
+fn freed_heap_memory_is_given_back_by_the_trim_task() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = resident_kib();
+    // 200 MiB in 1 KiB blocks on a thread of its own (so in a heap of its own); every 64th is
+    // kept, the rest freed.
+    let kept = std::thread::spawn(|| {
+        let blocks: Vec<Vec<u8>> = (0..200 * 1024).map(|n| vec![n as u8; 1024]).collect();
+        blocks.into_iter().step_by(64).collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    let freed = resident_kib();
+    assert!(
+        freed > start + 150 * 1024,
+        "the freed blocks stay resident until trimmed: {start} KiB, then {freed} KiB"
+    );
+    runtime.block_on(async {
+        brama::app::start_heap_trim(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    });
+    let trimmed = resident_kib();
+    assert!(
+        trimmed + 100 * 1024 < freed,
+        "resident memory {freed} KiB before the trim task, {trimmed} KiB after"
+    );
+    assert_eq!(kept.len(), 3200);
 }
