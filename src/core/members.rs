@@ -3,7 +3,7 @@
 
 use crate::config::MemberListPesel;
 use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers};
-use crate::core::search_plan::{self, TrigramCounts};
+use crate::core::search_plan::{self, TrigramSample};
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
     FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, search_key,
@@ -200,25 +200,26 @@ impl Core {
     async fn search_trigrams(&self, q: &str) -> CoreResult<Vec<String>> {
         let now = Instant::now();
         {
-            let counts = self.search_counts.lock().unwrap_or_else(|e| e.into_inner());
-            if !counts.stale(now) {
-                return Ok(counts.choose(q));
+            let sample = self.search_sample.lock().unwrap_or_else(|e| e.into_inner());
+            if !sample.stale(now) {
+                return Ok(sample.choose(q));
             }
         }
         let texts = self
             .store
             .sample_search_texts(search_plan::SAMPLE_ROWS)
             .await?;
-        let counts = TrigramCounts::from_texts(texts.iter().map(String::as_str));
+        // Only which rows hold which trigram is kept; the texts go here.
+        let sample = TrigramSample::from_texts(&texts);
         drop(texts);
-        let chosen = counts.choose(q);
-        *self.search_counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        let chosen = sample.choose(q);
+        *self.search_sample.lock().unwrap_or_else(|e| e.into_inner()) = sample;
         Ok(chosen)
     }
 
     /// Makes the next search take a new sample (after an import changed the register).
-    pub(crate) fn forget_search_counts(&self) {
-        *self.search_counts.lock().unwrap_or_else(|e| e.into_inner()) = TrigramCounts::default();
+    pub(crate) fn forget_search_sample(&self) {
+        *self.search_sample.lock().unwrap_or_else(|e| e.into_inner()) = TrigramSample::default();
     }
 
     pub async fn list_members(

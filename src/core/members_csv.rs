@@ -366,7 +366,7 @@ impl Core {
         );
         tx.record_audit(&event, now).await?;
         tx.commit().await?;
-        self.forget_search_counts();
+        self.forget_search_sample();
         Ok(records.len())
     }
 

@@ -133,8 +133,8 @@ pub struct Core {
     audit_queue: audit_queue::AuditQueue,
     /// The WebAuthn relying party (`public_url`'s host) for passkeys.
     webauthn: webauthn_rs::Webauthn,
-    /// How often each trigram is in a sample of the members' search texts, to plan searches.
-    search_counts: Mutex<search_plan::TrigramCounts>,
+    /// Which trigrams a sample of the members' search texts holds, to plan searches.
+    search_sample: Mutex<search_plan::TrigramSample>,
 }
 
 impl Core {
@@ -187,7 +187,7 @@ impl Core {
             masked_pesels: Mutex::new(HashMap::new()),
             audit_queue,
             webauthn,
-            search_counts: Mutex::new(search_plan::TrigramCounts::default()),
+            search_sample: Mutex::new(search_plan::TrigramSample::default()),
         }))
     }
 

@@ -31,16 +31,15 @@ const MAX_TRIGRAMS: usize = 4;
 
 /// Which sampled rows hold each trigram.
 #[derive(Debug, Default)]
-pub(crate) struct TrigramCounts {
+pub(crate) struct TrigramSample {
     rows: usize,
     holders: HashMap<[char; 3], Vec<u64>>,
-    pub taken_at: Option<Instant>,
+    taken_at: Option<Instant>,
 }
 
-impl TrigramCounts {
+impl TrigramSample {
     /// Notes, for each text, every trigram it holds.
-    pub(crate) fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> TrigramCounts {
-        let texts: Vec<&str> = texts.into_iter().collect();
+    pub(crate) fn from_texts(texts: &[String]) -> TrigramSample {
         let words = texts.len().div_ceil(64);
         let mut holders: HashMap<[char; 3], Vec<u64>> = HashMap::new();
         for (row, text) in texts.iter().enumerate() {
@@ -53,7 +52,7 @@ impl TrigramCounts {
             }
         }
         holders.shrink_to_fit();
-        TrigramCounts {
+        TrigramSample {
             rows: texts.len(),
             holders,
             taken_at: Some(Instant::now()),
@@ -82,14 +81,12 @@ impl TrigramCounts {
                 .map(|(a, b)| (a & b).count_ones())
                 .sum()
         };
-        let mut left = vec![u64::MAX; words];
-        if let Some(last) = left.last_mut().filter(|_| !self.rows.is_multiple_of(64)) {
-            *last = (1u64 << (self.rows % 64)) - 1;
-        }
+        // Every sampled row to begin with (a holder's bits past the last row are never set).
         let all = vec![u64::MAX; words];
         let common = |t: &[char; 3]| count(&all, t) as usize * 2 > self.rows;
+        let mut left = all.clone();
+        let mut leaving = self.rows as u32;
         let mut chosen: Vec<[char; 3]> = Vec::new();
-        let mut leaving: u32 = left.iter().map(|w| w.count_ones()).sum();
         while chosen.len() < MAX_TRIGRAMS {
             // Once the sample holds none of the rows left, it cannot tell the trigrams apart
             // by what they leave: one more, the rarest on its own, as a sample of a thousand
@@ -120,7 +117,7 @@ impl TrigramCounts {
         chosen.into_iter().map(|t| t.iter().collect()).collect()
     }
 
-    /// Whether these counts are missing or older than [`SAMPLE_TTL`].
+    /// Whether this sample is missing or older than [`SAMPLE_TTL`].
     pub(crate) fn stale(&self, now: Instant) -> bool {
         self.taken_at
             .is_none_or(|at| now.saturating_duration_since(at) >= SAMPLE_TTL)
@@ -134,15 +131,15 @@ fn indexable(t: &[char; 3]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::TrigramCounts;
+    use super::TrigramSample;
 
-    fn sample() -> TrigramCounts {
+    fn sample() -> TrigramSample {
         // `ski` in 76 of 100 rows, `mic` in 6, `i30` in 2.
         let mut texts: Vec<String> = (0..70).map(|n| format!("kowalski{n}")).collect();
         texts.extend((0..5).map(|n| format!("michalski{}", n + 40)));
         texts.push("michalski30".into());
         texts.extend((0..24).map(|n| format!("nowak{n}")));
-        TrigramCounts::from_texts(texts.iter().map(String::as_str))
+        TrigramSample::from_texts(&texts)
     }
 
     #[test]
@@ -181,9 +178,9 @@ mod tests {
 
     #[test]
     fn an_empty_sample_asks_for_the_first_trigrams() {
-        let counts = TrigramCounts::from_texts(std::iter::empty());
+        let counts = TrigramSample::from_texts(&[]);
         assert_eq!(counts.choose("abcdefg"), ["abc", "bcd"]);
-        assert!(TrigramCounts::default().stale(std::time::Instant::now()));
+        assert!(TrigramSample::default().stale(std::time::Instant::now()));
         assert!(!counts.stale(std::time::Instant::now()));
     }
 }
