@@ -16,6 +16,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
+mod lines;
+
+pub use lines::{Lines, RequestScope, scope};
+
 /// Installs the process-wide subscriber. `RUST_LOG` overrides the default filter, which logs
 /// an access line (`served`) for every request.
 ///
@@ -26,18 +30,14 @@ pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let (buffer, not_gathered) = LogBuffer::start();
-    let builder = tracing_subscriber::fmt()
+    let result = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(buffer);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+        .with_writer(buffer)
+        .event_format(Lines {
+            json: matches!(format, LogFormat::Json),
+        })
+        .try_init();
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = result;
     if let Some(e) = not_gathered {

@@ -28,11 +28,10 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 use crate::core::Core;
 use crate::i18n::{Lang, Msg};
-use crate::telemetry::Tracking;
+use crate::telemetry::{self, RequestScope, Tracking};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -124,61 +123,53 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let tracking = Tracking::start(&request);
         let id = request_id(&mut request);
-        // The fields are formatted only when the span is enabled.
-        let span = tracing::info_span!(
-            "request",
-            id = %id.to_str().unwrap_or(""),
-            method = %request.method(),
-            // The path only: query strings can carry tokens.
-            path = %request.uri().path()
-        );
+        let serving = RequestScope {
+            id: id.clone(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        };
         // The clone that was made ready is the one called (tower's contract).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        Box::pin(
-            async move {
-                let mut response = match (CatchPanic {
-                    inner: inner.call(request),
-                })
-                .await
-                {
-                    Ok(Ok(response)) => response,
-                    Ok(Err(never)) => match never {},
-                    Err(()) => panic_response(),
-                };
-                if response
-                    .extensions()
-                    .get::<super::StorageFullAnswer>()
-                    .is_some()
-                {
-                    shared.core.storage_full_seen();
-                }
-                let headers = response.headers_mut();
-                for (name, value) in &shared.headers {
-                    headers.entry(name).or_insert_with(|| value.clone());
-                }
-                headers.insert(X_REQUEST_ID, id);
-                let elapsed = tracking.finish(response.status());
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    latency_ms = elapsed.as_millis() as u64,
-                    "served"
-                );
-                Ok(response)
+        Box::pin(telemetry::scope(serving, async move {
+            let mut response = match (CatchPanic {
+                inner: inner.call(request),
+            })
+            .await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(()) => panic_response(),
+            };
+            if response
+                .extensions()
+                .get::<super::StorageFullAnswer>()
+                .is_some()
+            {
+                shared.core.storage_full_seen();
             }
-            .instrument(span),
-        )
+            let headers = response.headers_mut();
+            for (name, value) in &shared.headers {
+                headers.entry(name).or_insert_with(|| value.clone());
+            }
+            headers.insert(X_REQUEST_ID, id);
+            let elapsed = tracking.finish(response.status());
+            tracing::info!(
+                status = response.status().as_u16(),
+                latency_ms = elapsed.as_millis() as u64,
+                "served"
+            );
+            Ok(response)
+        }))
     }
 }
 
-/// The request's id: the client's, when it is short and printable, else a new random UUID,
+/// The request's id: the client's, when it is a usable one (below), else a new random UUID,
 /// which is also set on the request for whatever reads it further in.
 fn request_id(request: &mut Request) -> HeaderValue {
     if let Some(id) = request.headers().get(&X_REQUEST_ID)
-        && !id.is_empty()
-        && id.len() <= MAX_CLIENT_ID
-        && id.to_str().is_ok()
+        && usable_client_id(id.as_bytes())
     {
         return id.clone();
     }
@@ -190,6 +181,17 @@ fn request_id(request: &mut Request) -> HeaderValue {
     let id = HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"));
     request.headers_mut().insert(X_REQUEST_ID, id.clone());
     id
+}
+
+/// A client's id is kept when it is 1 to [`MAX_CLIENT_ID`] letters, digits and `-_.:/+=@`: a
+/// UUID, a trace id, a proxy's id. Anything else (spaces, quotes, braces) could make the text
+/// access line read as if it had other fields (`x method=POST path=/admin`), so it is replaced.
+fn usable_client_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
 }
 
 /// A future whose panic is caught and returned as `Err(())`.

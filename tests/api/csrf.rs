@@ -432,6 +432,28 @@ async fn security_headers_on_every_answer(backend: Backend) {
         uuid::Uuid::parse_str(id).is_ok(),
         "a 129-character id is replaced: {id}"
     );
+    // An id with a space or a brace could make the access line seem to hold other fields.
+    for forging in ["x method=POST path=/admin", "x}: brama", "\"x\""] {
+        let r = app.get("/healthz", &[("x-request-id", forging)]).await;
+        let id = r.headers["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{forging:?} is replaced: {id}"
+        );
+    }
+    let r = app
+        .get(
+            "/healthz",
+            &[(
+                "x-request-id",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )],
+        )
+        .await;
+    assert_eq!(
+        r.headers["x-request-id"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "a trace id is kept"
+    );
     // Every answer says no cache may keep it, and a handler's own headers are kept: the
     // API docs' CSP allows inline styles.
     assert_eq!(r.headers["cache-control"], "no-store");

@@ -434,6 +434,131 @@ async fn rotated_key_signs_new_tokens_and_old_ones_still_verify(backend: Backend
     assert_eq!(kid(&first.login("carol").await["accessToken"]), kid_b);
 }
 
+/// The access line and every other line logged while a request is served name the request
+/// (its id, method and path, never its query string), in text and in JSON, in tracing's shapes
+/// (issue 18 writes them without tracing's formatter and span).
+#[tokio::test]
+async fn log_lines_name_their_request_in_text_and_in_json() {
+    for format in ["text", "json"] {
+        let db = scratch_dir().await;
+        let server = serve(
+            &db,
+            Backend::Sqlite,
+            &[("BRAMA_LOG_FORMAT", format)],
+            format,
+        )
+        .await;
+        let r = server
+            .http
+            .post(server.url("/api/auth/register"))
+            .header("x-request-id", "log-register-1")
+            .json(
+                &json!({ "username": "alice", "email": "alice@example.com", "password": PASSWORD }),
+            )
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(r.status(), 200);
+        let r = server
+            .http
+            .get(server.url("/healthz?token=query-secret"))
+            .header("x-request-id", "log-healthz-1")
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(r.status(), 200);
+        let deadline = Instant::now() + START_DEADLINE;
+        let log = loop {
+            let log = server.log();
+            if log.contains("log-healthz-1") {
+                break log;
+            }
+            assert!(Instant::now() < deadline, "no access line:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(!log.contains("query-secret"), "{log}");
+        let line = |needle: &str| {
+            log.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no line with {needle}:\n{log}"))
+        };
+        let is_timestamp = |t: &str| {
+            let shape = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+            t.len() == shape.len()
+                && t.bytes().zip(shape.bytes()).all(|(c, s)| {
+                    if s == b'd' {
+                        c.is_ascii_digit()
+                    } else {
+                        c == s
+                    }
+                })
+        };
+        if format == "text" {
+            let served = line("log-healthz-1");
+            let (time, rest) = served.split_at(27);
+            assert!(is_timestamp(time), "{served}");
+            assert!(
+                rest.starts_with(
+                    "  INFO request{id=log-healthz-1 method=GET path=/healthz}: \
+                     brama::http::edge: served status=200 latency_ms="
+                ),
+                "{served}"
+            );
+            let registered = line("account registered");
+            assert!(
+                registered.contains(
+                    " INFO request{id=log-register-1 method=POST path=/api/auth/register}: \
+                     brama::core::accounts: account registered account="
+                ),
+                "{registered}"
+            );
+            let listening = line("brama listening");
+            assert!(!listening.contains("request{"), "{listening}");
+            assert!(
+                listening.contains(" INFO brama::app: brama listening address=127.0.0.1:"),
+                "{listening}"
+            );
+        } else {
+            let lines: Vec<Value> = log
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect();
+            let find = |message: &str| {
+                lines
+                    .iter()
+                    .find(|l| l["message"] == message)
+                    .unwrap_or_else(|| panic!("no {message} line:\n{log}"))
+            };
+            let served = lines
+                .iter()
+                .find(|l| l["message"] == "served" && l["span"]["id"] == "log-healthz-1")
+                .unwrap_or_else(|| panic!("no access line:\n{log}"));
+            assert!(
+                is_timestamp(served["timestamp"].as_str().unwrap_or("")),
+                "{served}"
+            );
+            assert_eq!(served["level"], "INFO");
+            assert_eq!(served["target"], "brama::http::edge");
+            assert_eq!(served["status"], 200, "a number: {served}");
+            assert!(served["latency_ms"].is_u64(), "{served}");
+            let span = json!({ "id": "log-healthz-1", "method": "GET", "path": "/healthz", "name": "request" });
+            assert_eq!(served["span"], span);
+            assert_eq!(served["spans"], json!([span]));
+            let registered = find("account registered");
+            assert_eq!(registered["span"]["id"], "log-register-1");
+            assert_eq!(registered["span"]["path"], "/api/auth/register");
+            assert_eq!(registered["role"], "owner", "{registered}");
+            let listening = find("brama listening");
+            assert!(listening.get("span").is_none(), "{listening}");
+            assert!(
+                listening["address"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("127.0.0.1:"))
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn help_documents_every_command() {
     let dir = scratch_dir().await;
