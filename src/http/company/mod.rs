@@ -21,7 +21,7 @@ use crate::core::sessions::IssuedSession;
 use crate::core::{AccountRecord, CoreError, Role};
 use crate::domain::{CompanyEmail, Fields, MemberText, Password, Phone, Problem};
 use crate::http::extract::{ClientInfo, JsonBody, access_token};
-use crate::http::{AppState, BODY_LIMIT, body_limit, current_lang, language};
+use crate::http::{AppState, BODY_LIMIT, current_lang, surface_layers};
 use crate::i18n::{Lang, Msg};
 use error::{CompanyError, CompanyFailure};
 
@@ -53,8 +53,7 @@ pub fn bare_prefixes() -> Router<AppState> {
     let router = Router::new()
         .route("/company/", unknown.clone())
         .route("/web/", unknown);
-    let router = body_limit::<CompanyError, _>(BODY_LIMIT, router);
-    language(Lang::Ru, router)
+    surface_layers::<CompanyError, _>(Lang::Ru, BODY_LIMIT, router)
 }
 
 fn decorate(routes: OpenApiRouter<AppState>) -> (Router<AppState>, OpenApi) {
@@ -62,8 +61,10 @@ fn decorate(routes: OpenApiRouter<AppState>) -> (Router<AppState>, OpenApi) {
     let router = router
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found);
-    let router = body_limit::<CompanyError, _>(BODY_LIMIT, router);
-    (language(Lang::Ru, router), doc)
+    (
+        surface_layers::<CompanyError, _>(Lang::Ru, BODY_LIMIT, router),
+        doc,
+    )
 }
 
 /// A JSON body; its failures in this surface's envelope.

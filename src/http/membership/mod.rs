@@ -32,7 +32,7 @@ use crate::http::extract::{
     CSRF_COOKIE, ClientInfo, TOKEN_COOKIE, TokenSource, access_token, check_csrf,
     checked_browser_mode,
 };
-use crate::http::{AppState, BODY_LIMIT, body_limit, current_lang, language};
+use crate::http::{AppState, BODY_LIMIT, current_lang, surface_layers};
 use crate::i18n::{Lang, Msg};
 use error::ApiError;
 use extract::{AuthUser, Id, Json, OptionalJson};
@@ -69,11 +69,16 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found);
     let import = import.method_not_allowed_fallback(error::method_not_allowed);
-    let router = body_limit::<ApiError, _>(BODY_LIMIT, routes).merge(body_limit::<ApiError, _>(
-        members::IMPORT_BODY_LIMIT,
-        import,
-    ));
-    (language(Lang::En, router), doc)
+    let router =
+        surface_layers::<ApiError, _>(Lang::En, BODY_LIMIT, routes).merge(surface_layers::<
+            ApiError,
+            _,
+        >(
+            Lang::En,
+            members::IMPORT_BODY_LIMIT,
+            import,
+        ));
+    (router, doc)
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
