@@ -18,7 +18,7 @@ use crate::config::LogFormat;
 
 mod lines;
 
-pub use lines::{Lines, RequestScope, scope};
+pub use lines::{Lines, RequestScope, scope, served};
 
 /// Installs the process-wide subscriber. `RUST_LOG` overrides the default filter, which logs
 /// an access line (`served`) for every request.
@@ -30,16 +30,20 @@ pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let (buffer, not_gathered) = LogBuffer::start();
+    let style = lines::Style {
+        json: matches!(format, LogFormat::Json),
+        ansi: std::io::stderr().is_terminal(),
+    };
     let result = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(style.ansi)
         .with_writer(buffer)
-        .event_format(Lines {
-            json: matches!(format, LogFormat::Json),
-        })
+        .event_format(Lines { json: style.json })
         .try_init();
     // A second init (tests, embedding) keeps the first subscriber.
-    let _ = result;
+    if result.is_ok() {
+        lines::installed(style);
+    }
     if let Some(e) = not_gathered {
         tracing::warn!(error = %e, "log lines are written one by one");
     }
@@ -139,6 +143,18 @@ impl std::io::Write for LogLine {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Writes one info line into the [`LogBuffer`], as the subscriber would.
+fn write_line(line: &[u8]) {
+    if let Some(buffer) = LOG_BUFFER.get() {
+        let mut writer = LogLine {
+            buffer,
+            urgent: buffer.direct.load(Ordering::Relaxed),
+        };
+        // Writing into the buffer cannot fail.
+        let _ = writer.write_all(line);
     }
 }
 

@@ -128,16 +128,15 @@ where
             method: request.method().clone(),
             uri: request.uri().clone(),
         };
-        // The clone that was made ready is the one called (tower's contract).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The inner service is axum's route, always ready, whose future owns what it needs:
+        // it is called in place. Cloning it first (tower's habit for services that reserve
+        // capacity in `poll_ready`) cloned every box inside the route on each request.
+        let handled = CatchPanic {
+            inner: self.inner.call(request),
+        };
         let shared = Arc::clone(&self.shared);
         Box::pin(telemetry::scope(serving, async move {
-            let mut response = match (CatchPanic {
-                inner: inner.call(request),
-            })
-            .await
-            {
+            let mut response = match handled.await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
                 Err(()) => panic_response(),
@@ -155,11 +154,7 @@ where
             }
             headers.insert(X_REQUEST_ID, id);
             let elapsed = tracking.finish(response.status());
-            tracing::info!(
-                status = response.status().as_u16(),
-                latency_ms = elapsed.as_millis() as u64,
-                "served"
-            );
+            telemetry::served(response.status().as_u16(), elapsed.as_millis() as u64);
             Ok(response)
         }))
     }

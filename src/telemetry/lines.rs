@@ -21,9 +21,10 @@
 //! A text line never spans two lines: control characters in a value (a newline in a message
 //! built from input, a terminal escape) are written escaped, as `\n` or `\u{1b}`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderValue, Method, Uri};
@@ -57,6 +58,68 @@ pub struct Lines {
     pub json: bool,
 }
 
+/// How brama's subscriber writes lines, once `telemetry::init` installed it.
+#[derive(Clone, Copy)]
+pub(super) struct Style {
+    pub json: bool,
+    pub ansi: bool,
+}
+
+static INSTALLED: OnceLock<Style> = OnceLock::new();
+
+/// Notes that brama's subscriber, writing lines in `style`, is the process's.
+pub(super) fn installed(style: Style) {
+    let _ = INSTALLED.set(style);
+}
+
+/// The target of the access line, as if logged from `http::edge`.
+const ACCESS_TARGET: &str = "brama::http::edge";
+
+thread_local! {
+    static ACCESS_LINE: RefCell<String> = RefCell::new(String::with_capacity(256));
+}
+
+/// Logs the access line of the request being served: `served`, its status and latency, at
+/// info level from `brama::http::edge` (`RUST_LOG` filters it as such).
+///
+/// It is the one line every request logs, so with brama's own subscriber installed it is
+/// written here, the same text or JSON that subscriber would write, straight into the
+/// [`super::LogBuffer`]: through tracing's dispatch and field visitors it cost a tenth of
+/// `/healthz`'s own CPU (issue 18). Under any other subscriber (tests, embedding) it is an
+/// ordinary tracing event.
+pub fn served(status: u16, latency_ms: u64) {
+    let Some(style) = INSTALLED.get() else {
+        tracing::info!(target: ACCESS_TARGET, status, latency_ms, "served");
+        return;
+    };
+    if !tracing::enabled!(target: ACCESS_TARGET, Level::INFO) {
+        return;
+    }
+    ACCESS_LINE.with_borrow_mut(|line| {
+        line.clear();
+        let mut status_digits = itoa::Buffer::new();
+        let mut latency_digits = itoa::Buffer::new();
+        let written = if style.json {
+            json_head(line, &Level::INFO)
+                .and_then(|()| line.write_str(",\"message\":\"served\",\"status\":"))
+                .and_then(|()| line.write_str(status_digits.format(status)))
+                .and_then(|()| line.write_str(",\"latency_ms\":"))
+                .and_then(|()| line.write_str(latency_digits.format(latency_ms)))
+                .and_then(|()| json_tail(line, ACCESS_TARGET))
+        } else {
+            text_head(line, &Level::INFO, ACCESS_TARGET, style.ansi)
+                .and_then(|()| line.write_str("served status="))
+                .and_then(|()| line.write_str(status_digits.format(status)))
+                .and_then(|()| line.write_str(" latency_ms="))
+                .and_then(|()| line.write_str(latency_digits.format(latency_ms)))
+                .and_then(|()| line.write_char('\n'))
+        };
+        if written.is_ok() {
+            super::write_line(line.as_bytes());
+        }
+    });
+}
+
 impl<S, N> FormatEvent<S, N> for Lines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -79,9 +142,22 @@ where
 
 fn text_line(out: &mut impl fmt::Write, event: &Event<'_>, ansi: bool) -> fmt::Result {
     let meta = event.metadata();
+    text_head(out, meta.level(), meta.target(), ansi)?;
+    let mut fields = TextFields {
+        out: &mut *out,
+        first: true,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    out.write_char('\n')
+}
+
+/// A text line up to its fields: the time, the level, the request, the target.
+fn text_head(out: &mut impl fmt::Write, level: &Level, target: &str, ansi: bool) -> fmt::Result {
     timestamp(out)?;
     out.write_char(' ')?;
-    let (padded, colour) = match *meta.level() {
+    let (padded, colour) = match *level {
         Level::ERROR => ("ERROR", "\x1b[31m"),
         Level::WARN => (" WARN", "\x1b[33m"),
         Level::INFO => (" INFO", "\x1b[32m"),
@@ -105,16 +181,8 @@ fn text_line(out: &mut impl fmt::Write, event: &Event<'_>, ansi: bool) -> fmt::R
         Escaped(&mut *out).write_str(request.uri.path())?;
         out.write_str("}: ")
     });
-    out.write_str(meta.target())?;
-    out.write_str(": ")?;
-    let mut fields = TextFields {
-        out: &mut *out,
-        first: true,
-        result: Ok(()),
-    };
-    event.record(&mut fields);
-    fields.result?;
-    out.write_char('\n')
+    out.write_str(target)?;
+    out.write_str(": ")
 }
 
 /// An event's fields as tracing-subscriber writes them: the message as it is, then
@@ -191,19 +259,29 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 
 fn json_line(out: &mut impl fmt::Write, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
-    out.write_str("{\"timestamp\":\"")?;
-    timestamp(out)?;
-    out.write_str("\",\"level\":\"")?;
-    out.write_str(meta.level().as_str())?;
-    out.write_char('"')?;
+    json_head(out, meta.level())?;
     let mut fields = JsonFields {
         out: &mut *out,
         result: Ok(()),
     };
     event.record(&mut fields);
     fields.result?;
+    json_tail(out, meta.target())
+}
+
+/// A JSON line up to its fields: the time and the level.
+fn json_head(out: &mut impl fmt::Write, level: &Level) -> fmt::Result {
+    out.write_str("{\"timestamp\":\"")?;
+    timestamp(out)?;
+    out.write_str("\",\"level\":\"")?;
+    out.write_str(level.as_str())?;
+    out.write_char('"')
+}
+
+/// A JSON line after its fields: the target and the request.
+fn json_tail(out: &mut impl fmt::Write, target: &str) -> fmt::Result {
     out.write_str(",\"target\":")?;
-    json_string(out, meta.target())?;
+    json_string(out, target)?;
     let _ = REQUEST.try_with(|request| -> fmt::Result {
         out.write_str(",\"span\":")?;
         json_span(out, request)?;

@@ -439,15 +439,14 @@ async fn rotated_key_signs_new_tokens_and_old_ones_still_verify(backend: Backend
 /// (issue 18 writes them without tracing's formatter and span).
 #[tokio::test]
 async fn log_lines_name_their_request_in_text_and_in_json() {
-    for format in ["text", "json"] {
+    for (format, filter) in [
+        ("text", "info"),
+        ("json", "info"),
+        ("text", "info,brama::http::edge=warn"),
+    ] {
         let db = scratch_dir().await;
-        let server = serve(
-            &db,
-            Backend::Sqlite,
-            &[("BRAMA_LOG_FORMAT", format)],
-            format,
-        )
-        .await;
+        let settings = [("BRAMA_LOG_FORMAT", format), ("RUST_LOG", filter)];
+        let server = serve(&db, Backend::Sqlite, &settings, format).await;
         let r = server
             .http
             .post(server.url("/api/auth/register"))
@@ -467,16 +466,44 @@ async fn log_lines_name_their_request_in_text_and_in_json() {
             .await
             .expect("request sent");
         assert_eq!(r.status(), 200);
+        // A warning is written at once, with every line gathered before it.
+        let r = server
+            .http
+            .get(server.url("/company/nowhere"))
+            .header("x-request-id", "log-warning-1")
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(r.status(), 404);
         let deadline = Instant::now() + START_DEADLINE;
         let log = loop {
             let log = server.log();
-            if log.contains("log-healthz-1") {
+            if log.contains("log-warning-1") {
                 break log;
             }
-            assert!(Instant::now() < deadline, "no access line:\n{log}");
+            assert!(Instant::now() < deadline, "no warning:\n{log}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert!(!log.contains("query-secret"), "{log}");
+        let warning = log
+            .lines()
+            .find(|l| l.contains("log-warning-1"))
+            .expect("the warning");
+        assert!(warning.contains("WARN"), "{warning}");
+        assert!(
+            warning.contains("request{id=log-warning-1 method=GET path=/company/nowhere}: brama::http::company::error: company api error")
+                || warning.contains(r#""span":{"id":"log-warning-1","method":"GET","path":"/company/nowhere","name":"request"}"#),
+            "{warning}"
+        );
+        if filter != "info" {
+            // The access line is filtered as a line of `brama::http::edge`; the rest stays.
+            assert!(!log.contains("served"), "{log}");
+            assert!(
+                log.contains("request{id=log-register-1 method=POST path=/api/auth/register}: brama::core::accounts: account registered"),
+                "{log}"
+            );
+            continue;
+        }
         let line = |needle: &str| {
             log.lines()
                 .find(|l| l.contains(needle))
