@@ -134,7 +134,15 @@ pub fn router(state: AppState) -> Router {
         web_api,
         document,
     } = surfaces();
-    let document = Arc::new(document);
+    // Served as the JSON it is: the document's own structures took 3 MiB of an idle
+    // process's 4.5 MiB heap, its JSON 70 KiB (issue 18).
+    let document = match serde_json::to_vec(&document) {
+        Ok(json) => axum::body::Bytes::from(json),
+        Err(e) => {
+            tracing::error!(error = %e, "the API document could not be written as JSON");
+            axum::body::Bytes::new()
+        }
+    };
     // Swagger UI from files inside the binary, reading the document from /openapi.json; its
     // pages alone may use inline styles.
     let docs = Router::from(
@@ -146,8 +154,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/openapi.json",
             axum::routing::get(move || {
-                let document = Arc::clone(&document);
-                async move { axum::Json(document) }
+                let document = document.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            axum::http::HeaderValue::from_static("application/json"),
+                        )],
+                        document,
+                    )
+                }
             }),
         )
         .merge(web::routes())
