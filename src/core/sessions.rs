@@ -340,7 +340,7 @@ impl Core {
         if self.config.strict_revocation && !self.session_live(&claims.sid).await? {
             return Err(CoreError::TokenInvalid);
         }
-        caller(claims)
+        caller(&claims)
     }
 
     fn may_reload_keys(&self) -> bool {
@@ -500,16 +500,16 @@ impl Core {
 
 /// The caller a verified token speaks for. A role name the token carries but brama does not
 /// know makes the token invalid, never a lesser role.
-fn caller(claims: Claims) -> CoreResult<Caller> {
+fn caller(claims: &Claims) -> CoreResult<Caller> {
     let mut role = None;
     for name in &claims.roles {
         let parsed = Role::parse(name).ok_or(CoreError::TokenInvalid)?;
         role = role.max(Some(parsed));
     }
     Ok(Caller {
-        account_id: claims.sub,
-        organization_id: claims.org,
-        session_id: claims.sid,
+        account_id: claims.sub.clone(),
+        organization_id: claims.org.clone(),
+        session_id: claims.sid.clone(),
         role: role.ok_or(CoreError::TokenInvalid)?,
         enrolment_only: claims.mfa.as_deref() == Some("enrol"),
         with_passkey: claims.amr.iter().any(|a| a == "hwk"),
@@ -645,17 +645,17 @@ mod tests {
             mfa: None,
         };
         assert_eq!(
-            caller(claims(&["admin"])).map(|c| c.role).ok(),
+            caller(&claims(&["admin"])).map(|c| c.role).ok(),
             Some(Role::Admin)
         );
         assert_eq!(
-            caller(claims(&["user", "owner"])).map(|c| c.role).ok(),
+            caller(&claims(&["user", "owner"])).map(|c| c.role).ok(),
             Some(Role::Owner)
         );
         assert!(matches!(
-            caller(claims(&["root"])),
+            caller(&claims(&["root"])),
             Err(CoreError::TokenInvalid)
         ));
-        assert!(matches!(caller(claims(&[])), Err(CoreError::TokenInvalid)));
+        assert!(matches!(caller(&claims(&[])), Err(CoreError::TokenInvalid)));
     }
 }

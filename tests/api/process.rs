@@ -458,23 +458,18 @@ async fn log_lines_name_their_request_in_text_and_in_json() {
             .await
             .expect("request sent");
         assert_eq!(r.status(), 200);
-        let r = server
-            .http
-            .get(server.url("/healthz?token=query-secret"))
-            .header("x-request-id", "log-healthz-1")
-            .send()
-            .await
-            .expect("request sent");
-        assert_eq!(r.status(), 200);
+        let get = |path: &str, id: &str| {
+            server
+                .http
+                .get(server.url(path))
+                .header("x-request-id", id)
+                .send()
+        };
+        let r = get("/healthz?token=query-secret", "log-healthz-1").await;
+        assert_eq!(r.expect("request sent").status(), 200);
         // A warning is written at once, with every line gathered before it.
-        let r = server
-            .http
-            .get(server.url("/company/nowhere"))
-            .header("x-request-id", "log-warning-1")
-            .send()
-            .await
-            .expect("request sent");
-        assert_eq!(r.status(), 404);
+        let r = get("/company/nowhere", "log-warning-1").await;
+        assert_eq!(r.expect("request sent").status(), 404);
         let deadline = Instant::now() + START_DEADLINE;
         let log = loop {
             let log = server.log();

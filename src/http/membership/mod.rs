@@ -192,7 +192,13 @@ fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
 
 /// `ROLE_USER`, `ROLE_ADMIN`, ... as the seed's clients expect.
 pub(crate) fn role_names(role: Role) -> Vec<String> {
-    vec![format!("ROLE_{}", role.as_str().to_ascii_uppercase())]
+    let name = match role {
+        Role::User => "ROLE_USER",
+        Role::Moderator => "ROLE_MODERATOR",
+        Role::Admin => "ROLE_ADMIN",
+        Role::Owner => "ROLE_OWNER",
+    };
+    vec![name.to_owned()]
 }
 
 /// A role as a client names it: `admin`, `Admin`, `ROLE_ADMIN`.
