@@ -30,19 +30,19 @@ pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let (buffer, not_gathered) = LogBuffer::start();
-    let style = lines::Style {
+    let lines = Lines {
         json: matches!(format, LogFormat::Json),
         ansi: std::io::stderr().is_terminal(),
     };
     let result = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(style.ansi)
+        .with_ansi(lines.ansi)
         .with_writer(buffer)
-        .event_format(Lines { json: style.json })
+        .event_format(lines)
         .try_init();
     // A second init (tests, embedding) keeps the first subscriber.
     if result.is_ok() {
-        lines::installed(style);
+        lines::installed(lines);
     }
     if let Some(e) = not_gathered {
         tracing::warn!(error = %e, "log lines are written one by one");

@@ -53,23 +53,19 @@ pub fn scope<F: Future>(request: RequestScope, future: F) -> impl Future<Output 
     REQUEST.scope(request, future)
 }
 
-/// Formats brama's log lines, in text or as one JSON object a line.
-pub struct Lines {
-    pub json: bool,
-}
-
-/// How brama's subscriber writes lines, once `telemetry::init` installed it.
+/// Formats brama's log lines, in text (with colours when `ansi`) or as one JSON object a line.
 #[derive(Clone, Copy)]
-pub(super) struct Style {
+pub struct Lines {
     pub json: bool,
     pub ansi: bool,
 }
 
-static INSTALLED: OnceLock<Style> = OnceLock::new();
+/// How the installed subscriber writes lines, once `telemetry::init` installed brama's.
+static INSTALLED: OnceLock<Lines> = OnceLock::new();
 
-/// Notes that brama's subscriber, writing lines in `style`, is the process's.
-pub(super) fn installed(style: Style) {
-    let _ = INSTALLED.set(style);
+/// Notes that brama's subscriber, writing `lines`, is the process's.
+pub(super) fn installed(lines: Lines) {
+    let _ = INSTALLED.set(lines);
 }
 
 /// The target of the access line, as if logged from `http::edge`.
@@ -134,8 +130,7 @@ where
         if self.json {
             json_line(&mut writer, event)
         } else {
-            let ansi = writer.has_ansi_escapes();
-            text_line(&mut writer, event, ansi)
+            text_line(&mut writer, event, self.ansi)
         }
     }
 }

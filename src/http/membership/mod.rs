@@ -69,16 +69,9 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found);
     let import = import.method_not_allowed_fallback(error::method_not_allowed);
-    let router =
-        surface_layers::<ApiError, _>(Lang::En, BODY_LIMIT, routes).merge(surface_layers::<
-            ApiError,
-            _,
-        >(
-            Lang::En,
-            members::IMPORT_BODY_LIMIT,
-            import,
-        ));
-    (router, doc)
+    let import = surface_layers::<ApiError, _>(Lang::En, members::IMPORT_BODY_LIMIT, import);
+    let routes = surface_layers::<ApiError, _>(Lang::En, BODY_LIMIT, routes);
+    (routes.merge(import), doc)
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
