@@ -123,6 +123,24 @@ pub(crate) async fn refresh_search_texts(
     Ok(changed)
 }
 
+/// Places the members that have no place in their organization's surname order (SQLite: the
+/// rows of a database older than migration 0021, or whose surname key was just made anew), in
+/// one transaction, before the server answers a search.
+pub(crate) async fn place_members(
+    store: &crate::store::DynStore,
+) -> Result<u64, crate::core::StartupError> {
+    let mut tx = store.begin().await?;
+    let placed = tx.place_unplaced_members().await?;
+    tx.commit().await?;
+    if placed > 0 {
+        tracing::info!(
+            members = placed,
+            "placed members in surname order for search"
+        );
+    }
+    Ok(placed)
+}
+
 /// Writes the fields a patch sets into a stored member, and its search text.
 fn apply(member: &mut MemberRecord, patch: MemberPatch) {
     let text = |v: Option<crate::domain::MemberText>, slot: &mut String| {

@@ -167,6 +167,7 @@ impl Core {
         let data_keys = data_key::load(&config, &store).await?;
         data_key::encrypt_clear_pesels(&store, &data_keys).await?;
         members::refresh_search_texts(&store).await?;
+        members::place_members(&store).await?;
         let audit_queue = audit_queue::AuditQueue::start(store.clone());
         Ok(Arc::new(Core {
             config,

@@ -198,6 +198,7 @@ forwarding! {
     members_not_under(pattern: &str, after: &str, limit: i64) -> Vec<(String, String, String)>;
     member_texts(after: &str, limit: i64) -> Vec<MemberTexts>;
     set_member_derived(id: &str, search: &str, sort_keys: [&str; 4]) -> ();
+    place_unplaced_members() -> u64;
     seal_pesel(id: &str, stored: &str, index: &str) -> ();
     set_secret(name: &str, value: &str, now: i64) -> ();
     delete_ended_sessions(cut: i64, sessions: i64, tokens: i64) -> (u64, u64);

@@ -977,6 +977,11 @@ pub trait Tx: Send {
         search: &str,
         sort_keys: [&str; 4],
     ) -> StoreResult<()>;
+    /// Gives every member without a place one, and says how many there were. Places are
+    /// SQLite's (migration 0021): rows stored before it, and rows whose surname key
+    /// `set_member_derived` changed, have none until this runs at start-up. Nothing to do on
+    /// PostgreSQL.
+    async fn place_unplaced_members(&mut self) -> StoreResult<u64>;
     /// Stores a member's encrypted PESEL and its blind index.
     async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()>;
     /// The secret `name`, if stored.
@@ -1252,7 +1257,8 @@ pub fn escape_like(text: &str) -> String {
 pub(crate) enum SearchIndex {
     /// `LIKE '%q%'` on the column, which a trigram GIN index (pg_trgm) serves.
     LikeTrigram,
-    /// The FTS5 trigram table `members_search` (SQLite), for queries of three or more chars.
+    /// The FTS5 trigram table `member_places` (SQLite, keyed by place), for queries of three
+    /// or more chars.
     Fts5,
 }
 
@@ -1279,9 +1285,15 @@ pub(crate) fn fts_tiles(q: &str) -> String {
 fn fts_all(strings: &[String]) -> String {
     strings
         .iter()
-        .map(|s| format!("\"{}\"", s.replace('"', "\"\"")))
+        .map(|s| fts_phrase(s))
         .collect::<Vec<_>>()
         .join(" AND ")
+}
+
+/// An FTS5 phrase of the whole string (quotes doubled): with the trigram tokenizer, rows
+/// holding it as a substring.
+pub(crate) fn fts_phrase(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// The WHERE clause of a member list, with its text binds (`$1` is the organization).
@@ -1320,7 +1332,7 @@ pub(crate) fn member_where(
             });
             binds.push(q.clone());
             condition.push_str(&format!(
-                " AND rowid IN (SELECT rowid FROM members_search WHERE members_search MATCH ${}) \
+                " AND place IN (SELECT rowid FROM member_places WHERE member_places MATCH ${}) \
                  AND instr(search, ${}) > 0",
                 binds.len() - 1,
                 binds.len()

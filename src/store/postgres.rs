@@ -176,6 +176,17 @@ pub struct PostgresTx {
     bulk_inserted: usize,
 }
 
+impl PostgresStore {
+    /// SQLite's search in the order of places; PostgreSQL has no places.
+    async fn search_in_place_order(
+        &self,
+        _organization_id: &str,
+        _filter: &MemberFilter,
+    ) -> StoreResult<Option<(Vec<MemberRecord>, i64)>> {
+        Ok(None)
+    }
+}
+
 impl PostgresTx {
     /// Rows a transaction reads before it decides are locked until it ends, so two
     /// transactions cannot both decide on the same old value.
@@ -184,12 +195,33 @@ impl PostgresTx {
     /// PostgreSQL's imports grow the indexes as they go: dropping one takes a lock that would
     /// stop every reader of the register for the import's length. Its shared buffers and
     /// settings are the server's own.
-    async fn bulk_prepare(&mut self, _rows: usize) -> StoreResult<Option<()>> {
+    async fn bulk_prepare(&mut self, _members: &[MemberRecord]) -> StoreResult<Option<()>> {
         Ok(None)
     }
 
-    async fn bulk_finish(&mut self, _rebuild: Option<()>) -> StoreResult<()> {
+    fn bulk_places(_rebuild: &Option<()>) -> Option<&[i64]> {
+        None
+    }
+
+    async fn bulk_finish(
+        &mut self,
+        _rebuild: Option<()>,
+        _members: &[MemberRecord],
+    ) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// Members have no places on PostgreSQL (they are SQLite's, migration 0021 there).
+    fn replace_on_rename(_n: usize) -> String {
+        String::new()
+    }
+
+    async fn member_updated(&mut self, _organization_id: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn place_unplaced(&mut self) -> StoreResult<u64> {
+        Ok(0)
     }
 }
 

@@ -358,6 +358,9 @@ macro_rules! sql_store {
                 organization_id: &str,
                 filter: &MemberFilter,
             ) -> StoreResult<(Vec<MemberRecord>, i64)> {
+                if let Some(found) = self.search_in_place_order(organization_id, filter).await? {
+                    return Ok(found);
+                }
                 let $crate::store::MemberWhere { condition, binds, unindexed_order } =
                     $crate::store::member_where(organization_id, filter, Self::SEARCH_INDEX);
                 let direction = if filter.descending { "DESC" } else { "ASC" };
@@ -1057,10 +1060,11 @@ macro_rules! sql_store {
 
             async fn set_member_derived(&mut self, id: &str, search: &str, sort_keys: [&str; 4]) -> StoreResult<()> {
                 // Search is set only when it changed: its index is rewritten on every update of it.
-                sqlx::query(
+                sqlx::query(&format!(
                     "UPDATE members SET imie_sort = $2, nazwisko_sort = $3, miejscowosc_sort = $4, \
-                     wojewodztwo_sort = $5 WHERE id = $1",
-                )
+                     wojewodztwo_sort = $5{} WHERE id = $1",
+                    <$tx>::replace_on_rename(3)
+                ))
                 .bind(id)
                 .bind(sort_keys[0])
                 .bind(sort_keys[1])
@@ -1074,6 +1078,10 @@ macro_rules! sql_store {
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(())
+            }
+
+            async fn place_unplaced_members(&mut self) -> StoreResult<u64> {
+                self.place_unplaced().await
             }
 
             async fn seal_pesel(&mut self, id: &str, stored: &str, index: &str) -> StoreResult<()> {
@@ -1181,11 +1189,17 @@ macro_rules! sql_store {
             }
 
             async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
-                let rebuild = self.bulk_prepare(members.len()).await?;
-                // 23 binds a row: 500 rows stay under both backends' bind limits.
-                for chunk in members.chunks(500) {
-                    let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO members (", member_columns!(), ") "));
-                    insert.push_values(chunk, |mut row, m| {
+                let rebuild = self.bulk_prepare(members).await?;
+                // A large import's places (SQLite), one a member, made by `bulk_prepare`.
+                let places = <$tx>::bulk_places(&rebuild);
+                let columns = if places.is_some() { ", place" } else { "" };
+                // 24 binds a row: 500 rows stay under both backends' bind limits.
+                for (c, chunk) in members.chunks(500).enumerate() {
+                    let mut insert = sqlx::QueryBuilder::new(format!(
+                        "INSERT INTO members ({}{columns}) ",
+                        member_columns!()
+                    ));
+                    insert.push_values(chunk.iter().enumerate(), |mut row, (j, m)| {
                         row.push_bind(&m.id)
                             .push_bind(&m.organization_id)
                             .push_bind(&m.imie)
@@ -1209,10 +1223,13 @@ macro_rules! sql_store {
                             .push_bind(&m.nazwisko_sort)
                             .push_bind(&m.miejscowosc_sort)
                             .push_bind(&m.wojewodztwo_sort);
+                        if let Some(places) = places {
+                            row.push_bind(places[c * 500 + j]);
+                        }
                     });
                     insert.build().execute(&mut *self.tx).await.map_err(map_unique)?;
                 }
-                self.bulk_finish(rebuild).await?;
+                self.bulk_finish(rebuild, members).await?;
                 self.bulk_inserted += members.len();
                 Ok(())
             }
@@ -1230,15 +1247,17 @@ macro_rules! sql_store {
             }
 
             async fn update_member(&mut self, m: &MemberRecord, expected: i64) -> StoreResult<VersionedUpdate> {
-                let updated = sqlx::query_as::<_, MemberRecord>(concat!(
+                let sql = format!(
                     "UPDATE members SET imie = $1, nazwisko = $2, wyksztalcenie = $3, pesel = $4, \
                      wojewodztwo = $5, miejscowosc = $6, ulica = $7, nrdomulokalu = $8, \
                      kodpocztowy = $9, email = $10, tel = $11, search = $12, updated_at = $13, \
                      version = version + 1, pesel_index = $17, imie_sort = $18, nazwisko_sort = $19, \
-                     miejscowosc_sort = $20, wojewodztwo_sort = $21 \
-                     WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING ",
+                     miejscowosc_sort = $20, wojewodztwo_sort = $21{} \
+                     WHERE organization_id = $14 AND id = $15 AND version = $16 RETURNING {}",
+                    <$tx>::replace_on_rename(19),
                     member_columns!()
-                ))
+                );
+                let updated = sqlx::query_as::<_, MemberRecord>(&sql)
                 .bind(&m.imie)
                 .bind(&m.nazwisko)
                 .bind(&m.wyksztalcenie)
@@ -1264,6 +1283,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_unique)?;
                 if let Some(member) = updated {
+                    self.member_updated(&m.organization_id).await?;
                     return Ok(VersionedUpdate::Updated(Box::new(member)));
                 }
                 let current: Option<(i64,)> =
