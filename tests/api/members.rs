@@ -1236,7 +1236,8 @@ async fn search_ignores_case_and_polish_diacritics(backend: Backend) {
 /// A search asks the index only for its query's rare trigrams (`core::search_plan`): for
 /// `qkowalskiq` among forty Kowalskis, `qko` and `kiq`, which a member named Qkon Zkiq also
 /// holds. The whole text is still checked on every row found: she is not a hit, on either
-/// backend, in the page or in the count.
+/// backend, in the page or in the count. (SQLite asks its index for the whole query as a
+/// phrase when the search is sorted by surname, `store/sqlite/places.rs`; the same holds.)
 async fn a_search_asks_the_index_for_rare_trigrams_and_checks_the_whole_text(backend: Backend) {
     let app = app!(backend);
     let (owner, _) = staff(&app).await;
