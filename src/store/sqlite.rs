@@ -81,34 +81,25 @@ impl SqliteStore {
         {
             return Ok(None);
         }
-        let base: Option<i64> =
-            sqlx::query_scalar("SELECT base FROM member_ranges WHERE organization_id = $1")
-                .bind(organization_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(base) = base else {
-            // No member was ever placed here: none stored.
-            return Ok(Some((Vec::new(), 0)));
-        };
-        let (low, high) = places::range_of(base);
         let phrase = fts_phrase(q);
-        const HITS: &str =
-            "FROM member_places WHERE member_places MATCH $1 AND rowid > $2 AND rowid < $3";
+        // The organization's range of places (none before its first member: no hits); 40 is
+        // `places::PLACE_BITS`.
+        const HITS: &str = "FROM member_places WHERE member_places MATCH $1 \
+             AND rowid > (SELECT base << 40 FROM member_ranges WHERE organization_id = $2) \
+             AND rowid < (SELECT (base + 1) << 40 FROM member_ranges WHERE organization_id = $2)";
         let direction = if filter.descending { "DESC" } else { "ASC" };
         // One statement, so the count and the page are of one snapshot.
         let sql = format!(
             "SELECT {}, (SELECT COUNT(*) {HITS}) AS total FROM members \
-             WHERE place IN (SELECT rowid {HITS} ORDER BY rowid {direction} LIMIT $4 OFFSET $5) \
-             AND organization_id = $6 ORDER BY place {direction}",
+             WHERE place IN (SELECT rowid {HITS} ORDER BY rowid {direction} LIMIT $3 OFFSET $4) \
+             AND organization_id = $2 ORDER BY place {direction}",
             member_list_columns!()
         );
         let rows = sqlx::query_as::<_, CountedMember>(&sql)
             .bind(&phrase)
-            .bind(low)
-            .bind(high)
+            .bind(organization_id)
             .bind(filter.limit)
             .bind(filter.offset)
-            .bind(organization_id)
             .fetch_all(&self.pool)
             .await?;
         let total = match rows.first() {
@@ -117,8 +108,7 @@ impl SqliteStore {
             None => {
                 sqlx::query_scalar(&format!("SELECT COUNT(*) {HITS}"))
                     .bind(&phrase)
-                    .bind(low)
-                    .bind(high)
+                    .bind(organization_id)
                     .fetch_one(&self.pool)
                     .await?
             }

@@ -345,6 +345,8 @@ mod tests {
 
     #[test]
     fn places_fall_strictly_inside_their_bounds() {
+        // SqliteStore::search_in_place_order writes the shift into its SQL.
+        assert_eq!(PLACE_BITS, 40);
         let (low, high) = range_of(3);
         assert_eq!(low, 3 << 40);
         assert_eq!(high - low, 1 << 40);
