@@ -36,6 +36,15 @@ pub(crate) fn range_of(base: i64) -> (i64, i64) {
     (base << PLACE_BITS, (base + 1) << PLACE_BITS)
 }
 
+/// SQL that holds when `column` lies in the range of places of the organization whose id is
+/// the parameter `organization` (never, before its range is made).
+pub(crate) fn in_range_sql(column: &str, organization: &str) -> String {
+    format!(
+        "{column} > (SELECT base << {PLACE_BITS} FROM member_ranges WHERE organization_id = {organization}) \
+         AND {column} < (SELECT (base + 1) << {PLACE_BITS} FROM member_ranges WHERE organization_id = {organization})"
+    )
+}
+
 /// The place between two exclusive bounds, if there is one.
 pub(crate) fn between(low: i64, high: i64) -> Option<i64> {
     (high - low >= 2).then(|| low + (high - low) / 2)
@@ -140,9 +149,7 @@ impl SqliteTx {
                 .await?;
         if count as usize >= super::SqliteStore::BULK_INSERT {
             // As for an import (`bulk_prepare`): the indexes being filled stay in the cache.
-            sqlx::query("PRAGMA cache_size = -524288")
-                .execute(&mut *self.tx)
-                .await?;
+            self.grow_cache().await?;
         }
         let (_, gap) = spread(low, high, count);
         sqlx::query(
@@ -345,8 +352,6 @@ mod tests {
 
     #[test]
     fn places_fall_strictly_inside_their_bounds() {
-        // SqliteStore::search_in_place_order writes the shift into its SQL.
-        assert_eq!(PLACE_BITS, 40);
         let (low, high) = range_of(3);
         assert_eq!(low, 3 << 40);
         assert_eq!(high - low, 1 << 40);
