@@ -1255,7 +1255,8 @@ pub fn escape_like(text: &str) -> String {
 /// How a backend finds members by a substring of their `search` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SearchIndex {
-    /// `LIKE '%q%'` on the column, which a trigram GIN index (pg_trgm) serves.
+    /// `LIKE` on the `search` column of PostgreSQL's narrow `member_search` table, which a
+    /// trigram GIN index (pg_trgm) serves (`like_trigram`).
     LikeTrigram,
     /// The FTS5 trigram table `member_places` (SQLite, keyed by place), for queries of three
     /// or more chars.
@@ -1294,6 +1295,25 @@ fn fts_all(strings: &[String]) -> String {
 /// holding it as a substring.
 pub(crate) fn fts_phrase(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The condition on `search` that finds `q` through pg_trgm's GIN index (PostgreSQL's narrow
+/// `member_search`, migration 0021), its binds pushed onto `binds`: one LIKE a chosen trigram,
+/// which the index serves, and the substring itself through `strpos`, which it cannot, so the
+/// planner keeps it for the rows found. Without chosen trigrams, one `LIKE '%q%'`.
+pub(crate) fn like_trigram(q: &str, chosen: &[String], binds: &mut Vec<String>) -> String {
+    if chosen.is_empty() {
+        binds.push(format!("%{}%", escape_like(q)));
+        return format!("search LIKE ${} ESCAPE '\\'", binds.len());
+    }
+    let mut condition = Vec::with_capacity(chosen.len() + 1);
+    for t in chosen {
+        binds.push(format!("%{}%", escape_like(t)));
+        condition.push(format!("search LIKE ${} ESCAPE '\\'", binds.len()));
+    }
+    binds.push(q.to_string());
+    condition.push(format!("strpos(search, ${}) > 0", binds.len()));
+    condition.join(" AND ")
 }
 
 /// The WHERE clause of a member list, with its text binds (`$1` is the organization).
@@ -1337,16 +1357,13 @@ pub(crate) fn member_where(
                 binds.len() - 1,
                 binds.len()
             ));
-        } else if !chosen.is_empty() {
-            // One LIKE a trigram, which the GIN index serves; the substring itself through
-            // `strpos`, which it cannot, so the planner keeps it for the rows found.
-            for t in chosen {
-                binds.push(format!("%{}%", escape_like(t)));
-                condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
-            }
-            binds.push(q.clone());
-            condition.push_str(&format!(" AND strpos(search, ${}) > 0", binds.len()));
+        } else if index == SearchIndex::LikeTrigram {
+            let found = like_trigram(q, chosen, &mut binds);
+            condition.push_str(&format!(
+                " AND id IN (SELECT id FROM member_search WHERE organization_id = $1 AND {found})"
+            ));
         } else {
+            // SQLite, under three characters: no trigram to look up, so a scan.
             binds.push(format!("%{}%", escape_like(q)));
             condition.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
         }

@@ -18,10 +18,14 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const SEARCH_INDEX: SearchIndex = SearchIndex::LikeTrigram;
-    /// Whole pages at random, as many as hold about `$1` rows by the planner's row count (all
-    /// of a table never analyzed), then the first `$1` rows of them.
-    const SAMPLE_SEARCH_TEXTS: &str = "SELECT search FROM members TABLESAMPLE SYSTEM (LEAST(100, $1 * 100.0 / \
-           GREATEST((SELECT reltuples FROM pg_class WHERE oid = 'members'::regclass), 1))) LIMIT $1";
+    /// Rows at random, each with the chance that gives about `$1` by the planner's row count
+    /// (all of a table never analyzed). Not whole pages (`SYSTEM`): `member_search` is stored
+    /// in surname order, so twenty random pages held a handful of surnames, and the trigrams
+    /// chosen from them were the most common ones (searches ran 2x slower than with the
+    /// members table's pages). A row sample reads the whole narrow table: ~30 ms for a
+    /// million, once per `search_plan::SAMPLE_TTL` or import.
+    const SAMPLE_SEARCH_TEXTS: &str = "SELECT search FROM member_search TABLESAMPLE BERNOULLI (LEAST(100, $1 * 100.0 / \
+           GREATEST((SELECT reltuples FROM pg_class WHERE oid = 'member_search'::regclass), 1))) LIMIT $1";
     /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
     const BULK_INSERT: usize = 1000;
     /// After a large import: statistics, so the planner picks the trigram index for searches
@@ -31,7 +35,8 @@ impl PostgresStore {
         // Serving, statements are cut at `statement_timeout`; these may take longer.
         "SET LOCAL statement_timeout = 0",
         "ANALYZE members",
-        "SELECT gin_clean_pending_list('members_search_trgm'::regclass)",
+        "ANALYZE member_search",
+        "SELECT gin_clean_pending_list('member_search_trgm'::regclass)",
     ];
 
     /// After values were rewritten in place: nothing; old row versions are not in a dump, and
@@ -177,13 +182,68 @@ pub struct PostgresTx {
 }
 
 impl PostgresStore {
-    /// SQLite's search in the order of places; PostgreSQL has no places.
-    async fn search_in_place_order(
+    /// A search sorted by surname with no other filter (the page's default), read from the
+    /// narrow `member_search` (migration 0021): its hits are found and counted there, sorted by
+    /// their keys, and only the page's members are read from the wide table. The hits are
+    /// taken once (a materialized CTE) for both the count and a top-N sort of the page: one
+    /// window count over every hit sorted them all first. `None`: another kind of list, for
+    /// `list_members`.
+    ///
+    /// Measured on a million members (the bench's register, 4 connections): 2.4-3.9x the
+    /// searches a second of the same search on the members table, p99 ~70 ms to 14-20 ms,
+    /// when `member_search` is in surname order, as migrations and large imports write it
+    /// (bench/NOTES.md, issue 18, seventh session).
+    async fn search_by_surname(
         &self,
-        _organization_id: &str,
-        _filter: &MemberFilter,
+        organization_id: &str,
+        filter: &MemberFilter,
     ) -> StoreResult<Option<(Vec<MemberRecord>, i64)>> {
-        Ok(None)
+        let Some(q) = &filter.q else {
+            return Ok(None);
+        };
+        if filter.sort != MemberSort::Nazwisko
+            || filter.wojewodztwo.is_some()
+            || filter.pesel_index.is_some()
+        {
+            return Ok(None);
+        }
+        let mut binds = vec![organization_id.to_string()];
+        let found = like_trigram(q, &filter.index_trigrams, &mut binds);
+        let hits = format!(
+            "WITH hits AS MATERIALIZED (SELECT id, nazwisko_sort FROM member_search \
+             WHERE organization_id = $1 AND {found})"
+        );
+        let direction = if filter.descending { "DESC" } else { "ASC" };
+        let (limit, offset) = (binds.len() + 1, binds.len() + 2);
+        let sql = format!(
+            "{hits} SELECT {}, (SELECT COUNT(*) FROM hits) AS total FROM members JOIN (\
+               SELECT id AS hit, nazwisko_sort AS k FROM hits \
+               ORDER BY nazwisko_sort {direction}, id {direction} LIMIT ${limit} OFFSET ${offset}\
+             ) page ON members.id = page.hit ORDER BY page.k {direction}, page.hit {direction}",
+            member_list_columns!()
+        );
+        let mut page = sqlx::query_as::<_, CountedMember>(&sql);
+        for b in &binds {
+            page = page.bind(b);
+        }
+        let rows = page
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let total = match rows.first() {
+            Some(first) => first.total,
+            // Past the last hit: only the count.
+            None => {
+                let count_sql = format!("{hits} SELECT COUNT(*) FROM hits");
+                let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+                for b in &binds {
+                    count = count.bind(b);
+                }
+                count.fetch_one(&self.pool).await?
+            }
+        };
+        Ok(Some((rows.into_iter().map(|r| r.member).collect(), total)))
     }
 }
 
@@ -197,6 +257,24 @@ impl PostgresTx {
     /// settings are the server's own.
     async fn bulk_prepare(&mut self, _members: &[MemberRecord]) -> StoreResult<Option<()>> {
         Ok(None)
+    }
+
+    /// A large import is inserted in `(organization_id, nazwisko_sort, id)` order, so that the
+    /// trigger writes `member_search` in the order its searches read best (migration 0021),
+    /// and the members table too, whose page of a search is then a few heap pages.
+    fn insert_order(members: &[MemberRecord]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        if members.len() >= PostgresStore::BULK_INSERT {
+            order.sort_unstable_by(|&a, &b| {
+                let (a, b) = (&members[a], &members[b]);
+                (&a.organization_id, &a.nazwisko_sort, &a.id).cmp(&(
+                    &b.organization_id,
+                    &b.nazwisko_sort,
+                    &b.id,
+                ))
+            });
+        }
+        order
     }
 
     fn bulk_places(_rebuild: &Option<()>) -> Option<&[i64]> {

@@ -358,7 +358,7 @@ macro_rules! sql_store {
                 organization_id: &str,
                 filter: &MemberFilter,
             ) -> StoreResult<(Vec<MemberRecord>, i64)> {
-                if let Some(found) = self.search_in_place_order(organization_id, filter).await? {
+                if let Some(found) = self.search_by_surname(organization_id, filter).await? {
                     return Ok(found);
                 }
                 let $crate::store::MemberWhere { condition, binds, unindexed_order } =
@@ -1193,13 +1193,14 @@ macro_rules! sql_store {
                 // A large import's places (SQLite), one a member, made by `bulk_prepare`.
                 let places = <$tx>::bulk_places(&rebuild);
                 let columns = if places.is_some() { ", place" } else { "" };
+                let order = <$tx>::insert_order(members);
                 // 24 binds a row: 500 rows stay under both backends' bind limits.
-                for (c, chunk) in members.chunks(500).enumerate() {
+                for chunk in order.chunks(500) {
                     let mut insert = sqlx::QueryBuilder::new(format!(
                         "INSERT INTO members ({}{columns}) ",
                         member_columns!()
                     ));
-                    insert.push_values(chunk.iter().enumerate(), |mut row, (j, m)| {
+                    insert.push_values(chunk.iter().map(|&i| (i, &members[i])), |mut row, (i, m)| {
                         row.push_bind(&m.id)
                             .push_bind(&m.organization_id)
                             .push_bind(&m.imie)
@@ -1224,7 +1225,7 @@ macro_rules! sql_store {
                             .push_bind(&m.miejscowosc_sort)
                             .push_bind(&m.wojewodztwo_sort);
                         if let Some(places) = places {
-                            row.push_bind(places[c * 500 + j]);
+                            row.push_bind(places[i]);
                         }
                     });
                     insert.build().execute(&mut *self.tx).await.map_err(map_unique)?;
