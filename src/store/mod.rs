@@ -594,6 +594,17 @@ pub struct MemberFilter {
     pub limit: i64,
 }
 
+impl MemberFilter {
+    /// `q`, when this is a search sorted by surname with no other filter (the page's default),
+    /// which both backends answer from their search tables in surname order.
+    pub(crate) fn surname_search(&self) -> Option<&str> {
+        let plain = self.sort == MemberSort::Nazwisko
+            && self.wojewodztwo.is_none()
+            && self.pesel_index.is_none();
+        self.q.as_deref().filter(|_| plain)
+    }
+}
+
 /// The result of a versioned update.
 #[derive(Debug)]
 pub enum VersionedUpdate {

@@ -198,15 +198,9 @@ impl PostgresStore {
         organization_id: &str,
         filter: &MemberFilter,
     ) -> StoreResult<Option<(Vec<MemberRecord>, i64)>> {
-        let Some(q) = &filter.q else {
+        let Some(q) = filter.surname_search() else {
             return Ok(None);
         };
-        if filter.sort != MemberSort::Nazwisko
-            || filter.wojewodztwo.is_some()
-            || filter.pesel_index.is_some()
-        {
-            return Ok(None);
-        }
         let mut binds = vec![organization_id.to_string()];
         let found = like_trigram(q, &filter.index_trigrams, &mut binds);
         let hits = format!(

@@ -71,16 +71,10 @@ impl SqliteStore {
         organization_id: &str,
         filter: &MemberFilter,
     ) -> StoreResult<Option<(Vec<MemberRecord>, i64)>> {
-        let Some(q) = &filter.q else {
+        // Under three characters there is no trigram to look up.
+        let Some(q) = filter.surname_search().filter(|q| q.chars().count() >= 3) else {
             return Ok(None);
         };
-        if q.chars().count() < 3
-            || filter.sort != MemberSort::Nazwisko
-            || filter.wojewodztwo.is_some()
-            || filter.pesel_index.is_some()
-        {
-            return Ok(None);
-        }
         let phrase = fts_phrase(q);
         // Within the organization's range of places (none before its first member: no hits).
         let hits = format!(
