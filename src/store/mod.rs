@@ -541,6 +541,23 @@ pub(crate) struct CountedMember {
     pub total: i64,
 }
 
+/// A search's page and its total: the total from the page's first row, or, for a page past the
+/// last hit (empty), from `count`, asked only then.
+pub(crate) async fn page_with_total<F, Fut>(
+    rows: Vec<CountedMember>,
+    count: F,
+) -> StoreResult<(Vec<MemberRecord>, i64)>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<i64>>,
+{
+    let total = match rows.first() {
+        Some(first) => first.total,
+        None => count().await?,
+    };
+    Ok((rows.into_iter().map(|r| r.member).collect(), total))
+}
+
 /// Columns a member list may be sorted by; the SQL text comes from here, never from a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberSort {

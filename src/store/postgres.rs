@@ -189,10 +189,10 @@ impl PostgresStore {
     /// window count over every hit sorted them all first. `None`: another kind of list, for
     /// `list_members`.
     ///
-    /// Measured on a million members (the bench's register, 4 connections): 2.4-3.9x the
-    /// searches a second of the same search on the members table, p99 ~70 ms to 14-20 ms,
-    /// when `member_search` is in surname order, as migrations and large imports write it
-    /// (bench/NOTES.md, issue 18, seventh session).
+    /// Measured on a million members (the bench's register, 4 connections, old and new builds
+    /// in one window): 2.6-3.9x the searches a second of the same search on the members table,
+    /// p99 80-99 ms down to 21-28 ms, when `member_search` is in surname order, as migrations
+    /// and large imports write it (bench/NOTES.md, issue 18, seventh session).
     async fn search_by_surname(
         &self,
         organization_id: &str,
@@ -225,19 +225,15 @@ impl PostgresStore {
             .bind(filter.offset)
             .fetch_all(&self.pool)
             .await?;
-        let total = match rows.first() {
-            Some(first) => first.total,
-            // Past the last hit: only the count.
-            None => {
-                let count_sql = format!("{hits} SELECT COUNT(*) FROM hits");
-                let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-                for b in &binds {
-                    count = count.bind(b);
-                }
-                count.fetch_one(&self.pool).await?
+        let count_sql = format!("{hits} SELECT COUNT(*) FROM hits");
+        let count = || async {
+            let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+            for b in &binds {
+                count = count.bind(b);
             }
+            Ok(count.fetch_one(&self.pool).await?)
         };
-        Ok(Some((rows.into_iter().map(|r| r.member).collect(), total)))
+        Ok(Some(page_with_total(rows, count).await?))
     }
 }
 

@@ -96,18 +96,15 @@ impl SqliteStore {
             .bind(filter.offset)
             .fetch_all(&self.pool)
             .await?;
-        let total = match rows.first() {
-            Some(first) => first.total,
-            // Past the last hit: only the count.
-            None => {
-                sqlx::query_scalar(&format!("SELECT COUNT(*) {hits}"))
-                    .bind(&phrase)
-                    .bind(organization_id)
-                    .fetch_one(&self.pool)
-                    .await?
-            }
+        let count_sql = format!("SELECT COUNT(*) {hits}");
+        let count = || async {
+            Ok(sqlx::query_scalar::<_, i64>(&count_sql)
+                .bind(&phrase)
+                .bind(organization_id)
+                .fetch_one(&self.pool)
+                .await?)
         };
-        Ok(Some((rows.into_iter().map(|r| r.member).collect(), total)))
+        Ok(Some(page_with_total(rows, count).await?))
     }
 
     /// A write transaction on the single writer connection. `IMMEDIATE` takes the write lock
