@@ -13,6 +13,7 @@
 
 mod deadline;
 mod postgres;
+mod rotation;
 mod sql;
 mod sqlite;
 mod types;

@@ -3,9 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{FromRow, PgPool};
 
+use super::rotation::RotationRequest;
 use super::sql::{
     account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
     outbox_columns, session_columns, sql_store,
@@ -14,6 +15,8 @@ use super::*;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Refresh-token rotations, batched by `rotate_in_batches` (group commit).
+    rotations: tokio::sync::mpsc::Sender<RotationRequest>,
 }
 
 impl PostgresStore {
@@ -89,15 +92,16 @@ impl PostgresStore {
             .acquire_timeout(timeout)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let (rotations, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(rotate_in_batches(pool.clone(), queue, timeout));
+        let store = Self { pool, rotations };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
     }
 
-    /// Claims a claimable refresh token (`sql::claimable`) and stores its successor in one
-    /// statement: one round trip instead of a transaction of six. The conditional UPDATE is the
-    /// whole race: a second claim of the same token waits for the first one's row lock, then
-    /// finds `used_at` set and matches nothing. `None` when the token was not claimable.
+    /// Claims a claimable refresh token (`sql::claimable`) and stores its successor; `None`
+    /// when the token was not claimable. The rotation joins the next batch of
+    /// `rotate_in_batches`.
     pub(super) async fn claim_rotation(
         &self,
         token_hash: &str,
@@ -105,38 +109,7 @@ impl PostgresStore {
         now: i64,
         client_id: Option<&str>,
     ) -> StoreResult<Option<Claimed>> {
-        // `touched` checks the session again: a revocation that committed after the claim
-        // leaves the claim without a successor (`RefreshTokenState::successor_missing`).
-        static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "WITH claimed AS (\
-                   UPDATE refresh_tokens t SET used_at = $1, replaced_by = $3 \
-                   WHERE t.token_hash = $2 AND {} \
-                   RETURNING t.session_id), \
-                 touched AS (\
-                   UPDATE sessions s SET last_used_at = $1 FROM claimed c \
-                   WHERE s.id = c.session_id AND s.revoked_at IS NULL \
-                   RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
-                   s.expires_at AS session_ends, s.amr AS session_amr), \
-                 issued AS (\
-                   INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
-                   SELECT $3, rotated_session, $1, LEAST($4, session_ends), $2 FROM touched) \
-                 SELECT rotated_session, a.id AS account_id, a.organization_id, a.role, \
-                   session_amr AS amr \
-                 FROM touched JOIN accounts a ON a.id = touched.rotated_account",
-                super::sql::claimable("t", "$1", "$5", "cs.client_id IS NOT DISTINCT FROM $6")
-            )
-        });
-        let row = sqlx::query(&ROTATE)
-            .bind(now)
-            .bind(token_hash)
-            .bind(&next.token_hash)
-            .bind(next.expires_at)
-            .bind(crate::domain::AccountStatus::MAY_LOG_IN)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(Claimed::from_row).transpose()?)
+        super::rotation::claim(&self.rotations, token_hash, next, now, client_id).await
     }
 
     /// `Store::redeem_oidc_code` in one statement (binds: `sql::bind_redemption`): the code is
@@ -291,6 +264,102 @@ impl PostgresTx {
     async fn place_unplaced(&mut self) -> StoreResult<u64> {
         Ok(0)
     }
+}
+
+/// Group commit for refresh-token rotation (`store::rotation`): a batch is one statement and
+/// one commit. Each rotation alone was a statement and a commit of its own, a WAL flush each;
+/// PostgreSQL, not brama, was the limit of refresh traffic (brama's core was two-thirds idle).
+///
+/// `limit` bounds a batch as the request deadline (`store::deadline`) bounds any call: a
+/// server that stops answering mid-statement must not hold up the batches behind it. The
+/// statement is cut off and its connection dropped (the server's `statement_timeout`, a little
+/// shorter, usually cancels it first).
+async fn rotate_in_batches(
+    pool: PgPool,
+    queue: tokio::sync::mpsc::Receiver<RotationRequest>,
+    limit: Duration,
+) {
+    super::rotation::rotate_in_batches(queue, ROTATIONS_IN_FLIGHT, |batch, followers| {
+        let pool = pool.clone();
+        async move {
+            let rows = match tokio::time::timeout(limit, rotate_batch(&pool, &batch)).await {
+                Ok(rows) => rows,
+                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer from the database within {limit:?}"),
+                ))),
+            };
+            super::rotation::answer(batch, followers, rows);
+        }
+    })
+    .await
+}
+
+/// How many batches of rotations one node writes at a time. One at a time left PostgreSQL and
+/// brama mostly idle (each waited for the other's half of a batch's round trip and commit);
+/// with several, PostgreSQL also commits them together.
+const ROTATIONS_IN_FLIGHT: usize = 4;
+
+/// Rotates `batch` (distinct tokens) in one statement of data-modifying CTEs, its rotations
+/// bound as arrays: `locked` takes the row locks of the presented tokens in one order (two
+/// nodes rotating overlapping batches wait for each other instead of deadlocking), `claimed`
+/// marks the claimable ones used, `touched` updates their sessions (and checks them again: a
+/// revocation that committed after the claim leaves the claim without a successor,
+/// `RefreshTokenState::successor_missing`), `issued` inserts the successors. A second claim
+/// of a token, from another node, waits for the row lock and then finds `used_at` set.
+async fn rotate_batch(
+    pool: &PgPool,
+    batch: &[RotationRequest],
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH r AS (\
+               SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
+               AS r (old_hash, new_hash, now, expires_at, client_id)), \
+             locked AS (\
+               SELECT t.token_hash FROM refresh_tokens t \
+               WHERE t.token_hash IN (SELECT old_hash FROM r) ORDER BY t.token_hash FOR UPDATE), \
+             claimed AS (\
+               UPDATE refresh_tokens t SET used_at = r.now, replaced_by = r.new_hash \
+               FROM r JOIN locked l ON l.token_hash = r.old_hash \
+               WHERE t.token_hash = r.old_hash AND {} \
+               RETURNING t.session_id, t.token_hash AS old_hash, r.new_hash, r.now, r.expires_at), \
+             touched AS (\
+               UPDATE sessions s SET last_used_at = c.now FROM claimed c \
+               WHERE s.id = c.session_id AND s.revoked_at IS NULL \
+               RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
+               s.expires_at AS session_ends, s.amr AS session_amr), \
+             issued AS (\
+               INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
+               SELECT c.new_hash, t.rotated_session, c.now, LEAST(c.expires_at, t.session_ends), \
+               c.old_hash FROM touched t JOIN claimed c ON c.session_id = t.rotated_session) \
+             SELECT c.old_hash AS replaces, t.rotated_session, a.id AS account_id, \
+               a.organization_id, a.role, t.session_amr AS amr \
+             FROM touched t JOIN claimed c ON c.session_id = t.rotated_session \
+             JOIN accounts a ON a.id = t.rotated_account",
+            super::sql::claimable(
+                "t",
+                "r.now",
+                "$1",
+                "cs.client_id IS NOT DISTINCT FROM r.client_id"
+            )
+        )
+    });
+    let column = |f: fn(&RotationRequest) -> String| batch.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(&ROTATE)
+        .bind(crate::domain::AccountStatus::MAY_LOG_IN)
+        .bind(column(|r| r.token_hash.clone()))
+        .bind(column(|r| r.next_hash.clone()))
+        .bind(batch.iter().map(|r| r.now).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.next_expires_at).collect::<Vec<_>>())
+        .bind(
+            batch
+                .iter()
+                .map(|r| r.client_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(pool)
+        .await
 }
 
 sql_store!(PostgresStore, PostgresTx, "postgres");

@@ -3,9 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, Row, SqlitePool};
 
+use super::rotation::RotationRequest;
 use super::sql::{
     account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
     outbox_columns, session_columns, sql_store,
@@ -205,18 +206,7 @@ impl SqliteStore {
         now: i64,
         client_id: Option<&str>,
     ) -> StoreResult<Option<Claimed>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let request = RotationRequest {
-            token_hash: token_hash.to_string(),
-            client_id: client_id.map(str::to_owned),
-            next_hash: next.token_hash.clone(),
-            next_expires_at: next.expires_at,
-            now,
-            reply,
-        };
-        let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.rotations.send(request).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        super::rotation::claim(&self.rotations, token_hash, next, now, client_id).await
     }
 
     /// `Store::redeem_oidc_code`: the exchange joins the next batch of `redeem_in_batches`
@@ -486,67 +476,23 @@ pub(crate) struct BulkRebuild {
     ranges: Vec<(i64, i64)>,
 }
 
-/// One refresh token to rotate, and where its answer goes.
-struct RotationRequest {
-    token_hash: String,
-    /// Whose sessions the token must be of (`None`: brama's own).
-    client_id: Option<String>,
-    next_hash: String,
-    next_expires_at: i64,
-    now: i64,
-    reply: tokio::sync::oneshot::Sender<StoreResult<Option<Claimed>>>,
-}
-
-/// At most this many rotations share one statement (five binds each).
-const ROTATION_BATCH: usize = 64;
-
-/// Group commit for refresh-token rotation. SQLite runs each statement on sqlx's worker
-/// thread, and on a busy server the hops between it and the runtime cost more than the
-/// statements: perf showed a third of a refresh spent switching threads and a tenth writing
-/// WAL frames. Rotations that arrive while one is being written wait and then go together:
-/// one statement, one commit, one trip to the worker, and the pages they share written once.
-/// Alone, a rotation goes at once, as a batch of one.
+/// Group commit for refresh-token rotation (`store::rotation`). SQLite runs each statement on
+/// sqlx's worker thread, and on a busy server the hops between it and the runtime cost more
+/// than the statements: perf showed a third of a refresh spent switching threads and a tenth
+/// writing WAL frames. A batch is one statement, one commit, one trip to the worker, and the
+/// pages its rotations share written once.
 ///
 /// The statement INSERTs each successor only from a claimable token (`sql::claimable`); the
 /// `refresh_tokens_rotate` trigger (migration 0009) marks the old token used and touches the
 /// session, in the same statement, and the unique index on `replaces` makes a second successor
-/// of one token impossible. Two requests for the same token never both go into a statement:
-/// the later one follows the batch and then finds the token used.
-async fn rotate_in_batches(
-    pool: SqlitePool,
-    mut queue: tokio::sync::mpsc::Receiver<RotationRequest>,
-) {
-    let mut waiting: std::collections::VecDeque<RotationRequest> = Default::default();
-    loop {
-        if waiting.is_empty() {
-            match queue.recv().await {
-                Some(request) => waiting.push_back(request),
-                None => return,
-            }
-        }
-        while waiting.len() < ROTATION_BATCH {
-            match queue.try_recv() {
-                Ok(request) => waiting.push_back(request),
-                Err(_) => break,
-            }
-        }
-        let mut batch = Vec::new();
-        let mut followers = Vec::new();
-        let mut later = std::collections::VecDeque::new();
-        let mut tokens = std::collections::HashSet::new();
-        for request in waiting.drain(..) {
-            if tokens.contains(&request.token_hash) {
-                followers.push(request);
-            } else if batch.len() < ROTATION_BATCH {
-                tokens.insert(request.token_hash.clone());
-                batch.push(request);
-            } else {
-                later.push_back(request);
-            }
-        }
-        waiting = later;
-        rotate_batch(&pool, batch, followers).await;
-    }
+/// of one token impossible.
+async fn rotate_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<RotationRequest>) {
+    // One batch at a time: SQLite has one writer.
+    super::rotation::rotate_in_batches(queue, 1, |batch, followers| {
+        let pool = pool.clone();
+        async move { rotate_batch(&pool, batch, followers).await }
+    })
+    .await
 }
 
 /// Rotates `batch` (distinct tokens) in one statement. `followers` presented a token of the
@@ -600,51 +546,8 @@ async fn rotate_batch(
     }
     // fetch_all steps the statement to its end, which runs the WAL auto-checkpoint
     // (see "RETURNING" in sql.rs).
-    let rotated = match query.fetch_all(pool).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            let e = StoreError::from(e);
-            if matches!(e, StoreError::Database(_)) {
-                tracing::error!(error = %e, rotations = batch.len(), "rotating refresh tokens failed");
-            }
-            for r in batch.into_iter().chain(followers) {
-                let _ = r.reply.send(Err(e.for_another()));
-            }
-            return;
-        }
-    };
-    // Each row is read on its own: a row that cannot be read (an account whose role this
-    // version does not know) fails its own requester, not the whole batch.
-    let decoded: Result<std::collections::HashMap<String, StoreResult<Claimed>>, sqlx::Error> =
-        rotated
-            .iter()
-            .map(|row| {
-                let replaced: String = row.try_get("replaces")?;
-                Ok((replaced, Claimed::from_row(row).map_err(StoreError::from)))
-            })
-            .collect();
-    let mut done = match decoded {
-        Ok(done) => done,
-        Err(e) => {
-            // The statement committed, but which rotations it made cannot be told: every
-            // requester gets an error (a client that retries then presents a used token).
-            // Only the hash column this statement returns failing to decode would lead here.
-            tracing::error!(error = %e, "reading rotated refresh tokens failed");
-            for r in batch.into_iter().chain(followers) {
-                let _ = r
-                    .reply
-                    .send(Err(StoreError::Corrupt("rotated refresh token".into())));
-            }
-            return;
-        }
-    };
-    for r in batch {
-        // A requester that hung up does not stop the others; its rotation stands.
-        let _ = r.reply.send(done.remove(&r.token_hash).transpose());
-    }
-    for r in followers {
-        let _ = r.reply.send(Ok(None));
-    }
+    let rows = query.fetch_all(pool).await;
+    super::rotation::answer(batch, followers, rows);
 }
 
 sql_store!(SqliteStore, SqliteTx, "sqlite");

@@ -1,0 +1,294 @@
+//! Group commit for refresh-token rotation, on both backends.
+//!
+//! A rotation is one small write, and what costs is around it: on SQLite a trip to sqlx's
+//! worker thread and a commit, on PostgreSQL a round trip and a commit (a WAL flush). Rotations
+//! that arrive while a batch is being written wait, and then go together: one statement, one
+//! commit. Alone, a rotation goes at once, as a batch of one. Each backend writes a batch in
+//! its own statement (`SqliteStore`'s and `PostgresStore`'s `rotate_batch`); what is shared is
+//! here: forming batches, and answering each requester from the statement's rows.
+//!
+//! Every rotation is still all-or-nothing: the statement inserts a successor only for a token
+//! it claimed, and a token is claimed by one statement only. Two requests for the same token
+//! never go into one batch: the later one follows the batch and then finds the token used.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+
+use sqlx::FromRow;
+
+use super::{Claimed, StoreError, StoreResult};
+
+/// One refresh token to rotate, and where its answer goes.
+pub(crate) struct RotationRequest {
+    pub token_hash: String,
+    /// Whose sessions the token must be of (`None`: brama's own).
+    pub client_id: Option<String>,
+    pub next_hash: String,
+    pub next_expires_at: i64,
+    pub now: i64,
+    pub reply: tokio::sync::oneshot::Sender<StoreResult<Option<Claimed>>>,
+}
+
+/// At most this many rotations share one statement.
+pub(crate) const ROTATION_BATCH: usize = 64;
+
+/// Sends `request` to the batching task behind `queue` and waits for its answer.
+pub(crate) async fn claim(
+    queue: &tokio::sync::mpsc::Sender<RotationRequest>,
+    token_hash: &str,
+    next: &super::NewRefreshToken,
+    now: i64,
+    client_id: Option<&str>,
+) -> StoreResult<Option<Claimed>> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = RotationRequest {
+        token_hash: token_hash.to_string(),
+        client_id: client_id.map(str::to_owned),
+        next_hash: next.token_hash.clone(),
+        next_expires_at: next.expires_at,
+        now,
+        reply,
+    };
+    let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
+    queue.send(request).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
+}
+
+/// Takes rotations from `queue` and hands them to `rotate` in batches of distinct tokens (at
+/// most [`ROTATION_BATCH`]), at most `in_flight` batches at a time, each on a task of its own.
+/// `rotate(batch, followers)` must answer every request of both: `followers` presented a token
+/// of the batch again. Requests that come while every batch slot is taken wait and make the
+/// next batch: the busier the server, the larger the batches. (A token presented again while
+/// its first batch is in flight goes into a later batch, which on PostgreSQL waits for the
+/// token's row lock and then finds it used; SQLite writes one batch at a time.)
+///
+/// A request whose requester has gone before its batch is formed is dropped unwritten: on
+/// PostgreSQL that is a call cut off by its deadline (`store::deadline`), whose client was told
+/// 503 and must not find its token rotated behind its back. (The core runs each rotation on a
+/// task of its own, so a client that hangs up does not drop it.)
+pub(crate) async fn rotate_in_batches<F, Fut>(
+    mut queue: tokio::sync::mpsc::Receiver<RotationRequest>,
+    in_flight: usize,
+    mut rotate: F,
+) where
+    F: FnMut(Vec<RotationRequest>, Vec<RotationRequest>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut waiting: VecDeque<RotationRequest> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(request) => waiting.push_back(request),
+                None => return,
+            }
+        }
+        let Ok(slot) = std::sync::Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        while waiting.len() < ROTATION_BATCH {
+            match queue.try_recv() {
+                Ok(request) => waiting.push_back(request),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::new();
+        let mut followers = Vec::new();
+        let mut later = VecDeque::new();
+        let mut tokens = HashSet::new();
+        for request in waiting.drain(..) {
+            if request.reply.is_closed() {
+                continue;
+            }
+            if tokens.contains(&request.token_hash) {
+                followers.push(request);
+            } else if batch.len() < ROTATION_BATCH {
+                tokens.insert(request.token_hash.clone());
+                batch.push(request);
+            } else {
+                later.push_back(request);
+            }
+        }
+        waiting = later;
+        if batch.is_empty() {
+            continue;
+        }
+        let written = rotate(batch, followers);
+        tokio::spawn(async move {
+            written.await;
+            drop(slot);
+        });
+    }
+}
+
+/// Answers every request of a batch from the rows its statement returned (`replaces`, the
+/// presented token's hash, and a [`Claimed`]), or with the statement's error. `followers` are
+/// answered "not claimed": each then finds the token used, as if it had come a moment later.
+pub(crate) fn answer<R>(
+    batch: Vec<RotationRequest>,
+    followers: Vec<RotationRequest>,
+    rows: Result<Vec<R>, sqlx::Error>,
+) where
+    R: sqlx::Row,
+    for<'r> Claimed: sqlx::FromRow<'r, R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            let e = StoreError::from(e);
+            if matches!(e, StoreError::Database(_)) {
+                tracing::error!(error = %e, rotations = batch.len(), "rotating refresh tokens failed");
+            }
+            for r in batch.into_iter().chain(followers) {
+                let _ = r.reply.send(Err(e.for_another()));
+            }
+            return;
+        }
+    };
+    // Each row is read on its own: a row that cannot be read (an account whose role this
+    // version does not know) fails its own requester, not the whole batch.
+    let decoded: Result<HashMap<String, StoreResult<Claimed>>, sqlx::Error> = rows
+        .iter()
+        .map(|row| {
+            let replaced: String = row.try_get("replaces")?;
+            Ok((replaced, Claimed::from_row(row).map_err(StoreError::from)))
+        })
+        .collect();
+    let mut done = match decoded {
+        Ok(done) => done,
+        Err(e) => {
+            // The statement committed, but which rotations it made cannot be told: every
+            // requester gets an error (a client that retries then presents a used token).
+            // Only the hash column this statement returns failing to decode would lead here.
+            tracing::error!(error = %e, "reading rotated refresh tokens failed");
+            for r in batch.into_iter().chain(followers) {
+                let _ = r
+                    .reply
+                    .send(Err(StoreError::Corrupt("rotated refresh token".into())));
+            }
+            return;
+        }
+    };
+    for r in batch {
+        // A requester that hung up does not stop the others; its rotation stands.
+        let _ = r.reply.send(done.remove(&r.token_hash).transpose());
+    }
+    for r in followers {
+        let _ = r.reply.send(Ok(None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn request(
+        token: &str,
+    ) -> (
+        RotationRequest,
+        tokio::sync::oneshot::Receiver<StoreResult<Option<Claimed>>>,
+    ) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = RotationRequest {
+            token_hash: token.to_string(),
+            client_id: None,
+            next_hash: format!("next-{token}"),
+            next_expires_at: 1,
+            now: 0,
+            reply,
+        };
+        (request, answer)
+    }
+
+    /// What waits when a batch is formed goes together; a token presented twice goes once
+    /// (the second follows); a request whose requester has gone is not written at all; and
+    /// no more than `in_flight` batches are written at once.
+    #[tokio::test]
+    async fn batches_take_what_waits_once_each_and_skip_the_abandoned() {
+        let (queue, incoming) = tokio::sync::mpsc::channel(64);
+        // Each batch's tokens and its followers'.
+        type Seen = Vec<(Vec<String>, Vec<String>)>;
+        let seen: Arc<Mutex<Seen>> = Default::default();
+        let (gate, opened) = tokio::sync::watch::channel(false);
+        let (running, most) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)));
+        let task = tokio::spawn(rotate_in_batches(incoming, 2, {
+            let (seen, running, most) = (seen.clone(), running.clone(), most.clone());
+            move |batch: Vec<RotationRequest>, followers: Vec<RotationRequest>| {
+                let names =
+                    |rs: &[RotationRequest]| rs.iter().map(|r| r.token_hash.clone()).collect();
+                seen.lock()
+                    .unwrap()
+                    .push((names(&batch), names(&followers)));
+                let (running, most, mut opened) = (running.clone(), most.clone(), opened.clone());
+                {
+                    let mut now = running.lock().unwrap();
+                    *now += 1;
+                    let mut most = most.lock().unwrap();
+                    *most = (*most).max(*now);
+                }
+                async move {
+                    let _ = opened.wait_for(|open| *open).await;
+                    *running.lock().unwrap() -= 1;
+                    for r in batch.into_iter().chain(followers) {
+                        let _ = r.reply.send(Ok(None));
+                    }
+                }
+            }
+        }));
+        // The first goes alone and holds its slot until the gate opens.
+        let (first, first_answer) = request("a");
+        queue.send(first).await.unwrap();
+        while seen.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // These wait together for the second slot...
+        let mut answers = Vec::new();
+        let (gone, gone_answer) = request("gone");
+        drop(gone_answer);
+        queue.send(gone).await.unwrap();
+        for token in ["b", "c", "b"] {
+            let (r, answer) = request(token);
+            queue.send(r).await.unwrap();
+            answers.push(answer);
+        }
+        while seen.lock().unwrap().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // ...and these for a third, which waits until a slot is free.
+        for token in ["d", "e"] {
+            let (r, answer) = request(token);
+            queue.send(r).await.unwrap();
+            answers.push(answer);
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "a third batch while two are written"
+        );
+        gate.send(true).unwrap();
+        first_answer.await.unwrap().unwrap();
+        for answer in answers {
+            assert!(answer.await.unwrap().unwrap().is_none());
+        }
+        let seen = seen.lock().unwrap().clone();
+        let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            seen,
+            vec![
+                (strs(&["a"]), strs(&[])),
+                (strs(&["b", "c"]), strs(&["b"])),
+                (strs(&["d", "e"]), strs(&[])),
+            ]
+        );
+        assert_eq!(*most.lock().unwrap(), 2);
+        drop(queue);
+        task.await.unwrap();
+    }
+}
