@@ -634,7 +634,12 @@ mod tests {
         for _ in 0..4 {
             held.push(store.pool.acquire().await.unwrap());
         }
-        assert_eq!(store.pool.size(), 4);
+        // Four, and the one `checkpoint_in_background` may have taken after the migrations.
+        assert!(
+            (4..=5).contains(&store.pool.size()),
+            "{}",
+            store.pool.size()
+        );
         drop(held);
         drop(store.write_pool.acquire().await.unwrap());
         // Closed one to two IDLE_CLOSE periods later; ten seconds is a generous bound, not a
