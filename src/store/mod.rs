@@ -1217,7 +1217,7 @@ pub async fn connect(
             store
         })
     } else {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, serving).await?))
     }
 }
 
