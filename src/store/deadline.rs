@@ -31,7 +31,10 @@ pub const BULK_LIMIT: Duration = Duration::from_secs(60);
 pub const BULK_ROWS: usize = 500;
 
 /// Bounds `call` by `limit`.
-async fn within<T>(limit: Duration, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+pub(super) async fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Unavailable(format!(

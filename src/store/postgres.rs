@@ -282,13 +282,9 @@ async fn rotate_in_batches(
     super::rotation::rotate_in_batches(queue, ROTATIONS_IN_FLIGHT, |batch, followers| {
         let pool = pool.clone();
         async move {
-            let rows = match tokio::time::timeout(limit, rotate_batch(&pool, &batch)).await {
-                Ok(rows) => rows,
-                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer from the database within {limit:?}"),
-                ))),
-            };
+            let rows =
+                super::deadline::within(limit, async { Ok(rotate_batch(&pool, &batch).await?) })
+                    .await;
             super::rotation::answer(batch, followers, rows);
         }
     })
@@ -345,7 +341,6 @@ async fn rotate_batch(
             )
         )
     });
-    let column = |f: fn(&RotationRequest) -> String| batch.iter().map(f).collect::<Vec<_>>();
     // Planned for each batch, not once per connection: a plan made while `refresh_tokens` was
     // small scans it whole, and kept (sqlx prepares statements) it made every batch slower as
     // the table grew, until autovacuum's next ANALYZE (refresh on a fresh database: 3 900/s,
@@ -354,16 +349,11 @@ async fn rotate_batch(
     sqlx::query(&ROTATE)
         .persistent(false)
         .bind(crate::domain::AccountStatus::MAY_LOG_IN)
-        .bind(column(|r| r.token_hash.clone()))
-        .bind(column(|r| r.next_hash.clone()))
+        .bind(batch.iter().map(|r| &r.token_hash).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| &r.next_hash).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.now).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.next_expires_at).collect::<Vec<_>>())
-        .bind(
-            batch
-                .iter()
-                .map(|r| r.client_id.clone())
-                .collect::<Vec<_>>(),
-        )
+        .bind(batch.iter().map(|r| &r.client_id).collect::<Vec<_>>())
         .fetch_all(pool)
         .await
 }

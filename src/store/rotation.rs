@@ -57,7 +57,8 @@ pub(crate) async fn claim(
 /// Takes rotations from `queue` and hands them to `rotate` in batches of distinct tokens (at
 /// most [`ROTATION_BATCH`]), at most `in_flight` batches at a time, each on a task of its own.
 /// `rotate(batch, followers)` must answer every request of both: `followers` presented a token
-/// of the batch again. Requests that come while every batch slot is taken wait and make the
+/// of the batch again (so a copy of one token, sent many times, cannot fill the batches and
+/// undo the grouping). Requests that come while every batch slot is taken wait and make the
 /// next batch: the busier the server, the larger the batches. (A token presented again while
 /// its first batch is in flight goes into a later batch, which on PostgreSQL waits for the
 /// token's row lock and then finds it used; SQLite writes one batch at a time.)
@@ -127,7 +128,7 @@ pub(crate) async fn rotate_in_batches<F, Fut>(
 pub(crate) fn answer<R>(
     batch: Vec<RotationRequest>,
     followers: Vec<RotationRequest>,
-    rows: Result<Vec<R>, sqlx::Error>,
+    rows: StoreResult<Vec<R>>,
 ) where
     R: sqlx::Row,
     for<'r> Claimed: sqlx::FromRow<'r, R>,
@@ -137,7 +138,6 @@ pub(crate) fn answer<R>(
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
-            let e = StoreError::from(e);
             if matches!(e, StoreError::Database(_)) {
                 tracing::error!(error = %e, rotations = batch.len(), "rotating refresh tokens failed");
             }

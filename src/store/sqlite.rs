@@ -560,20 +560,19 @@ async fn rotate_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<
     // One batch at a time: SQLite has one writer.
     super::rotation::rotate_in_batches(queue, 1, |batch, followers| {
         let pool = pool.clone();
-        async move { rotate_batch(&pool, batch, followers).await }
+        async move {
+            let rows = rotate_batch(&pool, &batch).await;
+            super::rotation::answer(batch, followers, rows);
+        }
     })
     .await
 }
 
-/// Rotates `batch` (distinct tokens) in one statement. `followers` presented a token of the
-/// batch again: they are answered "not claimed" once the batch has committed, so each finds
-/// the token used, as if it had come a moment later (a copy of one token, sent many times,
-/// cannot fill the batches and undo the grouping).
+/// Rotates `batch` (distinct tokens) in one statement; its rows for `rotation::answer`.
 async fn rotate_batch(
     pool: &SqlitePool,
-    batch: Vec<RotationRequest>,
-    followers: Vec<RotationRequest>,
-) {
+    batch: &[RotationRequest],
+) -> StoreResult<Vec<sqlx::sqlite::SqliteRow>> {
     // $1 is the status of an account that may rotate; each row's five binds follow.
     let rows: Vec<String> = (0..batch.len())
         .map(|i| {
@@ -606,7 +605,7 @@ async fn rotate_batch(
         super::sql::claimable("t", "r.now", "$1", "cs.client_id IS r.client_id"),
     );
     let mut query = sqlx::query(&sql).bind(crate::domain::AccountStatus::MAY_LOG_IN);
-    for r in &batch {
+    for r in batch {
         query = query
             .bind(&r.token_hash)
             .bind(&r.next_hash)
@@ -616,8 +615,7 @@ async fn rotate_batch(
     }
     // fetch_all steps the statement to its end, which runs the WAL auto-checkpoint
     // (see "RETURNING" in sql.rs).
-    let rows = query.fetch_all(pool).await;
-    super::rotation::answer(batch, followers, rows);
+    Ok(query.fetch_all(pool).await?)
 }
 
 sql_store!(SqliteStore, SqliteTx, "sqlite");
