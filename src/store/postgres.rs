@@ -87,13 +87,17 @@ impl PostgresStore {
             Some(cut) => options.options([("statement_timeout", format!("{}ms", cut.as_millis()))]),
             None => options,
         };
+        let rotation_pool = PgPoolOptions::new()
+            .max_connections(ROTATIONS_IN_FLIGHT as u32)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options.clone().options(ROTATION_PLANNING.iter().copied()));
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(timeout)
             .connect_with(options)
             .await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
-        tokio::spawn(rotate_in_batches(pool.clone(), queue, timeout));
+        tokio::spawn(rotate_in_batches(rotation_pool, queue, timeout));
         let store = Self { pool, rotations };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
@@ -296,6 +300,25 @@ async fn rotate_in_batches(
 /// with several, PostgreSQL also commits them together.
 const ROTATIONS_IN_FLIGHT: usize = 4;
 
+/// The settings of the connections that rotate (a pool of their own, `ROTATIONS_IN_FLIGHT`
+/// connections): `rotate_batch` is planned once per connection, and that plan looks each
+/// token, session and account up by its key, whatever the tables' statistics say.
+///
+/// Planned for each batch, the statement cost PostgreSQL ~1 ms of planning beside ~1.25 ms
+/// of work for some fifteen rotations, and PostgreSQL's CPU, not brama's, was the limit of
+/// refresh traffic. A plan kept by the server's own choice was worse: made while
+/// `refresh_tokens` was small (or never analyzed, as on a server without autovacuum), it
+/// scanned the table whole, and every batch got slower as the table grew (3 900/s, then
+/// 2 400/s ten seconds later). A batch names at most `ROTATION_BATCH` tokens, so lookups by
+/// key are the right plan at any size; with scans and hash or merge joins priced out, the one
+/// generic plan is that.
+const ROTATION_PLANNING: &[(&str, &str)] = &[
+    ("plan_cache_mode", "force_generic_plan"),
+    ("enable_seqscan", "off"),
+    ("enable_hashjoin", "off"),
+    ("enable_mergejoin", "off"),
+];
+
 /// Rotates `batch` (distinct tokens) in one statement of data-modifying CTEs, its rotations
 /// bound as arrays: `locked` takes the row locks of the presented tokens in one order (two
 /// nodes rotating overlapping batches wait for each other instead of deadlocking), `claimed`
@@ -341,13 +364,8 @@ async fn rotate_batch(
             )
         )
     });
-    // Planned for each batch, not once per connection: a plan made while `refresh_tokens` was
-    // small scans it whole, and kept (sqlx prepares statements) it made every batch slower as
-    // the table grew, until autovacuum's next ANALYZE (refresh on a fresh database: 3 900/s,
-    // then 2 400/s in the next ten seconds). Planned each time: 5 800–6 400/s, steadily; the
-    // planning costs ~1 ms a batch.
+    // Prepared once per connection, and planned once (`ROTATION_PLANNING`).
     sqlx::query(&ROTATE)
-        .persistent(false)
         .bind(crate::domain::AccountStatus::MAY_LOG_IN)
         .bind(batch.iter().map(|r| &r.token_hash).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| &r.next_hash).collect::<Vec<_>>())
