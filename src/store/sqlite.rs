@@ -553,9 +553,9 @@ async fn checkpoint_in_background(
 /// pages its rotations share written once.
 ///
 /// The statement INSERTs each successor only from a claimable token (`sql::claimable`); the
-/// `refresh_tokens_rotate` trigger (migration 0009) marks the old token used and touches the
-/// session, in the same statement, and the unique index on `replaces` makes a second successor
-/// of one token impossible.
+/// `refresh_tokens_rotate` trigger (migration 0022) marks the old token used and touches the
+/// session, in the same statement, and aborts it if that token was replaced already: a token
+/// has one successor.
 async fn rotate_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<RotationRequest>) {
     // One batch at a time: SQLite has one writer.
     super::rotation::rotate_in_batches(queue, 1, |batch, followers| {

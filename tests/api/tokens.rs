@@ -676,3 +676,65 @@ async fn a_revoked_key_stops_its_tokens_at_once(backend: Backend) {
         Err(brama::crypto::jwt::RevokeError::Unknown)
     ));
 }
+
+/// On SQLite a token's one successor is a rule of the data (migration 0022): a second
+/// successor of a replaced token is refused even when written by hand, past every check of the
+/// rotation's own statement, and a token not yet replaced takes one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_a_second_successor_of_a_token() {
+    use sqlx::Connection;
+    let app = app!(Backend::Sqlite);
+    let first = app.user("alice").await["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.refresh(&first).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let second = r.body["refreshToken"].as_str().unwrap().to_string();
+    let file = app.sqlite_file().expect("a SQLite file");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("sqlite");
+    let successor_of = |replaced: String, hash: &'static str| {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
+             SELECT $1, session_id, created_at + 1, expires_at, token_hash FROM refresh_tokens \
+             WHERE token_hash = $2",
+        )
+        .bind(hash)
+        .bind(replaced)
+    };
+    let refused = successor_of(brama::crypto::token_hash(&first), "by-hand-1")
+        .execute(&mut conn)
+        .await
+        .expect_err("a second successor of a replaced token");
+    assert!(
+        refused
+            .to_string()
+            .contains("a refresh token has one successor"),
+        "{refused}"
+    );
+    let second_hash = brama::crypto::token_hash(&second);
+    successor_of(second_hash.clone(), "by-hand-2")
+        .execute(&mut conn)
+        .await
+        .expect("the first successor of a live token");
+    assert_eq!(
+        app.query_text(
+            "SELECT replaced_by FROM refresh_tokens WHERE token_hash = $1",
+            &[&second_hash]
+        )
+        .await
+        .as_deref(),
+        Some("by-hand-2")
+    );
+    // The refused one left nothing.
+    assert_eq!(
+        app.query_text(
+            "SELECT token_hash FROM refresh_tokens WHERE token_hash = 'by-hand-1'",
+            &[]
+        )
+        .await,
+        None
+    );
+}
