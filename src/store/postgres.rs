@@ -103,6 +103,12 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// The rotation's batch statement and the settings its connections plan it with, for a
+    /// test of its plan (`tokens::postgres_rotation_looks_rows_up_by_key`).
+    pub fn rotation_statement() -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (ROTATE.as_str(), ROTATION_PLANNING)
+    }
+
     /// Claims a claimable refresh token (`sql::claimable`) and stores its successor; `None`
     /// when the token was not claimable. The rotation joins the next batch of
     /// `rotate_in_batches`.
@@ -319,6 +325,42 @@ const ROTATION_PLANNING: &[(&str, &str)] = &[
     ("enable_mergejoin", "off"),
 ];
 
+/// The statement of `rotate_batch`.
+static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH r AS (\
+           SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
+           AS r (old_hash, new_hash, now, expires_at, client_id)), \
+         locked AS (\
+           SELECT t.token_hash FROM refresh_tokens t \
+           WHERE t.token_hash IN (SELECT old_hash FROM r) ORDER BY t.token_hash FOR UPDATE), \
+         claimed AS (\
+           UPDATE refresh_tokens t SET used_at = r.now, replaced_by = r.new_hash \
+           FROM r JOIN locked l ON l.token_hash = r.old_hash \
+           WHERE t.token_hash = r.old_hash AND {} \
+           RETURNING t.session_id, t.token_hash AS old_hash, r.new_hash, r.now, r.expires_at), \
+         touched AS (\
+           UPDATE sessions s SET last_used_at = c.now FROM claimed c \
+           WHERE s.id = c.session_id AND s.revoked_at + 0 IS NULL \
+           RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
+           s.expires_at AS session_ends, s.amr AS session_amr), \
+         issued AS (\
+           INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
+           SELECT c.new_hash, t.rotated_session, c.now, LEAST(c.expires_at, t.session_ends), \
+           c.old_hash FROM touched t JOIN claimed c ON c.session_id = t.rotated_session) \
+         SELECT c.old_hash AS replaces, t.rotated_session, a.id AS account_id, \
+           a.organization_id, a.role, t.session_amr AS amr \
+         FROM touched t JOIN claimed c ON c.session_id = t.rotated_session \
+         JOIN accounts a ON a.id = t.rotated_account",
+        super::sql::claimable(
+            "t",
+            "r.now",
+            "$1",
+            "cs.client_id IS NOT DISTINCT FROM r.client_id"
+        )
+    )
+});
+
 /// Rotates `batch` (distinct tokens) in one statement of data-modifying CTEs, its rotations
 /// bound as arrays: `locked` takes the row locks of the presented tokens in one order (two
 /// nodes rotating overlapping batches wait for each other instead of deadlocking), `claimed`
@@ -326,44 +368,16 @@ const ROTATION_PLANNING: &[(&str, &str)] = &[
 /// revocation that committed after the claim leaves the claim without a successor,
 /// `RefreshTokenState::successor_missing`), `issued` inserts the successors. A second claim
 /// of a token, from another node, waits for the row lock and then finds `used_at` set.
+///
+/// `touched` asks `revoked_at + 0 IS NULL`, which no index serves (as `sql::claimable` does
+/// with `expires_at`): asked plainly, the plan made on small tables read the whole of
+/// `sessions_account` for each batch, and once code exchanges had opened 40 000 sessions the
+/// refresh grant ran at ~220/s with PostgreSQL's four rotating backends busy (1 400/s
+/// otherwise).
 async fn rotate_batch(
     pool: &PgPool,
     batch: &[RotationRequest],
 ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
-    static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH r AS (\
-               SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
-               AS r (old_hash, new_hash, now, expires_at, client_id)), \
-             locked AS (\
-               SELECT t.token_hash FROM refresh_tokens t \
-               WHERE t.token_hash IN (SELECT old_hash FROM r) ORDER BY t.token_hash FOR UPDATE), \
-             claimed AS (\
-               UPDATE refresh_tokens t SET used_at = r.now, replaced_by = r.new_hash \
-               FROM r JOIN locked l ON l.token_hash = r.old_hash \
-               WHERE t.token_hash = r.old_hash AND {} \
-               RETURNING t.session_id, t.token_hash AS old_hash, r.new_hash, r.now, r.expires_at), \
-             touched AS (\
-               UPDATE sessions s SET last_used_at = c.now FROM claimed c \
-               WHERE s.id = c.session_id AND s.revoked_at IS NULL \
-               RETURNING s.id AS rotated_session, s.account_id AS rotated_account, \
-               s.expires_at AS session_ends, s.amr AS session_amr), \
-             issued AS (\
-               INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
-               SELECT c.new_hash, t.rotated_session, c.now, LEAST(c.expires_at, t.session_ends), \
-               c.old_hash FROM touched t JOIN claimed c ON c.session_id = t.rotated_session) \
-             SELECT c.old_hash AS replaces, t.rotated_session, a.id AS account_id, \
-               a.organization_id, a.role, t.session_amr AS amr \
-             FROM touched t JOIN claimed c ON c.session_id = t.rotated_session \
-             JOIN accounts a ON a.id = t.rotated_account",
-            super::sql::claimable(
-                "t",
-                "r.now",
-                "$1",
-                "cs.client_id IS NOT DISTINCT FROM r.client_id"
-            )
-        )
-    });
     // Prepared once per connection, and planned once (`ROTATION_PLANNING`).
     sqlx::query(&ROTATE)
         .bind(crate::domain::AccountStatus::MAY_LOG_IN)

@@ -566,6 +566,11 @@ impl TestApp {
         self._db.dir()
     }
 
+    /// The test's database, to connect to it directly.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     /// The SQLite database file, for tests of the file itself.
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         self._db.url.strip_prefix("sqlite://").map(PathBuf::from)
