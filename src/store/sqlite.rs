@@ -199,7 +199,7 @@ impl SqliteStore {
             .await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(rotate_in_batches(write_pool.clone(), queue));
-        if let (Some(wal), true) = (wal, serving) {
+        if serving && let Some(wal) = wal {
             tokio::spawn(checkpoint_in_background(
                 pool.clone(),
                 wal,

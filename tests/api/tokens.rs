@@ -691,8 +691,7 @@ async fn sqlite_refuses_a_second_successor_of_a_token() {
     let r = app.refresh(&first).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let second = r.body["refreshToken"].as_str().unwrap().to_string();
-    let file = app.sqlite_file().expect("a SQLite file");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+    let mut conn = sqlx::SqliteConnection::connect(app.database_url())
         .await
         .expect("sqlite");
     let successor_of = |replaced: String, hash: &'static str| {
