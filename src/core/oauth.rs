@@ -869,7 +869,9 @@ impl Core {
             return Err(OAuthError::invalid_grant("the sign-in session has ended"));
         }
         let offline = has_scope(&record.scope, "offline_access");
-        let refresh_token = random_token();
+        // Without `offline_access` the client gets no refresh token, so none is made or stored:
+        // the grant is its session alone, for the access token's life.
+        let refresh_token = offline.then(random_token);
         let session = NewSession {
             id: uuid::Uuid::now_v7().to_string(),
             account_id: account.id.clone(),
@@ -886,11 +888,15 @@ impl Core {
             scope: Some(record.scope.clone()),
             parent_id: Some(record.sso_session_id.clone()),
         };
-        let token = NewRefreshToken {
-            token_hash: token_hash(&refresh_token),
+        let token = refresh_token.as_ref().map(|token| NewRefreshToken {
+            token_hash: token_hash(token),
             expires_at: session.expires_at,
-        };
-        if !self.store.redeem_oidc_code(&hash, &session, &token).await? {
+        });
+        if !self
+            .store
+            .redeem_oidc_code(&hash, &session, token.as_ref())
+            .await?
+        {
             // Spent by a concurrent exchange between the look and now.
             self.code_replayed(&hash, &client, now).await?;
             return Err(OAuthError::invalid_grant(
@@ -906,7 +912,7 @@ impl Core {
             Some(record.auth_time),
             record.nonce.clone(),
             &record.amr,
-            offline.then_some(refresh_token),
+            refresh_token,
             now,
         )
     }

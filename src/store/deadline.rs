@@ -158,7 +158,7 @@ forwarding! {
     oidc_code(code_hash: &str) -> Option<OidcCodeRecord>;
     oidc_code_grant(code_hash: &str, now: i64) -> Option<OidcCodeGrant>;
     oidc_grant(id: &str) -> Option<OidcGrant>;
-    redeem_oidc_code(code_hash: &str, session: &NewSession, token: &NewRefreshToken) -> bool;
+    redeem_oidc_code(code_hash: &str, session: &NewSession, token: Option<&NewRefreshToken>) -> bool;
 }
 
 forwarding! {

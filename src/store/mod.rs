@@ -13,6 +13,7 @@
 
 mod deadline;
 mod postgres;
+mod redemption;
 mod rotation;
 mod sql;
 mod sqlite;
@@ -859,7 +860,7 @@ pub trait Store: Send + Sync + 'static {
     /// A client's grant (its session, `id`) as a refresh answer needs it, in one read.
     async fn oidc_grant(&self, id: &str) -> StoreResult<Option<OidcGrant>>;
     /// Spends an unused code and opens the grant its exchange issues: `session` with its first
-    /// refresh token, noted on the code as its `grant_session_id` (the code is used at
+    /// refresh token (`token`, with `offline_access`; without, the client gets none), noted on the code as its `grant_session_id` (the code is used at
     /// `session.created_at`). Atomic, and one trip to the database where the backend allows it
     /// (the exchange's only write). `false`, with nothing written, if the code is unknown or
     /// was used, or the browser session it came from has ended (the core checked it before, but
@@ -870,7 +871,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         code_hash: &str,
         session: &NewSession,
-        token: &NewRefreshToken,
+        token: Option<&NewRefreshToken>,
     ) -> StoreResult<bool>;
     /// Which second factors the account has, in one read.
     async fn second_factors(&self, account_id: &str) -> StoreResult<SecondFactors>;

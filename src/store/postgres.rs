@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use super::redemption::RedeemRequest;
 use super::rotation::RotationRequest;
 use super::sql::{
     account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
@@ -17,6 +18,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Refresh-token rotations, batched by `rotate_in_batches` (group commit).
     rotations: tokio::sync::mpsc::Sender<RotationRequest>,
+    /// Authorization-code exchanges, batched by `redeem_in_batches` (group commit).
+    redemptions: tokio::sync::mpsc::Sender<RedeemRequest>,
 }
 
 impl PostgresStore {
@@ -87,26 +90,27 @@ impl PostgresStore {
             Some(cut) => options.options([("statement_timeout", format!("{}ms", cut.as_millis()))]),
             None => options,
         };
-        let rotation_pool = PgPoolOptions::new()
-            .max_connections(ROTATIONS_IN_FLIGHT as u32)
-            .acquire_timeout(timeout)
-            .connect_lazy_with(options.clone().options(ROTATION_PLANNING.iter().copied()));
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(timeout)
-            .connect_with(options)
-            .await?;
+        let batch_pool = pool_options(2 * BATCHES_IN_FLIGHT as u32, timeout)
+            .connect_lazy_with(options.clone().options(BATCH_PLANNING.iter().copied()));
+        let pool = pool_options(16, timeout).connect_with(options).await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
-        tokio::spawn(rotate_in_batches(rotation_pool, queue, timeout));
-        let store = Self { pool, rotations };
+        tokio::spawn(rotate_in_batches(batch_pool.clone(), queue, timeout));
+        let (redemptions, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(redeem_in_batches(batch_pool, queue, timeout));
+        let store = Self {
+            pool,
+            rotations,
+            redemptions,
+        };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
     }
 
-    /// The rotation's batch statement and the settings its connections plan it with, for a
-    /// test of its plan (`tokens::postgres_rotation_looks_rows_up_by_key`).
-    pub fn rotation_statement() -> (&'static str, &'static [(&'static str, &'static str)]) {
-        (ROTATE.as_str(), ROTATION_PLANNING)
+    /// The batch statements (a rotation's, a code redemption's) and the settings their
+    /// connections plan them with, for a test of their plans
+    /// (`tokens::postgres_batches_look_rows_up_by_key`).
+    pub fn batch_statements() -> ([&'static str; 2], &'static [(&'static str, &'static str)]) {
+        ([ROTATE.as_str(), REDEEM], BATCH_PLANNING)
     }
 
     /// Claims a claimable refresh token (`sql::claimable`) and stores its successor; `None`
@@ -122,36 +126,14 @@ impl PostgresStore {
         super::rotation::claim(&self.rotations, token_hash, next, now, client_id).await
     }
 
-    /// `Store::redeem_oidc_code` in one statement (binds: `sql::bind_redemption`): the code is
-    /// spent, the grant's session and its first token are inserted only from the spent row.
-    /// The browser session is locked `FOR SHARE`: a logout that revoked it first makes this
-    /// statement see it revoked (PostgreSQL re-reads a row it waited for), and one that comes
-    /// after waits for this commit, so its revocation of the child sessions sees the grant. A concurrent exchange of the same
-    /// code waits for the row's lock, then finds it used and inserts nothing.
+    /// `Store::redeem_oidc_code`: the exchange joins the next batch of `redeem_in_batches`.
     pub(super) async fn redeem_code(
         &self,
         code_hash: &str,
         session: &NewSession,
-        token: &NewRefreshToken,
+        token: Option<&NewRefreshToken>,
     ) -> StoreResult<bool> {
-        let query = sqlx::query(
-            "WITH spent AS (\
-               UPDATE oidc_codes SET used_at = $1, grant_session_id = $2 \
-               WHERE code_hash = $3 AND used_at IS NULL AND EXISTS (\
-                 SELECT 1 FROM sessions p WHERE p.id = oidc_codes.sso_session_id \
-                 AND p.revoked_at IS NULL AND p.expires_at > $1 FOR SHARE) \
-               RETURNING code_hash), \
-             opened AS (\
-               INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
-               user_agent, ip, amr, client_id, scope, parent_id) \
-               SELECT $2, $4, $1, $1, $5, $6, $7, $8, $9, $10, $11 FROM spent RETURNING id) \
-             INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-             SELECT $12, id, $1, $13 FROM opened",
-        );
-        let done = super::sql::bind_redemption!(query, code_hash, session, token)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        super::redemption::redeem(&self.redemptions, code_hash, session, token).await
     }
 }
 
@@ -289,7 +271,7 @@ async fn rotate_in_batches(
     queue: tokio::sync::mpsc::Receiver<RotationRequest>,
     limit: Duration,
 ) {
-    super::rotation::rotate_in_batches(queue, ROTATIONS_IN_FLIGHT, |batch, followers| {
+    super::rotation::in_batches(queue, BATCHES_IN_FLIGHT, |batch, followers| {
         let pool = pool.clone();
         async move {
             let rows =
@@ -301,25 +283,58 @@ async fn rotate_in_batches(
     .await
 }
 
-/// How many batches of rotations one node writes at a time. One at a time left PostgreSQL and
-/// brama mostly idle (each waited for the other's half of a batch's round trip and commit);
-/// with several, PostgreSQL also commits them together.
-const ROTATIONS_IN_FLIGHT: usize = 4;
+/// A pool of at most `max` connections that waits `timeout` for one.
+///
+/// sqlx tests a connection with a round trip (`ping`) each time it is taken from the pool, as
+/// well as each time it is given back. Both pools take connections for single statements, so
+/// that was a round trip more for each: on a busy server a third of the trips to PostgreSQL,
+/// each waking both processes (the EdDSA code exchange: 150 µs of brama's CPU before, 135
+/// after). The test on return stays: it closes a connection whose statement failed on a broken
+/// link. A connection is tested again when taken only if it waited in the pool longer than
+/// `IDLE_PING_AFTER`: after a restart or a failover has ended the server's side of the
+/// connections (`faults::a_read_only_database_refuses_writes_with_503_and_reads_go_on`), the
+/// first request finds them tested and replaced, not a 503. A busy server takes each
+/// connection back within milliseconds (16 connections in turn, thousands of statements a
+/// second) and is spared the trip; one that meets a connection ended in that moment answers
+/// that request 503, as it does the statements the failover cut off.
+fn pool_options(max: u32, timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_PING_AFTER {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
-/// The settings of the connections that rotate (a pool of their own, `ROTATIONS_IN_FLIGHT`
-/// connections): `rotate_batch` is planned once per connection, and that plan looks each
-/// token, session and account up by its key, whatever the tables' statistics say.
+/// See [`pool_options`].
+const IDLE_PING_AFTER: Duration = Duration::from_millis(50);
+
+/// How many batches of rotations one node writes at a time, and as many of code redemptions.
+/// One at a time left PostgreSQL and brama mostly idle (each waited for the other's half of a
+/// batch's round trip and commit); with several, PostgreSQL also commits them together.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// The settings of the connections that write batches (a pool of their own, as many
+/// connections as `BATCHES_IN_FLIGHT` for each kind): `rotate_batch` and `redeem_batch` are
+/// planned once per connection, and those plans look each token, code, session and account up
+/// by its key, whatever the tables' statistics say.
 ///
 /// Planned for each batch, the statement cost PostgreSQL ~1 ms of planning beside ~1.25 ms
 /// of work for some fifteen rotations, and PostgreSQL's CPU, not brama's, was the limit of
 /// refresh traffic. A plan kept by the server's own choice was worse: made while
 /// `refresh_tokens` was small (or never analyzed, as on a server without autovacuum), it
 /// scanned the table whole, and every batch got slower as the table grew (3 900/s, then
-/// 2 400/s ten seconds later). A batch names at most `ROTATION_BATCH` tokens, so lookups by
+/// 2 400/s ten seconds later). A batch names at most `rotation::BATCH` tokens, so lookups by
 /// key are the right plan at any size. Scans and hash or merge joins are priced out here, and
 /// the statement leaves no index but the keys to choose from (`rotate_batch`); a test explains
-/// the plan on a fresh database (`tokens::postgres_rotation_looks_rows_up_by_key`).
-const ROTATION_PLANNING: &[(&str, &str)] = &[
+/// the plan on a fresh database (`tokens::postgres_batches_look_rows_up_by_key`).
+const BATCH_PLANNING: &[(&str, &str)] = &[
     ("plan_cache_mode", "force_generic_plan"),
     ("enable_seqscan", "off"),
     ("enable_hashjoin", "off"),
@@ -379,7 +394,7 @@ async fn rotate_batch(
     pool: &PgPool,
     batch: &[RotationRequest],
 ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
-    // Prepared once per connection, and planned once (`ROTATION_PLANNING`).
+    // Prepared once per connection, and planned once (`BATCH_PLANNING`).
     sqlx::query(&ROTATE)
         .bind(crate::domain::AccountStatus::MAY_LOG_IN)
         .bind(batch.iter().map(|r| &r.token_hash).collect::<Vec<_>>())
@@ -392,3 +407,82 @@ async fn rotate_batch(
 }
 
 sql_store!(PostgresStore, PostgresTx, "postgres");
+
+/// Group commit for code exchanges (`store::redemption`), as `rotate_in_batches` does for
+/// rotations, on the same pool: each exchange was a statement, a round trip and a commit of its
+/// own. `limit` bounds a batch as there.
+async fn redeem_in_batches(
+    pool: PgPool,
+    queue: tokio::sync::mpsc::Receiver<RedeemRequest>,
+    limit: Duration,
+) {
+    super::rotation::in_batches(queue, BATCHES_IN_FLIGHT, |batch, followers| {
+        let pool = pool.clone();
+        async move {
+            let opened =
+                super::deadline::within(limit, async { Ok(redeem_batch(&pool, &batch).await?) })
+                    .await;
+            super::redemption::answer(batch, followers, opened);
+        }
+    })
+    .await
+}
+
+/// The statement of `redeem_batch`.
+const REDEEM: &str = "WITH r AS (\
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], \
+       $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+       $13::bigint[]) AS r (code_hash, session_id, now, account_id, expires_at, user_agent, ip, \
+       amr, client_id, scope, parent_id, token_hash, token_expires_at)), \
+     locked AS (\
+       SELECT c.code_hash FROM oidc_codes c \
+       WHERE c.code_hash IN (SELECT code_hash FROM r) ORDER BY c.code_hash FOR UPDATE), \
+     spent AS (\
+       UPDATE oidc_codes c SET used_at = r.now, grant_session_id = r.session_id \
+       FROM r JOIN locked l ON l.code_hash = r.code_hash \
+       WHERE c.code_hash = r.code_hash AND c.used_at IS NULL AND EXISTS (\
+         SELECT 1 FROM sessions p WHERE p.id = c.sso_session_id \
+         AND p.revoked_at + 0 IS NULL AND p.expires_at + 0 > r.now FOR SHARE) \
+       RETURNING r.*), \
+     opened AS (\
+       INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
+       user_agent, ip, amr, client_id, scope, parent_id) \
+       SELECT session_id, account_id, now, now, expires_at, user_agent, ip, amr, client_id, \
+       scope, parent_id FROM spent RETURNING id), \
+     issued AS (\
+       INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+       SELECT s.token_hash, o.id, s.now, s.token_expires_at FROM spent s \
+       JOIN opened o ON o.id = s.session_id WHERE s.token_hash IS NOT NULL) \
+     SELECT id FROM opened";
+
+/// Spends the codes of `batch` (distinct codes) and opens their grants in one statement of
+/// data-modifying CTEs, the requests bound as arrays; the ids of the grant sessions opened.
+/// `locked` takes the codes' row locks in one order (two nodes' overlapping batches wait for
+/// each other instead of deadlocking); `spent` marks each unused code whose browser session
+/// lives with its request's grant session id; `opened` inserts those sessions and `issued`
+/// their first refresh tokens. The browser session is locked `FOR SHARE`: a logout that revoked
+/// it first makes this statement see it revoked (PostgreSQL re-reads a row it waited for), and
+/// one that comes after waits for this commit, so its revocation of the child sessions sees the
+/// grant. A concurrent exchange of a code in this batch (from another node) waits for the
+/// code's lock, then finds it used and opens nothing. As in `rotate_batch`, `+ 0` leaves no
+/// index on the sessions' times to choose instead of their key.
+async fn redeem_batch(pool: &PgPool, batch: &[RedeemRequest]) -> Result<Vec<String>, sqlx::Error> {
+    let column = |f: fn(&RedeemRequest) -> Option<&str>| batch.iter().map(f).collect::<Vec<_>>();
+    let times = |f: fn(&RedeemRequest) -> Option<i64>| batch.iter().map(f).collect::<Vec<_>>();
+    sqlx::query_scalar(REDEEM)
+        .bind(column(|r| Some(r.code_hash.as_str())))
+        .bind(column(|r| Some(r.session.id.as_str())))
+        .bind(times(|r| Some(r.session.created_at)))
+        .bind(column(|r| Some(r.session.account_id.as_str())))
+        .bind(times(|r| Some(r.session.expires_at)))
+        .bind(column(|r| r.session.user_agent.as_deref()))
+        .bind(column(|r| r.session.ip.as_deref()))
+        .bind(column(|r| Some(r.session.amr.as_str())))
+        .bind(column(|r| r.session.client_id.as_deref()))
+        .bind(column(|r| r.session.scope.as_deref()))
+        .bind(column(|r| r.session.parent_id.as_deref()))
+        .bind(column(|r| r.token.as_ref().map(|t| t.token_hash.as_str())))
+        .bind(times(|r| r.token.as_ref().map(|t| t.expires_at)))
+        .fetch_all(pool)
+        .await
+}

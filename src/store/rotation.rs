@@ -1,11 +1,13 @@
-//! Group commit for refresh-token rotation, on both backends.
+//! Group commit for refresh-token rotation and authorization-code redemption, on both
+//! backends.
 //!
 //! A rotation is one small write, and what costs is around it: on SQLite a trip to sqlx's
 //! worker thread and a commit, on PostgreSQL a round trip and a commit (a WAL flush). Rotations
 //! that arrive while a batch is being written wait, and then go together: one statement, one
 //! commit. Alone, a rotation goes at once, as a batch of one. Each backend writes a batch in
 //! its own statement (`SqliteStore`'s and `PostgresStore`'s `rotate_batch`); what is shared is
-//! here: forming batches, and answering each requester from the statement's rows.
+//! here: forming batches ([`in_batches`], also for the code redemptions of `store::redemption`),
+//! and answering each requester from the statement's rows.
 //!
 //! Every rotation is still all-or-nothing: the statement inserts a successor only for a token
 //! it claimed, and a token is claimed by one statement only. Two requests for the same token
@@ -18,6 +20,15 @@ use sqlx::FromRow;
 
 use super::{Claimed, StoreError, StoreResult};
 
+/// A request that [`in_batches`] groups with others into one statement.
+pub(crate) trait Batched: Send + 'static {
+    /// What no two requests of one batch share (a token's hash, a code's): a request with the
+    /// key of one already in the batch follows it instead.
+    fn key(&self) -> &str;
+    /// Its requester has gone: it is not written.
+    fn abandoned(&self) -> bool;
+}
+
 /// One refresh token to rotate, and where its answer goes.
 pub(crate) struct RotationRequest {
     pub token_hash: String,
@@ -29,8 +40,18 @@ pub(crate) struct RotationRequest {
     pub reply: tokio::sync::oneshot::Sender<StoreResult<Option<Claimed>>>,
 }
 
-/// At most this many rotations share one statement.
-pub(crate) const ROTATION_BATCH: usize = 64;
+impl Batched for RotationRequest {
+    fn key(&self) -> &str {
+        &self.token_hash
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// At most this many requests share one statement.
+pub(crate) const BATCH: usize = 64;
 
 /// Sends `request` to the batching task behind `queue` and waits for its answer.
 pub(crate) async fn claim(
@@ -54,9 +75,9 @@ pub(crate) async fn claim(
     answer.await.map_err(|_| stopped())?
 }
 
-/// Takes rotations from `queue` and hands them to `rotate` in batches of distinct tokens (at
-/// most [`ROTATION_BATCH`]), at most `in_flight` batches at a time, each on a task of its own.
-/// `rotate(batch, followers)` must answer every request of both: `followers` presented a token
+/// Takes requests from `queue` and hands them to `write` in batches of distinct keys (at most
+/// [`BATCH`]), at most `in_flight` batches at a time, each on a task of its own.
+/// `write(batch, followers)` must answer every request of both: `followers` presented a key
 /// of the batch again (so a copy of one token, sent many times, cannot fill the batches and
 /// undo the grouping). Requests that come while every batch slot is taken wait and make the
 /// next batch: the busier the server, the larger the batches. (A token presented again while
@@ -67,16 +88,17 @@ pub(crate) async fn claim(
 /// PostgreSQL that is a call cut off by its deadline (`store::deadline`), whose client was told
 /// 503 and must not find its token rotated behind its back. (The core runs each rotation on a
 /// task of its own, so a client that hangs up does not drop it.)
-pub(crate) async fn rotate_in_batches<F, Fut>(
-    mut queue: tokio::sync::mpsc::Receiver<RotationRequest>,
+pub(crate) async fn in_batches<R, F, Fut>(
+    mut queue: tokio::sync::mpsc::Receiver<R>,
     in_flight: usize,
-    mut rotate: F,
+    mut write: F,
 ) where
-    F: FnMut(Vec<RotationRequest>, Vec<RotationRequest>) -> Fut,
+    R: Batched,
+    F: FnMut(Vec<R>, Vec<R>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut waiting: VecDeque<RotationRequest> = VecDeque::new();
+    let mut waiting: VecDeque<R> = VecDeque::new();
     loop {
         if waiting.is_empty() {
             match queue.recv().await {
@@ -87,7 +109,7 @@ pub(crate) async fn rotate_in_batches<F, Fut>(
         let Ok(slot) = std::sync::Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        while waiting.len() < ROTATION_BATCH {
+        while waiting.len() < BATCH {
             match queue.try_recv() {
                 Ok(request) => waiting.push_back(request),
                 Err(_) => break,
@@ -96,15 +118,15 @@ pub(crate) async fn rotate_in_batches<F, Fut>(
         let mut batch = Vec::new();
         let mut followers = Vec::new();
         let mut later = VecDeque::new();
-        let mut tokens = HashSet::new();
+        let mut keys = HashSet::new();
         for request in waiting.drain(..) {
-            if request.reply.is_closed() {
+            if request.abandoned() {
                 continue;
             }
-            if tokens.contains(&request.token_hash) {
+            if keys.contains(request.key()) {
                 followers.push(request);
-            } else if batch.len() < ROTATION_BATCH {
-                tokens.insert(request.token_hash.clone());
+            } else if batch.len() < BATCH {
+                keys.insert(request.key().to_string());
                 batch.push(request);
             } else {
                 later.push_back(request);
@@ -114,7 +136,7 @@ pub(crate) async fn rotate_in_batches<F, Fut>(
         if batch.is_empty() {
             continue;
         }
-        let written = rotate(batch, followers);
+        let written = write(batch, followers);
         tokio::spawn(async move {
             written.await;
             drop(slot);
@@ -215,7 +237,7 @@ mod tests {
         let seen: Arc<Mutex<Seen>> = Default::default();
         let (gate, opened) = tokio::sync::watch::channel(false);
         let (running, most) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)));
-        let task = tokio::spawn(rotate_in_batches(incoming, 2, {
+        let task = tokio::spawn(in_batches(incoming, 2, {
             let (seen, running, most) = (seen.clone(), running.clone(), most.clone());
             move |batch: Vec<RotationRequest>, followers: Vec<RotationRequest>| {
                 let names =

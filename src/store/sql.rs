@@ -635,7 +635,7 @@ macro_rules! sql_store {
                 &self,
                 code_hash: &str,
                 session: &NewSession,
-                token: &NewRefreshToken,
+                token: Option<&NewRefreshToken>,
             ) -> StoreResult<bool> {
                 self.redeem_code(code_hash, session, token).await
             }
@@ -1789,32 +1789,6 @@ macro_rules! sql_store {
     };
 }
 
-/// Binds a code's redemption (`Store::redeem_oidc_code`) to `$query` in the order both
-/// backends' statements number them: `$1` the grant's `created_at` (also the code's `used_at`),
-/// `$2` its session id, `$3` the code's hash, `$4`..`$11` the session's `account_id`,
-/// `expires_at`, `user_agent`, `ip`, `amr`, `client_id`, `scope`, `parent_id`, then `$12` and
-/// `$13` the refresh token's hash and expiry.
-macro_rules! bind_redemption {
-    ($query:expr, $code_hash:expr, $session:expr, $token:expr) => {{
-        let (session, token): (&$crate::store::NewSession, &$crate::store::NewRefreshToken) =
-            ($session, $token);
-        $query
-            .bind(session.created_at)
-            .bind(&session.id)
-            .bind($code_hash)
-            .bind(&session.account_id)
-            .bind(session.expires_at)
-            .bind(&session.user_agent)
-            .bind(&session.ip)
-            .bind(&session.amr)
-            .bind(&session.client_id)
-            .bind(&session.scope)
-            .bind(&session.parent_id)
-            .bind(&token.token_hash)
-            .bind(token.expires_at)
-    }};
-}
-
 macro_rules! account_columns {
     () => {
         "id, organization_id, username, email, phone, name, surname, password_hash, role, status, \
@@ -1866,8 +1840,8 @@ macro_rules! member_columns {
 }
 
 pub(crate) use {
-    account_columns, bind_redemption, live_sessions_sql, member_columns, member_list_columns,
-    outbox_columns, session_columns, sql_store,
+    account_columns, live_sessions_sql, member_columns, member_list_columns, outbox_columns,
+    session_columns, sql_store,
 };
 
 /// Turns a unique violation into the field it concerns; other errors pass through.

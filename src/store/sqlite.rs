@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::redemption::RedeemRequest;
 use super::rotation::RotationRequest;
 use super::sql::{
     account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
@@ -237,105 +238,96 @@ impl SqliteStore {
         &self,
         code_hash: &str,
         session: &NewSession,
-        token: &NewRefreshToken,
+        token: Option<&NewRefreshToken>,
     ) -> StoreResult<bool> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let request = RedeemRequest {
-            code_hash: code_hash.to_string(),
-            session: session.clone(),
-            token: token.clone(),
-            reply,
-        };
-        let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.redemptions
-            .send(request)
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        super::redemption::redeem(&self.redemptions, code_hash, session, token).await
     }
 }
 
-/// One authorization code to spend, the grant its exchange opens, and where the answer goes.
-struct RedeemRequest {
-    code_hash: String,
-    session: NewSession,
-    token: NewRefreshToken,
-    reply: tokio::sync::oneshot::Sender<StoreResult<bool>>,
-}
-
-/// At most this many exchanges share one write transaction.
-const REDEEM_BATCH: usize = 64;
-
-/// Group commit for code exchanges, as `rotate_in_batches` does for rotations: an exchange
-/// writes a dozen pages (the code, the session and its indexes, the token and its), and
-/// committing each alone cost an exchange three rotations of CPU. Exchanges that arrive while
-/// a batch is written wait and then go together in one transaction, each its own query (one
-/// trip to the writer's thread) and one commit for all. Alone, an exchange goes at once.
-async fn redeem_in_batches(
-    pool: SqlitePool,
-    mut queue: tokio::sync::mpsc::Receiver<RedeemRequest>,
-) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < REDEEM_BATCH {
-            match queue.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+/// Group commit for code exchanges (`store::redemption`), as `rotate_in_batches` does for
+/// rotations: an exchange writes a dozen pages (the code, the session and its indexes, the
+/// token and its), and committing each alone cost an exchange three rotations of CPU. A batch
+/// is one transaction of one query, so one trip to the writer's thread for all its exchanges
+/// (each was a trip of its own before, and the trips cost more than the statements).
+async fn redeem_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<RedeemRequest>) {
+    // One batch at a time: SQLite has one writer.
+    super::rotation::in_batches(queue, 1, |batch, followers| {
+        let pool = pool.clone();
+        async move {
+            let opened = redeem_batch(&pool, &batch).await;
+            super::redemption::answer(batch, followers, opened);
         }
-        redeem_batch(&pool, batch).await;
-    }
+    })
+    .await
 }
 
-/// Spends each code of `batch` and opens its grant, in one transaction. Each request's three
-/// statements guard themselves: the session is inserted only if this request's UPDATE marked
-/// the code with its id, the token only if the session is there, so a code already used (by
-/// an earlier batch, or earlier in this one) writes nothing and answers `false`. Statements can
-/// only fail for the database's own reasons (a full disk, an I/O error): then nothing of the
-/// batch is kept and every request gets the error; their codes stay unused.
-async fn redeem_batch(pool: &SqlitePool, batch: Vec<RedeemRequest>) {
-    const REDEEM: &str = "UPDATE oidc_codes SET used_at = $1, grant_session_id = $2 \
-         WHERE code_hash = $3 AND used_at IS NULL AND EXISTS (\
+/// Spends the code of each request of `batch` (distinct codes) and opens its grant, in one
+/// transaction of one query of three statements, each given the batch's rows as a `VALUES`
+/// list: the first marks each unused code whose browser session lives
+/// with its request's grant session id, the second inserts each grant session only from a
+/// code that names it, the third each first refresh token only with its session. The ids of
+/// the sessions opened come back. Statements can only fail for the database's own reasons (a
+/// full disk, an I/O error): then nothing of the batch is kept and every code stays unused.
+async fn redeem_batch(pool: &SqlitePool, batch: &[RedeemRequest]) -> StoreResult<Vec<String>> {
+    // Anonymous parameters, bound in the order they appear (see `rotate_batch`).
+    let values = |columns: usize| {
+        vec![format!("({})", vec!["?"; columns].join(", ")); batch.len()].join(", ")
+    };
+    let sql = format!(
+        "WITH r (code_hash, session_id, now) AS (VALUES {}) \
+         UPDATE oidc_codes SET used_at = r.now, grant_session_id = r.session_id FROM r \
+         WHERE oidc_codes.code_hash = r.code_hash AND oidc_codes.used_at IS NULL AND EXISTS (\
            SELECT 1 FROM sessions p WHERE p.id = oidc_codes.sso_session_id \
-           AND p.revoked_at IS NULL AND p.expires_at > $1); \
+           AND p.revoked_at IS NULL AND p.expires_at > r.now); \
+         WITH r (code_hash, session_id, now, account_id, expires_at, user_agent, ip, amr, \
+           client_id, scope, parent_id) AS (VALUES {}) \
          INSERT INTO sessions (id, account_id, created_at, last_used_at, expires_at, \
          user_agent, ip, amr, client_id, scope, parent_id) \
-         SELECT $2, $4, $1, $1, $5, $6, $7, $8, $9, $10, $11 FROM oidc_codes \
-         WHERE code_hash = $3 AND grant_session_id = $2; \
+         SELECT r.session_id, r.account_id, r.now, r.now, r.expires_at, r.user_agent, r.ip, \
+         r.amr, r.client_id, r.scope, r.parent_id FROM r JOIN oidc_codes c \
+         ON c.code_hash = r.code_hash AND c.grant_session_id = r.session_id RETURNING id; \
+         WITH r (session_id, now, token_hash, token_expires_at) AS (VALUES {}) \
          INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-         SELECT $12, id, $1, $13 FROM sessions WHERE id = $2 RETURNING session_id";
-    let written: Result<Vec<bool>, sqlx::Error> = async {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut opened = Vec::with_capacity(batch.len());
-        for r in &batch {
-            // sqlx runs a query of several statements in one trip, binding `$N` by number
-            // (binds: `sql::bind_redemption`).
-            let query = sqlx::query(REDEEM);
-            let rows = super::sql::bind_redemption!(query, &r.code_hash, &r.session, &r.token)
-                .fetch_all(&mut *tx)
-                .await?;
-            opened.push(rows.len() == 1);
-        }
-        tx.commit().await?;
-        Ok(opened)
+         SELECT r.token_hash, s.id, r.now, r.token_expires_at FROM r \
+         JOIN sessions s ON s.id = r.session_id WHERE r.token_hash IS NOT NULL",
+        values(3),
+        values(11),
+        values(4),
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for r in batch {
+        query = query
+            .bind(&r.code_hash)
+            .bind(&r.session.id)
+            .bind(r.session.created_at);
     }
-    .await;
-    match written {
-        Ok(opened) => {
-            for (r, opened) in batch.into_iter().zip(opened) {
-                let _ = r.reply.send(Ok(opened));
-            }
-        }
-        Err(e) => {
-            let e = StoreError::from(e);
-            if matches!(e, StoreError::Database(_)) {
-                tracing::error!(error = %e, exchanges = batch.len(), "spending authorization codes failed");
-            }
-            for r in batch {
-                let _ = r.reply.send(Err(e.for_another()));
-            }
-        }
+    for r in batch {
+        let session = &r.session;
+        query = query
+            .bind(&r.code_hash)
+            .bind(&session.id)
+            .bind(session.created_at)
+            .bind(&session.account_id)
+            .bind(session.expires_at)
+            .bind(&session.user_agent)
+            .bind(&session.ip)
+            .bind(&session.amr)
+            .bind(&session.client_id)
+            .bind(&session.scope)
+            .bind(&session.parent_id);
     }
+    for r in batch {
+        let token = r.token.as_ref();
+        query = query
+            .bind(&r.session.id)
+            .bind(r.session.created_at)
+            .bind(token.map(|t| &t.token_hash))
+            .bind(token.map(|t| t.expires_at));
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let opened = query.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(opened)
 }
 
 /// A write transaction of [`SqliteStore`].
@@ -558,7 +550,7 @@ async fn checkpoint_in_background(
 /// has one successor.
 async fn rotate_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<RotationRequest>) {
     // One batch at a time: SQLite has one writer.
-    super::rotation::rotate_in_batches(queue, 1, |batch, followers| {
+    super::rotation::in_batches(queue, 1, |batch, followers| {
         let pool = pool.clone();
         async move {
             let rows = rotate_batch(&pool, &batch).await;
@@ -573,20 +565,11 @@ async fn rotate_batch(
     pool: &SqlitePool,
     batch: &[RotationRequest],
 ) -> StoreResult<Vec<sqlx::sqlite::SqliteRow>> {
-    // $1 is the status of an account that may rotate; each row's five binds follow.
-    let rows: Vec<String> = (0..batch.len())
-        .map(|i| {
-            let b = i * 5 + 1;
-            format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            )
-        })
-        .collect();
+    // Anonymous parameters, bound in the order they appear: sqlx binds a `$N` by its name,
+    // which SQLite finds by walking the list of the statement's names, so a batch of `$N`s
+    // cost time in the square of its size (a fifth of the writer's time in a batch of code
+    // redemptions). Each row's five values, then the status of an account that may rotate.
+    let rows = vec!["(?, ?, ?, ?, ?)"; batch.len()];
     let sql = format!(
         "WITH r (old_hash, new_hash, now, expires_at, client_id) AS (VALUES {}) \
          INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, replaces) \
@@ -602,9 +585,9 @@ async fn rotate_batch(
           WHERE s.id = refresh_tokens.session_id) AS role, \
          (SELECT s.amr FROM sessions s WHERE s.id = refresh_tokens.session_id) AS amr",
         rows.join(", "),
-        super::sql::claimable("t", "r.now", "$1", "cs.client_id IS r.client_id"),
+        super::sql::claimable("t", "r.now", "?", "cs.client_id IS r.client_id"),
     );
-    let mut query = sqlx::query(&sql).bind(crate::domain::AccountStatus::MAY_LOG_IN);
+    let mut query = sqlx::query(&sql);
     for r in batch {
         query = query
             .bind(&r.token_hash)
@@ -613,6 +596,7 @@ async fn rotate_batch(
             .bind(r.next_expires_at)
             .bind(&r.client_id);
     }
+    let query = query.bind(crate::domain::AccountStatus::MAY_LOG_IN);
     // fetch_all steps the statement to its end, which runs the WAL auto-checkpoint
     // (see "RETURNING" in sql.rs).
     Ok(query.fetch_all(pool).await?)

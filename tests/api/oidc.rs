@@ -16,6 +16,8 @@ both_backends!(
     public_clients_use_pkce_and_eddsa_and_secrets_may_come_in_the_body,
     codes_are_single_use_bound_and_short_lived,
     concurrent_exchanges_of_one_code_open_one_grant,
+    many_codes_exchanged_at_once_each_open_their_own_grant,
+    a_batch_of_redemptions_opens_each_grant_once,
     a_code_is_not_redeemed_once_its_browser_session_ended,
     authorization_errors_go_back_only_to_registered_uris,
     consent_is_asked_once_per_scope_set,
@@ -714,16 +716,7 @@ async fn a_relying_party_signs_in_refreshes_and_logs_out(backend: Backend) {
         Some("alice@example.com")
     );
     // The raw claims: sid, and no more than the spec's.
-    let raw: Value = {
-        use base64::Engine;
-        let payload = id_token.to_string().split('.').nth(1).unwrap().to_string();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let raw = jwt_claims(&id_token.to_string());
     assert!(raw["sid"].is_string(), "{raw}");
     assert_eq!(raw["aud"], json!(id));
 
@@ -976,13 +969,30 @@ fn oauth_error(r: &Resp) -> (u16, &str) {
 /// A code through a signed-in browser for a confidential client, with a PKCE pair:
 /// (code, verifier).
 async fn raw_code(app: &TestApp, browser: &Browser, id: &str) -> (String, String) {
+    scoped_code(app, browser, id, "openid%20offline_access").await
+}
+
+/// The claims of a JWT, read without checking its signature.
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// `raw_code` for `scope` (URL-encoded).
+async fn scoped_code(app: &TestApp, browser: &Browser, id: &str, scope: &str) -> (String, String) {
     use base64::Engine;
     let verifier = "v".repeat(50);
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
     let (status, location) = browser
         .visit(&app.url(&format!(
-            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope=openid%20offline_access&code_challenge={challenge}&code_challenge_method=S256"
+            "/oauth2/authorize?client_id={id}&redirect_uri={CALLBACK}&response_type=code&scope={scope}&code_challenge={challenge}&code_challenge_method=S256"
         )))
         .await;
     assert_eq!(status, 303, "{location}");
@@ -1262,6 +1272,214 @@ async fn concurrent_exchanges_of_one_code_open_one_grant(backend: Backend) {
     assert_eq!(oauth_error(&r), (400, "invalid_grant"), "{}", r.text);
 }
 
+/// Codes exchanged at once are written together (one statement for those that arrive while
+/// another batch is written): each exchange still opens its own grant, named on its own code,
+/// with a refresh token only where `offline_access` was asked, and each answer's tokens are
+/// that grant's.
+async fn many_codes_exchanged_at_once_each_open_their_own_grant(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, secret) = client(&app, form("Wiki")).await;
+    let secret = secret.unwrap();
+    let mut codes = Vec::new();
+    for i in 0..24 {
+        let offline = i % 2 == 0;
+        let scope = if offline {
+            "openid%20offline_access"
+        } else {
+            "openid"
+        };
+        let (code, verifier) = scoped_code(&app, &browser, &id, scope).await;
+        codes.push((code, verifier, offline));
+    }
+    let mut racing = tokio::task::JoinSet::new();
+    for (code, verifier, offline) in codes.clone() {
+        let request = app
+            .client
+            .post(app.url("/oauth2/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", verifier.as_str()),
+            ]);
+        racing.spawn(async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            (code, offline, status, text)
+        });
+    }
+    let basic = Some((id.as_str(), secret.as_str()));
+    for (code, offline, status, text) in racing.join_all().await {
+        assert_eq!(status, 200, "{text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["refresh_token"].is_string(), offline, "{text}");
+        // The grant the code names is the one the answer's tokens are of.
+        let hash = brama::crypto::token_hash(&code);
+        let grant = app
+            .query_text(
+                "SELECT grant_session_id FROM oidc_codes WHERE code_hash = $1",
+                &[&hash],
+            )
+            .await
+            .expect("the code names its grant");
+        let id_token = body["id_token"].as_str().unwrap();
+        let claims = jwt_claims(body["access_token"].as_str().unwrap());
+        assert_eq!(claims["sid"], grant.as_str(), "{text}");
+        assert!(jwt_claims(id_token)["sid"].is_string(), "{text}");
+        let tokens = app
+            .query_text(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM refresh_tokens WHERE session_id = $1",
+                &[&grant],
+            )
+            .await;
+        assert_eq!(
+            tokens.as_deref(),
+            Some(if offline { "1" } else { "0" }),
+            "{text}"
+        );
+        if offline {
+            let refresh = body["refresh_token"].as_str().unwrap();
+            let r = token_request(
+                &app,
+                &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+                basic,
+            )
+            .await;
+            assert_eq!(r.status, 200, "the grant's own refresh token: {}", r.text);
+        }
+    }
+    assert_eq!(
+        app.query_text(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM sessions WHERE client_id = $1",
+            &[&id]
+        )
+        .await
+        .as_deref(),
+        Some("24"),
+        "one grant session for each code"
+    );
+}
+
+/// Redemptions that reach the store together are written in one batch (one statement): each
+/// still spends its own code and opens its own grant, with a refresh token only where it has
+/// one, and a code sent twice in the batch opens one grant. The store runs on a runtime of one
+/// thread, so that every redemption is queued before its batch is formed.
+async fn a_batch_of_redemptions_opens_each_grant_once(backend: Backend) {
+    let Some(app) = provider(backend).await else {
+        return;
+    };
+    app.user("alice").await;
+    let browser = Browser::sign_in(&app, "alice").await;
+    let (id, _) = client(&app, form("Wiki")).await;
+    let store = app.store().await;
+    let now = brama::core::now_ms();
+    let mut requests = Vec::new();
+    for i in 0..16 {
+        let (code, _) = raw_code(&app, &browser, &id).await;
+        let hash = brama::crypto::token_hash(&code);
+        let grant = store
+            .oidc_code_grant(&hash, now)
+            .await
+            .unwrap()
+            .expect("the code is stored");
+        let session = brama::store::NewSession {
+            id: uuid::Uuid::now_v7().to_string(),
+            account_id: grant.account.id.clone(),
+            created_at: now,
+            expires_at: now + 60_000,
+            user_agent: None,
+            ip: None,
+            amr: "pwd".into(),
+            client_id: Some(id.clone()),
+            scope: Some("openid".into()),
+            parent_id: Some(grant.code.sso_session_id.clone()),
+        };
+        let token = (i % 2 == 0).then(|| brama::store::NewRefreshToken {
+            token_hash: brama::crypto::token_hash(&session.id),
+            expires_at: now + 60_000,
+        });
+        requests.push((hash, session, token));
+    }
+    // The first code again, for a grant of its own, in the same batch.
+    let mut again = requests[0].clone();
+    again.1.id = uuid::Uuid::now_v7().to_string();
+    requests.push(again);
+    let (url, timeout) = (
+        app.database_url().to_string(),
+        std::time::Duration::from_secs(10),
+    );
+    let batch = requests.clone();
+    let opened = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let store = brama::store::connect(&url, timeout, false).await.unwrap();
+            let mut redemptions = tokio::task::JoinSet::new();
+            for (i, (hash, session, token)) in batch.into_iter().enumerate() {
+                let store = store.clone();
+                redemptions.spawn(async move {
+                    let opened = store
+                        .redeem_oidc_code(&hash, &session, token.as_ref())
+                        .await
+                        .unwrap();
+                    (i, opened)
+                });
+            }
+            let mut opened = redemptions.join_all().await;
+            opened.sort();
+            opened.into_iter().map(|(_, o)| o).collect::<Vec<bool>>()
+        })
+    })
+    .join()
+    .unwrap();
+    let (first, rest) = (opened[0], &opened[1..16]);
+    assert!(rest.iter().all(|o| *o), "{opened:?}");
+    assert!(
+        first != opened[16],
+        "the code sent twice opens one grant: {opened:?}"
+    );
+    for (i, (hash, session, token)) in requests.iter().enumerate() {
+        let opened = opened[i];
+        let named = app
+            .query_text(
+                "SELECT grant_session_id FROM oidc_codes WHERE code_hash = $1",
+                &[hash],
+            )
+            .await;
+        assert_eq!(named.as_deref() == Some(session.id.as_str()), opened, "{i}");
+        let stored = app
+            .query_text(
+                "SELECT account_id FROM sessions WHERE id = $1",
+                &[&session.id],
+            )
+            .await;
+        assert_eq!(
+            stored.as_deref() == Some(session.account_id.as_str()),
+            opened,
+            "{i}"
+        );
+        let tokens = app
+            .query_text(
+                "SELECT token_hash FROM refresh_tokens WHERE session_id = $1",
+                &[&session.id],
+            )
+            .await;
+        let expected = token
+            .as_ref()
+            .filter(|_| opened)
+            .map(|t| t.token_hash.clone());
+        assert_eq!(tokens, expected, "{i}");
+    }
+}
+
 /// The exchange's write checks the browser session again: a logout that commits between the
 /// exchange's read and its write leaves the code unused and opens nothing.
 async fn a_code_is_not_redeemed_once_its_browser_session_ended(backend: Backend) {
@@ -1299,7 +1517,7 @@ async fn a_code_is_not_redeemed_once_its_browser_session_ended(backend: Backend)
                 expires_at: now + 60_000,
             };
             let opened = store
-                .redeem_oidc_code(&hash, &session, &token)
+                .redeem_oidc_code(&hash, &session, Some(&token))
                 .await
                 .unwrap();
             (opened, hash, session.id)

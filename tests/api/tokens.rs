@@ -738,16 +738,17 @@ async fn sqlite_refuses_a_second_successor_of_a_token() {
     );
 }
 
-/// PostgreSQL plans the rotation's batch once per connection, often while the tables are
-/// small or never analyzed (a fresh server, or one without autovacuum), and keeps that plan
-/// as they grow. It must look every row up by its key: a plan that read the whole of an index
-/// (it once read all of `sessions_account` for each batch) costs nothing on an empty database
-/// and slowed the refresh grant to a sixth once 40 000 sessions were open.
+/// PostgreSQL plans the batch statements (a rotation's, a code redemption's) once per
+/// connection, often while the tables are small or never analyzed (a fresh server, or one
+/// without autovacuum), and keeps those plans as they grow. They must look every row up by its
+/// key: a plan that read the whole of an index (the rotation once read all of
+/// `sessions_account` for each batch) costs nothing on an empty database and slowed the
+/// refresh grant to a sixth once 40 000 sessions were open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_rotation_looks_rows_up_by_key() {
+async fn postgres_batches_look_rows_up_by_key() {
     use sqlx::{Connection, Row};
     let app = app!(Backend::Postgres);
-    let (statement, settings) = brama::store::PostgresStore::rotation_statement();
+    let ([rotate, redeem], settings) = brama::store::PostgresStore::batch_statements();
     let mut conn = sqlx::PgConnection::connect(app.database_url())
         .await
         .expect("postgres");
@@ -757,31 +758,48 @@ async fn postgres_rotation_looks_rows_up_by_key() {
             .await
             .expect("setting");
     }
-    sqlx::query(&format!(
-        "PREPARE rotate (text, text[], text[], bigint[], bigint[], text[]) AS {statement}"
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("prepared");
-    let plan: Vec<String> =
-        sqlx::query("EXPLAIN EXECUTE rotate ('active', '{a}', '{b}', '{1}', '{2}', '{client}')")
+    let texts = ["text[]"; 7].join(", ");
+    let batches = [
+        (
+            format!("rotate (text, text[], text[], bigint[], bigint[], text[]) AS {rotate}"),
+            "rotate ('active', '{a}', '{b}', '{1}', '{2}', '{client}')".to_string(),
+            &["refresh_tokens", "sessions", "accounts"][..],
+        ),
+        (
+            format!(
+                "redeem (text[], text[], bigint[], text[], bigint[], {texts}, bigint[]) AS {redeem}"
+            ),
+            format!(
+                "redeem ('{{c}}', '{{s}}', '{{1}}', '{{a}}', '{{2}}', {}, '{{3}}')",
+                ["'{x}'"; 7].join(", ")
+            ),
+            &["oidc_codes", "sessions"][..],
+        ),
+    ];
+    for (prepare, execute, tables) in batches {
+        sqlx::query(&format!("PREPARE {prepare}"))
+            .execute(&mut conn)
+            .await
+            .expect("prepared");
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN EXECUTE {execute}"))
             .fetch_all(&mut conn)
             .await
             .expect("explained")
             .iter()
             .map(|row| row.get::<String, _>(0))
             .collect();
-    let plan = plan.join("\n");
-    let scans: Vec<&str> = plan.lines().filter(|l| l.contains(" Scan ")).collect();
-    for table in ["refresh_tokens", "sessions", "accounts"] {
-        assert!(
-            scans.iter().any(|l| l.contains(&format!(" on {table} "))),
-            "{table} is read somewhere:\n{plan}"
-        );
-    }
-    for scan in &scans {
-        let by_key = scan.contains("Index Scan using") && scan.contains("_pkey on ");
-        let no_table = scan.contains("CTE Scan") || scan.contains("Function Scan");
-        assert!(by_key || no_table, "a scan not by key: {scan}\n{plan}");
+        let plan = plan.join("\n");
+        let scans: Vec<&str> = plan.lines().filter(|l| l.contains(" Scan ")).collect();
+        for table in tables {
+            assert!(
+                scans.iter().any(|l| l.contains(&format!(" on {table} "))),
+                "{table} is read somewhere:\n{plan}"
+            );
+        }
+        for scan in &scans {
+            let by_key = scan.contains("Index Scan using") && scan.contains("_pkey on ");
+            let no_table = scan.contains("CTE Scan") || scan.contains("Function Scan");
+            assert!(by_key || no_table, "a scan not by key: {scan}\n{plan}");
+        }
     }
 }
