@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::redemption::RedeemRequest;
+use super::redemption::{GrantRead, RedeemRequest};
 use super::rotation::RotationRequest;
 use super::sql::{
     account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
@@ -20,6 +20,8 @@ pub struct PostgresStore {
     rotations: tokio::sync::mpsc::Sender<RotationRequest>,
     /// Authorization-code exchanges, batched by `redeem_in_batches` (group commit).
     redemptions: tokio::sync::mpsc::Sender<RedeemRequest>,
+    /// The code exchanges' reads, batched by `read_grants`.
+    grant_reads: tokio::sync::mpsc::Sender<GrantRead>,
 }
 
 impl PostgresStore {
@@ -97,10 +99,13 @@ impl PostgresStore {
         tokio::spawn(rotate_in_batches(batch_pool.clone(), queue, timeout));
         let (redemptions, queue) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(redeem_in_batches(batch_pool, queue, timeout));
+        let (grant_reads, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(read_grants(pool.clone(), queue, timeout));
         let store = Self {
             pool,
             rotations,
             redemptions,
+            grant_reads,
         };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
@@ -485,4 +490,28 @@ async fn redeem_batch(pool: &PgPool, batch: &[RedeemRequest]) -> Result<Vec<Stri
         .bind(times(|r| r.token.as_ref().map(|t| t.expires_at)))
         .fetch_all(pool)
         .await
+}
+
+/// The code exchanges' reads (`store::redemption`), a batch of codes in one `SELECT` on the
+/// main pool (`= ANY`, the codes found by their key). `limit` bounds a batch as in
+/// `rotate_in_batches`.
+async fn read_grants(pool: PgPool, queue: tokio::sync::mpsc::Receiver<GrantRead>, limit: Duration) {
+    static READ: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{} = ANY($1)", super::sql::OIDC_CODE_GRANT));
+    let in_flight = super::redemption::GRANT_READS_IN_FLIGHT;
+    super::rotation::in_batches(queue, in_flight, |batch, followers| {
+        let pool = pool.clone();
+        async move {
+            let codes: Vec<&str> = batch.iter().map(|r| r.code_hash.as_str()).collect();
+            let rows = super::deadline::within(limit, async {
+                Ok(sqlx::query_as::<_, super::sql::CodeGrantRow>(&READ)
+                    .bind(codes)
+                    .fetch_all(&pool)
+                    .await?)
+            })
+            .await;
+            super::redemption::answer_reads(batch, followers, rows);
+        }
+    })
+    .await
 }

@@ -79,18 +79,17 @@ pub(crate) const OIDC_CODE_GRANT: &str = "SELECT \
      c.code_hash, c.client_id AS code_client_id, c.sso_session_id, c.redirect_uri, c.scope, \
      c.nonce, c.code_challenge, c.auth_time, c.amr AS code_amr, c.created_at AS code_created_at, \
      c.expires_at AS code_expires_at, c.used_at, c.grant_session_id, \
-     CAST(CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 THEN 1 ELSE 0 END AS BIGINT) \
-       AS parent_live \
+     s.revoked_at AS parent_revoked_at, s.expires_at AS parent_expires_at \
      FROM oidc_codes c JOIN accounts a ON a.id = c.account_id \
      LEFT JOIN sessions s ON s.id = c.sso_session_id \
-     WHERE c.code_hash = $1";
+     WHERE c.code_hash";
 
 /// A row of [`OIDC_CODE_GRANT`].
 #[derive(sqlx::FromRow)]
 pub(crate) struct CodeGrantRow {
     #[sqlx(flatten)]
     account: super::AccountRecord,
-    code_hash: String,
+    pub code_hash: String,
     code_client_id: String,
     sso_session_id: String,
     redirect_uri: String,
@@ -103,30 +102,34 @@ pub(crate) struct CodeGrantRow {
     code_expires_at: i64,
     used_at: Option<i64>,
     grant_session_id: Option<String>,
-    parent_live: i64,
+    parent_revoked_at: Option<i64>,
+    parent_expires_at: Option<i64>,
 }
 
-impl From<CodeGrantRow> for super::OidcCodeGrant {
-    fn from(r: CodeGrantRow) -> Self {
-        Self {
+impl CodeGrantRow {
+    /// The grant as its exchange at `now` reads it.
+    pub(crate) fn at(&self, now: i64) -> super::OidcCodeGrant {
+        let r = self;
+        super::OidcCodeGrant {
             code: super::OidcCodeRecord {
-                code_hash: r.code_hash,
-                client_id: r.code_client_id,
+                code_hash: r.code_hash.clone(),
+                client_id: r.code_client_id.clone(),
                 account_id: r.account.id.clone(),
-                sso_session_id: r.sso_session_id,
-                redirect_uri: r.redirect_uri,
-                scope: r.scope,
-                nonce: r.nonce,
-                code_challenge: r.code_challenge,
+                sso_session_id: r.sso_session_id.clone(),
+                redirect_uri: r.redirect_uri.clone(),
+                scope: r.scope.clone(),
+                nonce: r.nonce.clone(),
+                code_challenge: r.code_challenge.clone(),
                 auth_time: r.auth_time,
-                amr: r.code_amr,
+                amr: r.code_amr.clone(),
                 created_at: r.code_created_at,
                 expires_at: r.code_expires_at,
                 used_at: r.used_at,
-                grant_session_id: r.grant_session_id,
+                grant_session_id: r.grant_session_id.clone(),
             },
-            account: r.account,
-            parent_live: r.parent_live == 1,
+            account: r.account.clone(),
+            parent_live: r.parent_revoked_at.is_none()
+                && r.parent_expires_at.is_some_and(|end| end > now),
         }
     }
 }
@@ -593,14 +596,7 @@ macro_rules! sql_store {
             }
 
             async fn oidc_code_grant(&self, code_hash: &str, now: i64) -> StoreResult<Option<OidcCodeGrant>> {
-                let row = sqlx::query_as::<_, $crate::store::sql::CodeGrantRow>(
-                    $crate::store::sql::OIDC_CODE_GRANT,
-                )
-                .bind(code_hash)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(OidcCodeGrant::from))
+                $crate::store::redemption::read(&self.grant_reads, code_hash, now).await
             }
 
             async fn oidc_grant(&self, id: &str) -> StoreResult<Option<OidcGrant>> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::redemption::RedeemRequest;
+use super::redemption::{GrantRead, RedeemRequest};
 use super::rotation::RotationRequest;
 use super::sql::{
     account_columns, live_sessions_sql, map_unique, member_columns, member_list_columns, now_ms,
@@ -26,6 +26,8 @@ pub struct SqliteStore {
     rotations: tokio::sync::mpsc::Sender<RotationRequest>,
     /// Authorization-code exchanges, batched by `redeem_in_batches` (group commit).
     redemptions: tokio::sync::mpsc::Sender<RedeemRequest>,
+    /// The code exchanges' reads, batched by `read_grants`.
+    grant_reads: tokio::sync::mpsc::Sender<GrantRead>,
 }
 
 impl SqliteStore {
@@ -209,11 +211,14 @@ impl SqliteStore {
         }
         let (redemptions, queue) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(redeem_in_batches(write_pool.clone(), queue));
+        let (grant_reads, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(read_grants(pool.clone(), queue));
         let store = Self {
             pool,
             write_pool,
             rotations,
             redemptions,
+            grant_reads,
         };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
@@ -256,6 +261,29 @@ async fn redeem_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<
         async move {
             let opened = redeem_batch(&pool, &batch).await;
             super::redemption::answer(batch, followers, opened);
+        }
+    })
+    .await
+}
+
+/// The code exchanges' reads (`store::redemption`), a batch of codes in one `SELECT` on a
+/// reader: one trip to its thread for the batch.
+async fn read_grants(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<GrantRead>) {
+    let in_flight = super::redemption::GRANT_READS_IN_FLIGHT;
+    super::rotation::in_batches(queue, in_flight, |batch, followers| {
+        let pool = pool.clone();
+        async move {
+            let sql = format!(
+                "{} IN ({})",
+                super::sql::OIDC_CODE_GRANT,
+                vec!["?"; batch.len()].join(", ")
+            );
+            let mut query = sqlx::query_as::<_, super::sql::CodeGrantRow>(&sql);
+            for r in &batch {
+                query = query.bind(&r.code_hash);
+            }
+            let rows = query.fetch_all(&pool).await.map_err(StoreError::from);
+            super::redemption::answer_reads(batch, followers, rows);
         }
     })
     .await

@@ -1366,10 +1366,11 @@ async fn many_codes_exchanged_at_once_each_open_their_own_grant(backend: Backend
     );
 }
 
-/// Redemptions that reach the store together are written in one batch (one statement): each
-/// still spends its own code and opens its own grant, with a refresh token only where it has
-/// one, and a code sent twice in the batch opens one grant. The store runs on a runtime of one
-/// thread, so that every redemption is queued before its batch is formed.
+/// Reads and redemptions that reach the store together go in one batch each (one statement):
+/// each read gets its own code's row (a code read twice, both times; an unknown code, none),
+/// and each redemption still spends its own code and opens its own grant, with a refresh token
+/// only where it has one; a code sent twice in the batch opens one grant. The store runs on a
+/// runtime of one thread, so that every request is queued before its batch is formed.
 async fn a_batch_of_redemptions_opens_each_grant_once(backend: Backend) {
     let Some(app) = provider(backend).await else {
         return;
@@ -1415,13 +1416,29 @@ async fn a_batch_of_redemptions_opens_each_grant_once(backend: Backend) {
         std::time::Duration::from_secs(10),
     );
     let batch = requests.clone();
-    let opened = std::thread::spawn(move || {
+    let mut codes: Vec<String> = requests.iter().map(|(hash, _, _)| hash.clone()).collect();
+    codes.push(brama::crypto::token_hash("no such code"));
+    let (read, opened) = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async move {
             let store = brama::store::connect(&url, timeout, false).await.unwrap();
+            // The reads first, in one batch too: each is answered from its own code's row.
+            let mut reads = tokio::task::JoinSet::new();
+            for (i, hash) in codes.into_iter().enumerate() {
+                let store = store.clone();
+                reads.spawn(async move {
+                    let grant = store.oidc_code_grant(&hash, now).await.unwrap();
+                    (
+                        i,
+                        grant.map(|g| (g.code.code_hash, g.account.id, g.parent_live)),
+                    )
+                });
+            }
+            let mut read = reads.join_all().await;
+            read.sort();
             let mut redemptions = tokio::task::JoinSet::new();
             for (i, (hash, session, token)) in batch.into_iter().enumerate() {
                 let store = store.clone();
@@ -1435,11 +1452,23 @@ async fn a_batch_of_redemptions_opens_each_grant_once(backend: Backend) {
             }
             let mut opened = redemptions.join_all().await;
             opened.sort();
-            opened.into_iter().map(|(_, o)| o).collect::<Vec<bool>>()
+            let read: Vec<_> = read.into_iter().map(|(_, r)| r).collect();
+            (
+                read,
+                opened.into_iter().map(|(_, o)| o).collect::<Vec<bool>>(),
+            )
         })
     })
     .join()
     .unwrap();
+    for (i, (hash, session, _)) in requests.iter().enumerate() {
+        assert_eq!(
+            read[i],
+            Some((hash.clone(), session.account_id.clone(), true)),
+            "{i}"
+        );
+    }
+    assert_eq!(read[requests.len()], None, "an unknown code");
     let (first, rest) = (opened[0], &opened[1..16]);
     assert!(rest.iter().all(|o| *o), "{opened:?}");
     assert!(
