@@ -932,6 +932,24 @@ async fn token_request(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str
     }
 }
 
+/// A code exchange for a confidential client, built and not yet sent (to send many at once).
+fn code_exchange(
+    app: &TestApp,
+    (id, secret): (&str, &str),
+    code: &str,
+    verifier: &str,
+) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ])
+}
+
 /// `grant_type=authorization_code` for `code` with its PKCE verifier.
 async fn exchange_code(
     app: &TestApp,
@@ -1195,16 +1213,7 @@ async fn concurrent_exchanges_of_one_code_open_one_grant(backend: Backend) {
     let (code, verifier) = raw_code(&app, &browser, &id).await;
     let mut racing = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let request = app
-            .client
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", verifier.as_str()),
-            ]);
+        let request = code_exchange(&app, (&id, &secret), &code, &verifier);
         racing.spawn(async move {
             let r = request.send().await.unwrap();
             let status = r.status().as_u16();
@@ -1297,16 +1306,7 @@ async fn many_codes_exchanged_at_once_each_open_their_own_grant(backend: Backend
     }
     let mut racing = tokio::task::JoinSet::new();
     for (code, verifier, offline) in codes.clone() {
-        let request = app
-            .client
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", verifier.as_str()),
-            ]);
+        let request = code_exchange(&app, (&id, &secret), &code, &verifier);
         racing.spawn(async move {
             let r = request.send().await.unwrap();
             let status = r.status().as_u16();
