@@ -860,8 +860,8 @@ pub trait Store: Send + Sync + 'static {
     /// A client's grant (its session, `id`) as a refresh answer needs it, in one read.
     async fn oidc_grant(&self, id: &str) -> StoreResult<Option<OidcGrant>>;
     /// Spends an unused code and opens the grant its exchange issues: `session` with its first
-    /// refresh token (`token`, with `offline_access`; without, the client gets none), noted on the code as its `grant_session_id` (the code is used at
-    /// `session.created_at`). Atomic, and one trip to the database where the backend allows it
+    /// refresh token (`token`, with `offline_access`; without, the client gets none), noted on
+    /// the code as its `grant_session_id` (the code is used at `session.created_at`). Atomic, and one trip to the database where the backend allows it
     /// (the exchange's only write). `false`, with nothing written, if the code is unknown or
     /// was used, or the browser session it came from has ended (the core checked it before, but
     /// a logout may commit in between; one that commits after ends the grant with its other

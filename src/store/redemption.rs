@@ -47,21 +47,18 @@ impl Batched for GrantRead {
     }
 }
 
-/// Sends a read to the batching task behind `queue` and waits for its answer.
+/// A read, through the batching task behind `queue`.
 pub(crate) async fn read(
     queue: &tokio::sync::mpsc::Sender<GrantRead>,
     code_hash: &str,
     now: i64,
 ) -> StoreResult<Option<OidcCodeGrant>> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let request = GrantRead {
+    super::rotation::ask(queue, |reply| GrantRead {
         code_hash: code_hash.to_string(),
         now,
         reply,
-    };
-    let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
-    queue.send(request).await.map_err(|_| stopped())?;
-    answer.await.map_err(|_| stopped())?
+    })
+    .await
 }
 
 /// Answers every read of a batch, and its followers (a code read twice), from the rows of its
@@ -107,23 +104,20 @@ impl Batched for RedeemRequest {
     }
 }
 
-/// Sends a redemption to the batching task behind `queue` and waits for its answer.
+/// A redemption, through the batching task behind `queue`.
 pub(crate) async fn redeem(
     queue: &tokio::sync::mpsc::Sender<RedeemRequest>,
     code_hash: &str,
     session: &NewSession,
     token: Option<&NewRefreshToken>,
 ) -> StoreResult<bool> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let request = RedeemRequest {
+    super::rotation::ask(queue, |reply| RedeemRequest {
         code_hash: code_hash.to_string(),
         session: session.clone(),
         token: token.cloned(),
         reply,
-    };
-    let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
-    queue.send(request).await.map_err(|_| stopped())?;
-    answer.await.map_err(|_| stopped())?
+    })
+    .await
 }
 
 /// Answers every request of a batch from the ids of the grant sessions its statement opened,

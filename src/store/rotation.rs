@@ -6,8 +6,8 @@
 //! that arrive while a batch is being written wait, and then go together: one statement, one
 //! commit. Alone, a rotation goes at once, as a batch of one. Each backend writes a batch in
 //! its own statement (`SqliteStore`'s and `PostgresStore`'s `rotate_batch`); what is shared is
-//! here: forming batches ([`in_batches`], also for the code redemptions of `store::redemption`),
-//! and answering each requester from the statement's rows.
+//! here: forming batches ([`in_batches`], also for the code exchange's reads and writes of
+//! `store::redemption`), and answering each requester from the statement's rows.
 //!
 //! Every rotation is still all-or-nothing: the statement inserts a successor only for a token
 //! it claimed, and a token is claimed by one statement only. Two requests for the same token
@@ -53,7 +53,19 @@ impl Batched for RotationRequest {
 /// At most this many requests share one statement.
 pub(crate) const BATCH: usize = 64;
 
-/// Sends `request` to the batching task behind `queue` and waits for its answer.
+/// Sends the request `make` builds around its reply channel to the batching task behind
+/// `queue`, and waits for the answer; a store that has stopped answers `PoolClosed`.
+pub(crate) async fn ask<R, T>(
+    queue: &tokio::sync::mpsc::Sender<R>,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<StoreResult<T>>) -> R,
+) -> StoreResult<T> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
+    queue.send(make(reply)).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
+}
+
+/// A rotation, through the batching task behind `queue`.
 pub(crate) async fn claim(
     queue: &tokio::sync::mpsc::Sender<RotationRequest>,
     token_hash: &str,
@@ -61,18 +73,15 @@ pub(crate) async fn claim(
     now: i64,
     client_id: Option<&str>,
 ) -> StoreResult<Option<Claimed>> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let request = RotationRequest {
+    ask(queue, |reply| RotationRequest {
         token_hash: token_hash.to_string(),
         client_id: client_id.map(str::to_owned),
         next_hash: next.token_hash.clone(),
         next_expires_at: next.expires_at,
         now,
         reply,
-    };
-    let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
-    queue.send(request).await.map_err(|_| stopped())?;
-    answer.await.map_err(|_| stopped())?
+    })
+    .await
 }
 
 /// Takes requests from `queue` and hands them to `write` in batches of distinct keys (at most
