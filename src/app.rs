@@ -1,7 +1,6 @@
 //! Building and running the server: `Application::build` binds the port (0 picks a free one,
 //! which is how the tests start real servers side by side) and `run_until_stopped` serves.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -220,12 +219,9 @@ impl Application {
         // glibc for reuse (issue 18).
         start_heap_trim(HEAP_TRIM_INTERVAL);
         tracing::info!(address = %self.listener.local_addr()?, "brama listening");
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        axum::serve(self.listener, app.connections())
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         // Reads audited behind their answers are written before the node goes.
         core.flush_audit().await;
         if let Err(e) = core.release_janitor_lease().await {

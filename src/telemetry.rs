@@ -18,7 +18,7 @@ use crate::config::LogFormat;
 
 mod lines;
 
-pub use lines::{Lines, RequestScope, scope, served};
+pub use lines::{Lines, RequestScope, peer, scope, served};
 
 /// Installs the process-wide subscriber. `RUST_LOG` overrides the default filter, which logs
 /// an access line (`served`) for every request.
@@ -225,7 +225,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 }
 
 /// Counts every request by route template (never the raw path, which holds ids) and status,
-/// and times it; the edge layer (`http::edge`) starts one per request.
+/// and times it; each surface's layers (`http::layers::Tracked`) start one per request.
 pub struct Tracking {
     series: Arc<RouteSeries>,
     method: &'static str,
@@ -247,11 +247,10 @@ impl Tracking {
         }
     }
 
-    /// Counts the answer's status and records its time; the time it took.
-    pub fn finish(self, status: StatusCode) -> std::time::Duration {
-        let elapsed = self.started.elapsed();
-        self.series.record(self.method, status.as_u16(), elapsed);
-        elapsed
+    /// Counts the answer's status and records its time.
+    pub fn finish(self, status: StatusCode) {
+        self.series
+            .record(self.method, status.as_u16(), self.started.elapsed());
     }
 }
 

@@ -423,18 +423,23 @@ impl Core {
     }
 
     /// The account behind an access token, within the token's organization.
-    pub async fn me(&self, caller: &Caller) -> CoreResult<AccountRecord> {
+    pub async fn me(&self, caller: &Caller) -> CoreResult<Arc<AccountRecord>> {
         let account = match self.cached_account(&caller.account_id) {
-            Some(a) => Some(a),
-            None => {
-                let fresh = self.store.account(&caller.account_id).await?;
-                if let Some(a) = &fresh {
-                    self.remember_account(a);
+            Some(a) => a,
+            None => match self.store.account(&caller.account_id).await? {
+                Some(fresh) => {
+                    let fresh = Arc::new(fresh);
+                    self.remember_account(&fresh);
+                    fresh
                 }
-                fresh
-            }
+                None => return Err(CoreError::TokenInvalid),
+            },
         };
-        own_account(account, caller)
+        if may_act(&account, caller) {
+            Ok(account)
+        } else {
+            Err(CoreError::TokenInvalid)
+        }
     }
 
     /// The caller's account, once `password` is its password (`WrongPassword` otherwise), read
@@ -682,7 +687,13 @@ pub(crate) fn own_account(
     caller: &Caller,
 ) -> CoreResult<AccountRecord> {
     match account {
-        Some(a) if a.organization_id == caller.organization_id && a.status.may_log_in() => Ok(a),
+        Some(a) if may_act(&a, caller) => Ok(a),
         _ => Err(CoreError::TokenInvalid),
     }
+}
+
+/// Whether `account` is the caller's own and may still act: in the token's organization, and
+/// allowed to log in.
+fn may_act(account: &AccountRecord, caller: &Caller) -> bool {
+    account.organization_id == caller.organization_id && account.status.may_log_in()
 }

@@ -112,7 +112,7 @@ pub struct Core {
     session_cache: Mutex<HashMap<String, (bool, Instant)>>,
     /// Accounts read in the last second, by id: `/me` on a hot path need not hit the database
     /// for every request. Changes made on this node drop their entry at once.
-    account_cache: Mutex<HashMap<String, (AccountRecord, Instant)>>,
+    account_cache: Mutex<HashMap<String, (Arc<AccountRecord>, Instant)>>,
     /// OpenID Connect clients the token endpoint authenticated in the last second, by id
     /// (`Core::token_client`). Removing one on this node drops its entry at once.
     client_cache: Mutex<HashMap<String, (oidc::OidcClient, Instant)>>,
@@ -258,20 +258,22 @@ impl Core {
         Ok(self.store.begin().await?)
     }
 
-    fn cached_account(&self, id: &str) -> Option<AccountRecord> {
+    /// This node's copy of an account, shared rather than cloned: `/me` read every string of
+    /// it (the password hash too) into a copy of its own on every request (issue 18).
+    fn cached_account(&self, id: &str) -> Option<Arc<AccountRecord>> {
         let cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(id)
             .filter(|(_, seen)| seen.elapsed() < ACCOUNT_CACHE_TTL)
-            .map(|(a, _)| a.clone())
+            .map(|(a, _)| Arc::clone(a))
     }
 
-    fn remember_account(&self, account: &AccountRecord) {
+    fn remember_account(&self, account: &Arc<AccountRecord>) {
         let mut cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 50_000 {
             cache.retain(|_, (_, seen)| seen.elapsed() < ACCOUNT_CACHE_TTL);
         }
-        cache.insert(account.id.clone(), (account.clone(), Instant::now()));
+        cache.insert(account.id.clone(), (Arc::clone(account), Instant::now()));
     }
 
     /// Drops this node's copy of an account it has just changed.

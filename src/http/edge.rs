@@ -1,59 +1,78 @@
 //! What every request passes through on its way in and every answer on its way out, in one
-//! layer: its request id, its span and access line, a handler's panic caught, the security
-//! headers and `Cache-Control: no-store`, and an answer refused for a full storage noted for
-//! `/readyz`.
+//! service around the whole router: its request id, its access line (`served`, with status
+//! and latency), the security headers and `Cache-Control: no-store`, an answer refused for a
+//! full storage noted for `/readyz`, and a panic caught.
 //!
 //! These were eight tower layers (tower-http's request id, trace, catch-panic and four
 //! set-header layers, and a response map), each with its own future, clone and header lookups;
-//! with the per-route metrics below they took about two thirds of a core serving `/healthz`
-//! (issue 18). Here they are one future, with every header value made once at start-up:
+//! with the per-route metrics they took about two thirds of a core serving `/healthz`
+//! (issue 18). Then they were one layer on every route (axum's `Router::layer`), which boxes
+//! each route once more and, on each request, clones every box inside the matched one again.
+//! Now the edge wraps the router itself ([`Edge::new`]), with a future of a named type: no box,
+//! no clone. What needs the matched route's template, its request count and time, is counted
+//! inside the router, by each surface's layers (`layers::Tracked`).
 //!
 //! - The request id is the client's `X-Request-Id` when it sends a usable one, else a random
-//!   UUID from the thread's generator (no system call per request), and is sent back.
-//! - The span and the access line (`served`, with status and latency) are made only when the
-//!   log level lets them through; with `RUST_LOG=warn` neither is formatted.
-//! - A panicking handler answers 500 in the Membership envelope and is logged; the node goes on.
-//! - The route's request count and time are recorded ([`Tracking`]): the layer sits on each
-//!   route (axum's `Router::layer`), after the router matched it, so the route's template is
-//!   known here.
+//!   UUID from the thread's generator (no system call per request), and is sent back. Lines
+//!   logged while the request is served name it (a task-local, `telemetry::scope`).
+//! - The access line is formatted only when the log level lets it through; with `RUST_LOG=warn`
+//!   it is not.
+//! - A panic anywhere below answers 500 in the Membership envelope and is logged; the node goes
+//!   on. A handler's own panic is caught closer, where its route is counted.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use tower::{Layer, Service};
+use axum::serve::IncomingStream;
+use tokio::net::TcpListener;
+use tokio::task::futures::TaskLocalFuture;
+use tower::Service;
 
 use crate::core::Core;
 use crate::i18n::{Lang, Msg};
-use crate::telemetry::{self, RequestScope, Tracking};
+use crate::telemetry::{self, RequestScope};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers an ordinary answer ends up with: its type and length, the edge's security headers,
+/// `Cache-Control`, HSTS and the request id.
+pub(super) const ANSWER_HEADERS: usize = 10;
 
 /// The longest client-sent request id kept; a longer one is replaced by brama's own.
 const MAX_CLIENT_ID: usize = 128;
 
-/// The headers every answer gets unless its handler set them itself, and what is told back to
-/// the node when an answer was refused for a full storage.
+/// brama's router with the edge around it: what each connection is served by
+/// ([`Edge::connections`] makes one per connection).
 #[derive(Clone)]
-pub struct EdgeLayer {
+pub struct Edge<S> {
+    inner: S,
     shared: Arc<Shared>,
+    /// The connection's other end.
+    peer: Option<SocketAddr>,
 }
 
+/// The headers every answer gets unless its handler set them itself, and what is told back to
+/// the node when an answer was refused for a full storage.
 struct Shared {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Told of every answer refused for a full storage.
     core: Arc<Core>,
 }
 
-impl EdgeLayer {
-    /// `https` adds HSTS; `core` is told of every answer marked [`super::StorageFullAnswer`].
-    pub fn new(https: bool, core: Arc<Core>) -> Self {
+impl<S> Edge<S> {
+    /// `inner` (the router) behind the edge; `https` adds HSTS; `core` is told of every answer
+    /// marked [`super::StorageFullAnswer`].
+    pub fn new(inner: S, https: bool, core: Arc<Core>) -> Self {
         let mut headers = vec![
             (
                 header::CONTENT_SECURITY_POLICY,
@@ -80,89 +99,129 @@ impl EdgeLayer {
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             ));
         }
-        EdgeLayer {
-            shared: Arc::new(Shared { headers, core }),
-        }
-    }
-}
-
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
-
-    fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             inner,
-            shared: Arc::clone(&self.shared),
+            shared: Arc::new(Shared { headers, core }),
+            peer: None,
         }
+    }
+
+    /// What `axum::serve` runs: the edge of each connection, which knows its peer's address.
+    pub fn connections(self) -> Connections<S> {
+        Connections { edge: self }
     }
 }
 
+/// Makes each connection's [`Edge`].
 #[derive(Clone)]
-pub struct Edge<S> {
-    inner: S,
-    shared: Arc<Shared>,
+pub struct Connections<S> {
+    edge: Edge<S>,
+}
+
+impl<S: Clone> Service<IncomingStream<'_, TcpListener>> for Connections<S> {
+    type Response = Edge<S>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Edge<S>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, connection: IncomingStream<'_, TcpListener>) -> Self::Future {
+        let mut edge = self.edge.clone();
+        edge.peer = Some(*connection.remote_addr());
+        std::future::ready(Ok(edge))
+    }
 }
 
 impl<S> Service<Request> for Edge<S>
 where
-    S: Service<Request, Response = Response<Body>, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
 {
     type Response = Response<Body>;
-    type Error = std::convert::Infallible;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
+    type Error = Infallible;
+    type Future = TaskLocalFuture<RequestScope, Answer<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let tracking = Tracking::start(&request);
-        let id = request_id(&mut request);
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(&request);
         let serving = RequestScope {
             id: id.clone(),
             method: request.method().clone(),
             uri: request.uri().clone(),
+            peer: self.peer,
         };
-        // The inner service is axum's route, always ready, whose future owns what it needs:
-        // it is called in place. Cloning it first (tower's habit for services that reserve
-        // capacity in `poll_ready`) cloned every box inside the route on each request.
-        let handled = CatchPanic {
+        // The router is always ready and its future owns what it needs: it is called in
+        // place. Cloning it first (tower's habit for services that reserve capacity in
+        // `poll_ready`) would cost an allocation a request.
+        let answer = Answer {
             inner: self.inner.call(request),
+            id: Some(id),
+            started,
+            shared: Arc::clone(&self.shared),
         };
-        let shared = Arc::clone(&self.shared);
-        Box::pin(telemetry::scope(serving, async move {
-            let mut response = match handled.await {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(()) => panic_response(),
-            };
-            if response
-                .extensions()
-                .get::<super::StorageFullAnswer>()
-                .is_some()
-            {
-                shared.core.storage_full_seen();
-            }
-            let headers = response.headers_mut();
-            for (name, value) in &shared.headers {
-                headers.entry(name).or_insert_with(|| value.clone());
-            }
-            headers.insert(X_REQUEST_ID, id);
-            let elapsed = tracking.finish(response.status());
-            telemetry::served(response.status().as_u16(), elapsed.as_millis() as u64);
-            Ok(response)
-        }))
+        telemetry::scope(serving, answer)
     }
 }
 
-/// The request's id: the client's, when it is a usable one (below), else a new random UUID,
-/// which is also set on the request for whatever reads it further in.
-fn request_id(request: &mut Request) -> HeaderValue {
+/// The router's answer to one request, finished by the edge (inside the request's scope, so
+/// that its access line names the request).
+pub struct Answer<F> {
+    inner: F,
+    /// Taken when the answer is finished.
+    id: Option<HeaderValue>,
+    started: Instant,
+    shared: Arc<Shared>,
+}
+
+impl<F> Future for Answer<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `inner` is never moved out of the pinned `Answer` (structural pinning); the
+        // other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let mut response = match catch_panic(inner, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(response))) => response,
+            Poll::Ready(Some(Err(never))) => match never {},
+            Poll::Ready(None) => panic_response(),
+        };
+        if response
+            .extensions()
+            .get::<super::StorageFullAnswer>()
+            .is_some()
+        {
+            this.shared.core.storage_full_seen();
+        }
+        let headers = response.headers_mut();
+        // Room for all of them at once: the map would otherwise grow (and rehash) on the way.
+        headers.reserve(this.shared.headers.len() + 1);
+        for (name, value) in &this.shared.headers {
+            headers.entry(name).or_insert_with(|| value.clone());
+        }
+        if let Some(id) = this.id.take() {
+            headers.insert(X_REQUEST_ID, id);
+        }
+        telemetry::served(
+            response.status().as_u16(),
+            this.started.elapsed().as_millis() as u64,
+        );
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// The request's id: the client's, when it is a usable one (below), else a new random UUID.
+/// Only the answer and the log lines carry it; nothing inside reads it from the request.
+fn request_id(request: &Request) -> HeaderValue {
     if let Some(id) = request.headers().get(&X_REQUEST_ID)
         && usable_client_id(id.as_bytes())
     {
@@ -173,9 +232,7 @@ fn request_id(request: &mut Request) -> HeaderValue {
         .into_uuid()
         .hyphenated()
         .encode_lower(&mut buffer);
-    let id = HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"));
-    request.headers_mut().insert(X_REQUEST_ID, id.clone());
-    id
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
 }
 
 /// A client's id is kept when it is 1 to [`MAX_CLIENT_ID`] letters, digits and `-_.:/+=@`: a
@@ -189,27 +246,27 @@ fn usable_client_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
 }
 
-/// A future whose panic is caught and returned as `Err(())`.
-struct CatchPanic<F> {
-    inner: F,
-}
-
-impl<F: Future> Future for CatchPanic<F> {
-    type Output = Result<F::Output, ()>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `inner` is never moved out of the pinned `CatchPanic` (structural pinning).
-        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(Err(())),
-        }
+/// Polls `future`, catching a panic: `Ready(None)` when it panicked (it must not be polled
+/// again).
+pub(super) fn catch_panic<F: Future>(
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<F::Output>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(_) => Poll::Ready(None),
     }
 }
 
-fn panic_response() -> Response<Body> {
+/// The answer to a request whose handler panicked.
+pub(super) fn panic_response() -> Response<Body> {
     tracing::error!("handler panicked");
+    internal_error()
+}
+
+/// A 500 in the Membership envelope, for what went wrong outside any surface's rules.
+pub(super) fn internal_error() -> Response<Body> {
     let body = serde_json::json!({ "message": Msg::Internal.text(Lang::En), "code": "internal" });
     (
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,11 +3,11 @@
 //! the CSRF rules of SPEC §7. Each surface wraps these in its own types, whose rejection is its
 //! own envelope (`From<Rejection>`), so no surface answers in another's words.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum_extra::extract::CookieJar;
@@ -313,10 +313,7 @@ impl FromRequestParts<AppState> for ClientInfo {
 
 fn client(parts: &Parts, state: &AppState) -> Client {
     // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; compare it as IPv4.
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical());
+    let peer = crate::telemetry::peer().map(|peer| peer.ip().to_canonical());
     let trusted = &state.core.config.trusted_proxies;
     let ip = match peer {
         Some(peer) if trusted.contains(&peer) => {

@@ -1,5 +1,6 @@
-//! The two layers each surface puts around its routes, as plain tower services: the language a
-//! request is served in, and a declared body size refused before anything reads the body.
+//! The layers each surface puts around its routes, as plain tower services: the route's count
+//! and time (and a handler's panic caught), the language a request is served in, and a
+//! declared body size refused before anything reads the body.
 //!
 //! They were `axum::middleware::from_fn` layers, which per request clone the inner service
 //! into a box and box two futures; with the route's metrics, that was about a tenth of a core
@@ -12,8 +13,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::extract::Request;
+use axum::body::{Body, HttpBody};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Response, header};
 use axum::response::IntoResponse;
 use tokio::task::futures::TaskLocalFuture;
@@ -22,6 +23,76 @@ use tower::{Layer, Service};
 use super::LANG;
 use super::extract::Rejection;
 use crate::i18n::Lang;
+use crate::telemetry::Tracking;
+
+/// Counts and times each request by its route's template, which the router has matched when
+/// a route's layers run, and answers a handler's panic with a 500 (counted as such).
+#[derive(Clone, Copy)]
+pub struct TrackedLayer;
+
+impl<S> Layer<S> for TrackedLayer {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Tracked<S> {
+        Tracked { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Tracked<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Tracked<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        TrackedFuture {
+            tracking: Some(Tracking::start(&request)),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+/// A route's answer, counted when it is ready. An answer never finished (the client went
+/// away) is not counted.
+pub struct TrackedFuture<F> {
+    inner: F,
+    tracking: Option<Tracking>,
+}
+
+impl<F> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `inner` is never moved out of the pinned future (structural pinning);
+        // `tracking` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let response = match super::edge::catch_panic(inner, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(response))) => response,
+            Poll::Ready(Some(Err(never))) => match never {},
+            Poll::Ready(None) => super::edge::panic_response(),
+        };
+        if let Some(tracking) = this.tracking.take() {
+            tracking.finish(response.status());
+        }
+        Poll::Ready(Ok(response))
+    }
+}
 
 /// Serves requests in the language their `Accept-Language` asks for, or in `default`.
 #[derive(Clone, Copy)]
@@ -71,7 +142,9 @@ where
 }
 
 /// Refuses a request whose declared `Content-Length` is over `limit`, in `E`'s envelope,
-/// before anything reads its body; also on routes that take no body.
+/// before anything reads its body; also on routes that take no body. A body read past `limit`
+/// (one sent without a length) is refused by the extractor that reads it, which axum's
+/// `DefaultBodyLimit` tells the limit.
 pub struct DeclaredLimitLayer<E> {
     limit: u64,
     envelope: PhantomData<fn() -> E>,
@@ -95,28 +168,38 @@ impl<E> Clone for DeclaredLimitLayer<E> {
     }
 }
 
-impl<S, E> Layer<S> for DeclaredLimitLayer<E> {
+impl<S: Clone, E> Layer<S> for DeclaredLimitLayer<E> {
     type Service = DeclaredLimit<S, E>;
 
     fn layer(&self, inner: S) -> DeclaredLimit<S, E> {
         DeclaredLimit {
-            inner,
+            limited: DefaultBodyLimit::max(self.limit as usize).layer(inner.clone()),
+            plain: inner,
             limit: self.limit,
             envelope: PhantomData,
         }
     }
 }
 
+/// The route, reached through axum's `DefaultBodyLimit` (which tells the body extractors the
+/// limit in the request's extensions) when the request may have a body, and directly when its
+/// body is known to be empty (a `GET`): the extension is an allocation, and its fourth entry
+/// made the extensions' map grow, on every request (issue 18).
 pub struct DeclaredLimit<S, E> {
-    inner: S,
+    plain: S,
+    limited: <DefaultBodyLimit as Layer<S>>::Service,
     limit: u64,
     envelope: PhantomData<fn() -> E>,
 }
 
-impl<S: Clone, E> Clone for DeclaredLimit<S, E> {
+impl<S: Clone, E> Clone for DeclaredLimit<S, E>
+where
+    <DefaultBodyLimit as Layer<S>>::Service: Clone,
+{
     fn clone(&self) -> Self {
         DeclaredLimit {
-            inner: self.inner.clone(),
+            plain: self.plain.clone(),
+            limited: self.limited.clone(),
             limit: self.limit,
             envelope: PhantomData,
         }
@@ -126,6 +209,9 @@ impl<S: Clone, E> Clone for DeclaredLimit<S, E> {
 impl<S, E> Service<Request> for DeclaredLimit<S, E>
 where
     S: Service<Request, Response = Response<Body>, Error = Infallible>,
+    DefaultBodyLimit: Layer<S>,
+    <DefaultBodyLimit as Layer<S>>::Service:
+        Service<Request, Response = Response<Body>, Error = Infallible, Future = S::Future>,
     E: From<Rejection> + IntoResponse,
 {
     type Response = Response<Body>;
@@ -133,7 +219,8 @@ where
     type Future = Refusable<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        // Both reach the same route, which is always ready.
+        self.plain.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -145,7 +232,11 @@ where
         if declared.is_some_and(|n| n > self.limit) {
             return Refusable::Refused(Some(E::from(Rejection::BodyTooLarge).into_response()));
         }
-        Refusable::Inner(self.inner.call(request))
+        if request.body().size_hint().upper() == Some(0) {
+            Refusable::Inner(self.plain.call(request))
+        } else {
+            Refusable::Inner(self.limited.call(request))
+        }
     }
 }
 

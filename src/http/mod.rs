@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -71,9 +71,13 @@ fn language<S: Clone + Send + Sync + 'static>(default: Lang, router: Router<S>) 
 /// are refused, and so is a declared `Content-Length` over it before anything reads it, also
 /// on routes that take no body. Refusals are in `E`'s envelope.
 ///
-/// The three are one `Router::layer`: axum boxes each route anew for every layer, and clones
+/// The route's request count and time are kept here too ([`layers::TrackedLayer`]): the
+/// router has matched the request, so its route's template is known.
+///
+/// They are one `Router::layer`: axum boxes each route anew for every layer, and clones
 /// every box inside the matched one once per level on each request, so three levels cost
-/// eleven more allocations per request than one (issue 18).
+/// eleven more allocations per request than one (issue 18). The edge, which every request
+/// passes, is not a layer of the routes but a service around the router ([`edge::Edge`]).
 fn surface_layers<E, S>(lang: Lang, limit: usize, router: Router<S>) -> Router<S>
 where
     E: From<Rejection> + IntoResponse + 'static,
@@ -81,9 +85,9 @@ where
 {
     router.layer(
         tower::ServiceBuilder::new()
+            .layer(layers::TrackedLayer)
             .layer(layers::LanguageLayer { default: lang })
-            .layer(layers::DeclaredLimitLayer::<E>::new(limit))
-            .layer(DefaultBodyLimit::max(limit)),
+            .layer(layers::DeclaredLimitLayer::<E>::new(limit)),
     )
 }
 
@@ -91,6 +95,8 @@ where
 struct Surfaces {
     operations: Router<AppState>,
     membership: Router<AppState>,
+    /// The Membership API's answer to an unknown path under `/api`.
+    membership_unknown: Router<AppState>,
     company: Router<AppState>,
     web_api: Router<AppState>,
     document: utoipa::openapi::OpenApi,
@@ -103,16 +109,17 @@ fn surfaces() -> Surfaces {
         .routes(routes!(metrics))
         .routes(routes!(jwks))
         .split_for_parts();
-    let (membership, membership_doc) = membership::surface();
+    let (membership, membership_unknown, membership_doc) = membership::surface();
     let (company, company_doc) = company::company_surface();
     let (web_api, web_api_doc) = company::web_surface();
     let document = document
-        .nest("/api", membership_doc)
+        .merge_from(membership_doc)
         .nest("/company", company_doc)
         .nest("/web", web_api_doc);
     Surfaces {
         operations,
         membership,
+        membership_unknown,
         company,
         web_api,
         document,
@@ -124,12 +131,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
     surfaces().document
 }
 
-pub fn router(state: AppState) -> Router {
+/// brama's HTTP service: every surface's routes, behind the edge.
+pub fn router(state: AppState) -> edge::Edge<Router> {
     let https = state.core.config.https();
     let cors_origins = state.core.config.cors_origins.clone();
     let Surfaces {
         operations,
         membership,
+        membership_unknown,
         company,
         web_api,
         document,
@@ -174,7 +183,8 @@ pub fn router(state: AppState) -> Router {
     // Each surface negotiates its own language: one layer a request, not one per level.
     let outside = surface_layers::<ApiError, _>(Lang::En, BODY_LIMIT, outside);
     let mut router = outside
-        .nest("/api", membership)
+        .merge(membership)
+        .nest("/api", membership_unknown)
         .nest("/company", company)
         .nest("/web", web_api)
         .merge(company::bare_prefixes())
@@ -182,7 +192,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&cors_origins) {
         router = router.layer(cors);
     }
-    router.layer(edge::EdgeLayer::new(https, state.core))
+    edge::Edge::new(router, https, state.core)
 }
 
 /// CORS stays off unless origins are configured; then exactly those origins may call with
@@ -240,6 +250,34 @@ async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
     response
 }
 
+/// `value` as a JSON answer, written into one buffer of `capacity` bytes to start with.
+/// axum's `Json` starts at 128 bytes and grows by copying, which for `/me` was twice a request
+/// (issue 18). A value that cannot be written (none of brama's can) is logged and answered 500.
+pub(crate) fn json_answer(value: &impl Serialize, capacity: usize) -> axum::response::Response {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => json_bytes(axum::body::Body::from(body)),
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be written as JSON");
+            edge::internal_error()
+        }
+    }
+}
+
+/// An answer of JSON already written, with room for the headers every answer gets
+/// (`edge::Edge`) from the start: a map made for one header grows, and rehashes, when the edge
+/// adds its six (issue 18).
+fn json_bytes(body: axum::body::Body) -> axum::response::Response {
+    let mut response = axum::response::Response::new(body);
+    let headers = response.headers_mut();
+    *headers = axum::http::HeaderMap::with_capacity(edge::ANSWER_HEADERS);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// Marks an answer refused because the storage is full (each surface's envelope sets it), so
 /// that the node's `/readyz` can say so.
 #[derive(Debug, Clone, Copy)]
@@ -269,9 +307,13 @@ struct Readiness {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", responses((status = 200, description = "The process is up", body = Health)))]
-async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok" })
+async fn healthz() -> axum::response::Response {
+    // Always the same answer: written once, not serialized per request (issue 18).
+    json_bytes(axum::body::Body::from(HEALTHY))
 }
+
+/// `/healthz`'s body, a [`Health`] written as JSON.
+const HEALTHY: &str = r#"{"status":"ok"}"#;
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", responses((status = 200, description = "The database answers", body = Readiness), (status = 503, description = "The database does not answer", body = Readiness)))]
 async fn readyz(State(state): State<AppState>) -> axum::response::Response {
@@ -316,5 +358,16 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
             "metrics recorder not installed",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_answer_is_its_schema_as_json() {
+        let written = serde_json::to_string(&Health { status: "ok" }).expect("serializes");
+        assert_eq!(HEALTHY, written);
     }
 }

@@ -24,10 +24,12 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderValue, Method, Uri};
+use tokio::task::futures::TaskLocalFuture;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -41,15 +43,25 @@ pub struct RequestScope {
     pub method: Method,
     /// Only its path is logged: a query string can carry a token.
     pub uri: Uri,
+    /// The address of the connection's other end (not logged). It is kept here rather than in
+    /// the request's extensions, where axum's `ConnectInfo` put it with an allocation of its
+    /// own on every request (issue 18).
+    pub peer: Option<SocketAddr>,
 }
 
 tokio::task_local! {
     static REQUEST: RequestScope;
 }
 
+/// The address of the connection the request being served came in on; `None` outside a
+/// request.
+pub fn peer() -> Option<SocketAddr> {
+    REQUEST.try_with(|request| request.peer).ok().flatten()
+}
+
 /// Runs `future` as the serving of `request`: lines it logs name the request. Lines logged by
 /// work it hands to other tasks or threads (the hash workers) do not.
-pub fn scope<F: Future>(request: RequestScope, future: F) -> impl Future<Output = F::Output> {
+pub fn scope<F: Future>(request: RequestScope, future: F) -> TaskLocalFuture<RequestScope, F> {
     REQUEST.scope(request, future)
 }
 

@@ -56,7 +56,7 @@ impl From<AccountRecord> for AccountBody {
     }
 }
 
-#[utoipa::path(get, path = "/admin/accounts", tag = "admin", operation_id = "list_accounts", responses((status = 200, description = "Accounts of the caller's organization", body = Vec<AccountBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/admin/accounts", tag = "admin", operation_id = "list_accounts", responses((status = 200, description = "Accounts of the caller's organization", body = Vec<AccountBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     Require(granted): Require<ManageAccounts>,
@@ -67,7 +67,7 @@ async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/accounts/{id}", tag = "admin", operation_id = "get_account", params(("id" = String, Path)), responses((status = 200, description = "One account", body = AccountBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/admin/accounts/{id}", tag = "admin", operation_id = "get_account", params(("id" = String, Path)), responses((status = 200, description = "One account", body = AccountBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn one(
     State(state): State<AppState>,
     Require(granted): Require<ManageAccounts>,
@@ -107,7 +107,7 @@ impl ChangeBody {
     }
 }
 
-#[utoipa::path(patch, path = "/admin/accounts/{id}", tag = "admin", operation_id = "change_account", params(("id" = String, Path)), request_body = ChangeBody,
+#[utoipa::path(patch, path = "/api/admin/accounts/{id}", tag = "admin", operation_id = "change_account", params(("id" = String, Path)), request_body = ChangeBody,
     responses((status = 200, description = "Changed", body = AccountBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn change(
     State(state): State<AppState>,
@@ -125,7 +125,7 @@ async fn change(
     ))
 }
 
-#[utoipa::path(delete, path = "/admin/accounts/{id}/mfa", tag = "admin", operation_id = "reset_account_mfa", params(("id" = String, Path, description = "Account id")),
+#[utoipa::path(delete, path = "/api/admin/accounts/{id}/mfa", tag = "admin", operation_id = "reset_account_mfa", params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "Every second factor of the account removed and its sessions ended (`mfa.reset`)", body = super::MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, role too low, or one's own account", body = ErrorBody), (status = 404, description = "No such account in the organization", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn reset_mfa(
@@ -163,7 +163,7 @@ struct AuditBody {
     at_ms: i64,
 }
 
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "audit_trail", params(AuditQuery), responses((status = 200, description = "Newest first", body = Vec<AuditBody>), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", operation_id = "audit_trail", params(AuditQuery), responses((status = 200, description = "Newest first", body = Vec<AuditBody>), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn audit(
     State(state): State<AppState>,
     Require(granted): Require<ReadAudit>,

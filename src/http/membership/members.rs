@@ -264,7 +264,7 @@ impl ListQuery {
     }
 }
 
-#[utoipa::path(get, path = "/membership/members", tag = "members", operation_id = "list_members", params(ListQuery),
+#[utoipa::path(get, path = "/api/membership/members", tag = "members", operation_id = "list_members", params(ListQuery),
     responses((status = 200, description = "Members; `X-Total-Count`, and `Link` when paged", body = Vec<MemberBody>,
         headers(("x-total-count" = i64, description = "Members matching the filter"), ("link" = String, description = "first, prev, next, last (RFC 8288)"))),
         (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
@@ -317,7 +317,7 @@ fn link_header(query: &ListQuery, page: i64, limit: i64, total: i64) -> String {
     links.join(", ")
 }
 
-#[utoipa::path(get, path = "/membership/members/{id}", tag = "members", operation_id = "get_member", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/membership/members/{id}", tag = "members", operation_id = "get_member", params(("id" = String, Path)),
     responses((status = 200, description = "The member; `ETag` holds `__v`", body = MemberBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn one(
     State(state): State<AppState>,
@@ -353,7 +353,7 @@ struct MemberAccessExport {
     access_log: Vec<AccessEntry>,
 }
 
-#[utoipa::path(get, path = "/membership/members/{id}/export", tag = "members", operation_id = "export_member_data", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/membership/members/{id}/export", tag = "members", operation_id = "export_member_data", params(("id" = String, Path)),
     responses((status = 200, description = "The member's data and every audit event about it (admins); audited as `member.rodo_export`", body = MemberAccessExport), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn access_export(
     State(state): State<AppState>,
@@ -375,7 +375,7 @@ async fn access_export(
     Ok(axum::Json(body).into_response())
 }
 
-#[utoipa::path(post, path = "/membership/members", tag = "members", operation_id = "create_member", request_body = MemberInput,
+#[utoipa::path(post, path = "/api/membership/members", tag = "members", operation_id = "create_member", request_body = MemberInput,
     responses((status = 201, description = "Created with `__v: 0`", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
@@ -425,7 +425,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     })
 }
 
-#[utoipa::path(put, path = "/membership/members/{id}", tag = "members", operation_id = "replace_member", request_body = MemberInput,
+#[utoipa::path(put, path = "/api/membership/members/{id}", tag = "members", operation_id = "replace_member", request_body = MemberInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version, as `\"3\"`")),
     responses((status = 200, description = "Replaced; `__v` + 1", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody), (status = 409, description = "Stale `__v` or `If-Match`; nothing changed", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn replace(
@@ -446,7 +446,7 @@ async fn replace(
     Ok(member_response(StatusCode::OK, updated))
 }
 
-#[utoipa::path(patch, path = "/membership/members/{id}", tag = "members", operation_id = "patch_member", request_body = MemberInput,
+#[utoipa::path(patch, path = "/api/membership/members/{id}", tag = "members", operation_id = "patch_member", request_body = MemberInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version, as `\"3\"`")),
     responses((status = 200, description = "Changed; `__v` + 1", body = MemberBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody), (status = 409, description = "Stale `__v` or `If-Match`; nothing changed", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn patch(
@@ -467,7 +467,7 @@ async fn patch(
     Ok(member_response(StatusCode::OK, updated))
 }
 
-#[utoipa::path(delete, path = "/membership/members/{id}", tag = "members", operation_id = "delete_member", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/membership/members/{id}", tag = "members", operation_id = "delete_member", params(("id" = String, Path)),
     responses((status = 200, description = "Deleted", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "Member not found (also another organization's)", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn remove(
     State(state): State<AppState>,
@@ -500,7 +500,7 @@ impl CsvQuery {
     }
 }
 
-#[utoipa::path(get, path = "/membership/members/export.csv", tag = "members", operation_id = "export_members", params(CsvQuery),
+#[utoipa::path(get, path = "/api/membership/members/export.csv", tag = "members", operation_id = "export_members", params(CsvQuery),
     responses((status = 200, description = "UTF-8 CSV with a BOM", body = String, content_type = "text/csv"), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn export(
     State(state): State<AppState>,
@@ -525,7 +525,7 @@ async fn export(
 /// The `.xlsx` workbook's media type.
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-#[utoipa::path(get, path = "/membership/members/export.xlsx", tag = "members", operation_id = "export_members_xlsx",
+#[utoipa::path(get, path = "/api/membership/members/export.xlsx", tag = "members", operation_id = "export_members_xlsx",
     responses((status = 200, description = "An Excel workbook: one sheet, Polish headers, every cell text (PESEL, postcode and phone keep their leading zeros), frozen header row with an autofilter; audited as `member.export`", body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn export_xlsx(
     State(state): State<AppState>,
@@ -551,7 +551,7 @@ struct Imported {
     imported: usize,
 }
 
-#[utoipa::path(post, path = "/membership/members/import", tag = "members", operation_id = "import_members", params(CsvQuery),
+#[utoipa::path(post, path = "/api/membership/members/import", tag = "members", operation_id = "import_members", params(CsvQuery),
     request_body(content = String, content_type = "text/csv", description = "A header line and one member per line; at most 20 MiB"),
     responses((status = 200, description = "Every row imported", body = Imported),
         (status = 400, description = "Nothing imported; each bad line and field listed", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody),

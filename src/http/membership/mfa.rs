@@ -34,7 +34,7 @@ struct StatusBody {
     passkeys: Vec<PasskeyBody>,
 }
 
-#[utoipa::path(get, path = "/auth/mfa", tag = "mfa", operation_id = "mfa_status",
+#[utoipa::path(get, path = "/api/auth/mfa", tag = "mfa", operation_id = "mfa_status",
     responses((status = 200, description = "The caller's second factors", body = StatusBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn status(
@@ -60,7 +60,7 @@ struct EnrolmentBody {
     qr_svg: String,
 }
 
-#[utoipa::path(post, path = "/auth/mfa/totp", tag = "mfa", operation_id = "mfa_totp_start",
+#[utoipa::path(post, path = "/api/auth/mfa/totp", tag = "mfa", operation_id = "mfa_totp_start",
     responses((status = 200, description = "A new secret; not asked for at login until confirmed", body = EnrolmentBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 409, description = "`totp_enabled`: disable it first", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn start_totp(
@@ -97,7 +97,7 @@ struct RecoveryCodesBody {
     recovery_codes: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/auth/mfa/totp/confirm", tag = "mfa", operation_id = "mfa_totp_confirm", request_body = CodeBody,
+#[utoipa::path(post, path = "/api/auth/mfa/totp/confirm", tag = "mfa", operation_id = "mfa_totp_confirm", request_body = CodeBody,
     responses((status = 200, description = "TOTP is on; the account's recovery codes", body = RecoveryCodesBody), (status = 400, description = "`invalid_code`, or the code missing", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 409, description = "`totp_not_started` or `totp_enabled`", body = ErrorBody), (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn confirm_totp(
@@ -112,7 +112,7 @@ async fn confirm_totp(
     Ok(axum::Json(RecoveryCodesBody { recovery_codes }))
 }
 
-#[utoipa::path(delete, path = "/auth/mfa/totp", tag = "mfa", operation_id = "mfa_totp_disable", request_body = CodeBody,
+#[utoipa::path(delete, path = "/api/auth/mfa/totp", tag = "mfa", operation_id = "mfa_totp_disable", request_body = CodeBody,
     responses((status = 200, description = "TOTP and the recovery codes are off", body = MessageBody), (status = 400, description = "`invalid_code`, or the code missing", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn disable_totp(
@@ -127,7 +127,7 @@ async fn disable_totp(
     Ok(message(Msg::TotpDisabled))
 }
 
-#[utoipa::path(post, path = "/auth/mfa/recovery-codes", tag = "mfa", operation_id = "mfa_recovery_codes", request_body = CodeBody,
+#[utoipa::path(post, path = "/api/auth/mfa/recovery-codes", tag = "mfa", operation_id = "mfa_recovery_codes", request_body = CodeBody,
     responses((status = 200, description = "Ten new recovery codes; the old ones no longer work. An account with passkeys alone may leave `code` out from a session opened with a passkey in the last 15 minutes", body = RecoveryCodesBody), (status = 400, description = "`invalid_code`, or the code missing", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn recovery_codes(

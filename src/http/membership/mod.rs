@@ -37,9 +37,14 @@ use crate::i18n::{Lang, Msg};
 use error::ApiError;
 use extract::{AuthUser, Id, Json, OptionalJson};
 
-/// This surface's routes with its fallbacks, body limits and language, and their document
-/// (paths relative to `/api`).
-pub fn surface() -> (Router<AppState>, OpenApi) {
+/// This surface's routes with their body limits and language, at their whole paths
+/// (`/api/...`); its answer to an unknown path under `/api`, as a router to nest there; and
+/// the routes' document.
+///
+/// The routes are merged into brama's router rather than nested under `/api`: axum gives each
+/// route of a nested router a layer of its own (rewriting the request's path, and recording the
+/// prefix), one more box to clone on every request (issue 18). Only the unknown path is nested.
+pub fn surface() -> (Router<AppState>, Router<AppState>, OpenApi) {
     let (routes, mut doc) = OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
@@ -65,13 +70,16 @@ pub fn surface() -> (Router<AppState>, OpenApi) {
         .split_for_parts();
     let (import, import_doc) = members::import_routes().split_for_parts();
     doc.merge(import_doc);
-    let routes = routes
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .fallback(error::not_found);
+    let routes = routes.method_not_allowed_fallback(error::method_not_allowed);
     let import = import.method_not_allowed_fallback(error::method_not_allowed);
     let import = surface_layers::<ApiError, _>(Lang::En, members::IMPORT_BODY_LIMIT, import);
     let routes = surface_layers::<ApiError, _>(Lang::En, BODY_LIMIT, routes);
-    (routes.merge(import), doc)
+    let unknown = surface_layers::<ApiError, _>(
+        Lang::En,
+        BODY_LIMIT,
+        Router::new().fallback(error::not_found),
+    );
+    (routes.merge(import), unknown, doc)
 }
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -185,13 +193,20 @@ fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
 
 /// `ROLE_USER`, `ROLE_ADMIN`, ... as the seed's clients expect.
 pub(crate) fn role_names(role: Role) -> Vec<String> {
-    let name = match role {
-        Role::User => "ROLE_USER",
-        Role::Moderator => "ROLE_MODERATOR",
-        Role::Admin => "ROLE_ADMIN",
-        Role::Owner => "ROLE_OWNER",
-    };
-    vec![name.to_owned()]
+    role_list(role)
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect()
+}
+
+/// [`role_names`] without copies.
+fn role_list(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::User => &["ROLE_USER"],
+        Role::Moderator => &["ROLE_MODERATOR"],
+        Role::Admin => &["ROLE_ADMIN"],
+        Role::Owner => &["ROLE_OWNER"],
+    }
 }
 
 /// A role as a client names it: `admin`, `Admin`, `ROLE_ADMIN`.
@@ -230,7 +245,7 @@ impl RegisterBody {
     }
 }
 
-#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "register", request_body = RegisterBody,
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", operation_id = "register", request_body = RegisterBody,
     responses((status = 200, description = "Registered (browser mode: also logged in)", body = RegisterAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
@@ -266,7 +281,7 @@ struct LoginBody {
     password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginBody,
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", operation_id = "login", request_body = LoginBody,
     responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody),
         (status = 401, description = "Invalid username or password; or `mfa_required` with an `mfaToken` for `/auth/login/mfa` (SPEC §13)", body = LoginUnauthorized), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn login(
@@ -356,7 +371,7 @@ struct LoginMfaBody {
     recovery_code: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/login/mfa", tag = "auth", operation_id = "login_mfa", request_body = LoginMfaBody,
+#[utoipa::path(post, path = "/api/auth/login/mfa", tag = "auth", operation_id = "login_mfa", request_body = LoginMfaBody,
     responses((status = 200, description = "Logged in", body = LoginAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody),
         (status = 401, description = "`invalid_code` (counted against the ticket and the account) or `mfa_token_invalid` (unknown, expired, used, or five wrong codes)", body = error::ErrorBody), (status = 403, description = "CSRF refused", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)))]
 async fn login_mfa(
@@ -396,7 +411,7 @@ struct RefreshBody {
 
 /// Seed 001 gives this route two meanings: with a refresh token it rotates it; with only an
 /// access token it says whether that token is still valid.
-#[utoipa::path(post, path = "/auth/refreshtoken", tag = "auth", operation_id = "refresh_token", request_body(content = Option<RefreshBody>, description = "Optional: the refresh token may also come as the `refreshToken` header"),
+#[utoipa::path(post, path = "/api/auth/refreshtoken", tag = "auth", operation_id = "refresh_token", request_body(content = Option<RefreshBody>, description = "Optional: the refresh token may also come as the `refreshToken` header"),
     params(("refreshToken" = Option<String>, Header, description = "The refresh token")),
     responses((status = 200, description = "Authorized, or a new token pair", body = RefreshAnswer), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody),
         (status = 403, description = "No token, or an unknown or expired refresh token", body = error::ErrorBody)), security((), ("access_token" = []), ("bearer" = [])))]
@@ -447,7 +462,7 @@ async fn refresh_token(
     .into_response())
 }
 
-#[utoipa::path(get, path = "/auth/csrf", tag = "auth", operation_id = "csrf", responses((status = 200, description = "A CSRF pair; the cookie `sessionToken` is set", body = CsrfAnswer)))]
+#[utoipa::path(get, path = "/api/auth/csrf", tag = "auth", operation_id = "csrf", responses((status = 200, description = "A CSRF pair; the cookie `sessionToken` is set", body = CsrfAnswer)))]
 async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoResponse {
     let pair = state.core.csrf.issue();
     let cookie = Cookie::build((CSRF_COOKIE, pair.cookie))
@@ -467,22 +482,25 @@ async fn csrf(State(state): State<AppState>, jar: CookieJar) -> impl IntoRespons
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
-struct MeBody {
-    id: String,
-    username: Option<String>,
-    email: String,
-    name: String,
-    surname: String,
-    roles: Vec<String>,
-    organization: String,
+struct MeBody<'a> {
+    id: &'a str,
+    username: Option<&'a str>,
+    email: &'a str,
+    name: &'a str,
+    surname: &'a str,
+    roles: &'static [&'static str],
+    organization: &'a str,
     created_at: String,
 }
 
-#[utoipa::path(get, path = "/auth/me", tag = "auth", operation_id = "me", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
-async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<MeBody>> {
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", operation_id = "me", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult {
     let account = state.core.me(&user.caller).await?;
-    Ok(axum::Json(me_body(account)))
+    Ok(crate::http::json_answer(&me_body(&account), ME_BODY_BYTES))
 }
+
+/// Room for a `/me` answer: about 300 bytes with long names and addresses.
+const ME_BODY_BYTES: usize = 512;
 
 #[derive(Deserialize, ToSchema)]
 struct ProfileBody {
@@ -492,14 +510,14 @@ struct ProfileBody {
     surname: Option<String>,
 }
 
-#[utoipa::path(patch, path = "/auth/me", tag = "auth", operation_id = "update_me", request_body = ProfileBody,
+#[utoipa::path(patch, path = "/api/auth/me", tag = "auth", operation_id = "update_me", request_body = ProfileBody,
     responses((status = 200, description = "The updated account (audit `account.profile_updated`)", body = MeBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, or CSRF refused", body = error::ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn patch_me(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<ProfileBody>,
-) -> ApiResult<axum::Json<MeBody>> {
+) -> ApiResult {
     let mut f = Fields::new();
     let name = f.optional("name", body.name.as_deref(), MemberText::parse);
     let surname = f.optional("surname", body.surname.as_deref(), |s| {
@@ -517,7 +535,7 @@ async fn patch_me(
         .core
         .update_profile(&user.caller, change, &user.client)
         .await?;
-    Ok(axum::Json(me_body(account)))
+    Ok(axum::Json(me_body(&account)).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -527,7 +545,7 @@ struct EmailChangeBody {
     current_password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/email", tag = "auth", operation_id = "request_email_change", request_body = EmailChangeBody,
+#[utoipa::path(post, path = "/api/auth/email", tag = "auth", operation_id = "request_email_change", request_body = EmailChangeBody,
     responses((status = 202, description = "Nothing changes yet: a link to the new address (24 h, single use) and a notice to the old one", body = MessageBody), (status = 400, description = "Invalid input, or `Failed! Email is already in use!`", body = error::ErrorBody), (status = 401, description = "`wrong_password` (counted as a failed login), or an invalid access token", body = error::ErrorBody), (status = 403, description = "No token, or CSRF refused", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn request_email_change(
@@ -563,7 +581,7 @@ struct TokenBody {
     token: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/email/confirm", tag = "auth", operation_id = "confirm_email_change", request_body = TokenBody,
+#[utoipa::path(post, path = "/api/auth/email/confirm", tag = "auth", operation_id = "confirm_email_change", request_body = TokenBody,
     responses((status = 200, description = "The address changed (audit `account.email_changed`); the account's other sessions ended (all of them when the request carries no access token of the account)", body = MessageBody), (status = 400, description = "`email_token_invalid`, the token missing, or `Failed! Email is already in use!`", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)))]
 async fn confirm_email_change(
     State(state): State<AppState>,
@@ -592,15 +610,16 @@ async fn confirm_email_change(
     Ok(message(Msg::EmailChanged).into_response())
 }
 
-fn me_body(account: crate::store::AccountRecord) -> MeBody {
+/// The account as `/me` shows it, borrowed from the record: its strings are not copied.
+fn me_body(account: &crate::store::AccountRecord) -> MeBody<'_> {
     MeBody {
-        roles: role_names(account.role),
-        id: account.id,
-        username: account.username,
-        email: account.email,
-        name: account.name,
-        surname: account.surname,
-        organization: account.organization_id,
+        roles: role_list(account.role),
+        id: &account.id,
+        username: account.username.as_deref(),
+        email: &account.email,
+        name: &account.name,
+        surname: &account.surname,
+        organization: &account.organization_id,
         created_at: rfc3339(account.created_at),
     }
 }
@@ -632,8 +651,8 @@ struct TrailBody {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
-struct OwnDataBody {
-    account: MeBody,
+struct OwnDataBody<'a> {
+    account: MeBody<'a>,
     /// Live sessions, with the address and browser each was opened from.
     sessions: Vec<SessionBody>,
     /// Every audit event about the account, oldest first.
@@ -644,15 +663,12 @@ struct OwnDataBody {
     passkeys: Vec<passkeys::PasskeyBody>,
 }
 
-#[utoipa::path(get, path = "/auth/me/export", tag = "auth", operation_id = "export_my_data", responses((status = 200, description = "Everything brama holds about the caller", body = OwnDataBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
-async fn me_export(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<axum::Json<OwnDataBody>> {
+#[utoipa::path(get, path = "/api/auth/me/export", tag = "auth", operation_id = "export_my_data", responses((status = 200, description = "Everything brama holds about the caller", body = OwnDataBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+async fn me_export(State(state): State<AppState>, user: AuthUser) -> ApiResult {
     let data = state.core.own_data(&user.caller, &user.client).await?;
     let factors = state.core.mfa_status(&user.caller).await?;
     Ok(axum::Json(OwnDataBody {
-        account: me_body(data.account),
+        account: me_body(&data.account),
         sessions: data
             .sessions
             .into_iter()
@@ -680,7 +696,8 @@ async fn me_export(
             .into_iter()
             .map(passkeys::PasskeyBody::from)
             .collect(),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -689,7 +706,7 @@ struct DeleteMeBody {
     password: Option<String>,
 }
 
-#[utoipa::path(delete, path = "/auth/me", tag = "auth", operation_id = "delete_me", request_body = DeleteMeBody,
+#[utoipa::path(delete, path = "/api/auth/me", tag = "auth", operation_id = "delete_me", request_body = DeleteMeBody,
     responses((status = 200, description = "The account and its sessions are deleted; cookies cleared", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token, or a wrong password", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 409, description = "`last_owner`: the organization's last owner", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn delete_me(
     State(state): State<AppState>,
@@ -708,13 +725,13 @@ async fn delete_me(
     Ok(cleared(&state, jar, Msg::AccountDeleted))
 }
 
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout", responses((status = 200, description = "Signed out; cookies cleared", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", operation_id = "logout", responses((status = 200, description = "Signed out; cookies cleared", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn logout(State(state): State<AppState>, jar: CookieJar, user: AuthUser) -> ApiResult {
     state.core.logout(&user.caller, &user.client).await?;
     Ok(cleared(&state, jar, Msg::LoggedOut))
 }
 
-#[utoipa::path(post, path = "/auth/logout-all", tag = "auth", operation_id = "logout_all", responses((status = 200, description = "Every session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", operation_id = "logout_all", responses((status = 200, description = "Every session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn logout_all(State(state): State<AppState>, jar: CookieJar, user: AuthUser) -> ApiResult {
     state.core.logout_all(&user.caller, &user.client).await?;
     Ok(cleared(&state, jar, Msg::LoggedOutAll))
@@ -747,7 +764,7 @@ struct SessionBody {
     current: bool,
 }
 
-#[utoipa::path(get, path = "/auth/sessions", tag = "auth", operation_id = "list_sessions", responses((status = 200, description = "The caller's live sessions", body = Vec<SessionBody>), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", operation_id = "list_sessions", responses((status = 200, description = "The caller's live sessions", body = Vec<SessionBody>), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn sessions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -760,7 +777,7 @@ async fn sessions(
     ))
 }
 
-#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth", operation_id = "revoke_session", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "auth", operation_id = "revoke_session", params(("id" = String, Path)),
     responses((status = 200, description = "Session ended", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 404, description = "Not found", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn revoke_session(State(state): State<AppState>, user: AuthUser, Id(id): Id) -> ApiResult {
     state
@@ -777,7 +794,7 @@ struct PasswordBody {
     new_password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/password", tag = "auth", operation_id = "change_password", request_body = PasswordBody,
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", operation_id = "change_password", request_body = PasswordBody,
     responses((status = 200, description = "Changed; other sessions ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn change_password(
     State(state): State<AppState>,
@@ -809,7 +826,7 @@ struct ForgotBody {
     email: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/password/forgot", tag = "auth", operation_id = "forgot_password", request_body = ForgotBody,
+#[utoipa::path(post, path = "/api/auth/password/forgot", tag = "auth", operation_id = "forgot_password", request_body = ForgotBody,
     responses((status = 200, description = "The same answer whether or not the address is known", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = error::ErrorBody)))]
 async fn forgot_password(
     State(state): State<AppState>,
@@ -833,7 +850,7 @@ struct ResetBody {
     password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/password/reset", tag = "auth", operation_id = "reset_password", request_body = ResetBody,
+#[utoipa::path(post, path = "/api/auth/password/reset", tag = "auth", operation_id = "reset_password", request_body = ResetBody,
     responses((status = 200, description = "Password set; every session ended", body = MessageBody), (status = 400, description = "Invalid input, every problem named", body = error::ErrorBody), (status = 503, description = "Password hashing busy; see Retry-After", body = error::ErrorBody)))]
 async fn reset_password(
     State(state): State<AppState>,

@@ -87,7 +87,7 @@ struct AddBody {
     id_token_alg: Option<String>,
 }
 
-#[utoipa::path(get, path = "/admin/oidc-clients", tag = "admin", operation_id = "list_oidc_clients",
+#[utoipa::path(get, path = "/api/admin/oidc-clients", tag = "admin", operation_id = "list_oidc_clients",
     responses((status = 200, description = "The organization's clients, oldest first; no secrets", body = Vec<ClientBody>), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn list(
@@ -103,7 +103,7 @@ async fn list(
     ))
 }
 
-#[utoipa::path(post, path = "/admin/oidc-clients", tag = "admin", operation_id = "add_oidc_client", request_body = AddBody,
+#[utoipa::path(post, path = "/api/admin/oidc-clients", tag = "admin", operation_id = "add_oidc_client", request_body = AddBody,
     responses((status = 201, description = "Registered (audit `oidc.client_added`); `client_secret` is shown this once", body = ClientBody), (status = 400, description = "Invalid input, every problem named", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn add(
@@ -130,7 +130,7 @@ async fn add(
     ))
 }
 
-#[utoipa::path(delete, path = "/admin/oidc-clients/{id}", tag = "admin", operation_id = "remove_oidc_client", params(("id" = String, Path, description = "The client_id")),
+#[utoipa::path(delete, path = "/api/admin/oidc-clients/{id}", tag = "admin", operation_id = "remove_oidc_client", params(("id" = String, Path, description = "The client_id")),
     responses((status = 200, description = "Removed (audit `oidc.client_removed`)", body = super::MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = ErrorBody), (status = 404, description = "No such client in the organization", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn remove(

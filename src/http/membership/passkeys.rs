@@ -76,7 +76,7 @@ impl OptionsBody {
     }
 }
 
-#[utoipa::path(post, path = "/auth/passkeys/register/start", tag = "mfa", operation_id = "passkey_register_start",
+#[utoipa::path(post, path = "/api/auth/passkeys/register/start", tag = "mfa", operation_id = "passkey_register_start",
     responses((status = 200, description = "Options for `navigator.credentials.create()`; the ceremony lives 5 minutes, on any node", body = OptionsBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn register_start(
@@ -110,7 +110,7 @@ struct RegisteredBody {
     recovery_codes: Option<Vec<String>>,
 }
 
-#[utoipa::path(post, path = "/auth/passkeys/register/finish", tag = "mfa", operation_id = "passkey_register_finish", request_body = RegisterFinishBody,
+#[utoipa::path(post, path = "/api/auth/passkeys/register/finish", tag = "mfa", operation_id = "passkey_register_finish", request_body = RegisterFinishBody,
     responses((status = 200, description = "The passkey is registered (audit `mfa.enabled`)", body = RegisteredBody), (status = 400, description = "A field missing or invalid, `credential_malformed`, or `passkey_rejected` (no such ceremony, or an answer that does not verify)", body = ErrorBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 409, description = "`passkey_exists`", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
 async fn register_finish(
@@ -146,7 +146,7 @@ async fn register_finish(
     }))
 }
 
-#[utoipa::path(delete, path = "/auth/passkeys/{id}", tag = "mfa", operation_id = "passkey_remove",
+#[utoipa::path(delete, path = "/api/auth/passkeys/{id}", tag = "mfa", operation_id = "passkey_remove",
     params(("id" = String, Path, description = "The passkey's id")),
     responses((status = 200, description = "Removed (audit `mfa.disabled`); with the last second factor, the recovery codes too", body = MessageBody), (status = 401, description = "Expired, invalid or revoked access token", body = ErrorBody), (status = 403, description = "No token, or CSRF refused", body = ErrorBody), (status = 404, description = "The caller has no passkey with this id", body = ErrorBody)),
     security(("access_token" = []), ("bearer" = [])))]
@@ -169,7 +169,7 @@ struct TicketBody {
     mfa_token: Option<String>,
 }
 
-#[utoipa::path(post, path = "/auth/login/passkey/start", tag = "auth", operation_id = "login_passkey_start", request_body = TicketBody,
+#[utoipa::path(post, path = "/api/auth/login/passkey/start", tag = "auth", operation_id = "login_passkey_start", request_body = TicketBody,
     responses((status = 200, description = "Options for `navigator.credentials.get()` with the account's passkeys", body = OptionsBody), (status = 400, description = "`mfaToken` missing", body = ErrorBody), (status = 401, description = "`mfa_token_invalid`", body = ErrorBody), (status = 409, description = "`no_passkey`: the account has none", body = ErrorBody), (status = 429, description = "Too many ceremonies started from this address; see Retry-After", body = ErrorBody)))]
 async fn second_factor_start(
     State(state): State<AppState>,
@@ -196,7 +196,7 @@ struct SecondFactorFinishBody {
     credential: Option<serde_json::Value>,
 }
 
-#[utoipa::path(post, path = "/auth/login/passkey/finish", tag = "auth", operation_id = "login_passkey_finish", request_body = SecondFactorFinishBody,
+#[utoipa::path(post, path = "/api/auth/login/passkey/finish", tag = "auth", operation_id = "login_passkey_finish", request_body = SecondFactorFinishBody,
     responses((status = 200, description = "Logged in (`amr` pwd hwk mfa)", body = LoginAnswer), (status = 400, description = "A field missing, or `credential_malformed` (counted against the ticket)", body = ErrorBody),
         (status = 401, description = "`passkey_invalid` (counted against the ticket and the account) or `mfa_token_invalid`", body = ErrorBody), (status = 403, description = "CSRF refused", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 async fn second_factor_finish(
@@ -220,7 +220,7 @@ async fn second_factor_finish(
     Ok(signed_in(&state, jar, browser, &account, issued))
 }
 
-#[utoipa::path(post, path = "/auth/passkey/start", tag = "auth", operation_id = "passkey_start",
+#[utoipa::path(post, path = "/api/auth/passkey/start", tag = "auth", operation_id = "passkey_start",
     request_body(content = Option<Object>, description = "`{}` or nothing"),
     responses((status = 200, description = "Options for `navigator.credentials.get()` with no account named (discoverable credentials)", body = OptionsBody), (status = 429, description = "Too many ceremonies started from this address (10 × `failed_logins_per_ip` per window); see Retry-After", body = ErrorBody)))]
 async fn passwordless_start(
@@ -239,7 +239,7 @@ struct PasswordlessFinishBody {
     credential: Option<serde_json::Value>,
 }
 
-#[utoipa::path(post, path = "/auth/passkey/finish", tag = "auth", operation_id = "passkey_finish", request_body = PasswordlessFinishBody,
+#[utoipa::path(post, path = "/api/auth/passkey/finish", tag = "auth", operation_id = "passkey_finish", request_body = PasswordlessFinishBody,
     responses((status = 200, description = "Logged in (`amr` hwk mfa)", body = LoginAnswer), (status = 400, description = "`credential` missing, or `credential_malformed`", body = ErrorBody),
         (status = 401, description = "`passkey_invalid`: no such ceremony (expired or used), a credential not registered, or one that does not verify", body = ErrorBody), (status = 403, description = "CSRF refused", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 async fn passwordless_finish(
