@@ -189,11 +189,8 @@ where
         // other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let mut response = match catch_panic(inner, cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(response))) => response,
-            Poll::Ready(Some(Err(never))) => match never {},
-            Poll::Ready(None) => panic_response(),
+        let Poll::Ready(mut response) = answered(inner, cx) else {
+            return Poll::Pending;
         };
         if response
             .extensions()
@@ -246,21 +243,22 @@ fn usable_client_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
 }
 
-/// Polls `future`, catching a panic: `Ready(None)` when it panicked (it must not be polled
-/// again).
-pub(super) fn catch_panic<F: Future>(
-    future: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<F::Output>> {
+/// Polls a route's `future`, whose panic is caught and answered 500 ([`panic_response`]); it
+/// must not be polled again once ready.
+pub(super) fn answered<F>(future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<Response<Body>>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
     match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-        Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
+        Ok(Poll::Ready(Ok(response))) => Poll::Ready(response),
+        Ok(Poll::Ready(Err(never))) => match never {},
         Ok(Poll::Pending) => Poll::Pending,
-        Err(_) => Poll::Ready(None),
+        Err(_) => Poll::Ready(panic_response()),
     }
 }
 
 /// The answer to a request whose handler panicked.
-pub(super) fn panic_response() -> Response<Body> {
+fn panic_response() -> Response<Body> {
     tracing::error!("handler panicked");
     internal_error()
 }

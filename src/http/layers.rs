@@ -81,11 +81,8 @@ where
         // `tracking` is not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let response = match super::edge::catch_panic(inner, cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(response))) => response,
-            Poll::Ready(Some(Err(never))) => match never {},
-            Poll::Ready(None) => super::edge::panic_response(),
+        let Poll::Ready(response) = super::edge::answered(inner, cx) else {
+            return Poll::Pending;
         };
         if let Some(tracking) = this.tracking.take() {
             tracking.finish(response.status());
