@@ -618,7 +618,10 @@ impl Drop for TestApp {
         let log = log.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = finder.find(log.as_slice()) {
             let secret = &secrets[found.pattern().as_usize()];
-            panic!("a secret reached the log: {}…", &secret[..6.min(secret.len())]);
+            panic!(
+                "a secret reached the log: {}…",
+                &secret[..6.min(secret.len())]
+            );
         }
     }
 }
