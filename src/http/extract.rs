@@ -9,13 +9,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum_extra::extract::CookieJar;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::core::sessions::TokenUse;
 use crate::core::{Caller, Client, CoreError};
 use crate::http::AppState;
+use crate::http::cookies::CookieJar;
 use crate::i18n::Msg;
 
 pub const TOKEN_COOKIE: &str = "token";
@@ -347,15 +347,21 @@ pub enum TokenSource {
     Cookie,
 }
 
+/// The header an access token is sent in; a constant, so that finding it hashes no name.
+const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-access-token");
+
 /// The access token of a request: `x-access-token`, `Authorization: Bearer`, or (where a
 /// surface takes cookies) the `token` cookie.
-pub fn access_token(headers: &HeaderMap, jar: Option<&CookieJar>) -> Option<(String, TokenSource)> {
+pub fn access_token<'a>(
+    headers: &'a HeaderMap,
+    jar: Option<&'a CookieJar>,
+) -> Option<(&'a str, TokenSource)> {
     if let Some(t) = headers
-        .get("x-access-token")
+        .get(X_ACCESS_TOKEN)
         .and_then(|v| v.to_str().ok())
         .filter(|t| !t.is_empty())
     {
-        return Some((t.trim().to_string(), TokenSource::Header));
+        return Some((t.trim(), TokenSource::Header));
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -365,10 +371,10 @@ pub fn access_token(headers: &HeaderMap, jar: Option<&CookieJar>) -> Option<(Str
                 .or_else(|| auth.strip_prefix("bearer "))
         });
     if let Some(t) = bearer {
-        return Some((t.trim().to_string(), TokenSource::Header));
+        return Some((t.trim(), TokenSource::Header));
     }
     jar?.get(TOKEN_COOKIE)
-        .map(|c| c.value().to_string())
+        .map(|c| c.value())
         .filter(|t| !t.is_empty())
         .map(|t| (t, TokenSource::Cookie))
 }
@@ -409,22 +415,25 @@ impl FromRequestParts<AppState> for Authenticated {
 /// What a request presents its access token for (SPEC §13): an enrolment-only token is good for
 /// `/api/auth/me`, `/api/auth/mfa*`, `/api/auth/passkeys*` and signing out, nothing else.
 fn token_use(parts: &Parts) -> TokenUse {
-    // Nested routers see their path without the prefix; the whole path is kept aside.
-    let path = parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| parts.uri.path(), |uri| uri.0.path());
-    let enrolment = matches!(
-        path,
-        "/api/auth/me" | "/api/auth/logout" | "/api/auth/logout-all" | "/web/logout"
-    ) || ["/api/auth/mfa", "/api/auth/passkeys"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    // The Membership API's routes are registered at their whole paths (not nested), so this
+    // is the path the client sent. The Company API's `/web/logout` authenticates by itself.
+    let enrolment = enrolment_path(parts.uri.path());
     if enrolment {
         TokenUse::Enrolment
     } else {
         TokenUse::Other
     }
+}
+
+/// Whether an enrolment-only token is good for `path` (SPEC §13).
+fn enrolment_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/auth/me" | "/api/auth/logout" | "/api/auth/logout-all"
+    ) || ["/api/auth/mfa", "/api/auth/passkeys"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -507,6 +516,32 @@ fn cross_site(headers: &HeaderMap, state: &AppState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enrolment_only_tokens_reach_their_own_routes_and_no_lookalikes() {
+        for path in [
+            "/api/auth/me",
+            "/api/auth/logout",
+            "/api/auth/logout-all",
+            "/api/auth/mfa",
+            "/api/auth/mfa/totp",
+            "/api/auth/passkeys",
+            "/api/auth/passkeys/abc",
+        ] {
+            assert!(enrolment_path(path), "{path}");
+        }
+        for path in [
+            "/api/auth/mfaevil",
+            "/api/auth/passkeysx",
+            "/api/auth/me/export",
+            "/api/auth/sessions",
+            "/logout",
+            "/auth/me",
+            "/api/membership/members",
+        ] {
+            assert!(!enrolment_path(path), "{path}");
+        }
+    }
 
     #[test]
     fn forwarded_for_skips_trusted_hops() {

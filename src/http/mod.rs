@@ -13,8 +13,10 @@
 //! one most clients speak.
 
 pub mod company;
+pub mod cookies;
 pub mod edge;
 pub mod extract;
+mod json;
 mod layers;
 pub mod membership;
 pub mod oauth2;
@@ -250,24 +252,12 @@ async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
     response
 }
 
-/// `value` as a JSON answer, written into one buffer of `capacity` bytes to start with.
-/// axum's `Json` starts at 128 bytes and grows by copying, which for `/me` was twice a request
-/// (issue 18). A value that cannot be written (none of brama's can) is logged and answered 500.
-pub(crate) fn json_answer(value: &impl Serialize, capacity: usize) -> axum::response::Response {
-    let mut body = Vec::with_capacity(capacity);
-    match serde_json::to_writer(&mut body, value) {
-        Ok(()) => json_bytes(axum::body::Body::from(body)),
-        Err(e) => {
-            tracing::error!(error = %e, "an answer could not be written as JSON");
-            edge::internal_error()
-        }
-    }
-}
-
-/// An answer of JSON already written, with room for the headers every answer gets
+/// An answer of JSON already written (into one buffer of the right size: axum's `Json` starts
+/// at 128 bytes and grows by copying, which for `/me` was twice a request, issue 18), with room
+/// for the headers every answer gets
 /// (`edge::Edge`) from the start: a map made for one header grows, and rehashes, when the edge
 /// adds its six (issue 18).
-fn json_bytes(body: axum::body::Body) -> axum::response::Response {
+pub(crate) fn json_bytes(body: axum::body::Body) -> axum::response::Response {
     let mut response = axum::response::Response::new(body);
     let headers = response.headers_mut();
     *headers = axum::http::HeaderMap::with_capacity(edge::ANSWER_HEADERS);

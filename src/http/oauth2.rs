@@ -11,8 +11,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::CookieJar;
-use axum_extra::extract::cookie::{Cookie, SameSite};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +19,7 @@ use crate::core::oauth::{
     SCOPES,
 };
 use crate::http::AppState;
+use crate::http::cookies::{Cookie, CookieJar, SameSite};
 use crate::i18n::Lang;
 
 /// The browser-session cookie OpenID Connect's endpoints read (see `crate::core::oauth`).

@@ -792,6 +792,25 @@ async fn a_role_that_requires_a_factor_gets_an_enrolment_only_token(backend: Bac
     assert_eq!(claims(&admin)["mfa"], "enrol");
     let r = call(&app, &admin, "POST", "/api/auth/logout", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // Also at the Company API's nested `/web/logout`, which sees its path without the prefix.
+    let login = app.login("tomasz", crate::helpers::PASSWORD).await.body;
+    let admin = login["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(claims(&admin)["mfa"], "enrol");
+    let r = call(&app, &admin, "POST", "/web/logout", None).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (200, &json!({ "status": "success", "info": "", "msg": [] })),
+        "{}",
+        r.text
+    );
+    // Its session ended: the refresh token is unknown now.
+    let r = app.refresh(login["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "refresh_token_not_found"),
+        "{}",
+        r.text
+    );
 }
 
 /// SPEC §6 for the second step: a request carrying the CSRF cookie must carry its header too,

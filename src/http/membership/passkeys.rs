@@ -6,7 +6,6 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,6 +16,7 @@ use crate::core::passkeys::passkey_name;
 use crate::core::rfc3339;
 use crate::domain::Fields;
 use crate::http::AppState;
+use crate::http::cookies::CookieJar;
 use crate::http::extract::{ClientInfo, checked_browser_mode};
 use crate::i18n::Msg;
 use crate::store::PasskeyRecord;
