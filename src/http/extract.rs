@@ -402,7 +402,7 @@ impl FromRequestParts<AppState> for Authenticated {
         }
         let caller = state
             .core
-            .authenticate_for(&token, token_use(parts))
+            .authenticate_for(token, token_use(parts))
             .await
             .map_err(Rejection::Unauthenticated)?;
         Ok(Authenticated {

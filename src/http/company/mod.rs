@@ -400,7 +400,7 @@ async fn logout(
     };
     let caller = state
         .core
-        .authenticate_for(&token, crate::core::sessions::TokenUse::Enrolment)
+        .authenticate_for(token, crate::core::sessions::TokenUse::Enrolment)
         .await?;
     state.core.logout(&caller, &client).await?;
     Ok(done("success", String::new()))

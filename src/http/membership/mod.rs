@@ -453,7 +453,7 @@ async fn refresh_token(
     }
     state
         .core
-        .authenticate_for(&token, crate::core::sessions::TokenUse::Other)
+        .authenticate_for(token, crate::core::sessions::TokenUse::Other)
         .await?;
     Ok(axum::Json(RefreshAnswer::Authorized(MessageBody {
         message: Msg::Authorized.text(current_lang()),
@@ -615,7 +615,7 @@ async fn confirm_email_change(
     let caller = match access_token(&headers, Some(&jar)) {
         Some((token, _)) => state
             .core
-            .authenticate_for(&token, crate::core::sessions::TokenUse::Other)
+            .authenticate_for(token, crate::core::sessions::TokenUse::Other)
             .await
             .ok(),
         None => None,
