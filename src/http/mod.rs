@@ -253,10 +253,9 @@ async fn docs_csp(request: Request, next: Next) -> axum::response::Response {
 }
 
 /// An answer of JSON already written (into one buffer of the right size: axum's `Json` starts
-/// at 128 bytes and grows by copying, which for `/me` was twice a request, issue 18), with room
-/// for the headers every answer gets
-/// (`edge::Edge`) from the start: a map made for one header grows, and rehashes, when the edge
-/// adds its six (issue 18).
+/// at 128 bytes and grows by copying, which for `/me` was twice a request), with room for the
+/// headers every answer gets (`edge::Edge`) from the start: a map made for one header grows,
+/// and rehashes, when the edge adds its six (issue 18).
 pub(crate) fn json_bytes(body: axum::body::Body) -> axum::response::Response {
     let mut response = axum::response::Response::new(body);
     let headers = response.headers_mut();

@@ -139,6 +139,9 @@ pub(crate) const OIDC_CLIENT_COLUMNS: &str = "id, organization_id, name, secret_
      post_logout_redirect_uris, first_party, id_token_alg, created_at";
 
 /// An account's passkeys, oldest first.
+/// The organization's member count, kept by triggers (migration 0007).
+pub(crate) const MEMBER_COUNT: &str = "SELECT member_count FROM organizations WHERE id = $1";
+
 pub(crate) const PASSKEYS: &str = "SELECT id, account_id, credential_id, name, credential, sign_count, created_at, last_used_at \
      FROM passkeys WHERE account_id = $1 ORDER BY created_at, id";
 /// Which second factors an account has.
@@ -415,9 +418,7 @@ macro_rules! sql_store {
                         }
                         count.fetch_one(&self.pool).await?
                     }
-                    _ => sqlx::query_scalar::<_, i64>(
-                        "SELECT member_count FROM organizations WHERE id = $1",
-                    )
+                    _ => sqlx::query_scalar::<_, i64>($crate::store::sql::MEMBER_COUNT)
                     .bind(organization_id)
                     .fetch_optional(&self.pool)
                     .await?
@@ -517,9 +518,7 @@ macro_rules! sql_store {
                 // 501 parameters, and SQLite looks each parameter's name up among all of them
                 // (2-3 s of a million-row import). The count only picks the way; both give the
                 // same answer.
-                let held = sqlx::query_scalar::<_, i64>(
-                    "SELECT member_count FROM organizations WHERE id = $1",
-                )
+                let held = sqlx::query_scalar::<_, i64>($crate::store::sql::MEMBER_COUNT)
                 .bind(organization_id)
                 .fetch_optional(&self.pool)
                 .await?
