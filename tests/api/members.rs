@@ -886,6 +886,16 @@ async fn import_is_all_or_nothing_and_round_trips(backend: Backend) {
                  members_count_insert,members_count_move,members_pesel_index,members_unplaced"
             )
         );
+        // Of the indexes that are the table's own, only the primary key's is left: the key on
+        // (organization_id, pesel), a ciphertext, went with migration 0023.
+        let own = app
+            .query_text(
+                "SELECT group_concat(i.name, ',') FROM sqlite_master m, pragma_index_info(m.name) i \
+                 WHERE m.tbl_name = 'members' AND m.type = 'index' AND m.sql IS NULL",
+                &[],
+            )
+            .await;
+        assert_eq!(own.as_deref(), Some("id"));
     }
     // A second import of the same people: every PESEL is already there.
     let again = format!(
@@ -1712,6 +1722,68 @@ async fn a_search_by_surname_keeps_the_list_order_through_crowded_inserts(backen
             checked.as_deref(),
             Some("9900 0"),
             "rows, rows out of order"
+        );
+    }
+
+    if backend == Backend::Sqlite {
+        // Migration 0023 makes the members table again. Run once more on this register, it
+        // keeps every member with its place in the trigram index, and the count; a PESEL stays
+        // unique in its organization.
+        let before = call(
+            &app,
+            "GET",
+            "/api/membership/members?limit=1",
+            None,
+            Some(&owner),
+        )
+        .await;
+        app.execute_sql("DELETE FROM _sqlx_migrations WHERE version = 23", &[])
+            .await;
+        let again = app.sibling(|_| {}).await;
+        assert_eq!(
+            again
+                .query_text(
+                    "SELECT CAST(COUNT(*) AS TEXT) FROM _sqlx_migrations WHERE version = 23",
+                    &[]
+                )
+                .await
+                .as_deref(),
+            Some("1"),
+            "made again"
+        );
+        pages_match_the_filtered_search(&again, &owner).await;
+        assert_eq!(
+            search_pages_match_the_list(&again, &foreign, "example").await,
+            3
+        );
+        let first = call(
+            &again,
+            "GET",
+            "/api/membership/members?limit=1",
+            None,
+            Some(&owner),
+        )
+        .await;
+        assert_eq!(
+            first.headers["x-total-count"],
+            before.headers["x-total-count"]
+        );
+        assert_eq!(first.body, before.body);
+        // A list shows PESELs masked; the member's own page shows it whole.
+        let path = format!(
+            "/api/membership/members/{}",
+            first.body[0]["_id"].as_str().unwrap()
+        );
+        let whole = call(&again, "GET", &path, None, Some(&owner)).await;
+        let twin = create(
+            &again,
+            &owner,
+            merge(member(1), json!({ "pesel": whole.body["pesel"] })),
+        )
+        .await;
+        assert_eq!(
+            (twin.status, twin.body["errors"][0]["message"].as_str()),
+            (400, Some("pesel: is already in use"))
         );
     }
 
