@@ -106,9 +106,18 @@ impl Voivodeship {
             return Err(Problem::Required);
         }
         let folded = fold_polish(&key);
-        Self::ALL
-            .into_iter()
-            .find(|v| fold_polish(&v.as_str().to_lowercase()) == folded)
+        // The names folded once, not 16 times (32 strings) for each row of an import.
+        static FOLDED: std::sync::LazyLock<Vec<(Voivodeship, String)>> =
+            std::sync::LazyLock::new(|| {
+                Voivodeship::ALL
+                    .into_iter()
+                    .map(|v| (v, fold_polish(&v.as_str().to_lowercase())))
+                    .collect()
+            });
+        FOLDED
+            .iter()
+            .find(|(_, name)| *name == folded)
+            .map(|&(v, _)| v)
             .ok_or(Problem::Format)
     }
 

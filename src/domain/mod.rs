@@ -57,6 +57,17 @@ pub struct FieldError {
 
 /// The form used to compare usernames, emails and phones for uniqueness: trimmed, Unicode NFKC, lower-case.
 pub fn normalize_key(s: &str) -> String {
+    if is_plain(s) {
+        // Every normal form leaves such text as it is, and lower-casing keeps it plain and
+        // makes no whitespace: this is what `normalize_key_fully` gives (tested), without its
+        // passes, a third of the work of parsing a large import (issue 18).
+        return s.trim().chars().flat_map(char::to_lowercase).collect();
+    }
+    normalize_key_fully(s)
+}
+
+/// [`normalize_key`] by its normal forms, for any text.
+fn normalize_key_fully(s: &str) -> String {
     let lowered: String = s.trim().nfkc().flat_map(char::to_lowercase).collect();
     // Lower-casing can leave text that NFKC composes further ("Ϊ\u{301}" -> "ϊ\u{301}" -> "ΐ"), and
     // NFKC can turn a spacing accent into a space plus a combining mark ("¨" -> " \u{308}"). Without
@@ -68,8 +79,21 @@ pub fn normalize_key(s: &str) -> String {
 /// that `krakow` finds Kraków and `lodz` finds Łódź. Letters are decomposed (NFD) and their
 /// combining marks dropped; `ł`, which Unicode does not decompose, becomes `l`.
 pub fn search_key(s: &str) -> String {
-    normalize_key(s)
-        .nfd()
+    let key = normalize_key(s);
+    if key
+        .chars()
+        .all(|c| c.is_ascii() || polish_base(c).is_some())
+    {
+        // ASCII is its own NFD and NFC; each lower-case Polish letter decomposes into its base
+        // letter and one mark that is dropped (ł into none, and is mapped).
+        return key.chars().map(|c| polish_base(c).unwrap_or(c)).collect();
+    }
+    without_marks(&key)
+}
+
+/// A key without its diacritics by its normal forms, for any text.
+fn without_marks(key: &str) -> String {
+    key.nfd()
         .filter(|c| !('\u{0300}'..='\u{036f}').contains(c))
         .map(|c| if c == 'ł' { 'l' } else { c })
         .nfc()
@@ -79,13 +103,75 @@ pub fn search_key(s: &str) -> String {
 /// The Polish alphabet, in its order.
 const POLISH: &str = "aąbcćdeęfghijklłmnńoópqrsśtuvwxyzźż";
 
+/// Each ASCII lower-case letter's place in [`POLISH`] (the other entries unused): counted over
+/// its bytes, a character at each byte that does not continue one.
+const ASCII_PLACE: [u8; 128] = {
+    let bytes = POLISH.as_bytes();
+    let mut table = [0u8; 128];
+    let (mut i, mut place) = (0, 0u8);
+    while i < bytes.len() {
+        if bytes[i] & 0xC0 != 0x80 {
+            if bytes[i].is_ascii() {
+                table[bytes[i] as usize] = place;
+            }
+            place += 1;
+        }
+        i += 1;
+    }
+    table
+};
+
+/// The base letter of each of the nine lower-case Polish letters with a diacritic.
+fn polish_base(c: char) -> Option<char> {
+    Some(match c {
+        'ą' => 'a',
+        'ć' => 'c',
+        'ę' => 'e',
+        'ł' => 'l',
+        'ń' => 'n',
+        'ó' => 'o',
+        'ś' => 's',
+        'ź' | 'ż' => 'z',
+        _ => return None,
+    })
+}
+
+/// Text of ASCII and the eighteen Polish letters with a diacritic, precomposed: what nearly
+/// every name and address in a Polish register is. NFKC, NFC and NFD (but for the letters'
+/// decomposition) leave it as it is, and nothing in it composes with what follows.
+fn is_plain(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii() || polish_base(lower_polish(c)).is_some())
+}
+
+/// The lower-case form of an upper-case Polish letter with a diacritic (others as they are).
+fn lower_polish(c: char) -> char {
+    match c {
+        'Ą' => 'ą',
+        'Ć' => 'ć',
+        'Ę' => 'ę',
+        'Ł' => 'ł',
+        'Ń' => 'ń',
+        'Ó' => 'ó',
+        'Ś' => 'ś',
+        'Ź' => 'ź',
+        'Ż' => 'ż',
+        other => other,
+    }
+}
+
 /// A key that sorts texts in Polish alphabetical order when compared byte by byte (SPEC §4:
 /// Dąbrowski before Dudek, Łukasz after Lucyna), so both backends sort alike with no collation
 /// of their own. Case is ignored; each letter of the Polish alphabet is one ASCII character in
 /// its order (after spaces and digits); another letter with a diacritic sorts as its base
 /// letter (é as e); anything else sorts after every letter, by its code point.
 pub fn sort_key(s: &str) -> String {
-    let letter = |c: char| POLISH.chars().position(|p| p == c);
+    // An ASCII letter is its own NFD base, so the table answers for it what both lookups below
+    // would; other letters are looked up as they were.
+    let letter = |c: char| match c {
+        'a'..='z' => Some(usize::from(ASCII_PLACE[c as usize])),
+        _ => POLISH.chars().position(|p| p == c),
+    };
     let mut key = String::with_capacity(s.len());
     for c in s.trim().chars().flat_map(char::to_lowercase) {
         let base = || {
@@ -209,6 +295,81 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    /// `sort_key` as it was before its table for ASCII letters.
+    fn sort_key_by_lookups(s: &str) -> String {
+        let letter = |c: char| POLISH.chars().position(|p| p == c);
+        let mut key = String::new();
+        for c in s.trim().chars().flat_map(char::to_lowercase) {
+            let base = || {
+                c.to_string()
+                    .nfd()
+                    .next()
+                    .filter(|b| b.is_ascii_alphabetic())
+            };
+            match letter(c).or_else(|| base().and_then(letter)) {
+                Some(i) => key.push(char::from(b'A' + i as u8)),
+                None if c.is_ascii_digit() => key.push(c),
+                None if c.is_whitespace() || c == '-' => key.push(' '),
+                None => {
+                    key.push('~');
+                    key.push(c);
+                }
+            }
+        }
+        key
+    }
+
+    /// Texts near the plain path's edges: ASCII (controls too), the Polish letters in both cases,
+    /// combining marks that compose with them, spaces NFKC changes, letters it splits or joins.
+    fn near_plain() -> impl Strategy<Value = String> {
+        let chars = prop::sample::select(vec![
+            'a', 'Z', 'q', '0', ' ', '\t', '\n', '\u{1}', '-', '~', '\u{7f}', 'ą', 'Ą', 'ć', 'Ć',
+            'ę', 'Ę', 'ł', 'Ł', 'ń', 'Ń', 'ó', 'Ó', 'ś', 'Ś', 'ź', 'Ź', 'ż', 'Ż', '\u{301}',
+            '\u{328}', '\u{307}', '\u{308}', '\u{a0}', '\u{2003}', 'ﬁ', 'ǅ', 'İ', 'ẞ', 'é', 'É',
+            'ö', 'ｕ', '¨', 'Ω', 'ı',
+        ]);
+        prop::collection::vec(chars, 0..12).prop_map(|cs| cs.into_iter().collect())
+    }
+
+    #[test]
+    fn the_plain_paths_agree_on_register_text() {
+        for s in [
+            " Zażółć GĘŚLĄ jaźń ",
+            "Kowalska-Nowak",
+            "ul. Długa 5/7",
+            "ŁÓDŹ",
+            "",
+            "  ",
+        ] {
+            assert_eq!(normalize_key(s), normalize_key_fully(s), "{s:?}");
+            assert_eq!(
+                search_key(s),
+                without_marks(&normalize_key_fully(s)),
+                "{s:?}"
+            );
+            assert_eq!(sort_key(s), sort_key_by_lookups(s), "{s:?}");
+        }
+        assert!(is_plain("Zażółć GĘŚLĄ jaźń 0-9"));
+        assert!(!is_plain("Ze\u{301}"), "a combining mark");
+        assert!(!is_plain("é"), "a letter not Polish");
+    }
+
+    proptest! {
+        /// The plain paths of `normalize_key`, `search_key` and `sort_key` give what the normal
+        /// forms and the alphabet's lookups give, for text near their edges and for any text.
+        #[test]
+        fn the_plain_paths_give_what_the_normal_forms_give(
+            near in near_plain(),
+            any_text in any::<String>(),
+        ) {
+            for s in [&near, &any_text] {
+                prop_assert_eq!(normalize_key(s), normalize_key_fully(s));
+                prop_assert_eq!(search_key(s), without_marks(&normalize_key_fully(s)));
+                prop_assert_eq!(sort_key(s), sort_key_by_lookups(s));
+            }
+        }
+    }
 
     #[test]
     fn normalize_key_trims_folds_width_and_case() {
