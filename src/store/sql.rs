@@ -1219,44 +1219,8 @@ macro_rules! sql_store {
                 let rebuild = self.bulk_prepare(members).await?;
                 // A large import's places (SQLite), one a member, made by `bulk_prepare`.
                 let places = <$tx>::bulk_places(&rebuild);
-                let columns = if places.is_some() { ", place" } else { "" };
                 let order = <$tx>::insert_order(members);
-                // 24 binds a row: 500 rows stay under both backends' bind limits.
-                for chunk in order.chunks(500) {
-                    let mut insert = sqlx::QueryBuilder::new(format!(
-                        "INSERT INTO members ({}{columns}) ",
-                        member_columns!()
-                    ));
-                    insert.push_values(chunk.iter().map(|&i| (i, &members[i])), |mut row, (i, m)| {
-                        row.push_bind(&m.id)
-                            .push_bind(&m.organization_id)
-                            .push_bind(&m.imie)
-                            .push_bind(&m.nazwisko)
-                            .push_bind(&m.wyksztalcenie)
-                            .push_bind(&m.pesel)
-                            .push_bind(&m.wojewodztwo)
-                            .push_bind(&m.miejscowosc)
-                            .push_bind(&m.ulica)
-                            .push_bind(&m.nrdomulokalu)
-                            .push_bind(&m.kodpocztowy)
-                            .push_bind(&m.email)
-                            .push_bind(&m.tel)
-                            .push_bind(&m.search)
-                            .push_bind(m.version)
-                            .push_bind(&m.created_by)
-                            .push_bind(m.created_at)
-                            .push_bind(m.updated_at)
-                            .push_bind(&m.pesel_index)
-                            .push_bind(&m.imie_sort)
-                            .push_bind(&m.nazwisko_sort)
-                            .push_bind(&m.miejscowosc_sort)
-                            .push_bind(&m.wojewodztwo_sort);
-                        if let Some(places) = places {
-                            row.push_bind(places[i]);
-                        }
-                    });
-                    insert.build().execute(&mut *self.tx).await.map_err(map_unique)?;
-                }
+                self.insert_rows(members, &order, places).await?;
                 self.bulk_finish(rebuild, members).await?;
                 self.bulk_inserted += members.len();
                 Ok(())

@@ -454,6 +454,60 @@ impl SqliteTx {
         (0..members.len()).collect()
     }
 
+    /// The rows of an import, in `order`, 500 to a statement (25 binds a row, under SQLite's
+    /// limit), with their places when `bulk_places` gave them.
+    async fn insert_rows(
+        &mut self,
+        members: &[MemberRecord],
+        order: &[usize],
+        places: Option<&[i64]>,
+    ) -> StoreResult<()> {
+        let columns = if places.is_some() { ", place" } else { "" };
+        for chunk in order.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::new(format!(
+                "INSERT INTO members ({}{columns}) ",
+                member_columns!()
+            ));
+            insert.push_values(
+                chunk.iter().map(|&i| (i, &members[i])),
+                |mut row, (i, m)| {
+                    row.push_bind(&m.id)
+                        .push_bind(&m.organization_id)
+                        .push_bind(&m.imie)
+                        .push_bind(&m.nazwisko)
+                        .push_bind(&m.wyksztalcenie)
+                        .push_bind(&m.pesel)
+                        .push_bind(&m.wojewodztwo)
+                        .push_bind(&m.miejscowosc)
+                        .push_bind(&m.ulica)
+                        .push_bind(&m.nrdomulokalu)
+                        .push_bind(&m.kodpocztowy)
+                        .push_bind(&m.email)
+                        .push_bind(&m.tel)
+                        .push_bind(&m.search)
+                        .push_bind(m.version)
+                        .push_bind(&m.created_by)
+                        .push_bind(m.created_at)
+                        .push_bind(m.updated_at)
+                        .push_bind(&m.pesel_index)
+                        .push_bind(&m.imie_sort)
+                        .push_bind(&m.nazwisko_sort)
+                        .push_bind(&m.miejscowosc_sort)
+                        .push_bind(&m.wojewodztwo_sort);
+                    if let Some(places) = places {
+                        row.push_bind(places[i]);
+                    }
+                },
+            );
+            insert
+                .build()
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_unique)?;
+        }
+        Ok(())
+    }
+
     fn bulk_places(rebuild: &Option<BulkRebuild>) -> Option<&[i64]> {
         rebuild.as_ref().map(|r| r.places.as_slice())
     }

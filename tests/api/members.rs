@@ -838,6 +838,16 @@ async fn import_is_all_or_nothing_and_round_trips(backend: Backend) {
             Some("member_search=10000,members=10000"),
             "analyzed"
         );
+        // The import let the trigram index's pending list grow, and set it back before its
+        // commit.
+        let options = app
+            .query_text(
+                "SELECT array_to_string(reloptions, ',') FROM pg_class \
+                 WHERE relname = 'member_search_trgm'",
+                &[],
+            )
+            .await;
+        assert_eq!(options.as_deref(), Some("gin_pending_list_limit=256"));
     }
     let list = call(
         &app,
