@@ -148,17 +148,7 @@ impl Voivodeship {
 fn fold_polish(lower: &str) -> String {
     lower
         .chars()
-        .map(|c| match c {
-            'ą' => 'a',
-            'ć' => 'c',
-            'ę' => 'e',
-            'ł' => 'l',
-            'ń' => 'n',
-            'ó' => 'o',
-            'ś' => 's',
-            'ź' | 'ż' => 'z',
-            other => other,
-        })
+        .map(|c| super::polish_base(c).unwrap_or(c))
         .collect()
 }
 

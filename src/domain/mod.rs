@@ -166,12 +166,21 @@ fn lower_polish(c: char) -> char {
 /// its order (after spaces and digits); another letter with a diacritic sorts as its base
 /// letter (é as e); anything else sorts after every letter, by its code point.
 pub fn sort_key(s: &str) -> String {
-    // An ASCII letter is its own NFD base, so the table answers for it what both lookups below
-    // would; other letters are looked up as they were.
-    let letter = |c: char| match c {
+    // An ASCII letter is its own NFD base, so the table answers for it what both lookups in
+    // `sort_key_by` would; other letters are looked up in the alphabet.
+    sort_key_by(s, |c| match c {
         'a'..='z' => Some(usize::from(ASCII_PLACE[c as usize])),
-        _ => POLISH.chars().position(|p| p == c),
-    };
+        _ => place_in_alphabet(c),
+    })
+}
+
+/// A lower-case letter's place in [`POLISH`], looked up.
+fn place_in_alphabet(c: char) -> Option<usize> {
+    POLISH.chars().position(|p| p == c)
+}
+
+/// [`sort_key`] with `letter` giving a lower-case letter's place in the alphabet.
+fn sort_key_by(s: &str, letter: impl Fn(char) -> Option<usize>) -> String {
     let mut key = String::with_capacity(s.len());
     for c in s.trim().chars().flat_map(char::to_lowercase) {
         let base = || {
@@ -180,7 +189,7 @@ pub fn sort_key(s: &str) -> String {
                 .next()
                 .filter(|b| b.is_ascii_alphabetic())
         };
-        match letter(c).or_else(|| base().and_then(letter)) {
+        match letter(c).or_else(|| base().and_then(&letter)) {
             Some(i) => key.push(char::from(b'A' + i as u8)),
             None if c.is_ascii_digit() => key.push(c),
             None if c.is_whitespace() || c == '-' => key.push(' '),
@@ -296,28 +305,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// `sort_key` as it was before its table for ASCII letters.
+    /// `sort_key` looking every letter up in the alphabet, as it did before its table.
     fn sort_key_by_lookups(s: &str) -> String {
-        let letter = |c: char| POLISH.chars().position(|p| p == c);
-        let mut key = String::new();
-        for c in s.trim().chars().flat_map(char::to_lowercase) {
-            let base = || {
-                c.to_string()
-                    .nfd()
-                    .next()
-                    .filter(|b| b.is_ascii_alphabetic())
-            };
-            match letter(c).or_else(|| base().and_then(letter)) {
-                Some(i) => key.push(char::from(b'A' + i as u8)),
-                None if c.is_ascii_digit() => key.push(c),
-                None if c.is_whitespace() || c == '-' => key.push(' '),
-                None => {
-                    key.push('~');
-                    key.push(c);
-                }
-            }
-        }
-        key
+        sort_key_by(s, place_in_alphabet)
     }
 
     /// Texts near the plain path's edges: ASCII (controls too), the Polish letters in both cases,
