@@ -269,7 +269,7 @@ impl PostgresTx {
         &mut self,
         members: &[MemberRecord],
         order: &[usize],
-        _places: Option<&[i64]>,
+        _rebuild: &Option<()>,
     ) -> StoreResult<()> {
         const INSERT: &str = concat!(
             "INSERT INTO members (",
@@ -314,10 +314,6 @@ impl PostgresTx {
                 .map_err(map_unique)?;
         }
         Ok(())
-    }
-
-    fn bulk_places(_rebuild: &Option<()>) -> Option<&[i64]> {
-        None
     }
 
     /// Sets the pending list's limit back to migration 0021's, after a large import.

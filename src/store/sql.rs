@@ -138,10 +138,10 @@ impl CodeGrantRow {
 pub(crate) const OIDC_CLIENT_COLUMNS: &str = "id, organization_id, name, secret_hash, redirect_uris, \
      post_logout_redirect_uris, first_party, id_token_alg, created_at";
 
-/// An account's passkeys, oldest first.
 /// The organization's member count, kept by triggers (migration 0007).
 pub(crate) const MEMBER_COUNT: &str = "SELECT member_count FROM organizations WHERE id = $1";
 
+/// An account's passkeys, oldest first.
 pub(crate) const PASSKEYS: &str = "SELECT id, account_id, credential_id, name, credential, sign_count, created_at, last_used_at \
      FROM passkeys WHERE account_id = $1 ORDER BY created_at, id";
 /// Which second factors an account has.
@@ -1217,10 +1217,8 @@ macro_rules! sql_store {
 
             async fn insert_members(&mut self, members: &[MemberRecord]) -> StoreResult<()> {
                 let rebuild = self.bulk_prepare(members).await?;
-                // A large import's places (SQLite), one a member, made by `bulk_prepare`.
-                let places = <$tx>::bulk_places(&rebuild);
                 let order = <$tx>::insert_order(members);
-                self.insert_rows(members, &order, places).await?;
+                self.insert_rows(members, &order, &rebuild).await?;
                 self.bulk_finish(rebuild, members).await?;
                 self.bulk_inserted += members.len();
                 Ok(())

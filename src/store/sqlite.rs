@@ -448,20 +448,21 @@ impl SqliteTx {
         Ok(())
     }
 
-    /// Members are inserted as given: a large import's order is its places' (`bulk_places`),
-    /// which the trigram index is filled by.
+    /// Members are inserted as given: a large import's order is its places'
+    /// (`BulkRebuild::places`), which the trigram index is filled by.
     fn insert_order(members: &[MemberRecord]) -> Vec<usize> {
         (0..members.len()).collect()
     }
 
     /// The rows of an import, in `order`, 500 to a statement (25 binds a row, under SQLite's
-    /// limit), with their places when `bulk_places` gave them.
+    /// limit), each with its place when `bulk_prepare` numbered a large import.
     async fn insert_rows(
         &mut self,
         members: &[MemberRecord],
         order: &[usize],
-        places: Option<&[i64]>,
+        rebuild: &Option<BulkRebuild>,
     ) -> StoreResult<()> {
+        let places = rebuild.as_ref().map(|r| r.places.as_slice());
         let columns = if places.is_some() { ", place" } else { "" };
         for chunk in order.chunks(500) {
             let mut insert = sqlx::QueryBuilder::new(format!(
@@ -506,10 +507,6 @@ impl SqliteTx {
                 .map_err(map_unique)?;
         }
         Ok(())
-    }
-
-    fn bulk_places(rebuild: &Option<BulkRebuild>) -> Option<&[i64]> {
-        rebuild.as_ref().map(|r| r.places.as_slice())
     }
 
     /// After the rows of an import: a large one fills its organizations' trigram index in one
