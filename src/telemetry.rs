@@ -227,7 +227,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 /// Counts every request by route template (never the raw path, which holds ids) and status,
 /// and times it; each surface's layers (`http::layers::Tracked`) start one per request.
 pub struct Tracking {
-    series: Arc<RouteSeries>,
+    series: &'static RouteSeries,
     method: &'static str,
     started: Instant,
 }
@@ -299,29 +299,40 @@ impl RouteSeries {
     }
 }
 
-/// Routes are the router's templates (and `unmatched`), a set fixed at start-up.
-static ROUTES: OnceLock<RwLock<HashMap<Arc<str>, Arc<RouteSeries>>>> = OnceLock::new();
+/// Routes are the router's templates (and `unmatched`), a set fixed at start-up, so each
+/// route's series is made once and kept for the life of the process (leaked: no reference
+/// count to change on every request). They are found by the template's text, hashed with
+/// foldhash rather than SipHash: that lookup was a fifth of what `/healthz` adds to the
+/// hello's work (issue 18).
+static ROUTES: OnceLock<RwLock<HashMap<&'static str, &'static RouteSeries, RouteHasher>>> =
+    OnceLock::new();
 
-fn route_series(route: &str) -> Arc<RouteSeries> {
+/// A fixed seed: the keys are the router's own templates, nothing a client chooses.
+type RouteHasher = foldhash::fast::FixedState;
+
+fn route_series(route: &str) -> &'static RouteSeries {
     let routes = ROUTES.get_or_init(Default::default);
     if let Some(series) = routes
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .get(route)
     {
-        return Arc::clone(series);
+        return series;
     }
     // The handles are bound to the recorder installed when they are made.
     prometheus();
     let mut routes = routes.write().unwrap_or_else(PoisonError::into_inner);
-    let series = routes.entry(Arc::from(route)).or_insert_with_key(|route| {
-        Arc::new(RouteSeries {
-            route: Arc::clone(route),
-            counters: Mutex::default(),
-            durations: Mutex::default(),
-        })
-    });
-    Arc::clone(series)
+    if let Some(series) = routes.get(route) {
+        return series;
+    }
+    let series: &'static RouteSeries = Box::leak(Box::new(RouteSeries {
+        route: Arc::from(route),
+        counters: Mutex::default(),
+        durations: Mutex::default(),
+    }));
+    let key: &'static str = Box::leak(Box::from(route));
+    routes.insert(key, series);
+    series
 }
 
 /// A request method as a label: the standard ones, and `other` for anything a client invents,

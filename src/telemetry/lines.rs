@@ -72,12 +72,16 @@ pub struct Lines {
     pub ansi: bool,
 }
 
-/// How the installed subscriber writes lines, once `telemetry::init` installed brama's.
-static INSTALLED: OnceLock<Lines> = OnceLock::new();
+/// How the installed subscriber writes lines, once `telemetry::init` installed brama's, and
+/// whether its filter lets the access line through.
+static INSTALLED: OnceLock<(Lines, bool)> = OnceLock::new();
 
-/// Notes that brama's subscriber, writing `lines`, is the process's.
+/// Notes that brama's subscriber, writing `lines`, is the process's. Its filter (`RUST_LOG`,
+/// read once at start-up, with no directive that depends on a span) is asked about the access
+/// line here, once: asking on every request was a tenth of the line's cost (issue 18).
 pub(super) fn installed(lines: Lines) {
-    let _ = INSTALLED.set(lines);
+    let access = tracing::enabled!(target: ACCESS_TARGET, Level::INFO);
+    let _ = INSTALLED.set((lines, access));
 }
 
 /// The target of the access line, as if logged from `http::edge`.
@@ -96,11 +100,11 @@ thread_local! {
 /// `/healthz`'s own CPU (issue 18). Under any other subscriber (tests, embedding) it is an
 /// ordinary tracing event.
 pub fn served(status: u16, latency_ms: u64) {
-    let Some(style) = INSTALLED.get() else {
+    let Some((style, access)) = INSTALLED.get() else {
         tracing::info!(target: ACCESS_TARGET, status, latency_ms, "served");
         return;
     };
-    if !tracing::enabled!(target: ACCESS_TARGET, Level::INFO) {
+    if !access {
         return;
     }
     ACCESS_LINE.with_borrow_mut(|line| {
