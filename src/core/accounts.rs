@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::core::limits::retry_after_secs;
 use crate::core::sessions::{AMR_PASSWORD, AMR_PASSWORD_OTP, AMR_PASSWORD_PASSKEY, IssuedSession};
-use crate::core::{AuditAction, Caller, Client, Core, CoreError, CoreResult, now_ms};
+use crate::core::{AuditAction, Caller, Client, Core, CoreError, CoreResult, SeenAccount, now_ms};
 use crate::crypto::{random_token, token_hash};
 use crate::domain::{AccountEmail, AccountStatus, Password, Role, Username, normalize_key};
 use crate::store::{
@@ -423,19 +423,22 @@ impl Core {
     }
 
     /// The account behind an access token, within the token's organization.
-    pub async fn me(&self, caller: &Caller) -> CoreResult<Arc<AccountRecord>> {
+    pub async fn me(&self, caller: &Caller) -> CoreResult<Arc<SeenAccount>> {
         let account = match self.cached_account(&caller.account_id) {
             Some(a) => a,
             None => match self.store.account(&caller.account_id).await? {
                 Some(fresh) => {
-                    let fresh = Arc::new(fresh);
+                    let fresh = Arc::new(SeenAccount {
+                        record: fresh,
+                        me_answer: std::sync::OnceLock::new(),
+                    });
                     self.remember_account(&fresh);
                     fresh
                 }
                 None => return Err(CoreError::TokenInvalid),
             },
         };
-        if may_act(&account, caller) {
+        if may_act(&account.record, caller) {
             Ok(account)
         } else {
             Err(CoreError::TokenInvalid)

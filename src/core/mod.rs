@@ -111,8 +111,9 @@ pub struct Core {
     /// `strict_revocation`: session liveness seen in the last second, by session id.
     session_cache: Mutex<HashMap<String, (bool, Instant)>>,
     /// Accounts read in the last second, by id: `/me` on a hot path need not hit the database
-    /// for every request. Changes made on this node drop their entry at once.
-    account_cache: Mutex<HashMap<String, (Arc<AccountRecord>, Instant)>>,
+    /// for every request. Changes made on this node drop their entry at once. The ids come from
+    /// tokens brama signed; foldhash rather than SipHash (issue 18).
+    account_cache: Mutex<HashMap<String, (Arc<SeenAccount>, Instant), foldhash::fast::RandomState>>,
     /// OpenID Connect clients the token endpoint authenticated in the last second, by id
     /// (`Core::token_client`). Removing one on this node drops its entry at once.
     client_cache: Mutex<HashMap<String, (oidc::OidcClient, Instant)>>,
@@ -178,7 +179,7 @@ impl Core {
             limiter,
             mailer,
             session_cache: Mutex::new(HashMap::new()),
-            account_cache: Mutex::new(HashMap::new()),
+            account_cache: Mutex::new(HashMap::default()),
             client_cache: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
             node: uuid::Uuid::new_v4().to_string(),
@@ -260,7 +261,7 @@ impl Core {
 
     /// This node's copy of an account, shared rather than cloned: `/me` read every string of
     /// it (the password hash too) into a copy of its own on every request (issue 18).
-    fn cached_account(&self, id: &str) -> Option<Arc<AccountRecord>> {
+    fn cached_account(&self, id: &str) -> Option<Arc<SeenAccount>> {
         let cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(id)
@@ -268,12 +269,15 @@ impl Core {
             .map(|(a, _)| Arc::clone(a))
     }
 
-    fn remember_account(&self, account: &Arc<AccountRecord>) {
+    fn remember_account(&self, account: &Arc<SeenAccount>) {
         let mut cache = self.account_cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 50_000 {
             cache.retain(|_, (_, seen)| seen.elapsed() < ACCOUNT_CACHE_TTL);
         }
-        cache.insert(account.id.clone(), (Arc::clone(account), Instant::now()));
+        cache.insert(
+            account.record.id.clone(),
+            (Arc::clone(account), Instant::now()),
+        );
     }
 
     /// Drops this node's copy of an account it has just changed.
@@ -298,6 +302,16 @@ impl Core {
             tracing::error!(error = %e, action, "could not record audit event");
         }
     }
+}
+
+/// An account as this node read it, kept for `/me` ([`ACCOUNT_CACHE_TTL`]), with the answer
+/// `/me` gives for it once the HTTP layer has written that.
+pub struct SeenAccount {
+    pub record: AccountRecord,
+    /// `/me`'s body for `record` (it depends on the record alone), written on the first `/me`
+    /// that reads this copy: later ones neither write JSON nor format a date (issue 18). A
+    /// change made on this node drops the copy (`forget_account`), and the copy lives a second.
+    pub me_answer: std::sync::OnceLock<Box<[u8]>>,
 }
 
 /// How long `/me` trusts an account it read (the same bound as strict revocation's sessions).

@@ -42,6 +42,11 @@ async fn audited(app: &TestApp, action: &str) -> String {
 async fn the_profile_changes_name_and_surname(backend: Backend) {
     let app = app!(backend);
     let token = access(&signed_up(&app, "hania").await);
+    // Read first, so that this node holds the account and its `/me` answer: the change must
+    // drop both, not only the record (issue 18 keeps the written answer with the account).
+    let r = call(&app, &token, "GET", "/api/auth/me", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_ne!(r.body["name"], "Hanna");
     let r = call(
         &app,
         &token,

@@ -495,8 +495,12 @@ struct MeBody<'a> {
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", operation_id = "me", responses((status = 200, description = "The caller's account", body = MeBody), (status = 401, description = "Expired, invalid or revoked access token", body = error::ErrorBody), (status = 403, description = "No token, CSRF refused, or role too low", body = error::ErrorBody)), security(("access_token" = []), ("bearer" = [])))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult {
     let account = state.core.me(&user.caller).await?;
-    let body = me_body(&account).json();
-    Ok(crate::http::json_bytes(axum::body::Body::from(body)))
+    let body = account
+        .me_answer
+        .get_or_init(|| me_body(&account.record).json().into_boxed_slice());
+    Ok(crate::http::json_bytes(axum::body::Body::from(
+        axum::body::Bytes::copy_from_slice(body),
+    )))
 }
 
 impl MeBody<'_> {
