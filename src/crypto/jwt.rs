@@ -72,7 +72,8 @@ struct Ring {
     /// The newest RSA key: it signs RS256 ID tokens.
     rsa: RsaSigner,
     /// Ed25519 public keys accepted on access tokens, by kid.
-    verifying: HashMap<String, DecodingKey>,
+    /// foldhash: every authenticated request looks its token's key up here (issue 18).
+    verifying: HashMap<String, DecodingKey, foldhash::fast::RandomState>,
     /// RSA public keys (PKCS#1 DER) of ID tokens brama signed and may be shown again (an
     /// `id_token_hint`), by kid.
     rsa_verifying: HashMap<String, DecodingKey>,
@@ -252,7 +253,10 @@ impl KeyRing {
     fn remembered(&self, token: &str) -> Option<Arc<Claims>> {
         let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         let (claims, kid) = verified.get(token)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        // The clock's seconds alone: `OffsetDateTime::now_utc` also works out the date.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let live = claims.exp + LEEWAY_SECS as i64 >= now;
         (live && self.current().verifying.contains_key(&**kid)).then(|| Arc::clone(claims))
     }
@@ -540,7 +544,7 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
             .encode(serde_json::json!({ "typ": "JWT", "alg": "RS256", "kid": rs.kid }).to_string()),
     };
 
-    let mut verifying = HashMap::new();
+    let mut verifying = HashMap::default();
     let mut rsa_verifying = HashMap::new();
     let mut published = Vec::new();
     // Ed25519 keys first (what verifies access tokens), then RSA ones. keys are newest first: a
