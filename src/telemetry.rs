@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -260,7 +260,7 @@ impl Tracking {
 /// request there is now one lookup of the route's text and a short scan of the method and
 /// status pairs seen so far.
 struct RouteSeries {
-    route: Arc<str>,
+    route: &'static str,
     /// (method, status) → `http_requests_total`.
     counters: Mutex<Vec<(&'static str, u16, Counter)>>,
     /// method → `http_request_duration_seconds`.
@@ -324,13 +324,13 @@ fn route_series(route: &str) -> &'static RouteSeries {
     if let Some(series) = routes.get(route) {
         return series;
     }
+    let route: &'static str = Box::leak(Box::from(route));
     let series: &'static RouteSeries = Box::leak(Box::new(RouteSeries {
-        route: Arc::from(route),
+        route,
         counters: Mutex::default(),
         durations: Mutex::default(),
     }));
-    let key: &'static str = Box::leak(Box::from(route));
-    routes.insert(key, series);
+    routes.insert(route, series);
     series
 }
 
