@@ -13,8 +13,8 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::{Signer, SigningKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
@@ -66,7 +66,7 @@ pub enum VerifyError {
 struct Ring {
     /// The key, parsed once: jsonwebtoken parses its DER on every `encode`, which derives the
     /// public key, a second curve multiplication as dear as the signature itself.
-    signing: SigningKey,
+    signing: Ed25519Signer,
     /// The base64url JOSE header (`typ` JWT, `alg` EdDSA, `kid`), the same for every token.
     header: String,
     /// The newest RSA key: it signs RS256 ID tokens.
@@ -78,6 +78,27 @@ struct Ring {
     /// `id_token_hint`), by kid.
     rsa_verifying: HashMap<String, DecodingKey>,
     jwks: Arc<Jwks>,
+}
+
+/// An Ed25519 key expanded once. `SigningKey::sign` hashes the secret into its scalar and nonce
+/// prefix again for every signature (a SHA-512 and a wipe of its output); the signature is the
+/// same (RFC 8032 signatures are deterministic, see the test).
+struct Ed25519Signer {
+    expanded: ed25519_dalek::hazmat::ExpandedSecretKey,
+    public: ed25519_dalek::VerifyingKey,
+}
+
+impl Ed25519Signer {
+    fn new(key: &SigningKey) -> Self {
+        Self {
+            expanded: ed25519_dalek::hazmat::ExpandedSecretKey::from(key.as_bytes()),
+            public: key.verifying_key(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> ed25519_dalek::Signature {
+        ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&self.expanded, message, &self.public)
+    }
 }
 
 struct RsaSigner {
@@ -592,11 +613,36 @@ async fn build_ring(store: &DynStore, now_ms: i64) -> Result<Ring, StoreError> {
         }
     }
     Ok(Ring {
-        signing,
+        signing: Ed25519Signer::new(&signing),
         header,
         rsa,
         verifying,
         rsa_verifying,
         jwks: Arc::new(Jwks { keys: published }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::Signer;
+    use rand::RngCore;
+
+    use super::*;
+
+    /// The key expanded once signs exactly as `SigningKey::sign` does, and the signature
+    /// verifies under the key's public half.
+    #[test]
+    fn the_expanded_key_signs_as_the_signing_key_does() {
+        for length in [0, 1, 63, 64, 127, 128, 300, 1000] {
+            let key = SigningKey::generate(&mut OsRng);
+            let signer = Ed25519Signer::new(&key);
+            let mut message = vec![0u8; length];
+            OsRng.fill_bytes(&mut message);
+            let signature = signer.sign(&message);
+            assert_eq!(signature, key.sign(&message), "{length} bytes");
+            key.verifying_key()
+                .verify_strict(&message, &signature)
+                .unwrap();
+        }
+    }
 }
