@@ -389,10 +389,14 @@ pub fn access_token<'a>(
     if let Some(t) = bearer {
         return Some((t.trim(), TokenSource::Header));
     }
-    jar?.get(TOKEN_COOKIE)
+    jar.and_then(cookie_token).map(|t| (t, TokenSource::Cookie))
+}
+
+/// The access token in the `token` cookie, when it holds one.
+fn cookie_token(jar: &CookieJar) -> Option<&str> {
+    jar.get(TOKEN_COOKIE)
         .map(|c| c.value())
         .filter(|t| !t.is_empty())
-        .map(|t| (t, TokenSource::Cookie))
 }
 
 /// An authenticated caller, with the client it called from. A cookie-authenticated unsafe
@@ -411,22 +415,19 @@ impl FromRequestParts<AppState> for Authenticated {
     ) -> Result<Self, Self::Rejection> {
         // The cookies are read only when no header carries a token: an API client's request
         // (the most frequent) then makes no jar (two hash sets, issue 18).
-        let in_header = access_token(&parts.headers, None);
-        let jar = in_header
-            .is_none()
-            .then(|| CookieJar::from_headers(&parts.headers));
-        let Some((token, source)) =
-            in_header.or_else(|| access_token(&parts.headers, jar.as_ref()))
-        else {
-            return Err(Rejection::Unauthenticated(CoreError::NoToken));
+        let jar;
+        let token = match access_token(&parts.headers, None) {
+            Some((token, _)) => token,
+            None => {
+                jar = CookieJar::from_headers(&parts.headers);
+                let token =
+                    cookie_token(&jar).ok_or(Rejection::Unauthenticated(CoreError::NoToken))?;
+                if !is_safe(&parts.method) {
+                    check_csrf(&parts.headers, &jar, state)?;
+                }
+                token
+            }
         };
-        if source == TokenSource::Cookie && !is_safe(&parts.method) {
-            // A token from a cookie came from the jar, which is then there.
-            let Some(jar) = jar.as_ref() else {
-                return Err(Rejection::Unauthenticated(CoreError::NoToken));
-            };
-            check_csrf(&parts.headers, jar, state)?;
-        }
         let caller = state
             .core
             .authenticate_for(token, token_use(parts))
