@@ -28,6 +28,10 @@ pub struct SqliteStore {
     redemptions: tokio::sync::mpsc::Sender<RedeemRequest>,
     /// The code exchanges' reads, batched by `read_grants`.
     grant_reads: tokio::sync::mpsc::Sender<GrantRead>,
+    /// A connection that is never used, held open so that the pools' connections, which
+    /// close when idle, are never the database's last (`SqliteStore::anchor`). A mutex only to
+    /// make the store `Sync`; nothing locks it.
+    _anchor: std::sync::Mutex<sqlx::SqliteConnection>,
 }
 
 impl SqliteStore {
@@ -42,6 +46,13 @@ impl SqliteStore {
     const IDLE_CLOSE: Duration = Duration::from_secs(1);
     /// The writer checkpoints after a commit that leaves the WAL with this many pages.
     const WRITER_CHECKPOINT: u32 = 16_000;
+    /// The WAL file is cut back to this size (SQLite's `journal_size_limit`) at the first
+    /// commit after it starts again from its beginning: after a large transaction (an import)
+    /// it would otherwise keep its largest size on disk for as long as the database is open,
+    /// which, with the anchor connection, is as long as brama runs. The writer's own
+    /// checkpoint (`WRITER_CHECKPOINT` pages of 4 KiB) keeps it under this in normal work, so
+    /// only a WAL that a large transaction grew is ever cut, by the writer, off the runtime.
+    const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
     /// How often `checkpoint_in_background` looks whether the WAL was written.
     const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
     /// Imports of at least this many members are followed by `AFTER_BULK_INSERT`.
@@ -153,7 +164,8 @@ impl SqliteStore {
             .pragma("mmap_size", "2147418112")
             // Deleted and overwritten content (a member erased, a PESEL encrypted in place) is
             // zeroed, not left in free pages of the file (SPEC §12).
-            .pragma("secure_delete", "on");
+            .pragma("secure_delete", "on")
+            .pragma("journal_size_limit", Self::WAL_SIZE_LIMIT.to_string());
         let wal = wal_file(&options);
         let write_pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -198,7 +210,7 @@ impl SqliteStore {
             // closed them (issue 18). A reader idle for a second is closed now; under load
             // none is idle that long, and opening one again costs well under a millisecond.
             .idle_timeout(Self::IDLE_CLOSE)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let (rotations, queue) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(rotate_in_batches(write_pool.clone(), queue));
@@ -219,9 +231,27 @@ impl SqliteStore {
             rotations,
             redemptions,
             grant_reads,
+            _anchor: std::sync::Mutex::new(Self::anchor(options).await?),
         };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
+    }
+
+    /// Opens the anchor connection. When the last connection to a database closes, SQLite
+    /// checkpoints the whole WAL, syncs the file and deletes the WAL, in the thread that
+    /// closes it; and sqlx closes a connection that was idle (`IDLE_CLOSE`) either on its own
+    /// thread or on the runtime's, whichever lets go of it last. On a server that had been
+    /// started after a million-member import (a 1.2 GB WAL) and then idled for a second, the
+    /// runtime's thread deleted that WAL and the file system discarded its blocks: every
+    /// request waited 200-280 ms (perf: the runtime thread in `unlink`, `blkdev_issue_discard`;
+    /// the SQLite `/healthz` p99 of the full bench runs, 173-267 ms). With this connection
+    /// open, the pools' closes are never the last: the WAL is kept, cut to `WAL_SIZE_LIMIT`
+    /// by the writer, and deleted when the process's last connection goes. It maps nothing
+    /// (`mmap_size` 0) and reads nothing after opening, so it holds no memory worth the name
+    /// and no read lock that would stop a checkpoint.
+    async fn anchor(options: SqliteConnectOptions) -> StoreResult<sqlx::SqliteConnection> {
+        use sqlx::ConnectOptions;
+        Ok(options.pragma("mmap_size", "0").connect().await?)
     }
 
     /// Claims a claimable refresh token and stores its successor; `None` when the token was not
@@ -727,6 +757,51 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        // The pools' last connections closed, but not the database's: its WAL is still
+        // there, so no close deleted it (on whichever thread sqlx closed it).
+        assert!(dir.join("brama.db-wal").exists(), "the WAL was deleted");
+        store.pool.close().await;
+        store.write_pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A transaction larger than `WAL_SIZE_LIMIT` grows the WAL; once it is checkpointed, the
+    /// next commit cuts the file back, so a large import does not keep its size on disk for as
+    /// long as the server runs.
+    #[tokio::test]
+    async fn a_grown_wal_is_cut_back() {
+        let dir = std::env::temp_dir().join(format!("brama-wal-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("brama.db").display());
+        let store = SqliteStore::connect(&url, false).await.unwrap();
+        let wal = dir.join("brama.db-wal");
+        let size = || std::fs::metadata(&wal).unwrap().len();
+        let limit = u64::try_from(SqliteStore::WAL_SIZE_LIMIT).unwrap();
+        sqlx::query("CREATE TABLE ballast (b BLOB)")
+            .execute(&store.write_pool)
+            .await
+            .unwrap();
+        // 80 MiB in one transaction: the WAL holds all of it until the commit.
+        let mut tx = store.write_pool.begin().await.unwrap();
+        for _ in 0..80 {
+            sqlx::query("INSERT INTO ballast (b) VALUES (randomblob(1048576))")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert!(size() > limit, "{} bytes", size());
+        // Copied into the database file; the next write starts the WAL again and its commit
+        // cuts the file.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&store.write_pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO ballast (b) VALUES (1)")
+            .execute(&store.write_pool)
+            .await
+            .unwrap();
+        assert!(size() <= limit, "{} bytes", size());
         store.pool.close().await;
         store.write_pool.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
