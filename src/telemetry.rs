@@ -1,7 +1,6 @@
 //! Logging set-up and the Prometheus metrics behind `/metrics`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -9,7 +8,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -17,6 +16,9 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::config::LogFormat;
 
 mod lines;
+mod log_buffer;
+
+use log_buffer::LogBuffer;
 
 pub use lines::{Lines, RequestScope, peer, scope, served};
 
@@ -29,7 +31,7 @@ pub use lines::{Lines, RequestScope, peer, scope, served};
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let (buffer, not_gathered) = LogBuffer::start();
+    let (buffer, not_gathered) = log_buffer();
     let lines = Lines {
         json: matches!(format, LogFormat::Json),
         ansi: std::io::stderr().is_terminal(),
@@ -49,76 +51,28 @@ pub fn init(format: LogFormat) {
     }
 }
 
-/// How long an info or debug line may wait in [`LogBuffer`] before it is written.
-const LOG_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-/// A buffer this full is written at once, by the thread that filled it.
-const LOG_BUFFER_BYTES: usize = 64 * 1024;
+static LOG_BUFFER: LogBuffer = LogBuffer::new();
 
-/// Log lines on their way to standard error. Info and debug lines (the access lines) are
-/// gathered and written together, every [`LOG_FLUSH_INTERVAL`] by a thread of their own or as
-/// soon as [`LOG_BUFFER_BYTES`] have gathered; a warning or an error is written at once, with
-/// what was gathered before it, so lines keep their order. [`flush_logs`] writes what is left
-/// when the server stops. A process killed outright loses at most the last 100 ms of info lines.
-pub struct LogBuffer {
-    lines: Mutex<Vec<u8>>,
-    /// Every line is written at once: the thread that writes gathered lines did not start.
-    direct: AtomicBool,
-}
-
-static LOG_BUFFER: OnceLock<LogBuffer> = OnceLock::new();
-
-impl LogBuffer {
-    /// The buffer, and the flushing thread on first use (the error if it could not start;
-    /// lines are then written one by one).
-    fn start() -> (&'static LogBuffer, Option<std::io::Error>) {
-        let mut started = false;
-        let buffer = LOG_BUFFER.get_or_init(|| {
-            started = true;
-            LogBuffer {
-                lines: Mutex::new(Vec::with_capacity(LOG_BUFFER_BYTES)),
-                direct: AtomicBool::new(false),
-            }
-        });
-        if !started {
-            return (buffer, None);
-        }
+/// The [`LogBuffer`] brama's subscriber writes to, with its writing thread started on first
+/// use (the error if it could not start: lines are then written one by one).
+fn log_buffer() -> (&'static LogBuffer, Option<std::io::Error>) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let mut not_started = None;
+    STARTED.call_once(|| {
         let spawned = std::thread::Builder::new()
             .name("log-flush".into())
-            .spawn(|| {
-                loop {
-                    std::thread::sleep(LOG_FLUSH_INTERVAL);
-                    flush_logs();
-                }
-            });
-        match spawned {
-            Ok(_) => (buffer, None),
-            Err(e) => {
-                buffer.direct.store(true, Ordering::Relaxed);
-                (buffer, Some(e))
-            }
+            .spawn(|| LOG_BUFFER.write_for_ever(&mut std::io::stderr()));
+        if let Err(e) = spawned {
+            LOG_BUFFER.write_directly();
+            not_started = Some(e);
         }
-    }
-
-    /// Writes what has gathered; called with the lock held so that lines keep their order.
-    fn write_out(lines: &mut Vec<u8>) {
-        if lines.is_empty() {
-            return;
-        }
-        // Nothing sensible can be done when standard error is gone.
-        let _ = std::io::stderr().lock().write_all(lines);
-        lines.clear();
-        if lines.capacity() > 4 * LOG_BUFFER_BYTES {
-            lines.shrink_to(LOG_BUFFER_BYTES);
-        }
-    }
+    });
+    (&LOG_BUFFER, not_started)
 }
 
 /// Writes the log lines that are still gathered (at shutdown).
 pub fn flush_logs() {
-    if let Some(buffer) = LOG_BUFFER.get() {
-        let mut lines = buffer.lines.lock().unwrap_or_else(PoisonError::into_inner);
-        LogBuffer::write_out(&mut lines);
-    }
+    LOG_BUFFER.flush(&mut std::io::stderr());
 }
 
 /// One log line being written into the [`LogBuffer`].
@@ -129,15 +83,7 @@ pub struct LogLine {
 
 impl std::io::Write for LogLine {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let mut lines = self
-            .buffer
-            .lines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        lines.extend_from_slice(bytes);
-        if self.urgent || lines.len() >= LOG_BUFFER_BYTES {
-            LogBuffer::write_out(&mut lines);
-        }
+        self.buffer.push(bytes, self.urgent);
         Ok(bytes.len())
     }
 
@@ -148,14 +94,7 @@ impl std::io::Write for LogLine {
 
 /// Writes one info line into the [`LogBuffer`], as the subscriber would.
 fn write_line(line: &[u8]) {
-    if let Some(buffer) = LOG_BUFFER.get() {
-        let mut writer = LogLine {
-            buffer,
-            urgent: buffer.direct.load(Ordering::Relaxed),
-        };
-        // Writing into the buffer cannot fail.
-        let _ = writer.write_all(line);
-    }
+    LOG_BUFFER.push(line, false);
 }
 
 impl<'a> MakeWriter<'a> for &'static LogBuffer {
@@ -171,7 +110,7 @@ impl<'a> MakeWriter<'a> for &'static LogBuffer {
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogLine {
         LogLine {
             buffer: self,
-            urgent: *meta.level() <= tracing::Level::WARN || self.direct.load(Ordering::Relaxed),
+            urgent: *meta.level() <= tracing::Level::WARN,
         }
     }
 }

@@ -132,6 +132,37 @@ pub fn served(status: u16, latency_ms: u64) {
     });
 }
 
+/// The warning that `count` log lines were dropped because standard error took nothing
+/// (`LogBuffer`), as the installed subscriber writes lines (plain text when there is none).
+pub(super) fn dropped_notice(count: u64) -> String {
+    const TARGET: &str = "brama::telemetry";
+    const MESSAGE: &str = "log lines dropped: standard error did not take them";
+    let style = INSTALLED.get().map_or(
+        Lines {
+            json: false,
+            ansi: false,
+        },
+        |(style, _)| *style,
+    );
+    let mut line = String::with_capacity(160);
+    let mut digits = itoa::Buffer::new();
+    let _ = if style.json {
+        json_head(&mut line, &Level::WARN)
+            .and_then(|()| line.write_str(",\"message\":\""))
+            .and_then(|()| line.write_str(MESSAGE))
+            .and_then(|()| line.write_str("\",\"dropped\":"))
+            .and_then(|()| line.write_str(digits.format(count)))
+            .and_then(|()| json_tail(&mut line, TARGET))
+    } else {
+        text_head(&mut line, &Level::WARN, TARGET, style.ansi)
+            .and_then(|()| line.write_str(MESSAGE))
+            .and_then(|()| line.write_str(" dropped="))
+            .and_then(|()| line.write_str(digits.format(count)))
+            .and_then(|()| line.write_char('\n'))
+    };
+    line
+}
+
 impl<S, N> FormatEvent<S, N> for Lines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
