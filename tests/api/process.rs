@@ -961,6 +961,45 @@ async fn a_revoked_key_is_refused_by_every_node_within_ten_seconds(backend: Back
     assert_eq!(first.get("/api/auth/me", fresh.as_str()).await.0, 200);
 }
 
+/// A standard error that takes nothing (a pipe whose reader hangs) holds up no request: the
+/// access lines of 3 000 requests (~450 KB) are many times what the pipe holds, and each
+/// request is still answered. Before, a request wrote the gathered lines itself and stopped
+/// once the pipe was full, and so did every request after it.
+#[tokio::test]
+async fn a_standard_error_that_takes_nothing_holds_up_no_request() {
+    let db = scratch_dir().await;
+    let port = free_port();
+    let mut cmd = brama(db.dir());
+    data_env(&mut cmd, &db, Backend::Sqlite);
+    cmd.arg("serve")
+        .env("BRAMA_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("brama starts");
+    // Held open and never read: writes into it block once it is full.
+    let _unread = child.stderr.take().expect("stderr");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = Instant::now() + START_DEADLINE;
+    while http.get(&url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "brama did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..3000 {
+        let status = http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} was not answered: {e}"))
+            .status();
+        assert_eq!(status, 200, "request {i}");
+    }
+    child.kill().await.expect("SIGKILL");
+}
+
 /// The data directory holds keys, password hashes and PESELs: brama makes it 0700 and the
 /// database's files 0600 even under a permissive umask, and warns about an existing directory
 /// that others may read.
