@@ -70,9 +70,10 @@ fn log_buffer() -> (&'static LogBuffer, Option<std::io::Error>) {
     (&LOG_BUFFER, not_started)
 }
 
-/// Writes the log lines that are still gathered (at shutdown).
+/// Writes the log lines that are still gathered (at shutdown), waiting at most two seconds for
+/// a standard error that takes nothing.
 pub fn flush_logs() {
-    LOG_BUFFER.flush(&mut std::io::stderr());
+    LOG_BUFFER.flush(std::time::Duration::from_secs(2));
 }
 
 /// One log line being written into the [`LogBuffer`].

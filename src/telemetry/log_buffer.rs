@@ -30,6 +30,8 @@ pub struct LogBuffer {
     gathered: Mutex<Gathered>,
     /// Wakes the writing thread: a warning or an error, or `WAKE_BYTES` gathered.
     wake: Condvar,
+    /// Told each time the writing thread has written (`flush` waits on it).
+    written: Condvar,
     /// Held while gathered lines are written; taken before the lines are let go of, so that
     /// what was gathered first is written first.
     writing: Mutex<()>,
@@ -50,6 +52,10 @@ struct Gathered {
     woken: bool,
     /// Lines dropped since the last write because `MAX_BYTES` were waiting.
     dropped: u64,
+    /// Bytes ever gathered, and of them written (`flush` waits until the second reaches what
+    /// the first was when it was called).
+    gathered_total: u64,
+    written_total: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,8 +71,11 @@ impl LogBuffer {
                 urgent: false,
                 woken: false,
                 dropped: 0,
+                gathered_total: 0,
+                written_total: 0,
             }),
             wake: Condvar::new(),
+            written: Condvar::new(),
             writing: Mutex::new(()),
             direct: AtomicBool::new(false),
         }
@@ -97,6 +106,7 @@ impl LogBuffer {
             return;
         }
         gathered.lines.extend_from_slice(line);
+        gathered.gathered_total += line.len() as u64;
         gathered.urgent |= urgent;
         if (urgent || gathered.lines.len() >= WAKE_BYTES) && !gathered.woken {
             gathered.woken = true;
@@ -119,10 +129,27 @@ impl LogBuffer {
         }
     }
 
-    /// Writes what has gathered to `out` now (at shutdown), after what the writing thread may
-    /// be writing.
-    pub fn flush(&self, out: &mut impl Write) {
-        self.write_taken(lock(&self.gathered), out);
+    /// Has what gathered so far written now (at shutdown), waiting at most `patience` for the
+    /// writing thread: a standard error that takes nothing must not keep a stopping server
+    /// from exiting (its lines are then lost with it).
+    pub fn flush(&self, patience: Duration) {
+        let mut gathered = lock(&self.gathered);
+        if self.is_direct() {
+            self.write_taken(gathered, &mut std::io::stderr());
+            return;
+        }
+        let target = gathered.gathered_total;
+        if gathered.written_total >= target {
+            return;
+        }
+        gathered.urgent = true;
+        if !gathered.woken {
+            gathered.woken = true;
+            self.wake.notify_one();
+        }
+        let _ = self
+            .written
+            .wait_timeout_while(gathered, patience, |g| g.written_total < target);
     }
 
     /// Takes the gathered lines out of `gathered` and writes them with the lock let go of.
@@ -135,6 +162,7 @@ impl LogBuffer {
         }
         let next = std::mem::take(&mut gathered.spare);
         let mut lines = std::mem::replace(&mut gathered.lines, next);
+        let written = lines.len() as u64;
         let writing = lock(&self.writing);
         drop(gathered);
         // Nothing sensible can be done when standard error is gone.
@@ -148,9 +176,12 @@ impl LogBuffer {
             lines.shrink_to(WAKE_BYTES);
         }
         let mut gathered = lock(&self.gathered);
+        gathered.written_total += written;
         if gathered.spare.capacity() == 0 {
             gathered.spare = lines;
         }
+        drop(gathered);
+        self.written.notify_all();
     }
 }
 
@@ -278,13 +309,30 @@ mod tests {
             buffer.push(line.as_bytes(), i % 1000 == 0);
             expected.push_str(&line);
         }
-        // What the writing thread has not written yet, written after what it has.
-        let mut rest = Stalled {
-            go: mpsc::channel().1,
-            waiting: false,
+        // A flush returns once everything gathered before it is written.
+        buffer.flush(Duration::from_secs(20));
+        assert_eq!(String::from_utf8(lock(&taken).clone()).unwrap(), expected);
+    }
+
+    /// A server stopping while standard error takes nothing waits for it only so long.
+    #[test]
+    fn a_flush_waits_for_a_stalled_standard_error_only_so_long() {
+        let buffer: &'static LogBuffer = Box::leak(Box::new(LogBuffer::new()));
+        let (go, wait) = mpsc::channel();
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let mut out = Stalled {
+            go: wait,
+            waiting: true,
             taken: Arc::clone(&taken),
         };
-        buffer.flush(&mut rest);
-        assert_eq!(String::from_utf8(lock(&taken).clone()).unwrap(), expected);
+        std::thread::spawn(move || buffer.write_for_ever(&mut out));
+        buffer.push(b"before the stall\n", false);
+        returns(move || buffer.flush(Duration::from_millis(50)));
+        assert!(lock(&taken).is_empty());
+        // Once it takes lines again, a flush sees them written.
+        go.send(()).unwrap();
+        buffer.push(b"after it\n", false);
+        buffer.flush(Duration::from_secs(20));
+        assert_eq!(&*lock(&taken), b"before the stall\nafter it\n");
     }
 }
