@@ -722,13 +722,15 @@ async fn a_full_disk_refuses_writes_with_503_and_reads_go_on() {
     }
     assert!(refused > 0, "the full disk refused no write");
     // SQLite may still find room here too: a checkpoint beside the writer can let the WAL
-    // start again in the file's own space. The company surface's refusal comes within a few.
+    // start again in the file's own space (which it keeps: the store's anchor connection means
+    // no idle close deletes it). The company surface's refusal comes within a few; each try
+    // has a phone of its own, so one that found room does not make the next a duplicate.
     let mut r = None;
     for n in 0..20 {
         let signup = app
             .post(
                 "/company/signup",
-                json!({ "email": format!("firma{n}@example.com"), "phone": "+48123456", "state": 1 }),
+                json!({ "email": format!("firma{n}@example.com"), "phone": format!("+481234{n:02}"), "state": 1 }),
             )
             .await;
         if signup.status != 200 {

@@ -178,8 +178,16 @@ async fn delivery_is_given_up_after_a_day() {
     );
     assert_eq!(retry_after_ms(500), 900_000);
 
-    // No SMTP server on this port at all: every attempt fails at once.
-    let port = crate::process::free_port();
+    // A server that closes every connection at once: every attempt fails at once. (A port
+    // merely free could be taken by another test's server meanwhile, which would leave the
+    // attempt waiting for a greeting that never comes.)
+    let refuser = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = refuser.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = refuser.accept().await {
+            drop(connection);
+        }
+    });
     let app = app!(Backend::Sqlite, move |c| {
         c.smtp_host = Some("127.0.0.1".into());
         c.smtp_port = Some(port);
