@@ -219,6 +219,21 @@ mod tests {
         }
     }
 
+    /// A buffer with its writing thread, writing into a [`Stalled`] standard error (`stalled`:
+    /// that takes nothing until the sender is used); what it took.
+    fn with_writer(stalled: bool) -> (&'static LogBuffer, mpsc::Sender<()>, Arc<Mutex<Vec<u8>>>) {
+        let buffer: &'static LogBuffer = Box::leak(Box::new(LogBuffer::new()));
+        let (go, wait) = mpsc::channel();
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let mut out = Stalled {
+            go: wait,
+            waiting: stalled,
+            taken: Arc::clone(&taken),
+        };
+        std::thread::spawn(move || buffer.write_for_ever(&mut out));
+        (buffer, go, taken)
+    }
+
     /// Runs `f` on a thread of its own and fails if it has not returned within 20 s (a generous
     /// bound on work of microseconds: it fails only if `f` waits for the stalled writer).
     fn returns(f: impl FnOnce() + Send + 'static) {
@@ -234,15 +249,7 @@ mod tests {
 
     #[test]
     fn lines_are_taken_while_standard_error_takes_nothing_and_what_overflows_is_counted() {
-        let buffer: &'static LogBuffer = Box::leak(Box::new(LogBuffer::new()));
-        let (go, wait) = mpsc::channel();
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let mut out = Stalled {
-            go: wait,
-            waiting: true,
-            taken: Arc::clone(&taken),
-        };
-        std::thread::spawn(move || buffer.write_for_ever(&mut out));
+        let (buffer, go, taken) = with_writer(true);
         // A warning wakes the writer, which takes it and then stalls in `write` with it.
         returns(move || buffer.push(b"first warning\n", true));
         // (Without waiting on the lock: a writer that held it while stalled must fail the test,
@@ -294,15 +301,7 @@ mod tests {
 
     #[test]
     fn lines_are_written_in_the_order_they_came() {
-        let buffer: &'static LogBuffer = Box::leak(Box::new(LogBuffer::new()));
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let (_go, wait) = mpsc::channel();
-        let mut out = Stalled {
-            go: wait,
-            waiting: false,
-            taken: Arc::clone(&taken),
-        };
-        std::thread::spawn(move || buffer.write_for_ever(&mut out));
+        let (buffer, _go, taken) = with_writer(false);
         let mut expected = String::new();
         for i in 0..20_000 {
             let line = format!("line {i}\n");
@@ -317,15 +316,7 @@ mod tests {
     /// A server stopping while standard error takes nothing waits for it only so long.
     #[test]
     fn a_flush_waits_for_a_stalled_standard_error_only_so_long() {
-        let buffer: &'static LogBuffer = Box::leak(Box::new(LogBuffer::new()));
-        let (go, wait) = mpsc::channel();
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let mut out = Stalled {
-            go: wait,
-            waiting: true,
-            taken: Arc::clone(&taken),
-        };
-        std::thread::spawn(move || buffer.write_for_ever(&mut out));
+        let (buffer, go, taken) = with_writer(true);
         buffer.push(b"before the stall\n", false);
         returns(move || buffer.flush(Duration::from_millis(50)));
         assert!(lock(&taken).is_empty());
