@@ -29,9 +29,8 @@ pub struct SqliteStore {
     /// The code exchanges' reads, batched by `read_grants`.
     grant_reads: tokio::sync::mpsc::Sender<GrantRead>,
     /// A connection that is never used, held open so that the pools' connections, which
-    /// close when idle, are never the database's last (`SqliteStore::anchor`). A mutex only to
-    /// make the store `Sync`; nothing locks it.
-    _anchor: std::sync::Mutex<sqlx::SqliteConnection>,
+    /// close when idle, are never the database's last (`SqliteStore::anchor`).
+    _anchor: sqlx::SqliteConnection,
 }
 
 impl SqliteStore {
@@ -231,7 +230,7 @@ impl SqliteStore {
             rotations,
             redemptions,
             grant_reads,
-            _anchor: std::sync::Mutex::new(Self::anchor(options).await?),
+            _anchor: Self::anchor(options).await?,
         };
         store.seed_defaults(now_ms()).await?;
         Ok(store)
@@ -724,15 +723,29 @@ sql_store!(SqliteStore, SqliteTx, "sqlite");
 #[cfg(test)]
 mod tests {
     use super::SqliteStore;
+    use std::path::PathBuf;
+
+    /// A store on a fresh file in a directory of its own.
+    async fn scratch(name: &str, serving: bool) -> (PathBuf, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!("brama-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("brama.db").display());
+        let store = SqliteStore::connect(&url, serving).await.unwrap();
+        (dir, store)
+    }
+
+    /// Closes `store` and removes its directory.
+    async fn discard(dir: PathBuf, store: SqliteStore) {
+        store.pool.close().await;
+        store.write_pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A connection keeps the pages of the file it mapped and its own page cache: idle ones
     /// must go, or a server that once searched or wrote a large register holds that memory.
     #[tokio::test]
     async fn idle_connections_are_closed() {
-        let dir = std::env::temp_dir().join(format!("brama-readers-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("brama.db").display());
-        let store = SqliteStore::connect(&url, true).await.unwrap();
+        let (dir, store) = scratch("readers", true).await;
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(store.pool.acquire().await.unwrap());
@@ -760,9 +773,7 @@ mod tests {
         // The pools' last connections closed, but not the database's: its WAL is still
         // there, so no close deleted it (on whichever thread sqlx closed it).
         assert!(dir.join("brama.db-wal").exists(), "the WAL was deleted");
-        store.pool.close().await;
-        store.write_pool.close().await;
-        std::fs::remove_dir_all(&dir).unwrap();
+        discard(dir, store).await;
     }
 
     /// A transaction larger than `WAL_SIZE_LIMIT` grows the WAL; once it is checkpointed, the
@@ -770,10 +781,7 @@ mod tests {
     /// long as the server runs.
     #[tokio::test]
     async fn a_grown_wal_is_cut_back() {
-        let dir = std::env::temp_dir().join(format!("brama-wal-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("brama.db").display());
-        let store = SqliteStore::connect(&url, false).await.unwrap();
+        let (dir, store) = scratch("wal", false).await;
         let wal = dir.join("brama.db-wal");
         let size = || std::fs::metadata(&wal).unwrap().len();
         let limit = u64::try_from(SqliteStore::WAL_SIZE_LIMIT).unwrap();
@@ -802,8 +810,6 @@ mod tests {
             .await
             .unwrap();
         assert!(size() <= limit, "{} bytes", size());
-        store.pool.close().await;
-        store.write_pool.close().await;
-        std::fs::remove_dir_all(&dir).unwrap();
+        discard(dir, store).await;
     }
 }

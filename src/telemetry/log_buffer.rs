@@ -86,7 +86,7 @@ impl LogBuffer {
         self.direct.store(true, Ordering::Relaxed);
     }
 
-    pub fn is_direct(&self) -> bool {
+    fn is_direct(&self) -> bool {
         self.direct.load(Ordering::Relaxed)
     }
 
