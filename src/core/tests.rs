@@ -941,17 +941,51 @@ async fn the_janitor_works_through_a_backlog_batch_by_batch() {
     let (_, ended) = logged_in(&core, "alice").await;
     let (_, live) = logged_in(&core, "bob").await;
     // An upgrade's backlog: a long session of 1 234 rotations that ended long ago, and as many
-    // old audit events; both more than two batches.
+    // old audit events; both more than two batches. The session's tokens are one chain, its
+    // login's token first, and only that one is indexed by its session (migration 0024): each
+    // batch cut short must leave the rest of the chain findable.
     let backlog = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1234) ";
     execute(
         &core,
         &format!(
             "{backlog}INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, \
-             used_at) SELECT 'old' || i, $1, 1000, 2000, 1500 FROM n"
+             used_at, replaced_by) SELECT 'old' || i, $1, 1000, 2000, 1500, \
+             CASE WHEN i < 1234 THEN 'old' || (i + 1) END FROM n"
         ),
         &[&ended.session_id],
     )
     .await;
+    execute(
+        &core,
+        "UPDATE refresh_tokens SET replaces = 'old' || (CAST(substr(token_hash, 4) AS INTEGER) - 1) \
+         WHERE token_hash LIKE 'old%' AND token_hash <> 'old1'",
+        &[],
+    )
+    .await;
+    execute(
+        &core,
+        "UPDATE refresh_tokens SET replaces = (SELECT token_hash FROM refresh_tokens \
+         WHERE session_id = $1 AND token_hash NOT LIKE 'old%') WHERE token_hash = 'old1'",
+        &[&ended.session_id],
+    )
+    .await;
+    execute(
+        &core,
+        "UPDATE refresh_tokens SET used_at = 1500, replaced_by = 'old1' \
+         WHERE session_id = $1 AND token_hash NOT LIKE 'old%'",
+        &[&ended.session_id],
+    )
+    .await;
+    assert_eq!(
+        sqlx_scalar(
+            &core,
+            "SELECT COUNT(*) || '' FROM refresh_tokens WHERE replaces IS NULL AND session_id = $1",
+            &ended.session_id
+        )
+        .await,
+        "1",
+        "one chain"
+    );
     execute(
         &core,
         "UPDATE sessions SET revoked_at = 3000 WHERE id = $1",

@@ -35,6 +35,19 @@ pub(crate) fn claimable(token: &str, now: &str, active: &str, same_client: &str)
     )
 }
 
+/// A `WITH RECURSIVE chain (token_hash, next)` clause: the refresh tokens of the chains that
+/// begin with the rows `first` selects (`token_hash, replaced_by` of first tokens, which carry
+/// no `replaces`), each followed through `replaced_by` (migration 0024). A session's tokens are
+/// one chain, and only first tokens are indexed by session (`refresh_tokens_first`), so this is
+/// how a session's tokens are found: the janitor's and an account deletion's one way.
+pub(crate) fn token_chains(first: &str) -> String {
+    format!(
+        "WITH RECURSIVE chain (token_hash, next) AS ({first} \
+         UNION SELECT t.token_hash, t.replaced_by FROM chain c \
+         JOIN refresh_tokens t ON t.token_hash = c.next) "
+    )
+}
+
 /// The statement that deletes one batch of `litter` (binds: `$1` the cut, `$2` the batch size).
 /// Each picks its rows through an index on the time that makes them litter, so a batch reads
 /// about as many rows as it deletes.
@@ -1154,20 +1167,58 @@ macro_rules! sql_store {
                 if ended.is_empty() {
                     return Ok((0, 0));
                 }
+                // Up to `tokens` of their tokens, each chain followed from its first token.
                 let list = $crate::store::sql::placeholders(2, ended.len());
                 let statement = format!(
-                    "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM \
-                     refresh_tokens WHERE session_id IN ({list}) LIMIT $1)"
+                    "{}SELECT token_hash, next FROM chain LIMIT $1",
+                    $crate::store::sql::token_chains(&format!(
+                        "SELECT token_hash, replaced_by FROM refresh_tokens \
+                         WHERE session_id IN ({list}) AND replaces IS NULL"
+                    ))
                 );
-                let mut delete = sqlx::query(&statement).bind(tokens);
+                let mut walk = sqlx::query_as::<_, (String, Option<String>)>(&statement).bind(tokens);
                 for (id,) in &ended {
-                    delete = delete.bind(id);
+                    walk = walk.bind(id);
                 }
-                let tokens_deleted = delete.execute(&mut *self.tx).await?.rows_affected();
+                let walked = walk.fetch_all(&mut *self.tx).await?;
+                // A chain cut short: the first token left becomes its chain's first, or the
+                // rest of the chain could no longer be found.
+                let gone: std::collections::HashSet<&str> =
+                    walked.iter().map(|(hash, _)| hash.as_str()).collect();
+                let heirs: Vec<&str> = walked
+                    .iter()
+                    .filter_map(|(_, next)| next.as_deref())
+                    .filter(|next| !gone.contains(next))
+                    .collect();
+                if !heirs.is_empty() {
+                    let statement = format!(
+                        "UPDATE refresh_tokens SET replaces = NULL WHERE token_hash IN ({})",
+                        $crate::store::sql::placeholders(1, heirs.len())
+                    );
+                    let mut heir = sqlx::query(&statement);
+                    for hash in &heirs {
+                        heir = heir.bind(*hash);
+                    }
+                    heir.execute(&mut *self.tx).await?;
+                }
+                let mut tokens_deleted = 0;
+                if !walked.is_empty() {
+                    let statement = format!(
+                        "DELETE FROM refresh_tokens WHERE token_hash IN ({})",
+                        $crate::store::sql::placeholders(1, walked.len())
+                    );
+                    let mut delete = sqlx::query(&statement);
+                    for (hash, _) in &walked {
+                        delete = delete.bind(hash);
+                    }
+                    tokens_deleted = delete.execute(&mut *self.tx).await?.rows_affected();
+                }
+                // A session goes once no chain of it is left.
                 let list = $crate::store::sql::placeholders(1, ended.len());
                 let statement = format!(
                     "DELETE FROM sessions WHERE id IN ({list}) AND NOT EXISTS \
-                     (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)"
+                     (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id \
+                     AND r.replaces IS NULL)"
                 );
                 let mut delete = sqlx::query(&statement);
                 for (id,) in &ended {
@@ -1314,6 +1365,19 @@ macro_rules! sql_store {
                 sqlx::query(
                     "DELETE FROM outbox WHERE recipient IN (SELECT email FROM accounts WHERE id = $1)",
                 )
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                // Its sessions go with it (their foreign key cascades); their refresh tokens,
+                // which no foreign key ties to them (migration 0024), go first.
+                sqlx::query(&format!(
+                    "{}DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM chain)",
+                    $crate::store::sql::token_chains(
+                        "SELECT t.token_hash, t.replaced_by FROM sessions s \
+                         JOIN refresh_tokens t ON t.session_id = s.id \
+                         WHERE s.account_id = $1 AND t.replaces IS NULL"
+                    )
+                ))
                 .bind(id)
                 .execute(&mut *self.tx)
                 .await?;

@@ -11,6 +11,7 @@ use crate::{app, both_backends};
 both_backends!(
     the_janitor_deletes_what_can_no_longer_matter,
     one_node_at_a_time_does_the_janitors_work,
+    a_long_ended_session_goes_chain_and_all,
 );
 
 const HOUR: i64 = 3600 * 1000;
@@ -191,4 +192,81 @@ async fn one_node_at_a_time_does_the_janitors_work(backend: Backend) {
         .filter(|p| p.is_some())
         .count();
     assert_eq!(won, 1);
+}
+
+/// A session's refresh tokens are one chain, and only its first token is indexed by the session
+/// (migration 0024): the janitor follows the chain, a batch at a time, and a chain cut short by
+/// a batch must still be found whole by the next. A session that rotated 250 times more than it
+/// did over HTTP ended long ago; the janitor takes all 252 tokens and then the session, and
+/// leaves a live session's chain alone.
+async fn a_long_ended_session_goes_chain_and_all(backend: Backend) {
+    let app = app!(backend);
+    let old = app.user("old").await;
+    let r = app.refresh(old["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let last = r.body["refreshToken"].as_str().unwrap().to_string();
+    app.logout(old["accessToken"].as_str().unwrap()).await;
+    let live = app.user("live").await;
+    let r = app.refresh(live["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let current = r.body["refreshToken"].as_str().unwrap().to_string();
+    let hash = brama::crypto::token_hash(&last);
+    // 250 more rotations after the last one made over HTTP, as the rotation leaves them: each
+    // token names its successor (`replaced_by`) and its predecessor (`replaces`).
+    app.execute_sql(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, used_at, \
+         replaced_by) SELECT 'more' || i, t.session_id, t.created_at, t.expires_at, \
+         CASE WHEN i < 250 THEN t.created_at END, CASE WHEN i < 250 THEN 'more' || (i + 1) END \
+         FROM refresh_tokens t, (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+         WHERE i < 250) SELECT i FROM n) n WHERE t.token_hash = $1",
+        &[&hash],
+    )
+    .await;
+    app.execute_sql(
+        "UPDATE refresh_tokens SET replaces = 'more' || (CAST(substr(token_hash, 5) AS INTEGER) - 1) \
+         WHERE token_hash LIKE 'more%' AND token_hash <> 'more1'",
+        &[],
+    )
+    .await;
+    app.execute_sql(
+        "UPDATE refresh_tokens SET replaces = $1 WHERE token_hash = 'more1'",
+        &[&hash],
+    )
+    .await;
+    app.execute_sql(
+        "UPDATE refresh_tokens SET used_at = created_at, replaced_by = 'more1' WHERE token_hash = $1",
+        &[&hash],
+    )
+    .await;
+    assert_eq!(count(&app, "refresh_tokens").await, 254);
+    let app = if backend == Backend::Sqlite {
+        // Migration 0024 makes the table again (SQLite cannot drop a foreign key). Run once
+        // more on these chains, it keeps every token as it was and the rotation's trigger.
+        app.execute_sql("DELETE FROM _sqlx_migrations WHERE version = 24", &[])
+            .await;
+        let again = app.sibling(|_| {}).await;
+        assert_eq!(count(&again, "refresh_tokens").await, 254);
+        again
+    } else {
+        app
+    };
+
+    let tidied = app.core.tidy(now_ms() + 32 * DAY).await.expect("tidy");
+    assert_eq!(
+        (tidied.refresh_tokens, tidied.sessions),
+        (252, 1),
+        "{tidied:?}"
+    );
+    assert_eq!(count(&app, "sessions").await, 1);
+    assert_eq!(count(&app, "refresh_tokens").await, 2);
+    let r = app.refresh(&current).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The replaced token was marked used in the same statement: presenting it is reuse.
+    let r = app.refresh(&current).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "refresh_token_reused"),
+        "{}",
+        r.text
+    );
 }

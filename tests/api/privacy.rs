@@ -854,7 +854,7 @@ async fn an_account_exports_its_data_and_deletes_itself_but_not_the_last_owner(b
     let owner_token = owner["accessToken"].as_str().unwrap().to_string();
     let alice = app.user("alice").await;
     let token = alice["accessToken"].as_str().unwrap().to_string();
-    let refresh = alice["refreshToken"].as_str().unwrap().to_string();
+    let mut refresh = alice["refreshToken"].as_str().unwrap().to_string();
     let auth = [("x-access-token", token.as_str())];
 
     let r = app.get("/api/auth/me/export", &auth).await;
@@ -881,6 +881,32 @@ async fn an_account_exports_its_data_and_deletes_itself_but_not_the_last_owner(b
         r.text
     );
 
+    // Her session's tokens are a chain of three; a second login has one of its own.
+    for _ in 0..2 {
+        let r = app.refresh(&refresh).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        refresh = r.body["refreshToken"].as_str().unwrap().to_string();
+    }
+    let r = app.login("alice", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let tokens = || async {
+        app.query_text("SELECT CAST(COUNT(*) AS TEXT) FROM refresh_tokens", &[])
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        app.query_text(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM refresh_tokens t JOIN sessions s \
+             ON s.id = t.session_id JOIN accounts a ON a.id = s.account_id \
+             WHERE a.username = 'alice'",
+            &[]
+        )
+        .await
+        .as_deref(),
+        Some("4")
+    );
+    let before: i64 = tokens().await.parse().unwrap();
+
     // The password is checked first; without it nothing happens.
     let delete = |body: Value, token: String| {
         let app = &app;
@@ -904,6 +930,8 @@ async fn an_account_exports_its_data_and_deletes_itself_but_not_the_last_owner(b
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // Her sessions' refresh tokens went with them, and no one else's.
+    assert_eq!(tokens().await, (before - 4).to_string());
     assert_ne!(
         app.refresh(&refresh).await.status,
         200,
