@@ -62,6 +62,11 @@ for backend, r in runs.items():
         lines.append(f"| {label} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors'] - s['non2xx']} | {s['non2xx']} "
                      f"| {s.get('server_cpu_us', 0):.0f} | {rss} |")
     lines.append("")
+    rounds = [(key, r[key]["rounds_rps"]) for key in ("hello", "healthz", "me") if "rounds_rps" in r.get(key, {})]
+    if rounds:
+        lines += ["The hello, `/healthz` and `/me` ran in turn, " + str(len(rounds[0][1])) + " rounds of each; the table shows"
+                  " each one's median round (requests/s of every round: " + "; ".join(
+                      f"{key} " + ", ".join(f"{v:.0f}" for v in rps) for key, rps in rounds) + ").", ""]
     exports = r["members_export"]
     lines += [f"The whole register of {members(r)} exported once: " + ", ".join(
         f"{fmt.upper()} **failed** after {e['seconds']:.2f} s (`{e['failed']}`)" if "failed" in e else
@@ -109,7 +114,7 @@ check("`/me` p99 during a login flood ≤ 3× idle", lambda r: (f"{r['me_during_
                                                             r['me_during_login_flood']['p99_ms'] <= 3 * r['me_idle_16']['p99_ms']))
 check("member search p99 < 20 ms", lambda r: (f"{r['members_search']['p99_ms']:.1f} ms", r['members_search']['p99_ms'] < 20))
 if all("hello" in r for r in runs.values()):
-    # Issue 18: brama against a bare axum hello on the same core, measured just before it.
+    # Issue 18: brama against a bare axum hello on the same core, their median rounds measured in turn.
     def of_hello(r, scenario):
         return r[scenario]["rps"] / r["hello"]["rps"]
     check("`/healthz` ≥ 0.7 × a bare axum hello (req/s, issue 18)",
