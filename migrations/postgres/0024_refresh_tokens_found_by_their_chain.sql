@@ -14,4 +14,10 @@
 -- session, and deleting an account deletes its sessions' tokens first (`delete_account`).
 ALTER TABLE refresh_tokens DROP CONSTRAINT refresh_tokens_session_id_fkey;
 DROP INDEX refresh_tokens_session;
+-- A token whose predecessor is gone (an earlier janitor deleted an ended session's tokens in
+-- no particular order, and this upgrade came between two of its batches) begins a chain of its
+-- own, or it could not be found.
+UPDATE refresh_tokens SET replaces = NULL
+WHERE replaces IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens p WHERE p.token_hash = refresh_tokens.replaces);
 CREATE INDEX refresh_tokens_first ON refresh_tokens (session_id) WHERE replaces IS NULL;

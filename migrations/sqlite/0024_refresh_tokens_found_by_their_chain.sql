@@ -28,6 +28,12 @@ SELECT token_hash, session_id, created_at, expires_at, used_at, replaced_by, rep
 FROM refresh_tokens;
 DROP TABLE refresh_tokens;
 ALTER TABLE refresh_tokens_chained RENAME TO refresh_tokens;
+-- A token whose predecessor is gone (an earlier janitor deleted an ended session's tokens in
+-- no particular order, and this upgrade came between two of its batches) begins a chain of its
+-- own, or it could not be found.
+UPDATE refresh_tokens SET replaces = NULL
+WHERE replaces IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens p WHERE p.token_hash = refresh_tokens.replaces);
 CREATE INDEX refresh_tokens_first ON refresh_tokens (session_id) WHERE replaces IS NULL;
 
 -- As in 0022 (dropped with the old table).
