@@ -363,7 +363,7 @@ async fn rotate_in_batches(
             let rows =
                 super::deadline::within(limit, async { Ok(rotate_batch(&pool, &batch).await?) })
                     .await;
-            super::rotation::answer(batch, followers, rows);
+            super::rotation::answer(batch, followers, rows, super::rotation::claimed_columns);
         }
     })
     .await

@@ -153,19 +153,16 @@ pub(crate) async fn in_batches<R, F, Fut>(
     }
 }
 
-/// Answers every request of a batch from the rows its statement returned (`replaces`, the
-/// presented token's hash, and a [`Claimed`]), or with the statement's error. `followers` are
-/// answered "not claimed": each then finds the token used, as if it had come a moment later.
+/// Answers every request of a batch from the rows its statement returned, each read by
+/// `decode` into the presented token's hash (`replaces`) and a [`Claimed`], or with the
+/// statement's error. `followers` are answered "not claimed": each then finds the token used, as
+/// if it had come a moment later.
 pub(crate) fn answer<R>(
     batch: Vec<RotationRequest>,
     followers: Vec<RotationRequest>,
     rows: StoreResult<Vec<R>>,
-) where
-    R: sqlx::Row,
-    for<'r> Claimed: sqlx::FromRow<'r, R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
+    decode: impl Fn(&R) -> Result<(String, StoreResult<Claimed>), sqlx::Error>,
+) {
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
@@ -178,15 +175,8 @@ pub(crate) fn answer<R>(
             return;
         }
     };
-    // Each row is read on its own: a row that cannot be read (an account whose role this
-    // version does not know) fails its own requester, not the whole batch.
-    let decoded: Result<HashMap<String, StoreResult<Claimed>>, sqlx::Error> = rows
-        .iter()
-        .map(|row| {
-            let replaced: String = row.try_get("replaces")?;
-            Ok((replaced, Claimed::from_row(row).map_err(StoreError::from)))
-        })
-        .collect();
+    let decoded: Result<HashMap<String, StoreResult<Claimed>>, sqlx::Error> =
+        rows.iter().map(decode).collect();
     let mut done = match decoded {
         Ok(done) => done,
         Err(e) => {
@@ -209,6 +199,20 @@ pub(crate) fn answer<R>(
     for r in followers {
         let _ = r.reply.send(Ok(None));
     }
+}
+
+/// A row that names the [`Claimed`]'s columns and `replaces`. Each row is read on its own: a
+/// row that cannot be read (an account whose role this version does not know) fails its own
+/// requester, not the whole batch; only `replaces` failing fails them all.
+pub(crate) fn claimed_columns<R>(row: &R) -> Result<(String, StoreResult<Claimed>), sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'r> Claimed: sqlx::FromRow<'r, R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    let replaced: String = row.try_get("replaces")?;
+    Ok((replaced, Claimed::from_row(row).map_err(StoreError::from)))
 }
 
 #[cfg(test)]

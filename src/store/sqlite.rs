@@ -674,13 +674,42 @@ async fn rotate_in_batches(pool: SqlitePool, queue: tokio::sync::mpsc::Receiver<
         let pool = pool.clone();
         async move {
             let rows = rotate_batch(&pool, &batch).await;
-            super::rotation::answer(batch, followers, rows);
+            super::rotation::answer(batch, followers, rows, claimed_from_who);
         }
     })
     .await
 }
 
-/// Rotates `batch` (distinct tokens) in one statement; its rows for `rotation::answer`.
+/// A row of `rotate_batch`: the replaced token's hash, and whom the new one speaks for. A
+/// `RETURNING` clause sees only the inserted row, so the account and the session's `amr` come
+/// from a subquery, one for the four values (`who`, a JSON array): a subquery per value looked
+/// the session and the account up seven times more a rotation. An unreadable `who` (an account
+/// whose role this version does not know) fails its own requester, as in
+/// `rotation::claimed_columns`.
+fn claimed_from_who(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<(String, StoreResult<Claimed>), sqlx::Error> {
+    use sqlx::Row;
+    let replaced: String = row.try_get("replaces")?;
+    let claimed = || -> Result<Claimed, sqlx::Error> {
+        let session_id: String = row.try_get("rotated_session")?;
+        let who: String = row.try_get("who")?;
+        let (account_id, organization_id, role, amr): (String, String, String, String) =
+            serde_json::from_str(&who).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let role = crate::domain::Role::parse(&role)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role:?}").into()))?;
+        Ok(Claimed {
+            session_id,
+            account_id,
+            organization_id,
+            role,
+            amr,
+        })
+    };
+    Ok((replaced, claimed().map_err(StoreError::from)))
+}
+
+/// Rotates `batch` (distinct tokens) in one statement; its rows for `claimed_from_who`.
 async fn rotate_batch(
     pool: &SqlitePool,
     batch: &[RotationRequest],
@@ -693,13 +722,8 @@ async fn rotate_batch(
          FROM r JOIN refresh_tokens t ON t.token_hash = r.old_hash \
          JOIN sessions s ON s.id = t.session_id WHERE {} \
          RETURNING replaces, session_id AS rotated_session, \
-         (SELECT a.id FROM sessions s JOIN accounts a ON a.id = s.account_id \
-          WHERE s.id = refresh_tokens.session_id) AS account_id, \
-         (SELECT a.organization_id FROM sessions s JOIN accounts a ON a.id = s.account_id \
-          WHERE s.id = refresh_tokens.session_id) AS organization_id, \
-         (SELECT a.role FROM sessions s JOIN accounts a ON a.id = s.account_id \
-          WHERE s.id = refresh_tokens.session_id) AS role, \
-         (SELECT s.amr FROM sessions s WHERE s.id = refresh_tokens.session_id) AS amr",
+         (SELECT json_array(a.id, a.organization_id, a.role, s.amr) FROM sessions s \
+          JOIN accounts a ON a.id = s.account_id WHERE s.id = refresh_tokens.session_id) AS who",
         anonymous_rows(5, batch.len()),
         super::sql::claimable("t", "r.now", "?", "cs.client_id IS r.client_id"),
     );
