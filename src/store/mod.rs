@@ -1022,8 +1022,10 @@ pub trait Tx: Send {
     /// Takes up to `sessions` sessions that ended (expired or were revoked) before `cut`, deletes
     /// at most `tokens` of their refresh tokens, and then those of them with no token left;
     /// returns (tokens, sessions) deleted. The sessions come from the indexes on the times they
-    /// ended, and the tokens from the index on their session, so a batch reads about what it
-    /// deletes, however many live tokens there are.
+    /// ended, and the tokens by following each session's chain from its first token (the one
+    /// token indexed by its session, migration 0024; a chain cut short has the token left first
+    /// made its first), so a batch reads about what it deletes, however many live tokens there
+    /// are.
     async fn delete_ended_sessions(
         &mut self,
         cut: i64,
@@ -1062,8 +1064,9 @@ pub trait Tx: Send {
     /// id order, so that two owners leaving at once wait for each other instead of deadlocking,
     /// and cannot both count on the other staying).
     async fn owners(&mut self, organization_id: &str) -> StoreResult<Vec<String>>;
-    /// Deletes an account with its sessions, refresh tokens and links (by cascade) and the
-    /// outbox emails addressed to it; false if there was none.
+    /// Deletes an account with its sessions and links (by cascade), its sessions' refresh
+    /// tokens (their chains, `sql::token_chains`: no foreign key ties a token to its session,
+    /// migration 0024) and the outbox emails addressed to it; false if there was none.
     async fn delete_account(&mut self, id: &str) -> StoreResult<bool>;
     /// The account's TOTP factor, locked until the transaction ends on PostgreSQL.
     async fn totp_factor(&mut self, account_id: &str) -> StoreResult<Option<TotpRecord>>;
