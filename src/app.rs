@@ -210,6 +210,7 @@ impl Application {
             }
         });
         crate::core::janitor::start(Arc::clone(&self.core));
+        self.core.sample_search_texts_in_background();
         crate::core::mail::start(Arc::clone(&self.core));
         let core = Arc::clone(&self.core);
         let app = router(AppState { core: self.core });

@@ -3,7 +3,6 @@
 
 use crate::config::MemberListPesel;
 use crate::core::actor::{DeleteMembers, Granted, ManageMembers, TransferMembers};
-use crate::core::search_plan::{self, TrigramSample};
 use crate::core::{AuditAction, Core, CoreError, CoreResult, now_ms};
 use crate::domain::{
     FieldError, MemberPatch, NewMember, Pesel, Problem, SearchText, Voivodeship, search_key,
@@ -12,7 +11,6 @@ use crate::domain::{
 use crate::store::{
     MemberFilter, MemberRecord, MemberSort, StoreError, TrailEntry, UniqueField, VersionedUpdate,
 };
-use std::time::Instant;
 
 /// Which members to list, as the client asked.
 #[derive(Debug, Clone)]
@@ -213,31 +211,20 @@ pub(crate) fn new_record(
 }
 
 impl Core {
-    /// The trigrams of `q` a search asks the index for ([`crate::core::search_plan`]), from a
-    /// sample taken at the first search and again after `SAMPLE_TTL` or an import.
+    /// The trigrams of `q` a search asks the index for ([`crate::core::search_plan`]).
     async fn search_trigrams(&self, q: &str) -> CoreResult<Vec<String>> {
-        let now = Instant::now();
-        {
-            let sample = self.search_sample.lock().unwrap_or_else(|e| e.into_inner());
-            if !sample.stale(now) {
-                return Ok(sample.choose(q));
-            }
-        }
-        let texts = self
-            .store
-            .sample_search_texts(search_plan::SAMPLE_ROWS)
-            .await?;
-        // Only which rows hold which trigram is kept; the texts go here.
-        let sample = TrigramSample::from_texts(&texts);
-        drop(texts);
-        let chosen = sample.choose(q);
-        *self.search_sample.lock().unwrap_or_else(|e| e.into_inner()) = sample;
-        Ok(chosen)
+        Ok(self.search_sample.choose(&self.store, q).await?)
+    }
+
+    /// Takes a sample of the search texts in the background (at start-up: the first search
+    /// then need not wait for one).
+    pub fn sample_search_texts_in_background(&self) {
+        self.search_sample.take_in_background(&self.store);
     }
 
     /// Makes the next search take a new sample (after an import changed the register).
     pub(crate) fn forget_search_sample(&self) {
-        *self.search_sample.lock().unwrap_or_else(|e| e.into_inner()) = TrigramSample::default();
+        self.search_sample.forget();
     }
 
     pub async fn list_members(

@@ -135,7 +135,7 @@ pub struct Core {
     /// The WebAuthn relying party (`public_url`'s host) for passkeys.
     webauthn: webauthn_rs::Webauthn,
     /// Which trigrams a sample of the members' search texts holds, to plan searches.
-    search_sample: Mutex<search_plan::TrigramSample>,
+    search_sample: Arc<search_plan::SearchSample>,
 }
 
 impl Core {
@@ -189,7 +189,7 @@ impl Core {
             masked_pesels: Mutex::new(HashMap::new()),
             audit_queue,
             webauthn,
-            search_sample: Mutex::new(search_plan::TrigramSample::default()),
+            search_sample: Arc::default(),
         }))
     }
 

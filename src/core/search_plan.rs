@@ -15,12 +15,18 @@
 //! sampled rows holding all of those taken, while one still leaves fewer (at most four, none
 //! held by more than half the sample).
 //!
-//! The sample is [`SAMPLE_ROWS`] random rows of every organization, taken at the first search
-//! and again after [`SAMPLE_TTL`] or an import; only which sampled rows hold which trigram is
-//! kept (as bit sets), never the texts. Stale or odd samples make a search slower, never wrong.
+//! The sample is [`SAMPLE_ROWS`] random rows of every organization ([`SearchSample`]): taken in
+//! the background when the server starts, and again, in the background, by the first search
+//! that finds it older than [`SAMPLE_TTL`]; after an import, by the next search, which waits
+//! for it. Only which sampled rows hold which trigram is kept (as bit sets), never the texts.
+//! Stale or odd samples make a search slower, never wrong.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::store::{DynStore, StoreResult};
 
 /// How many stored search texts a sample reads.
 pub(crate) const SAMPLE_ROWS: i64 = 1_024;
@@ -124,6 +130,120 @@ impl TrigramSample {
     }
 }
 
+/// The sample searches are planned from, and the taking of the next.
+///
+/// A search waits for a sample only when there is none (before the first, or after an import
+/// made the last one worthless). One that is merely old is used while its successor is taken
+/// in the background: reading a sample of a large register costs a random read for each of a
+/// thousand rows on SQLite, and a pass over the narrow search table on PostgreSQL, and on a
+/// machine whose page cache had let the file go, the search that took it waited 300 ms for
+/// those reads, and the three beside it waited with it (the bench's search p99 is about such
+/// stalls: wrk counts each in place of the requests it held up).
+#[derive(Default)]
+pub(crate) struct SearchSample {
+    current: Mutex<TrigramSample>,
+    /// Held while a sample is taken, so one is taken at a time.
+    taking: Arc<tokio::sync::Mutex<()>>,
+    /// Counts `forget`s: a sample read before one is not kept after it.
+    generation: AtomicU64,
+}
+
+impl SearchSample {
+    fn current(&self) -> MutexGuard<'_, TrigramSample> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The trigrams of `q` to ask the index for ([`TrigramSample::choose`]).
+    pub(crate) async fn choose(
+        self: &Arc<Self>,
+        store: &DynStore,
+        q: &str,
+    ) -> StoreResult<Vec<String>> {
+        let now = Instant::now();
+        {
+            let sample = self.current();
+            if sample.taken_at.is_some() {
+                if sample.stale(now) {
+                    self.take_in_background(store);
+                }
+                return Ok(sample.choose(q));
+            }
+        }
+        let _taking = self.taking.lock().await;
+        let generation = self.generation.load(Ordering::Acquire);
+        {
+            // Taken while this search waited its turn.
+            let sample = self.current();
+            if sample.taken_at.is_some() {
+                return Ok(sample.choose(q));
+            }
+        }
+        let sample = take(store).await?;
+        let chosen = sample.choose(q);
+        self.keep(sample, generation);
+        Ok(chosen)
+    }
+
+    /// Takes a new sample on a task of its own, unless one is being taken.
+    pub(crate) fn take_in_background(self: &Arc<Self>, store: &DynStore) {
+        let Ok(taking) = self.taking.clone().try_lock_owned() else {
+            return;
+        };
+        let (this, store) = (Arc::clone(self), store.clone());
+        tokio::spawn(async move {
+            let generation = this.generation.load(Ordering::Acquire);
+            match take(&store).await {
+                Ok(sample) => this.keep(sample, generation),
+                // The searches go on with the sample they have.
+                Err(e) => tracing::warn!(error = %e, "taking a sample of the search texts failed"),
+            }
+            drop(taking);
+        });
+    }
+
+    /// Drops the sample (after an import changed the register): the next search waits for a
+    /// new one, and one being read meanwhile is not kept.
+    pub(crate) fn forget(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *self.current() = TrigramSample::default();
+    }
+
+    fn keep(&self, sample: TrigramSample, generation: u64) {
+        let mut current = self.current();
+        if self.generation.load(Ordering::Acquire) == generation {
+            *current = sample;
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn taken_at(&self) -> Option<Instant> {
+        self.current().taken_at
+    }
+
+    /// Holds the taking of samples, as a slow read would.
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.taking
+            .clone()
+            .try_lock_owned()
+            .expect("no sample being taken")
+    }
+
+    /// Makes the sample older by `age` (tests move the clock this way).
+    #[cfg(test)]
+    pub(crate) fn age_by(&self, age: Duration) {
+        let mut current = self.current();
+        current.taken_at = current.taken_at.and_then(|at| at.checked_sub(age));
+    }
+}
+
+/// Reads a sample of the stored search texts and notes their trigrams.
+async fn take(store: &DynStore) -> StoreResult<TrigramSample> {
+    let texts = store.sample_search_texts(SAMPLE_ROWS).await?;
+    // Only which rows hold which trigram is kept; the texts go here.
+    Ok(TrigramSample::from_texts(&texts))
+}
+
 /// A trigram both indexes hold as such.
 fn indexable(t: &[char; 3]) -> bool {
     t.iter().all(char::is_ascii_alphanumeric)
@@ -174,6 +294,24 @@ mod tests {
         assert!(counts.choose("жук").is_empty());
         // A repeated trigram is asked for once.
         assert_eq!(counts.choose("aaaa"), ["aaa"]);
+    }
+
+    /// A sample read before an import is not kept after it: the next search takes one of
+    /// the register as it is now.
+    #[test]
+    fn a_sample_read_before_it_was_forgotten_is_dropped() {
+        let searches = super::SearchSample::default();
+        let before = searches
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        searches.forget();
+        searches.keep(sample(), before);
+        assert_eq!(searches.taken_at(), None);
+        let now = searches
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        searches.keep(sample(), now);
+        assert!(searches.taken_at().is_some());
     }
 
     #[test]

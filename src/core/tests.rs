@@ -1032,3 +1032,79 @@ async fn the_janitor_works_through_a_backlog_batch_by_batch() {
     // Bob's session is whole.
     assert!(core.refresh(&live.refresh_token, &client()).await.is_ok());
 }
+
+/// A search waits for the sample it is planned from only when there is none; an old one is
+/// used while its successor is taken in the background (`search_plan::SearchSample`). The
+/// test holds the sampling itself, as a slow database would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_waits_for_a_sample_only_when_there_is_none() {
+    use crate::core::members::MemberListing;
+    use crate::domain::SearchText;
+    use std::time::Duration;
+    let core = scratch(|_| {}).await;
+    core.register(registration("owner"), &client(), false)
+        .await
+        .unwrap();
+    let (owner, _) = logged_in(&core, "owner").await;
+    let granted = actor(&owner).grant::<ManageMembers>().unwrap();
+    core.create_member(
+        &granted,
+        NewMember::parse(member_form("44051401359")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let search = |core: Arc<Core>, actor: Actor| async move {
+        let listing = MemberListing {
+            q: Some(SearchText::parse("nowak").unwrap()),
+            ..MemberListing::default()
+        };
+        let granted = actor.grant::<ManageMembers>().unwrap();
+        core.list_members(&granted, listing).await.unwrap().total
+    };
+    let sample = Arc::clone(&core.search_sample);
+    assert_eq!(sample.taken_at(), None);
+
+    // None yet: the search waits while a sample is being taken, and finds it after.
+    let held = sample.hold();
+    let waiting = tokio::spawn(search(Arc::clone(&core), actor(&owner)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "searched without a sample");
+    drop(held);
+    assert_eq!(waiting.await.unwrap(), 1);
+    let first = sample.taken_at().expect("the waiting search took one");
+
+    // Old: used as it is while another is being taken; the search does not wait for it.
+    sample.age_by(crate::core::search_plan::SAMPLE_TTL);
+    let aged = sample.taken_at();
+    let held = sample.hold();
+    let searched = tokio::time::timeout(
+        Duration::from_secs(10),
+        search(Arc::clone(&core), actor(&owner)),
+    )
+    .await;
+    assert_eq!(searched.ok(), Some(1), "an old sample held the search up");
+    assert_eq!(sample.taken_at(), aged);
+    drop(held);
+    // The next search finds it old and takes a new one in the background.
+    assert_eq!(search(Arc::clone(&core), actor(&owner)).await, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sample.taken_at() == aged {
+        assert!(std::time::Instant::now() < deadline, "no new sample");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sample.taken_at() >= Some(first));
+
+    // After an import: none again, so the next search waits for one.
+    core.forget_search_sample();
+    assert_eq!(sample.taken_at(), None);
+    let held = sample.hold();
+    let waiting = tokio::spawn(search(Arc::clone(&core), actor(&owner)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "searched without a sample after an import"
+    );
+    drop(held);
+    assert_eq!(waiting.await.unwrap(), 1);
+    assert!(sample.taken_at().is_some());
+}
