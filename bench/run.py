@@ -22,6 +22,7 @@ file in its data directory.
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -182,6 +183,7 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
         pid, name = perf
         recorder = subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "499", "-p", str(pid), "-o",
                                      os.path.join(ROOT, "target", f"perf-{name}.data")], cwd=ROOT)
+    started = time.strftime("%H:%M:%S", time.gmtime())
     out = subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, text=True).stdout
     if recorder:
         recorder.send_signal(signal.SIGINT)
@@ -193,6 +195,8 @@ def wrk(script, url, connections, extra_env=None, duration=DURATION, perf=None):
         if l.startswith("COUNTS "):
             result.update(json.loads(l[len("COUNTS "):]))
     result["command"] = " ".join(cmd)
+    # When it ran (UTC, as the server's log): to find a scenario's slow lines (keep_slow_lines).
+    result["started"] = started
     if perf:
         # CPU the server spent per request: steadier than requests/s on a shared machine,
         # where another tenant's load lowers throughput but not the work each request does.
@@ -390,8 +394,24 @@ def bench_backend(name, database_url, tokens_users=64):
             hello[0].wait(timeout=30)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+        keep_slow_lines(os.path.join(data_dir, "brama.log"), name)
         shutil.rmtree(data_dir, ignore_errors=True)
     return results
+
+
+def keep_slow_lines(log, name, slow_ms=20):
+    """Keeps, of the server's log, every line that is not an access line and every access line
+    of a request that took `slow_ms` or more, in target/bench-<backend>-slow.log: wrk's p99 is
+    corrected for coordinated omission (a request that stalls S ms adds about S divided by the
+    mean interval of a connection of samples below it), so one stall of a few hundred
+    milliseconds is the p99 of a ten-second run, and this says when it was and what else the
+    server logged then."""
+    slow = re.compile(r"latency_ms=(\d+)")
+    with open(log, errors="replace") as src, open(os.path.join(ROOT, "target", f"bench-{name}-slow.log"), "w") as out:
+        for line in src:
+            m = slow.search(line)
+            if not m or int(m.group(1)) >= slow_ms:
+                out.write(line)
 
 
 def metric_sum(base, name):
