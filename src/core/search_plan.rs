@@ -32,6 +32,8 @@ use crate::store::{DynStore, StoreResult};
 pub(crate) const SAMPLE_ROWS: i64 = 1_024;
 /// How long a sample is used before the next search takes a new one.
 pub(crate) const SAMPLE_TTL: Duration = Duration::from_secs(600);
+/// How long after a sample could not be taken the next try waits.
+pub(crate) const SAMPLE_RETRY: Duration = Duration::from_secs(10);
 /// At most this many trigrams are asked for.
 const MAX_TRIGRAMS: usize = 4;
 
@@ -40,7 +42,8 @@ const MAX_TRIGRAMS: usize = 4;
 pub(crate) struct TrigramSample {
     rows: usize,
     holders: HashMap<[char; 3], Vec<u64>>,
-    taken_at: Option<Instant>,
+    /// When it grows old (`SAMPLE_TTL` after it was taken); `None`: not taken.
+    due_at: Option<Instant>,
 }
 
 impl TrigramSample {
@@ -61,7 +64,7 @@ impl TrigramSample {
         TrigramSample {
             rows: texts.len(),
             holders,
-            taken_at: Some(Instant::now()),
+            due_at: Some(Instant::now() + SAMPLE_TTL),
         }
     }
 
@@ -125,8 +128,7 @@ impl TrigramSample {
 
     /// Whether this sample is missing or older than [`SAMPLE_TTL`].
     pub(crate) fn stale(&self, now: Instant) -> bool {
-        self.taken_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= SAMPLE_TTL)
+        self.due_at.is_none_or(|due| now >= due)
     }
 }
 
@@ -146,11 +148,17 @@ pub(crate) struct SearchSample {
     taking: Arc<tokio::sync::Mutex<()>>,
     /// Counts `forget`s: a sample read before one is not kept after it.
     generation: AtomicU64,
+    /// After a sample could not be taken: when the next search may try again.
+    retry_at: Mutex<Option<Instant>>,
 }
 
 impl SearchSample {
     fn current(&self) -> MutexGuard<'_, TrigramSample> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn retry_at(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.retry_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The trigrams of `q` to ask the index for ([`TrigramSample::choose`]).
@@ -162,8 +170,8 @@ impl SearchSample {
         let now = Instant::now();
         {
             let sample = self.current();
-            if sample.taken_at.is_some() {
-                if sample.stale(now) {
+            if sample.due_at.is_some() {
+                if sample.stale(now) && self.retry_at().is_none_or(|at| now >= at) {
                     self.take_in_background(store);
                 }
                 return Ok(sample.choose(q));
@@ -174,7 +182,7 @@ impl SearchSample {
         {
             // Taken while this search waited its turn.
             let sample = self.current();
-            if sample.taken_at.is_some() {
+            if sample.due_at.is_some() {
                 return Ok(sample.choose(q));
             }
         }
@@ -194,8 +202,13 @@ impl SearchSample {
             let generation = this.generation.load(Ordering::Acquire);
             match take(&store).await {
                 Ok(sample) => this.keep(sample, generation),
-                // The searches go on with the sample they have.
-                Err(e) => tracing::warn!(error = %e, "taking a sample of the search texts failed"),
+                // The searches go on with the sample they have, and none tries again for
+                // `SAMPLE_RETRY`: a database that fails is not asked again by every search,
+                // nor is its failure logged for each.
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking a sample of the search texts failed");
+                    *this.retry_at() = Some(Instant::now() + SAMPLE_RETRY);
+                }
             }
             drop(taking);
         });
@@ -216,8 +229,8 @@ impl SearchSample {
     }
 
     #[cfg(test)]
-    pub(crate) fn taken_at(&self) -> Option<Instant> {
-        self.current().taken_at
+    pub(crate) fn due_at(&self) -> Option<Instant> {
+        self.current().due_at
     }
 
     /// Holds the taking of samples, as a slow read would.
@@ -229,11 +242,25 @@ impl SearchSample {
             .expect("no sample being taken")
     }
 
-    /// Makes the sample older by `age` (tests move the clock this way).
+    /// Makes the sample, and the time to try again, older by `age` (tests move the clock
+    /// this way).
     #[cfg(test)]
     pub(crate) fn age_by(&self, age: Duration) {
         let mut current = self.current();
-        current.taken_at = current.taken_at.and_then(|at| at.checked_sub(age));
+        current.due_at = current.due_at.and_then(|at| at.checked_sub(age));
+        let mut retry_at = self.retry_at();
+        *retry_at = retry_at.and_then(|at| at.checked_sub(age));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn retry_due(&self) -> Option<Instant> {
+        *self.retry_at()
+    }
+
+    /// Waits until no sample is being taken.
+    #[cfg(test)]
+    pub(crate) async fn idle(&self) {
+        drop(self.taking.lock().await);
     }
 }
 
@@ -306,12 +333,12 @@ mod tests {
             .load(std::sync::atomic::Ordering::Acquire);
         searches.forget();
         searches.keep(sample(), before);
-        assert_eq!(searches.taken_at(), None);
+        assert_eq!(searches.due_at(), None);
         let now = searches
             .generation
             .load(std::sync::atomic::Ordering::Acquire);
         searches.keep(sample(), now);
-        assert!(searches.taken_at().is_some());
+        assert!(searches.due_at().is_some());
     }
 
     #[test]

@@ -1040,6 +1040,7 @@ async fn the_janitor_works_through_a_backlog_batch_by_batch() {
 async fn a_search_waits_for_a_sample_only_when_there_is_none() {
     use crate::core::members::MemberListing;
     use crate::domain::SearchText;
+    use crate::store::MemberSort;
     use std::time::Duration;
     let core = scratch(|_| {}).await;
     core.register(registration("owner"), &client(), false)
@@ -1054,15 +1055,26 @@ async fn a_search_waits_for_a_sample_only_when_there_is_none() {
     .await
     .unwrap();
     let search = |core: Arc<Core>, actor: Actor| async move {
+        // Sorted by first name: SQLite plans it (its search by surname asks for the phrase).
         let listing = MemberListing {
             q: Some(SearchText::parse("nowak").unwrap()),
+            sort: MemberSort::Imie,
             ..MemberListing::default()
         };
         let granted = actor.grant::<ManageMembers>().unwrap();
         core.list_members(&granted, listing).await.unwrap().total
     };
     let sample = Arc::clone(&core.search_sample);
-    assert_eq!(sample.taken_at(), None);
+    // SQLite's search by surname (the page's default) is not planned: it takes no sample.
+    let by_surname = MemberListing {
+        q: Some(SearchText::parse("nowak").unwrap()),
+        ..MemberListing::default()
+    };
+    assert_eq!(
+        core.list_members(&granted, by_surname).await.unwrap().total,
+        1
+    );
+    assert_eq!(sample.due_at(), None);
 
     // None yet: the search waits while a sample is being taken, and finds it after.
     let held = sample.hold();
@@ -1071,11 +1083,11 @@ async fn a_search_waits_for_a_sample_only_when_there_is_none() {
     assert!(!waiting.is_finished(), "searched without a sample");
     drop(held);
     assert_eq!(waiting.await.unwrap(), 1);
-    let first = sample.taken_at().expect("the waiting search took one");
+    let first = sample.due_at().expect("the waiting search took one");
 
     // Old: used as it is while another is being taken; the search does not wait for it.
     sample.age_by(crate::core::search_plan::SAMPLE_TTL);
-    let aged = sample.taken_at();
+    let aged = sample.due_at();
     let held = sample.hold();
     let searched = tokio::time::timeout(
         Duration::from_secs(10),
@@ -1083,20 +1095,20 @@ async fn a_search_waits_for_a_sample_only_when_there_is_none() {
     )
     .await;
     assert_eq!(searched.ok(), Some(1), "an old sample held the search up");
-    assert_eq!(sample.taken_at(), aged);
+    assert_eq!(sample.due_at(), aged);
     drop(held);
     // The next search finds it old and takes a new one in the background.
     assert_eq!(search(Arc::clone(&core), actor(&owner)).await, 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sample.taken_at() == aged {
+    while sample.due_at() == aged {
         assert!(std::time::Instant::now() < deadline, "no new sample");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(sample.taken_at() >= Some(first));
+    assert!(sample.due_at() >= Some(first));
 
     // After an import: none again, so the next search waits for one.
     core.forget_search_sample();
-    assert_eq!(sample.taken_at(), None);
+    assert_eq!(sample.due_at(), None);
     let held = sample.hold();
     let waiting = tokio::spawn(search(Arc::clone(&core), actor(&owner)));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1106,5 +1118,65 @@ async fn a_search_waits_for_a_sample_only_when_there_is_none() {
     );
     drop(held);
     assert_eq!(waiting.await.unwrap(), 1);
-    assert!(sample.taken_at().is_some());
+    assert!(sample.due_at().is_some());
+}
+
+/// A sample that could not be taken is tried again `SAMPLE_RETRY` later, not by every search
+/// meanwhile; searches go on with the sample they have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sample_is_tried_again_later_not_by_every_search() {
+    use crate::core::search_plan::{SAMPLE_RETRY, SAMPLE_TTL};
+    let core = scratch(|_| {}).await;
+    core.register(registration("owner"), &client(), false)
+        .await
+        .unwrap();
+    let (owner, _) = logged_in(&core, "owner").await;
+    let granted = actor(&owner).grant::<ManageMembers>().unwrap();
+    core.create_member(
+        &granted,
+        NewMember::parse(member_form("44051401359")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let sample = Arc::clone(&core.search_sample);
+    // What a search does to plan (the search itself reads the column this test takes away).
+    let search = || async { sample.choose(&core.store, "nowak").await.unwrap() };
+    assert_eq!(search().await, ["now"]);
+    let taken = sample.due_at();
+    assert!(taken.is_some());
+    // The sample reads the stored search texts, which a search sorted by surname does not.
+    execute(
+        &core,
+        "ALTER TABLE members RENAME COLUMN search TO search_gone",
+        &[],
+    )
+    .await;
+    sample.age_by(SAMPLE_TTL);
+    let aged = sample.due_at();
+    assert_eq!(search().await, ["now"]);
+    sample.idle().await;
+    let retry = sample
+        .retry_due()
+        .expect("the failed sample set a time to try again");
+    for _ in 0..5 {
+        assert_eq!(search().await, ["now"]);
+    }
+    sample.idle().await;
+    assert_eq!(
+        sample.retry_due(),
+        Some(retry),
+        "a search tried again before its time"
+    );
+    assert_eq!(sample.due_at(), aged);
+    // Once that time has come, the next search tries again, and this time it works.
+    execute(
+        &core,
+        "ALTER TABLE members RENAME COLUMN search_gone TO search",
+        &[],
+    )
+    .await;
+    sample.age_by(SAMPLE_RETRY);
+    assert_eq!(search().await, ["now"]);
+    sample.idle().await;
+    assert!(sample.due_at() > aged, "no new sample");
 }

@@ -106,6 +106,10 @@ forwarding! {
             self.inner.backend()
         }
 
+        fn search_index(&self) -> crate::store::SearchIndex {
+            self.inner.search_index()
+        }
+
         async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
             let inner = within(self.limit, self.inner.begin()).await?;
             Ok(Box::new(DeadlineTx {

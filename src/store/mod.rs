@@ -614,6 +614,21 @@ pub struct MemberFilter {
 }
 
 impl MemberFilter {
+    /// Whether a backend searching with `index` asks it for chosen trigrams of `q`
+    /// (`index_trigrams`), which the core then plans from its sample (`core::search_plan`).
+    /// SQLite's search sorted by surname asks its index for the whole query as a phrase, and a
+    /// query under three characters is scanned: neither is planned, so neither waits for a
+    /// sample.
+    pub(crate) fn wants_trigrams(&self, index: SearchIndex) -> bool {
+        let Some(q) = &self.q else {
+            return false;
+        };
+        match index {
+            SearchIndex::LikeTrigram => true,
+            SearchIndex::Fts5 => q.chars().count() >= 3 && self.surname_search().is_none(),
+        }
+    }
+
     /// `q`, when this is a search sorted by surname with no other filter (the page's default),
     /// which both backends answer from their search tables in surname order.
     pub(crate) fn surname_search(&self) -> Option<&str> {
@@ -732,6 +747,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+    /// How this backend finds members by a substring of their search text.
+    fn search_index(&self) -> SearchIndex;
     async fn ping(&self) -> StoreResult<()>;
 
     /// Starts a write transaction: see [`Tx`].
@@ -1287,7 +1304,7 @@ pub fn escape_like(text: &str) -> String {
 
 /// How a backend finds members by a substring of their `search` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SearchIndex {
+pub enum SearchIndex {
     /// `LIKE` on the `search` column of PostgreSQL's narrow `member_search` table, which a
     /// trigram GIN index (pg_trgm) serves (`like_trigram`).
     LikeTrigram,

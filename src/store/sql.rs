@@ -190,6 +190,10 @@ macro_rules! sql_store {
                 $backend
             }
 
+            fn search_index(&self) -> $crate::store::SearchIndex {
+                Self::SEARCH_INDEX
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
