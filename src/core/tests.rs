@@ -1033,15 +1033,8 @@ async fn the_janitor_works_through_a_backlog_batch_by_batch() {
     assert!(core.refresh(&live.refresh_token, &client()).await.is_ok());
 }
 
-/// A search waits for the sample it is planned from only when there is none; an old one is
-/// used while its successor is taken in the background (`search_plan::SearchSample`). The
-/// test holds the sampling itself, as a slow database would.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_search_waits_for_a_sample_only_when_there_is_none() {
-    use crate::core::members::MemberListing;
-    use crate::domain::SearchText;
-    use crate::store::MemberSort;
-    use std::time::Duration;
+/// A scratch core whose owner has put one member, Anna Nowak, in the register.
+async fn with_one_member() -> (Scratch, Caller) {
     let core = scratch(|_| {}).await;
     core.register(registration("owner"), &client(), false)
         .await
@@ -1054,6 +1047,20 @@ async fn a_search_waits_for_a_sample_only_when_there_is_none() {
     )
     .await
     .unwrap();
+    (core, owner)
+}
+
+/// A search waits for the sample it is planned from only when there is none; an old one is
+/// used while its successor is taken in the background (`search_plan::SearchSample`). The
+/// test holds the sampling itself, as a slow database would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_waits_for_a_sample_only_when_there_is_none() {
+    use crate::core::members::MemberListing;
+    use crate::domain::SearchText;
+    use crate::store::MemberSort;
+    use std::time::Duration;
+    let (core, owner) = with_one_member().await;
+    let granted = actor(&owner).grant::<ManageMembers>().unwrap();
     let search = |core: Arc<Core>, actor: Actor| async move {
         // Sorted by first name: SQLite plans it (its search by surname asks for the phrase).
         let listing = MemberListing {
@@ -1126,18 +1133,7 @@ async fn a_search_waits_for_a_sample_only_when_there_is_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sample_is_tried_again_later_not_by_every_search() {
     use crate::core::search_plan::{SAMPLE_RETRY, SAMPLE_TTL};
-    let core = scratch(|_| {}).await;
-    core.register(registration("owner"), &client(), false)
-        .await
-        .unwrap();
-    let (owner, _) = logged_in(&core, "owner").await;
-    let granted = actor(&owner).grant::<ManageMembers>().unwrap();
-    core.create_member(
-        &granted,
-        NewMember::parse(member_form("44051401359")).unwrap(),
-    )
-    .await
-    .unwrap();
+    let (core, _) = with_one_member().await;
     let sample = Arc::clone(&core.search_sample);
     // What a search does to plan (the search itself reads the column this test takes away).
     let search = || async { sample.choose(&core.store, "nowak").await.unwrap() };
