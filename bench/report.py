@@ -81,7 +81,10 @@ for backend, r in runs.items():
 
 lines += ["Server CPU is brama's user + system time (all threads, from `/proc`) over the requests of the run;",
           "on this shared virtual machine it is steadier than requests/s. With PostgreSQL, the database's own",
-          "processes are not counted.", "",
+          "processes are not counted. The p50 and p99 are wrk's, which corrects for coordinated omission: a",
+          "request slower than twice a connection's mean interval adds a sample at each interval below it, so",
+          "one stall of a few hundred milliseconds is a ten-second run's p99 (bench/NOTES.md, issue 18,",
+          "eighteenth session; `target/bench-<backend>-slow.log` keeps the server's slow lines of the last run).", "",
           "## Targets (issues 7, 12, 17 and 18)", "", "| target | sqlite | postgres |", "|---|---|---|"]
 
 
