@@ -16,9 +16,10 @@
 //! held by more than half the sample).
 //!
 //! The sample is [`SAMPLE_ROWS`] random rows of every organization ([`SearchSample`]): taken in
-//! the background when the server starts, and again, in the background, by the first search
-//! that finds it older than [`SAMPLE_TTL`]; after an import, by the next search, which waits
-//! for it. Only which sampled rows hold which trigram is kept (as bit sets), never the texts.
+//! the background when the server starts (where the default search, by surname, is planned:
+//! PostgreSQL), and again, in the background, by the first search that finds it older than
+//! [`SAMPLE_TTL`]; by the first planned search and the first after an import, which wait for
+//! it. Searches that are not planned (`MemberFilter::wants_trigrams`) take none. Only which sampled rows hold which trigram is kept (as bit sets), never the texts.
 //! Stale or odd samples make a search slower, never wrong.
 
 use std::collections::HashMap;

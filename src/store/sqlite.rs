@@ -620,17 +620,6 @@ fn wal_file(options: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
         .then(|| std::path::PathBuf::from(format!("{name}-wal")))
 }
 
-/// Copies the WAL's pages into the database file from a reader's connection, every
-/// `CHECKPOINT_EVERY` while it is being written, so that the writer does not: a checkpoint
-/// copies each page changed since the last, with two fsyncs, and run by the writer after its
-/// commit it held up every write behind it. Refreshes on one core, in one window: 9 200–9 800/s
-/// when the writer checkpointed every 4 000 pages; 10 000–10 200/s with this beside it;
-/// 10 800–11 400/s with this and the writer's at 16 000 pages (`WRITER_CHECKPOINT`); with no
-/// checkpoint at all (the WAL grew by 190 MB a second) 10 300–11 000/s, the core all used.
-/// The p99 stayed at 31–36 ms in each but the last (9 ms). `PASSIVE` never waits for the
-/// writer or for readers; it copies what it can. The look at the WAL is a `stat`, taken on the
-/// runtime's thread (a few microseconds on a local file). Stops once the store is gone
-/// (nothing can send it rotations any more).
 /// SQLite's query planner stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`) for a pool's
 /// connection: a statement is planned once, from the statistics, and never again from the values
 /// bound to it.
@@ -666,6 +655,17 @@ async fn plans_ignore_bound_values(conn: &mut sqlx::SqliteConnection) -> Result<
     Ok(())
 }
 
+/// Copies the WAL's pages into the database file from a reader's connection, every
+/// `CHECKPOINT_EVERY` while it is being written, so that the writer does not: a checkpoint
+/// copies each page changed since the last, with two fsyncs, and run by the writer after its
+/// commit it held up every write behind it. Refreshes on one core, in one window: 9 200–9 800/s
+/// when the writer checkpointed every 4 000 pages; 10 000–10 200/s with this beside it;
+/// 10 800–11 400/s with this and the writer's at 16 000 pages (`WRITER_CHECKPOINT`); with no
+/// checkpoint at all (the WAL grew by 190 MB a second) 10 300–11 000/s, the core all used.
+/// The p99 stayed at 31–36 ms in each but the last (9 ms). `PASSIVE` never waits for the
+/// writer or for readers; it copies what it can. The look at the WAL is a `stat`, taken on the
+/// runtime's thread (a few microseconds on a local file). Stops once the store is gone
+/// (nothing can send it rotations any more).
 async fn checkpoint_in_background(
     pool: SqlitePool,
     wal: std::path::PathBuf,
